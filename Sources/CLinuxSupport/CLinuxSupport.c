@@ -1,0 +1,7 @@
+#define _GNU_SOURCE
+#include <sched.h>
+#include <unistd.h>
+#include "CLinuxSupport.h"
+
+int lttfs_sched_getcpu(void) { return sched_getcpu(); }
+int lttfs_gettid(void) { return (int)gettid(); }

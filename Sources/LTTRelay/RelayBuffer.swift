@@ -1,0 +1,229 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Synchronization
+
+/// One per-CPU buffer of a channel: a `RelayRing` under a lock, plus what
+/// the kernel kept around it (the reader count of `_ltt_open`, the reader and
+/// writer wait queues, the memory).
+///
+/// Producers hold the lock from reserve to commit, exactly like the seed's
+/// spinlock with interrupts off; inside it they only compute, copy and store.
+/// They never wake anybody: a delivery sets `readersToWake`, which one
+/// notifier thread turns into poll notifications (`ltt_relay_async_wakeup_chan`).
+public final class RelayBuffer: @unchecked Sendable {
+    public let geometry: RelayGeometry
+    public let overwrite: Bool
+    public let cpu: Int
+    /// The ring's bytes, never moved or freed while the buffer lives.
+    public let memory: UnsafeMutableRawPointer
+    @usableFromInline let commitCounts: UnsafeMutablePointer<UInt64>
+    @usableFromInline let ring: Mutex<RelayRing>
+    @usableFromInline let clock: @Sendable () -> UInt64
+    /// Events lost because they were recorded from inside the tracer; folded
+    /// into the ring's count by the next writer that holds the lock.
+    @usableFromInline let nestedLost = Atomic<UInt64>(0)
+    /// Set when a sub-buffer was delivered or the buffer finalized; cleared
+    /// by the notifier when it wakes the readers.
+    @usableFromInline let readersToWake = Atomic<Bool>(false)
+    private let readers = Atomic<Int>(0)
+    let writerWait = WriterWaitQueue()
+
+    /// `LTT_RESERVE_CRITICAL`: room a blocking writer leaves for the others.
+    public static let reserveCritical: UInt64 = 4096
+
+    public init(geometry: RelayGeometry, overwrite: Bool, cpu: Int, trace: TraceHeaderFields,
+                clock: @escaping @Sendable () -> UInt64) {
+        self.geometry = geometry
+        self.overwrite = overwrite
+        self.cpu = cpu
+        self.clock = clock
+        var raw: UnsafeMutableRawPointer?
+        let rc = posix_memalign(&raw, 4096, Int(geometry.allocSize))
+        precondition(rc == 0 && raw != nil, "cannot allocate \(geometry.allocSize) bytes for a relay buffer")
+        memory = raw!
+        memset(memory, 0, Int(geometry.allocSize))
+        commitCounts = .allocate(capacity: Int(geometry.subbufferCount))
+        ring = Mutex(RelayRing(geometry: geometry, overwrite: overwrite, trace: trace,
+                               memory: memory, commitCount: commitCounts))
+    }
+
+    deinit {
+        free(memory)
+        commitCounts.deallocate()
+    }
+
+    // MARK: Producers
+
+    /// Records one event: reserves its slot, writes the header and calls
+    /// `payload` with the payload's address, then commits; all under the
+    /// lock. `payload` must only store bytes.
+    @inlinable @inline(__always)
+    public func record(eventID: UInt16, dataSize: UInt64, largestAlign: UInt64,
+                       sizedHeader: Bool = false,
+                       payload: (UnsafeMutableRawPointer) -> Void) -> Result<RelaySlot, ReserveFailure> {
+        guard TracerNesting.enter() else {
+            nestedLost.add(1, ordering: .relaxed)
+            return .failure(.nested)
+        }
+        defer { TracerNesting.leave() }
+        let requested = EventHeader.requestedForm(eventID: eventID, sized: sizedHeader)
+        var wake = false
+        let result = ring.withLock { (ring: inout RelayRing) -> Result<RelaySlot, ReserveFailure> in
+            if nestedLost.load(ordering: .relaxed) != 0 {
+                ring.countLost(nestedLost.exchange(0, ordering: .relaxed))
+            }
+            let result = ring.reserve(dataSize: dataSize, largestAlign: largestAlign, form: requested, tsc: clock())
+            if case .success(let slot) = result {
+                let g = ring.geometry
+                _ = EventHeader.write(to: ring.memory, at: g.bufferOffset(slot.headerOffset), eventID: eventID,
+                                      dataSize: dataSize, tsc: slot.tsc, form: slot.form, trace: ring.trace)
+                payload(ring.memory + Int(g.bufferOffset(slot.payloadOffset)))
+                ring.commit(slot)
+            }
+            if ring.wakeupReaders {
+                ring.wakeupReaders = false
+                wake = true
+            }
+            return result
+        }
+        if wake { readersToWake.store(true, ordering: .releasing) }
+        return result
+    }
+
+    /// What a blocking write can end with, besides success.
+    public enum BlockingWriteError: Error, Equatable, Sendable {
+        case lost(ReserveFailure)
+        /// The wait was cancelled (a signal); nothing was written.
+        case cancelled
+    }
+
+    /// `ltt_relay_user_blocking` then record: in normal mode, waits for a
+    /// reader to free space instead of losing the event, leaving
+    /// `reserveCritical` bytes for non-blocking producers. The wait ends when
+    /// space appears, the buffer is finalized, or `cancellation` fires.
+    public func recordBlocking(eventID: UInt16, dataSize: UInt64, largestAlign: UInt64,
+                               sizedHeader: Bool = false, cancellation: WaitCancellation? = nil,
+                               payload: (UnsafeMutableRawPointer) -> Void) -> Result<RelaySlot, BlockingWriteError> {
+        writerWait.register()
+        defer { writerWait.unregister() }
+        while true {
+            if cancellation?.isCancelled == true { return .failure(.cancelled) }
+            let (mustWait, generation) = ring.withLock { ring in
+                (ring.writerShouldWait(dataSize: dataSize, largestAlign: largestAlign,
+                                       reserveCritical: Self.reserveCritical), writerWait.generation)
+            }
+            if mustWait {
+                guard writerWait.wait(past: generation, cancellation: cancellation) else {
+                    return .failure(.cancelled)
+                }
+                continue
+            }
+            // Space is there, unless another producer took it meanwhile: then
+            // `record` counts a loss, which only a full-speed producer sharing
+            // this buffer can cause.
+            return record(eventID: eventID, dataSize: dataSize, largestAlign: largestAlign,
+                          sizedHeader: sizedHeader, payload: payload).mapError { .lost($0) }
+        }
+    }
+
+    // MARK: Switch and finalize
+
+    /// A live switch (FORCE_ACTIVE); with `onlyIfWritten`, a buffer with no
+    /// event since its last switch is left alone (what a switch timer wants).
+    @discardableResult
+    public func forceSwitch(onlyIfWritten: Bool = false) -> Bool {
+        let switched = ring.withLock { ring -> Bool in
+            if onlyIfWritten && !ring.currentSubbufferHasEvents { return false }
+            let done = ring.forceSwitch(.active, tsc: clock())
+            return done
+        }
+        flagReadersIfNeeded()
+        return switched
+    }
+
+    /// `ltt_relay_finish_buffer`: flush (FORCE_FLUSH), mark finalized, wake
+    /// writers and readers.
+    public func finalize() {
+        ring.withLock { ring in ring.finalize(tsc: clock()) }
+        flagReadersIfNeeded()
+        writerWait.wakeAll()
+    }
+
+    // MARK: Reader side
+
+    /// `_ltt_open`: one reader at a time ("add unless 1").
+    public func openReader() -> Bool {
+        readers.compareExchange(expected: 0, desired: 1, ordering: .acquiringAndReleasing).exchanged
+    }
+
+    /// `_ltt_release`.
+    public func closeReader() {
+        readers.store(0, ordering: .releasing)
+    }
+
+    public var hasReader: Bool { readers.load(ordering: .acquiring) != 0 }
+
+    /// RELAY_GET_SUBBUF: the cookie (low 32 bits of `consumed`).
+    public func getSubbuffer() -> Result<UInt32, SubbufferAccessError> {
+        ring.withLock { $0.getSubbuffer() }.map { UInt32(truncatingIfNeeded: $0) }
+    }
+
+    /// RELAY_PUT_SUBBUF with the cookie GET gave; wakes blocked writers.
+    public func putSubbuffer(cookie: UInt32) throws(SubbufferAccessError) {
+        try ring.withLock { (ring: inout RelayRing) throws(SubbufferAccessError) in try ring.putSubbuffer(cookie: cookie) }
+        writerWait.wakeAll()
+    }
+
+    public var pollState: RelayPollState { ring.withLock { $0.pollState } }
+    public var counters: RelayCounters { ring.withLock { $0.counters } }
+    public var isFinalized: Bool { ring.withLock { $0.finalized } }
+
+    /// Copies what a read at file position `position` returns (the bytes at
+    /// `consumed + position`, up to the writer's sub-buffer) into `destination`.
+    ///
+    /// The range is fixed under the lock; the copy is done outside it, like
+    /// the kernel's splice of ring pages: in normal mode writers never touch
+    /// delivered sub-buffers, and in overwrite mode a sub-buffer overwritten
+    /// while copied is reported by PUT (EIO), as in the seed.
+    public func read(at position: UInt64, into destination: UnsafeMutableRawBufferPointer) -> Int {
+        let (start, available) = ring.withLock { ring in
+            (ring.consumed &+ position, ring.readableBytes(at: position))
+        }
+        return copyOut(from: start, count: Int(min(available, UInt64(destination.count))), into: destination)
+    }
+
+    /// Copies `count` ring bytes starting at position `start`, wrapping at the
+    /// end of the ring memory.
+    func copyOut(from start: UInt64, count: Int, into destination: UnsafeMutableRawBufferPointer) -> Int {
+        guard count > 0, let base = destination.baseAddress else { return 0 }
+        var copied = 0
+        var position = start
+        while copied < count {
+            let index = Int(geometry.bufferOffset(position))
+            let chunk = min(count - copied, Int(geometry.allocSize) - index)
+            memcpy(base + copied, memory + index, chunk)
+            copied += chunk
+            position &+= UInt64(chunk)
+        }
+        return copied
+    }
+
+    /// Test-and-clear of the "readers to wake" flag, for the notifier.
+    public func takeReaderWakeup() -> Bool {
+        readersToWake.exchange(false, ordering: .acquiringAndReleasing)
+    }
+
+    /// Runs `body` on the ring under the lock: for tests and diagnostics.
+    public func withRing<T, E: Error>(_ body: (inout RelayRing) throws(E) -> T) throws(E) -> T {
+        try ring.withLock { (ring: inout RelayRing) throws(E) -> T in try body(&ring) }
+    }
+
+    private func flagReadersIfNeeded() {
+        let wake = ring.withLock { ring -> Bool in
+            defer { ring.wakeupReaders = false }
+            return ring.wakeupReaders
+        }
+        if wake { readersToWake.store(true, ordering: .releasing) }
+    }
+}

@@ -1,0 +1,57 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import CLinuxSupport
+
+/// A channel's buffers: one `RelayBuffer` per CPU, all of one geometry and
+/// mode. A producer records into the buffer of the CPU it runs on; a thread
+/// that migrates between picking the CPU and taking that buffer's lock is
+/// harmless, since each buffer has its own lock (why the locked transport
+/// suits user space).
+public final class RelayChannel: Sendable {
+    public let name: String
+    public let geometry: RelayGeometry
+    public let overwrite: Bool
+    public let buffers: [RelayBuffer]
+
+    public init(name: String, geometry: RelayGeometry, overwrite: Bool, cpuCount: Int,
+                trace: TraceHeaderFields, clock: @escaping @Sendable () -> UInt64) {
+        precondition(cpuCount > 0)
+        self.name = name
+        self.geometry = geometry
+        self.overwrite = overwrite
+        buffers = (0..<cpuCount).map {
+            RelayBuffer(geometry: geometry, overwrite: overwrite, cpu: $0, trace: trace, clock: clock)
+        }
+    }
+
+    /// The buffer file name: `<channel>_<cpu>`, or `flight-<channel>_<cpu>`
+    /// in overwrite mode (`ltt_relay_create_channel`).
+    public func fileName(cpu: Int) -> String {
+        (overwrite ? "flight-" : "") + name + "_" + String(cpu)
+    }
+
+    /// The buffer of the CPU this thread runs on now.
+    @inlinable @inline(__always)
+    public var currentBuffer: RelayBuffer {
+        let cpu = Int(lttfs_sched_getcpu())
+        let count = buffers.count
+        return buffers[cpu >= 0 && cpu < count ? cpu : (cpu < 0 ? 0 : cpu % count)]
+    }
+
+    public func finalize() { buffers.forEach { $0.finalize() } }
+
+    /// The number of CPU numbers a channel needs: every configured CPU.
+    public static var configuredCPUCount: Int { max(1, Int(sysconf(Int32(_SC_NPROCESSORS_CONF)))) }
+}
+
+/// The trace clock: CLOCK_MONOTONIC in nanoseconds, so `start_freq` is 1e9
+/// and `freq_scale` 1, and times in the trace are exact.
+public enum MonotonicClock {
+    @inline(__always)
+    public static func now() -> UInt64 {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        return UInt64(ts.tv_sec) &* 1_000_000_000 &+ UInt64(ts.tv_nsec)
+    }
+}

@@ -1,0 +1,506 @@
+/*
+ * The locked relay ring: ltt-relay-locked.c's algorithm as a value.
+ *
+ * One ring is one per-CPU buffer: `allocSize` bytes cut into `subbufferCount`
+ * sub-buffers. Writers reserve a slot at `offset`, write into it, then commit
+ * it; a reader takes whole sub-buffers at `consumed`. Both positions only grow.
+ *
+ *   consumed                           offset
+ *      |  sub-buffer  |  sub-buffer  |  sub-|buffer  |
+ *      [ delivered, readable         ][ being written ]
+ *
+ * Each sub-buffer keeps a free-running `commitCount`: the bytes committed to
+ * it over all ring passes. On pass k a sub-buffer is complete when its count
+ * reaches (k + 1) * subbufferSize; the seed compares that modulo
+ * `commitCountMask` (see RelayGeometry.isComplete). Padding at the end of a
+ * sub-buffer and its 68-byte header are committed by the switch code, so a
+ * sub-buffer completes exactly when every event reserved in it is committed.
+ *
+ * A reservation that reaches a sub-buffer whose count is not what the new pass
+ * expects has found a corrupted sub-buffer (a writer reserved and never
+ * committed: in this project, a producer process that died holding a slot).
+ * The seed then pushes the reader past it even in normal mode, fixes the
+ * count (`reserve_commit_diff`) and counts `corruptedSubbuffers`.
+ *
+ * The ring has no lock of its own: the caller serializes every mutating call
+ * (RelayBuffer holds a lock around them, as the seed holds its spinlock from
+ * reserve to commit). Nothing here blocks, allocates or does I/O, which is
+ * what lets it run under that lock. Out-of-order commits are allowed, which
+ * is what the model test and the shared-memory producers need.
+ *
+ * Invariants, checked by the tests after every step:
+ *  - consumed is a multiple of subbufferSize, consumed <= subbufTrunc(offset);
+ *  - subbufTrunc(offset) - consumed <= allocSize;
+ *  - offset is never on a sub-buffer boundary except right after a switch
+ *    that did not open the next sub-buffer (an event ending exactly on it, or
+ *    a FORCE_FLUSH);
+ *  - every sub-buffer strictly between consumed and the writer's is complete
+ *    unless it was corrupted.
+ */
+
+/// Why a reservation failed. Each failure has been counted in `eventsLost`.
+public enum ReserveFailure: Error, Equatable, Sendable {
+    /// Normal mode and every sub-buffer is unread: the event is lost (-ENOSPC).
+    case full
+    /// The event does not fit in a sub-buffer even when it is empty (-ENOSPC).
+    case tooLarge
+    /// Recorded from inside the tracer on this thread (-EPERM in the seed).
+    case nested
+    /// The buffer was finalized; nothing more is written.
+    case finalized
+}
+
+/// A reserved slot, to be filled and then committed.
+public struct RelaySlot: Sendable, Equatable {
+    /// Position of the slot start (before the header padding): the seed's
+    /// `offsets.begin`.
+    public let begin: UInt64
+    /// Total bytes reserved: padding, header, payload alignment, payload.
+    public let size: UInt64
+    /// Position of the event header word (`*buf_offset` in the seed).
+    public let headerOffset: UInt64
+    /// Position of the payload.
+    public let payloadOffset: UInt64
+    /// The clock read under the lock for this event.
+    public let tsc: UInt64
+    /// The header form to write: the requested one, or `.idSizeTSC` when the
+    /// clock jumped too far (the seed's `last_tsc_overflow`).
+    public let form: EventHeaderForm
+}
+
+/// What poll(2) reports for a ring: exactly one value, never a combination.
+public enum RelayPollState: Sendable, Equatable {
+    case none, readable, full, hungUp
+
+    /// The poll(2) bit: 0, POLLIN, POLLPRI or POLLHUP.
+    public var pollMask: Int16 {
+        switch self {
+        case .none: 0
+        case .readable: 0x001
+        case .full: 0x002
+        case .hungUp: 0x010
+        }
+    }
+}
+
+/// Why RELAY_GET_SUBBUF / RELAY_PUT_SUBBUF refused.
+public enum SubbufferAccessError: Error, Equatable, Sendable {
+    /// GET: the sub-buffer at `consumed` is not fully committed, or the writer
+    /// is still in it (EAGAIN).
+    case notReady
+    /// PUT: the cookie is not the current `consumed`: the writer pushed the
+    /// reader, or this sub-buffer was never taken (EIO).
+    case pushed
+}
+
+/// The seed's two force-switch modes.
+public enum ForceSwitchMode: Sendable {
+    /// A live switch (timer, flush on demand): close the current sub-buffer
+    /// and open the next one.
+    case active
+    /// The final flush at destroy: close the partial sub-buffer, open nothing.
+    case flush
+}
+
+/// Per-ring counters, beyond the seed's two, for the status files.
+public struct RelayCounters: Sendable, Equatable {
+    public var eventsWritten: UInt64 = 0
+    public var eventsLost: UInt64 = 0
+    public var corruptedSubbuffers: UInt64 = 0
+    public var subbuffersDelivered: UInt64 = 0
+    public var subbuffersConsumed: UInt64 = 0
+    public var bytesReadable: UInt64 = 0
+    public var finalized = false
+    public init() {}
+}
+
+public struct RelayRing: ~Copyable {
+    public let geometry: RelayGeometry
+    /// Flight-recorder mode: the writer pushes the reader instead of losing.
+    public let overwrite: Bool
+    public let trace: TraceHeaderFields
+    /// The ring's bytes: `allocSize` of them, page aligned. Owned by the
+    /// caller (RelayBuffer), which keeps it alive longer than the ring.
+    public let memory: UnsafeMutableRawPointer
+    /// `subbufferCount` free-running commit counters, owned like `memory`.
+    @usableFromInline let commitCount: UnsafeMutablePointer<UInt64>
+
+    /// Write position (the seed's `offset`).
+    public private(set) var offset: UInt64
+    /// Read position, always on a sub-buffer boundary (the seed's `consumed`).
+    public private(set) var consumed: UInt64
+    /// Clock of the last reservation or switch (`save_last_tsc`).
+    public private(set) var lastTSC: UInt64
+    public private(set) var eventsLost: UInt64 = 0
+    public private(set) var corruptedSubbuffers: UInt64 = 0
+    /// No more writes; readers get POLLHUP once drained.
+    public private(set) var finalized = false
+    /// Set by a delivery (`ltt_deliver`), cleared by whoever wakes readers.
+    public var wakeupReaders = false
+    public private(set) var eventsWritten: UInt64 = 0
+    public private(set) var subbuffersDelivered: UInt64 = 0
+    public private(set) var subbuffersConsumed: UInt64 = 0
+
+    /// `ltt_relay_create_buffer`: the first sub-buffer is opened with the
+    /// trace's start clock and its header is committed.
+    public init(geometry: RelayGeometry, overwrite: Bool, trace: TraceHeaderFields,
+                memory: UnsafeMutableRawPointer, commitCount: UnsafeMutablePointer<UInt64>) {
+        self.geometry = geometry
+        self.overwrite = overwrite
+        self.trace = trace
+        self.memory = memory
+        self.commitCount = commitCount
+        commitCount.initialize(repeating: 0, count: Int(geometry.subbufferCount))
+        offset = SubbufferHeader.size
+        consumed = 0
+        lastTSC = trace.startTSC
+        bufferBegin(tsc: trace.startTSC, subbufferIndex: 0)
+        commitCount[0] &+= SubbufferHeader.size
+    }
+
+    public func commitCount(ofSubbuffer index: Int) -> UInt64 { commitCount[index] }
+
+    public var counters: RelayCounters {
+        var c = RelayCounters()
+        c.eventsWritten = eventsWritten
+        c.eventsLost = eventsLost
+        c.corruptedSubbuffers = corruptedSubbuffers
+        c.subbuffersDelivered = subbuffersDelivered
+        c.subbuffersConsumed = subbuffersConsumed
+        c.bytesReadable = readableBytes(at: 0)
+        c.finalized = finalized
+        return c
+    }
+
+    // MARK: Header callbacks
+
+    /// `ltt_buffer_begin_callback`.
+    @inline(__always)
+    mutating func bufferBegin(tsc: UInt64, subbufferIndex: Int) {
+        let h = memory + subbufferIndex &* Int(geometry.subbufferSize)
+        h.storeBytes(of: tsc, toByteOffset: SubbufferHeader.Field.cycleCountBegin, as: UInt64.self)
+        h.storeBytes(of: 0, toByteOffset: SubbufferHeader.Field.cycleCountEnd, as: UInt64.self)
+        h.storeBytes(of: SubbufferHeader.magic, toByteOffset: SubbufferHeader.Field.magicNumber, as: UInt32.self)
+        h.storeBytes(of: SubbufferHeader.majorVersion, toByteOffset: SubbufferHeader.Field.majorVersion, as: UInt8.self)
+        h.storeBytes(of: SubbufferHeader.minorVersion, toByteOffset: SubbufferHeader.Field.minorVersion, as: UInt8.self)
+        h.storeBytes(of: trace.archSize, toByteOffset: SubbufferHeader.Field.archSize, as: UInt8.self)
+        h.storeBytes(of: trace.alignment, toByteOffset: SubbufferHeader.Field.alignment, as: UInt8.self)
+        h.storeBytes(of: trace.startTimeSec, toByteOffset: SubbufferHeader.Field.startTimeSec, as: UInt64.self)
+        h.storeBytes(of: trace.startTimeUsec, toByteOffset: SubbufferHeader.Field.startTimeUsec, as: UInt64.self)
+        h.storeBytes(of: trace.startFreq, toByteOffset: SubbufferHeader.Field.startFreq, as: UInt64.self)
+        h.storeBytes(of: trace.freqScale, toByteOffset: SubbufferHeader.Field.freqScale, as: UInt32.self)
+        h.storeBytes(of: SubbufferHeader.lostSizeOpen, toByteOffset: SubbufferHeader.Field.lostSize, as: UInt32.self)
+        h.storeBytes(of: UInt32(truncatingIfNeeded: geometry.subbufferSize),
+                     toByteOffset: SubbufferHeader.Field.bufSize, as: UInt32.self)
+        h.storeBytes(of: 0, toByteOffset: SubbufferHeader.Field.eventsLost, as: UInt32.self)
+        h.storeBytes(of: 0, toByteOffset: SubbufferHeader.Field.subbufCorrupt, as: UInt32.self)
+    }
+
+    /// `ltt_buffer_end_callback`: `endOffset` is the position where the data
+    /// of the sub-buffer ends; never the sub-buffer's very start.
+    @inline(__always)
+    mutating func bufferEnd(tsc: UInt64, endOffset: UInt64, subbufferIndex: Int) {
+        let h = memory + subbufferIndex &* Int(geometry.subbufferSize)
+        let lost = geometry.subbufOffset(geometry.subbufferSize &- endOffset)
+        h.storeBytes(of: UInt32(truncatingIfNeeded: lost), toByteOffset: SubbufferHeader.Field.lostSize, as: UInt32.self)
+        h.storeBytes(of: tsc, toByteOffset: SubbufferHeader.Field.cycleCountEnd, as: UInt64.self)
+        h.storeBytes(of: UInt32(truncatingIfNeeded: eventsLost), toByteOffset: SubbufferHeader.Field.eventsLost, as: UInt32.self)
+        h.storeBytes(of: UInt32(truncatingIfNeeded: corruptedSubbuffers),
+                     toByteOffset: SubbufferHeader.Field.subbufCorrupt, as: UInt32.self)
+    }
+
+    /// `ltt_deliver`: only flags the readers; the caller's notifier wakes them.
+    @inline(__always)
+    mutating func deliver() {
+        wakeupReaders = true
+        subbuffersDelivered &+= 1
+    }
+
+    // MARK: Reserve
+
+    struct Offsets {
+        var begin: UInt64 = 0, end: UInt64 = 0, old: UInt64 = 0
+        var beginSwitch = false, endSwitchCurrent = false, endSwitchOld = false
+        var reserveCommitDiff: UInt64 = 0
+        var beforeHeaderPadding: UInt64 = 0, size: UInt64 = 0
+        var form: EventHeaderForm = .compact
+    }
+
+    /// `ltt_relay_try_reserve` without its side effects: where the event
+    /// would go, or why it cannot. `lostOnFull` is false for a dry run.
+    @inline(__always)
+    func tryReserve(dataSize: UInt64, largestAlign: UInt64, form requested: EventHeaderForm,
+                    tsc: UInt64) -> Result<Offsets, ReserveFailure> {
+        var o = Offsets()
+        o.begin = offset
+        o.old = offset
+        o.form = requested
+        // last_tsc_overflow: the 27 clock bits of the header would wrap.
+        if (tsc &- lastTSC) >> UInt64(EventHeader.tscBits) != 0 { o.form = .idSizeTSC }
+
+        func place(_ o: inout Offsets) {
+            let h = EventHeader.size(at: o.begin, dataSize: dataSize, form: o.form, trace: trace)
+            o.beforeHeaderPadding = h.beforeHeaderPadding
+            o.size = h.size &+ trace.padding(at: o.begin &+ h.size, forSize: largestAlign) &+ dataSize
+        }
+
+        if geometry.subbufOffset(o.begin) == 0 {
+            o.beginSwitch = true
+        } else {
+            place(&o)
+            if geometry.subbufOffset(o.begin) &+ o.size > geometry.subbufferSize {
+                o.endSwitchOld = true
+                o.beginSwitch = true
+            }
+        }
+        if o.beginSwitch {
+            if o.endSwitchOld { o.begin = geometry.subbufAlign(o.begin) }
+            o.begin &+= SubbufferHeader.size
+            // Test new buffer integrity.
+            let index = geometry.subbufIndex(o.begin)
+            o.reserveCommitDiff = (geometry.bufferTrunc(o.begin) >> geometry.subbufferCountOrder)
+                &- (commitCount[index] & geometry.commitCountMask)
+            if o.reserveCommitDiff == 0 {
+                // Next sub-buffer not corrupted: in normal mode, a full
+                // buffer loses the event.
+                if !overwrite && geometry.subbufTrunc(o.begin) &- geometry.subbufTrunc(consumed) >= geometry.allocSize {
+                    return .failure(.full)
+                }
+            }
+            // Else the next sub-buffer is corrupted: push the reader even in
+            // normal mode (ltt_reserve_push_reader); it is safe to write.
+            place(&o)
+            if geometry.subbufOffset(o.begin) &+ o.size > geometry.subbufferSize {
+                // Too big for any sub-buffer: do not complete the switch.
+                return .failure(.tooLarge)
+            }
+        }
+        o.end = o.begin &+ o.size
+        if geometry.subbufOffset(o.end) == 0 {
+            // The event ends exactly on the next sub-buffer's start.
+            o.endSwitchCurrent = true
+        }
+        return .success(o)
+    }
+
+    /// `ltt_relay_reserve_slot`: reserves room for an event of `dataSize`
+    /// payload bytes whose largest field wants `largestAlign`, switching
+    /// sub-buffers as needed. A failure has already been counted as lost.
+    @inline(__always)
+    public mutating func reserve(dataSize: UInt64, largestAlign: UInt64 = 1,
+                                 form requested: EventHeaderForm = .compact,
+                                 tsc: UInt64) -> Result<RelaySlot, ReserveFailure> {
+        if finalized {
+            eventsLost &+= 1
+            return .failure(.finalized)
+        }
+        var o: Offsets
+        switch tryReserve(dataSize: dataSize, largestAlign: largestAlign, form: requested, tsc: tsc) {
+        case .success(let placed): o = placed
+        case .failure(let why):
+            eventsLost &+= 1
+            return .failure(why)
+        }
+        offset = o.end
+        lastTSC = tsc
+        pushReader(&o)
+        if o.endSwitchOld { switchOldSubbuffer(&o, tsc: tsc) }
+        if o.beginSwitch { switchNewSubbuffer(&o, tsc: tsc) }
+        if o.endSwitchCurrent { endSwitchCurrent(&o, tsc: tsc) }
+        return .success(RelaySlot(begin: o.begin, size: o.size, headerOffset: o.begin &+ o.beforeHeaderPadding,
+                                  payloadOffset: o.end &- dataSize, tsc: tsc, form: o.form))
+    }
+
+    /// `ltt_reserve_push_reader`.
+    @inline(__always)
+    mutating func pushReader(_ o: inout Offsets) {
+        let consumedOld = consumed
+        // Push the reader when the writer reached it (overwrite mode), or when
+        // the new sub-buffer is corrupted; never farther than the writer.
+        if geometry.subbufTrunc(o.end &- 1) &- geometry.subbufTrunc(consumedOld) >= geometry.allocSize {
+            consumed = geometry.subbufAlign(consumedOld)
+        }
+        guard consumed != consumedOld else { return }
+        if o.reserveCommitDiff != 0 {
+            // We won the push: rebalance reserve and commit. The skipped
+            // sub-buffer is not delivered.
+            commitCount[geometry.subbufIndex(o.begin)] &+= o.reserveCommitDiff
+            // A whole sub-buffer skipped in flight-recorder mode is normal;
+            // anything else was partly written: corrupted.
+            if !overwrite || o.reserveCommitDiff != geometry.subbufferSize {
+                corruptedSubbuffers &+= 1
+            }
+        }
+    }
+
+    /// `ltt_reserve_switch_old_subbuf`: close the sub-buffer the writer left,
+    /// committing its padding.
+    @inline(__always)
+    mutating func switchOldSubbuffer(_ o: inout Offsets, tsc: UInt64) {
+        let oldIndex = geometry.subbufIndex(o.old &- 1)
+        bufferEnd(tsc: tsc, endOffset: o.old, subbufferIndex: oldIndex)
+        commitCount[oldIndex] &+= geometry.subbufferSize &- (geometry.subbufOffset(o.old &- 1) &+ 1)
+        if geometry.isComplete(commitCount: commitCount[oldIndex], at: o.old &- 1) { deliver() }
+    }
+
+    /// `ltt_reserve_switch_new_subbuf`: open the next sub-buffer, committing
+    /// its header.
+    @inline(__always)
+    mutating func switchNewSubbuffer(_ o: inout Offsets, tsc: UInt64) {
+        let beginIndex = geometry.subbufIndex(o.begin)
+        bufferBegin(tsc: tsc, subbufferIndex: beginIndex)
+        commitCount[beginIndex] &+= SubbufferHeader.size
+        if geometry.isComplete(commitCount: commitCount[beginIndex], at: o.end &- 1) { deliver() }
+    }
+
+    /// `ltt_reserve_end_switch_current`: the event fills its sub-buffer to
+    /// the last byte; close it now (no padding to commit).
+    @inline(__always)
+    mutating func endSwitchCurrent(_ o: inout Offsets, tsc: UInt64) {
+        let endIndex = geometry.subbufIndex(o.end &- 1)
+        bufferEnd(tsc: tsc, endOffset: o.end, subbufferIndex: endIndex)
+        commitCount[endIndex] &+= geometry.subbufferSize &- (geometry.subbufOffset(o.end &- 1) &+ 1)
+        if geometry.isComplete(commitCount: commitCount[endIndex], at: o.end &- 1) { deliver() }
+    }
+
+    /// Counts events lost outside the lock (nested recording).
+    public mutating func countLost(_ n: UInt64) { eventsLost &+= n }
+
+    // MARK: Commit
+
+    /// `ltt_relay_commit_slot`: the slot is written; deliver its sub-buffer
+    /// if this was the last commit it waited for.
+    @inline(__always)
+    public mutating func commit(_ slot: RelaySlot) {
+        // The slot start is never on a boundary (a header precedes it), so it
+        // names the slot's sub-buffer, as `buf_offset - 1` does in the seed.
+        let index = geometry.subbufIndex(slot.begin)
+        commitCount[index] &+= slot.size
+        eventsWritten &+= 1
+        if geometry.isComplete(commitCount: commitCount[index], at: slot.begin) { deliver() }
+    }
+
+    // MARK: Switch and finalize
+
+    /// `ltt_force_switch`. Returns false when there was nothing to switch
+    /// (the writer sits on a boundary) or, live in normal mode, when the
+    /// buffer is full.
+    @discardableResult
+    public mutating func forceSwitch(_ mode: ForceSwitchMode, tsc: UInt64) -> Bool {
+        // ltt_relay_try_switch
+        var o = Offsets()
+        o.begin = offset
+        o.old = offset
+        guard geometry.subbufOffset(o.begin) != 0 else { return false }
+        o.begin = geometry.subbufAlign(o.begin)
+        o.endSwitchOld = true
+        if mode == .active { o.begin &+= SubbufferHeader.size }
+        let index = geometry.subbufIndex(o.begin)
+        o.reserveCommitDiff = (geometry.bufferTrunc(o.begin) >> geometry.subbufferCountOrder)
+            &- (commitCount[index] & geometry.commitCountMask)
+        if o.reserveCommitDiff == 0 && mode == .active && !overwrite
+            && o.begin &- consumed >= geometry.allocSize {
+            // Full, and we never overwrite unread data: ignore the switch.
+            return false
+        }
+        o.end = o.begin
+        offset = o.end
+        lastTSC = tsc
+        if mode == .active { pushReader(&o) }
+        switchOldSubbuffer(&o, tsc: tsc)
+        if mode == .active { switchNewSubbuffer(&o, tsc: tsc) }
+        return true
+    }
+
+    /// Did anything get written since the current sub-buffer was opened?
+    /// A switch timer uses this to leave a quiet buffer alone.
+    public var currentSubbufferHasEvents: Bool {
+        geometry.subbufOffset(offset) > SubbufferHeader.size
+    }
+
+    /// `ltt_relay_buffer_flush`: the end of the trace for this buffer.
+    public mutating func finalize(tsc: UInt64) {
+        guard !finalized else { return }
+        finalized = true
+        forceSwitch(.flush, tsc: tsc)
+        // Readers must learn about the hang-up even if nothing was delivered.
+        wakeupReaders = true
+    }
+
+    // MARK: Reader side
+
+    /// `get_subbuf`: the position of the next complete sub-buffer.
+    public func getSubbuffer() -> Result<UInt64, SubbufferAccessError> {
+        let index = geometry.subbufIndex(consumed)
+        // Not fully committed yet?
+        guard geometry.isComplete(commitCount: commitCount[index], at: consumed) else {
+            return .failure(.notReady)
+        }
+        // The writer is still in it?
+        guard geometry.subbufTrunc(offset) != geometry.subbufTrunc(consumed) else {
+            return .failure(.notReady)
+        }
+        return .success(consumed)
+    }
+
+    /// RELAY_PUT_SUBBUF: rebuilds the position from the 32-bit cookie and
+    /// the high bits of `consumed` (the seed's ltt_ioctl), then `put_subbuf`.
+    public mutating func putSubbuffer(cookie: UInt32) throws(SubbufferAccessError) {
+        try putSubbuffer(position: (consumed & ~UInt64(0xFFFF_FFFF)) | UInt64(cookie))
+    }
+
+    /// `put_subbuf`.
+    public mutating func putSubbuffer(position consumedOld: UInt64) throws(SubbufferAccessError) {
+        guard consumed == consumedOld else { throw .pushed }
+        consumed = geometry.subbufAlign(consumedOld)
+        subbuffersConsumed &+= 1
+    }
+
+    /// Bytes a read at file position `position` may return: the whole
+    /// sub-buffers from `consumed` up to the one the writer is in.
+    public func readableBytes(at position: UInt64) -> UInt64 {
+        let start = consumed &+ position
+        let limit = geometry.subbufTrunc(offset)
+        return start < limit ? limit - start : 0
+    }
+
+    /// `ltt_poll`.
+    public var pollState: RelayPollState {
+        let unread = geometry.subbufTrunc(offset) &- geometry.subbufTrunc(consumed)
+        if unread == 0 { return finalized ? .hungUp : .none }
+        return unread >= geometry.allocSize ? .full : .readable
+    }
+
+    /// `ltt_relay_user_blocking`'s test: should a blocking writer of
+    /// `dataSize` bytes wait? True in normal mode when less than
+    /// `reserveCritical` bytes would be left for others, or when the event
+    /// would be lost for lack of space.
+    public func writerShouldWait(dataSize: UInt64, largestAlign: UInt64, reserveCritical: UInt64) -> Bool {
+        guard !overwrite, !finalized else { return false }
+        if reserveCritical &+ dataSize <= geometry.subbufferSize {
+            let avail = offset &+ reserveCritical &+ dataSize &- geometry.subbufTrunc(consumed)
+            if avail > geometry.allocSize { return true }
+        }
+        // A dry run with the largest header, whatever the clock will say.
+        if case .failure(.full) = tryReserve(dataSize: dataSize, largestAlign: largestAlign, form: .idSizeTSC, tsc: lastTSC) {
+            return true
+        }
+        return false
+    }
+
+    /// Sub-buffers between `consumed` and the writer whose commit count is
+    /// not complete (`ltt_relay_print_errors`), for the destroy-time log.
+    public func incompleteSubbuffers() -> [Int] {
+        var result: [Int] = []
+        var position = consumed
+        while geometry.subbufTrunc(offset) > position {
+            let index = geometry.subbufIndex(position)
+            if !geometry.isComplete(commitCount: commitCount[index], at: position) { result.append(index) }
+            position = geometry.subbufAlign(position)
+        }
+        return result
+    }
+}
+
+// The ring lives inside a Mutex and is only reached through it.
+extension RelayRing: @unchecked Sendable {}
