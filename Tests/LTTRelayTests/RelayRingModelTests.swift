@@ -1,0 +1,231 @@
+import Testing
+@testable import LTTRelay
+
+/// A reference model of the same rules, written differently: sub-buffers are
+/// numbered by sequence (0, 1, 2, ... forever) instead of masked positions,
+/// and each keeps the bytes committed to it. It knows nothing of commit
+/// masks, BUFFER_TRUNC or the seed's arithmetic.
+struct RingModel {
+    let S: UInt64, n: UInt64, overwrite: Bool
+    var writeSeq: UInt64 = 0
+    var writePos: UInt64 = 68          // inside writeSeq; S means "on the boundary"
+    var readSeq: UInt64 = 0
+    var committed: [UInt64: UInt64] = [0: 68]
+    var lost: UInt64 = 0, corrupted: UInt64 = 0, delivered: UInt64 = 0
+    var finalized = false
+
+    struct Slot { var seq: UInt64; var size: UInt64 }
+
+    var offset: UInt64 { writeSeq * S + writePos }
+    var consumed: UInt64 { readSeq * S }
+    /// The sub-buffer the writer is in (the next one when on a boundary).
+    var writerSeq: UInt64 { writePos == S ? writeSeq + 1 : writeSeq }
+    func missing(_ seq: UInt64) -> UInt64 { S - (committed[seq] ?? 0) }
+
+    mutating func addCommit(_ seq: UInt64, _ bytes: UInt64, deliverCheck: Bool = true) {
+        committed[seq, default: 0] += bytes
+        if deliverCheck && committed[seq] == S { delivered += 1 }
+    }
+
+    /// Opens sub-buffer `next`, pushing the reader if the writer reached it.
+    /// Returns false (and counts) when normal mode is full.
+    mutating func open(_ next: UInt64, liveSwitchOnly: Bool) -> Bool? {
+        let occupant: UInt64? = next >= n ? next - n : nil
+        let gap = occupant.map { missing($0) } ?? 0
+        if gap == 0 && !overwrite && next - readSeq >= n { return nil }
+        return true
+    }
+
+    mutating func pushAndOpen(_ next: UInt64) {
+        let occupant: UInt64? = next >= n ? next - n : nil
+        let gap = occupant.map { missing($0) } ?? 0
+        if next - readSeq >= n {
+            readSeq += 1
+            if gap != 0, let occ = occupant {
+                addCommit(occ, gap, deliverCheck: false)
+                if !overwrite || gap != S { corrupted += 1 }
+            }
+        }
+    }
+
+    mutating func reserve(_ d: UInt64) -> Slot? {
+        if finalized { lost += 1; return nil }
+        let size = 4 + d
+        var switching = false, closeOld = false
+        if writePos == S { switching = true }
+        else if writePos + size > S { switching = true; closeOld = true }
+        if switching {
+            let next = writeSeq + 1
+            if open(next, liveSwitchOnly: false) == nil { lost += 1; return nil }
+            if 68 + size > S { lost += 1; return nil }
+            pushAndOpen(next)
+            if closeOld { addCommit(writeSeq, S - writePos) }
+            writeSeq = next
+            writePos = 68
+            addCommit(next, 68)
+        }
+        let slot = Slot(seq: writeSeq, size: size)
+        writePos += size
+        if writePos == S { addCommit(writeSeq, 0) }
+        return slot
+    }
+
+    mutating func commit(_ slot: Slot) { addCommit(slot.seq, slot.size) }
+
+    mutating func forceActive() -> Bool {
+        if writePos == S { return false }
+        let next = writeSeq + 1
+        if open(next, liveSwitchOnly: true) == nil { return false }
+        pushAndOpen(next)
+        addCommit(writeSeq, S - writePos)
+        writeSeq = next
+        writePos = 68
+        addCommit(next, 68)
+        return true
+    }
+
+    mutating func finalize() {
+        guard !finalized else { return }
+        finalized = true
+        if writePos == S { return }
+        addCommit(writeSeq, S - writePos)
+        writePos = S
+    }
+
+    func get() -> UInt64? {
+        guard committed[readSeq] == S, readSeq < writerSeq else { return nil }
+        return consumed
+    }
+
+    mutating func put(_ position: UInt64) -> Bool {
+        guard position == consumed else { return false }
+        readSeq += 1
+        return true
+    }
+
+    var readable: UInt64 { (writerSeq - readSeq) * S }
+    var poll: RelayPollState {
+        let unread = (writerSeq - readSeq) * S
+        if unread == 0 { return finalized ? .hungUp : .none }
+        return unread >= n * S ? .full : .readable
+    }
+}
+
+/// A small deterministic generator (SplitMix64), so a failure replays.
+struct SplitMix64: RandomNumberGenerator {
+    var state: UInt64
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
+
+@Suite("Relay ring against a reference model")
+struct RelayRingModelTests {
+    @Test("random reserve, commit in any order, abandon, switch, get, read, put; checked after every step",
+          arguments: [(false, UInt64(1)), (true, 2), (false, 3), (true, 4), (false, 5), (true, 6)])
+    func randomWalk(overwrite: Bool, seed: UInt64) throws {
+        let S: UInt64 = 4096, n: UInt64 = 4
+        let b = makeBuffer(subbufferSize: S, count: n, overwrite: overwrite)
+        var model = RingModel(S: S, n: n, overwrite: overwrite)
+        var rng = SplitMix64(state: seed)
+        var live: [(RelaySlot, RingModel.Slot)] = []
+        var held: UInt64? = nil
+        var readBuffer = [UInt8](repeating: 0, count: Int(S * n))
+        // Before a switch into sub-buffer `next`, commit (in random order)
+        // the live slots it would recycle: a commit arriving after its
+        // sub-buffer was reused is outside the rules of both (the seed holds
+        // its lock from reserve to commit; only a dead writer never commits).
+        func settle(_ next: UInt64) {
+            live.shuffle(using: &rng)
+            live.removeAll { slot, m in
+                guard m.seq + n <= next else { return false }
+                b.commitOnly(slot)
+                model.commit(m)
+                return true
+            }
+        }
+
+        for step in 0..<20_000 {
+            let op = rng.next() % 100
+            switch op {
+            case 0..<45:
+                // Commit every live slot first when this reservation would
+                // lap one: the model does not track a commit that arrives
+                // after its sub-buffer was recycled (the seed cannot either).
+                let d: UInt64 = rng.next() % 8 == 0 ? rng.next() % (S + 200) : rng.next() % 600
+                if model.writePos == S || model.writePos + 4 + d > S { settle(model.writeSeq + 1) }
+                let real = b.reserveOnly(d)
+                let expected = model.reserve(d)
+                #expect(((try? real.get()) != nil) == (expected != nil), "step \(step): reserve \(d)")
+                if let slot = try? real.get(), let m = expected {
+                    #expect(slot.size == m.size)
+                    #expect(slot.begin == m.seq * S + model.writePos - m.size)
+                    live.append((slot, m))
+                }
+            case 45..<70:
+                if !live.isEmpty {
+                    let i = Int(rng.next() % UInt64(live.count))
+                    let (slot, m) = live.remove(at: i)
+                    b.commitOnly(slot)
+                    model.commit(m)
+                }
+            case 70..<72:
+                // A writer dies holding its slot: it is never committed.
+                if !live.isEmpty { live.removeLast() }
+            case 72..<77:
+                settle(model.writeSeq + 1)
+                #expect(b.withRing { $0.forceSwitch(.active, tsc: 1_000) } == model.forceActive(), "step \(step)")
+            case 77..<88:
+                let got = b.withRing { $0.getSubbuffer() }
+                let want = model.get()
+                #expect((try? got.get()) == want, "step \(step): get")
+                if let position = want { held = position }
+            case 88..<91:
+                let n = readBuffer.withUnsafeMutableBytes { b.read(at: 0, into: $0) }
+                #expect(UInt64(n) == model.readable)
+            default:
+                if let position = held ?? (rng.next() % 4 == 0 ? model.consumed + S : nil) {
+                    let ok = (try? b.withRing { (r: inout RelayRing) throws(SubbufferAccessError) in
+                        try r.putSubbuffer(position: position)
+                    }) != nil
+                    #expect(ok == model.put(position), "step \(step): put")
+                    held = nil
+                }
+            }
+            let (offset, consumed, lost, corrupted, delivered, poll, readable) = b.withRing {
+                ($0.offset, $0.consumed, $0.eventsLost, $0.corruptedSubbuffers, $0.subbuffersDelivered,
+                 $0.pollState, $0.readableBytes(at: 0))
+            }
+            #expect(offset == model.offset, "step \(step)")
+            #expect(consumed == model.consumed, "step \(step)")
+            #expect(lost == model.lost, "step \(step)")
+            #expect(corrupted == model.corrupted, "step \(step)")
+            #expect(delivered == model.delivered, "step \(step)")
+            #expect(poll == model.poll, "step \(step)")
+            #expect(readable == model.readable, "step \(step)")
+            // Invariants of the design essay.
+            #expect(consumed % S == 0 && consumed <= offset / S * S && offset / S * S - consumed <= S * n)
+            if offset != model.offset { return }   // one report, not thousands
+        }
+        // The walk must have gone through the interesting branches.
+        #expect(model.delivered > 100 && model.lost > 0 && model.corrupted > 0 && model.readSeq > 100,
+                "delivered \(model.delivered) lost \(model.lost) corrupted \(model.corrupted) read \(model.readSeq)")
+        // The end of the trace: flush, then drain to the hang-up.
+        for (slot, m) in live { b.commitOnly(slot); model.commit(m) }
+        b.withRing { $0.finalize(tsc: 2_000) }
+        model.finalize()
+        #expect(b.offset == model.offset)
+        var rounds = 0
+        while let position = model.get(), rounds < 10 {
+            #expect((try? b.withRing { $0.getSubbuffer() }.get()) == position)
+            _ = model.put(position)
+            try b.withRing { (r: inout RelayRing) throws(SubbufferAccessError) in try r.putSubbuffer(position: position) }
+            rounds += 1
+        }
+        #expect(b.pollState == model.poll)
+    }
+}
