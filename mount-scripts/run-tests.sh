@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 
 status=0
 swift build --build-tests
-swift test --parallel 2>&1 | tee .build/test.log || status=$?
+swift test 2>&1 | tee .build/test.log || status=$?
 # Swift Testing runs inside the same process as XCTest: make its summary
 # visible even when XCTest finds no tests.
 grep -E "^(✔|✘) Test run" .build/test.log || true

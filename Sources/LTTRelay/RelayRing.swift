@@ -238,7 +238,7 @@ public struct RelayRing: ~Copyable {
         // last_tsc_overflow: the 27 clock bits of the header would wrap.
         if (tsc &- lastTSC) >> UInt64(EventHeader.tscBits) != 0 { o.form = .idSizeTSC }
 
-        func place(_ o: inout Offsets) {
+        @inline(__always) func place(_ o: inout Offsets) {
             let h = EventHeader.size(at: o.begin, dataSize: dataSize, form: o.form, trace: trace)
             o.beforeHeaderPadding = h.beforeHeaderPadding
             o.size = h.size &+ trace.padding(at: o.begin &+ h.size, forSize: largestAlign) &+ dataSize

@@ -1,6 +1,4 @@
-#if canImport(Glibc)
-import Glibc
-#endif
+import CLinuxSupport
 
 /// The seed's per-CPU `ltt_nesting`, as a per-thread depth.
 ///
@@ -10,28 +8,18 @@ import Glibc
 /// while its thread is between lock and unlock; taking the lock again would
 /// deadlock, so any nesting at all loses the event, and it is counted.
 public enum TracerNesting {
-    @usableFromInline
-    static let key: pthread_key_t = {
-        var key = pthread_key_t()
-        let rc = pthread_key_create(&key, nil)
-        precondition(rc == 0, "pthread_key_create failed: \(rc)")
-        return key
-    }()
-
-    /// Enters the tracer; false when this thread is already inside it.
+    /// Enters the tracer. Returns false, without entering, when this thread
+    /// is already inside it.
     @inlinable @inline(__always)
     public static func enter() -> Bool {
-        let k = key
-        guard pthread_getspecific(k) == nil else { return false }
-        pthread_setspecific(k, UnsafeRawPointer(bitPattern: 1))
-        return true
+        if lttfs_nesting_enter() == 0 { return true }
+        lttfs_nesting_leave()
+        return false
     }
 
     @inlinable @inline(__always)
-    public static func leave() {
-        pthread_setspecific(key, nil)
-    }
+    public static func leave() { lttfs_nesting_leave() }
 
     /// Whether this thread is inside the tracer now.
-    public static var isInside: Bool { pthread_getspecific(key) != nil }
+    public static var isInside: Bool { lttfs_nesting_depth() != 0 }
 }

@@ -1,0 +1,110 @@
+// The relay engine's hot path next to its floor, in one run.
+//
+// floor:   what any locked ring must pay per event: an uncontended
+//          lock/unlock, a clock read and a 32-byte copy.
+// engine:  RelayBuffer.record of a 32-byte payload (reserve + header +
+//          payload + commit, sub-buffer switches included), flight-recorder
+//          mode so that no consumer is needed.
+// x2:      the same with 2 threads, each on its own CPU's buffer, reported
+//          per event per thread.
+//
+// Goal (issue 2): engine <= 2x floor, and 0 mallocs per event.
+import Benchmark
+import Foundation
+import LTTRelay
+import Synchronization
+
+let eventsPerThread = 1_000_000
+
+func makeChannel() -> RelayChannel {
+    let geometry = try! RelayGeometry(subbufferSize: 1 << 16, subbufferCount: 8)
+    return RelayChannel(name: "bench", geometry: geometry, overwrite: true,
+                        cpuCount: RelayChannel.configuredCPUCount,
+                        trace: TraceHeaderFields(startTSC: MonotonicClock.now()),
+                        clock: { MonotonicClock.now() })
+}
+
+@inline(never)
+func recordOne(_ buffer: RelayBuffer, _ payload: UnsafeRawPointer) {
+    _ = buffer.record(eventID: 3, dataSize: 32, largestAlign: 8) { p in
+        p.copyMemory(from: payload, byteCount: 32)
+    }
+}
+
+final class Floor: @unchecked Sendable {
+    // A Mutex like the engine's, around a clock read and a 32-byte store.
+    // Padded so that two floors never share a cache line.
+    let padding: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0, 0, 0, 0, 0)
+    let lock = Mutex<UInt64>(0)
+    let padding2: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0, 0, 0, 0, 0)
+    let destination = UnsafeMutableRawPointer.allocate(byteCount: 4096, alignment: 64)
+    @inline(never)
+    func one(_ payload: UnsafeRawPointer) {
+        lock.withLock { v in
+            let t = MonotonicClock.now()
+            (destination + Int(v & 2047)).copyMemory(from: payload, byteCount: 32)
+            v &+= t & 1 &+ 32
+        }
+    }
+}
+
+/// Runs `body(threadIndex)` on `threads` threads started together, and
+/// waits for all of them.
+func inParallel(threads: Int, _ body: @escaping @Sendable (Int) -> Void) {
+    let done = DispatchSemaphore(value: 0)
+    let start = DispatchSemaphore(value: 0)
+    for i in 0..<threads {
+        Thread {
+            start.wait()
+            body(i)
+            done.signal()
+        }.start()
+    }
+    for _ in 0..<threads { start.signal() }
+    for _ in 0..<threads { done.wait() }
+}
+
+nonisolated(unsafe) let payload: UnsafeRawPointer = {
+    let p = UnsafeMutableRawPointer.allocate(byteCount: 32, alignment: 8)
+    for i in 0..<32 { p.storeBytes(of: UInt8(i), toByteOffset: i, as: UInt8.self) }
+    return UnsafeRawPointer(p)
+}()
+
+let benchmarks: @Sendable () -> Void = {
+    Benchmark.defaultConfiguration = .init(
+        metrics: [.wallClock, .mallocCountTotal],
+        timeUnits: .nanoseconds,
+        scalingFactor: .mega,
+        maxDuration: .seconds(3),
+        maxIterations: 20
+    )
+
+    Benchmark("floor: lock + clock + 32-byte copy, 1 thread (ns/event)") { benchmark in
+        let floor = Floor()
+        benchmark.startMeasurement()
+        for _ in 0..<eventsPerThread { floor.one(payload) }
+    }
+
+    Benchmark("engine: record 32-byte event, 1 thread (ns/event)") { benchmark in
+        let channel = makeChannel()
+        let buffer = channel.currentBuffer
+        benchmark.startMeasurement()
+        for _ in 0..<eventsPerThread { recordOne(buffer, payload) }
+    }
+
+    Benchmark("floor: lock + clock + 32-byte copy, 2 threads (ns/event/thread)") { benchmark in
+        let floors = [Floor(), Floor()]
+        benchmark.startMeasurement()
+        inParallel(threads: 2) { i in
+            for _ in 0..<eventsPerThread { floors[i].one(payload) }
+        }
+    }
+
+    Benchmark("engine: record 32-byte event, 2 threads (ns/event/thread)") { benchmark in
+        let channel = makeChannel()
+        benchmark.startMeasurement()
+        inParallel(threads: 2) { _ in
+            for _ in 0..<eventsPerThread { recordOne(channel.currentBuffer, payload) }
+        }
+    }
+}
