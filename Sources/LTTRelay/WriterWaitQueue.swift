@@ -5,11 +5,25 @@ import Synchronization
 
 /// Lets a blocking writer be told to give up waiting (a signal reached the
 /// process writing to `write_event`: FUSE forwards it as an interrupt).
+/// A deadline, when given, cancels the wait by itself once passed.
 public final class WaitCancellation: Sendable {
     private let flag = Atomic<Bool>(false)
-    public init() {}
+    private let deadline: UInt64?
+
+    public init() { deadline = nil }
+
+    /// Cancels itself `nanoseconds` from now (CLOCK_MONOTONIC).
+    public init(timeoutNanoseconds nanoseconds: UInt64) {
+        deadline = MonotonicClock.now() &+ nanoseconds
+    }
+
     public func cancel() { flag.store(true, ordering: .releasing) }
-    public var isCancelled: Bool { flag.load(ordering: .acquiring) }
+
+    public var isCancelled: Bool {
+        if flag.load(ordering: .acquiring) { return true }
+        if let deadline, MonotonicClock.now() >= deadline { return true }
+        return false
+    }
 }
 
 /// Where writers in the seed's "user blocking" mode sleep until a reader

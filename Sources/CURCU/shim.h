@@ -1,0 +1,30 @@
+// Userspace RCU, "bulletproof" flavour (Debian's liburcu-dev): readers need
+// no registration, which suits a library whose producers are any thread.
+// rcu_dereference and rcu_xchg_pointer are macros; these wrappers are the
+// only thing this shim adds.
+#ifndef LTTFS_CURCU_SHIM_H
+#define LTTFS_CURCU_SHIM_H
+
+#include <urcu-bp.h>
+#include <urcu/uatomic.h>
+
+static inline void lttfs_rcu_read_lock(void) { urcu_bp_read_lock(); }
+static inline void lttfs_rcu_read_unlock(void) { urcu_bp_read_unlock(); }
+static inline void lttfs_synchronize_rcu(void) { urcu_bp_synchronize_rcu(); }
+
+// Loads an RCU-protected pointer inside a read-side critical section.
+static inline void *lttfs_rcu_dereference(void *const *slot) {
+    return rcu_dereference(*(void **)slot);
+}
+
+// A plain load, outside any critical section: only to test for NULL.
+static inline int lttfs_rcu_is_null(void *const *slot) {
+    return CMM_LOAD_SHARED(*(void **)slot) == NULL;
+}
+
+// Publishes a new pointer and returns the old one (free it after a grace period).
+static inline void *lttfs_rcu_xchg_pointer(void **slot, void *value) {
+    return rcu_xchg_pointer(slot, value);
+}
+
+#endif

@@ -1,0 +1,53 @@
+import LTTRelay
+
+/// The metadata channel: two event kinds that declare every marker that
+/// can appear in the trace (trace-format.md, "Metadata channel").
+public enum Metadata {
+    public static let channel = "metadata"
+    public static let userspaceChannel = "userspace"
+
+    public static let coreMarkerID = "core_marker_id"
+    public static let coreMarkerIDFormat =
+        "channel %s name %s event_id %hu int #1u%zu long #1u%zu pointer #1u%zu size_t #1u%zu alignment #1u%u"
+    public static let coreMarkerFormat = "core_marker_format"
+    public static let coreMarkerFormatFormat = "channel %s name %s format %s"
+
+    /// The arguments of a core_marker_id event declaring `marker`.
+    static func idDeclaration(of marker: MarkerCore, alignment: UInt8) -> [TraceArgument] {
+        [.string(marker.channel), .string(marker.name), .unsigned(UInt64(marker.eventID)),
+         .unsigned(UInt64(MemoryLayout<CInt>.size)), .unsigned(UInt64(MemoryLayout<CLong>.size)),
+         .unsigned(UInt64(MemoryLayout<UnsafeRawPointer>.size)), .unsigned(UInt64(MemoryLayout<Int>.size)),
+         .unsigned(UInt64(alignment))]
+    }
+
+    /// The arguments of a core_marker_format event declaring `marker`.
+    static func formatDeclaration(of marker: MarkerCore) -> [TraceArgument] {
+        [.string(marker.channel), .string(marker.name), .string(marker.format.text)]
+    }
+
+    /// Writes both declarations of `marker` into metadata buffer 0. They
+    /// must not be lost: a blocking write waits (bounded) for a reader if
+    /// the channel is full. Returns false if they could not be written.
+    static func declare(_ marker: MarkerCore, idMarker: MarkerCore, formatMarker: MarkerCore,
+                        in trace: Trace, timeoutNanoseconds: UInt64 = 2_000_000_000) -> Bool {
+        guard let metadata = trace.metadata else { return false }
+        let alignment = Int(trace.header.alignment)
+        let buffer = metadata.buffers[0]
+        var ok = true
+        for (core, arguments) in [(idMarker, idDeclaration(of: marker, alignment: trace.header.alignment)),
+                                  (formatMarker, formatDeclaration(of: marker))] {
+            guard let size = PayloadLayout.size(of: arguments, fields: core.format.fields, alignment: alignment) else {
+                ok = false
+                continue
+            }
+            let largest = PayloadLayout.largestAlign(maxIntegerSize: core.maxIntegerSize, alignment: alignment)
+            let result = buffer.recordBlocking(eventID: core.eventID, dataSize: UInt64(size),
+                                               largestAlign: UInt64(largest),
+                                               cancellation: WaitCancellation(timeoutNanoseconds: timeoutNanoseconds)) { p in
+                PayloadLayout.write(arguments, fields: core.format.fields, to: p, alignment: alignment)
+            }
+            if case .failure = result { ok = false }
+        }
+        return ok
+    }
+}

@@ -1,0 +1,86 @@
+/// Where each field of a payload goes, ltt-serialize.c's rules: an integer
+/// is aligned, relative to the payload start, to min(trace alignment, its
+/// size); a string is NUL-terminated and not aligned; the payload itself
+/// starts aligned to its largest field, so relative and absolute alignment
+/// agree.
+public enum PayloadLayout {
+    /// Padding before an integer of `size` bytes at `offset`.
+    @inlinable @inline(__always)
+    public static func padding(at offset: Int, size: Int, alignment: Int) -> Int {
+        guard alignment != 0, size > 1 else { return 0 }
+        return (0 &- offset) & (min(size, alignment) &- 1)
+    }
+
+    /// The alignment the payload start needs: its largest field's.
+    @inlinable @inline(__always)
+    public static func largestAlign(maxIntegerSize: Int, alignment: Int) -> Int {
+        alignment == 0 ? 1 : max(1, min(maxIntegerSize, alignment))
+    }
+
+    /// The offset after `value` placed in `field` at `offset`.
+    @inlinable @inline(__always)
+    public static func advance<V: TraceValue>(_ offset: Int, over value: V, in field: MarkerField, alignment: Int) -> Int {
+        switch field.kind {
+        case .integer(let size, _, _):
+            return offset &+ padding(at: offset, size: size, alignment: alignment) &+ size
+        case .string:
+            return offset &+ value.withTraceUTF8 { $0.count } &+ 1
+        }
+    }
+
+    /// Stores `value` in `field` at `base + offset`; returns the offset after it.
+    @inlinable @inline(__always)
+    public static func store<V: TraceValue>(_ value: V, in field: MarkerField, at base: UnsafeMutableRawPointer,
+                                            offset: Int, alignment: Int) -> Int {
+        switch field.kind {
+        case .integer(let size, _, let network):
+            let o = offset &+ padding(at: offset, size: size, alignment: alignment)
+            storeInteger(value.traceInteger, size: size, networkOrder: network, at: base + o)
+            return o &+ size
+        case .string:
+            return value.withTraceUTF8 { bytes in
+                if let src = bytes.baseAddress, bytes.count > 0 {
+                    (base + offset).copyMemory(from: src, byteCount: bytes.count)
+                }
+                (base + offset + bytes.count).storeBytes(of: 0, as: UInt8.self)
+                return offset &+ bytes.count &+ 1
+            }
+        }
+    }
+
+    @inlinable @inline(__always)
+    public static func storeInteger(_ bits: UInt64, size: Int, networkOrder: Bool, at p: UnsafeMutableRawPointer) {
+        switch size {
+        case 1: p.storeBytes(of: UInt8(truncatingIfNeeded: bits), as: UInt8.self)
+        case 2:
+            let v = UInt16(truncatingIfNeeded: bits)
+            p.storeBytes(of: networkOrder ? v.bigEndian : v, as: UInt16.self)
+        case 4:
+            let v = UInt32(truncatingIfNeeded: bits)
+            p.storeBytes(of: networkOrder ? v.bigEndian : v, as: UInt32.self)
+        default:
+            p.storeBytes(of: networkOrder ? bits.bigEndian : bits, as: UInt64.self)
+        }
+    }
+
+    /// Size of a payload given as run-time arguments, or nil when the
+    /// arguments do not match the fields (count or kind).
+    public static func size(of arguments: [TraceArgument], fields: [MarkerField], alignment: Int) -> Int? {
+        guard arguments.count == fields.count else { return nil }
+        var offset = 0
+        for (argument, field) in zip(arguments, fields) {
+            guard argument.isString == (field.kind == .string) else { return nil }
+            offset = advance(offset, over: argument, in: field, alignment: alignment)
+        }
+        return offset
+    }
+
+    /// Writes run-time arguments already checked by `size(of:...)`.
+    public static func write(_ arguments: [TraceArgument], fields: [MarkerField], to base: UnsafeMutableRawPointer,
+                             alignment: Int) {
+        var offset = 0
+        for (argument, field) in zip(arguments, fields) {
+            offset = store(argument, in: field, at: base, offset: offset, alignment: alignment)
+        }
+    }
+}

@@ -1,0 +1,53 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Why a tracer operation was refused. Each maps to the errno that the
+/// filesystem returns from write(2) (filesystem.md's table).
+public enum TraceError: Error, Equatable, Sendable, CustomStringConvertible {
+    /// Not a number, not an accepted word, zero or negative, too large.
+    case invalidValue(String)
+    /// Trace name empty, with '/', too long, or starting with '.'.
+    case invalidName(String)
+    case traceExists(String)
+    case traceNotFound(String)
+    case channelNotFound(String)
+    case markerNotFound(String)
+    /// A channel setting after alloc, alloc twice.
+    case busy(String)
+    case unknownTransport(String)
+    /// An operation the trace's state does not allow (start before alloc).
+    case wrongState(String)
+    case invalidFormat(String)
+    /// The marker's Swift argument types do not match its format string.
+    case typeMismatch(String)
+    case tooManyEvents(String)
+
+    public var errno: Int32 {
+        switch self {
+        case .invalidValue, .invalidName, .unknownTransport, .invalidFormat, .typeMismatch: EINVAL
+        case .traceExists: EEXIST
+        case .traceNotFound, .channelNotFound, .markerNotFound: ENOENT
+        case .busy: EBUSY
+        case .wrongState: EPERM
+        case .tooManyEvents: ENOSPC
+        }
+    }
+
+    public var description: String {
+        switch self {
+        case .invalidValue(let s): "invalid value: \(s)"
+        case .invalidName(let s): "invalid trace name: \(s)"
+        case .traceExists(let s): "trace \(s) already exists"
+        case .traceNotFound(let s): "no trace named \(s)"
+        case .channelNotFound(let s): "no channel named \(s)"
+        case .markerNotFound(let s): "no marker named \(s)"
+        case .busy(let s): "busy: \(s)"
+        case .unknownTransport(let s): "unknown transport \(s) (this server has relay-locked)"
+        case .wrongState(let s): "not now: \(s)"
+        case .invalidFormat(let s): "invalid format: \(s)"
+        case .typeMismatch(let s): "argument types do not match the format: \(s)"
+        case .tooManyEvents(let s): "too many markers: \(s)"
+        }
+    }
+}

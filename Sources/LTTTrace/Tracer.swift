@@ -1,0 +1,392 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import CURCU
+import LTTRelay
+import Synchronization
+
+/// The tracer: the registry of markers and the traces, with their life
+/// cycle (setup -> settings -> alloc -> start <-> stop -> destroy).
+///
+/// Control operations are serialized by one lock and may block (an RCU
+/// grace period, a metadata write waiting for room). Producers never take
+/// it: each marker publishes, through RCU, the list of channels it records
+/// into, and control operations replace that list (`republish`).
+public final class Tracer: @unchecked Sendable {
+    /// The process-wide tracer that in-process markers use by default.
+    public static let shared = Tracer()
+
+    struct Registry {
+        /// channel -> marker name -> marker
+        var markers: [String: [String: MarkerCore]] = [:]
+        var nextEventID: [String: Int] = [:]
+        var traces: [String: Trace] = [:]
+    }
+
+    private let control = Mutex(Registry())
+    /// The clock of every trace: CLOCK_MONOTONIC nanoseconds.
+    public let clock: @Sendable () -> UInt64
+    /// Number of per-CPU buffers each channel gets.
+    public let cpuCount: Int
+    /// Trace alignment for new traces (0: packed, 8: natural).
+    public let alignment: UInt8
+    private let switchTimer = SwitchTimerThread()
+    /// Log sink for control refusals and destroy-time counters.
+    public var log: @Sendable (TracerLogLevel, String) -> Void
+
+    public let coreMarkerID: MarkerCore
+    public let coreMarkerFormat: MarkerCore
+    public let userspaceEvent: MarkerCore
+
+    public init(cpuCount: Int = RelayChannel.configuredCPUCount,
+                alignment: UInt8 = UInt8(MemoryLayout<UnsafeRawPointer>.size),
+                clock: @escaping @Sendable () -> UInt64 = { MonotonicClock.now() },
+                log: @escaping @Sendable (TracerLogLevel, String) -> Void = { _, _ in }) {
+        self.cpuCount = cpuCount
+        self.alignment = alignment
+        self.clock = clock
+        self.log = log
+        var registry = Registry()
+        func core(_ channel: String, _ name: String, _ format: String, sized: Bool = false) -> MarkerCore {
+            let id = registry.nextEventID[channel, default: 0]
+            registry.nextEventID[channel] = id + 1
+            let marker = MarkerCore(channel: channel, name: name, format: try! MarkerFormat(format),
+                                    eventID: UInt16(id), sizedHeader: sized)
+            registry.markers[channel, default: [:]][name] = marker
+            return marker
+        }
+        coreMarkerID = core(Metadata.channel, Metadata.coreMarkerID, Metadata.coreMarkerIDFormat)
+        coreMarkerFormat = core(Metadata.channel, Metadata.coreMarkerFormat, Metadata.coreMarkerFormatFormat)
+        userspaceEvent = core(Metadata.userspaceChannel, "event", "string %s", sized: true)
+        control.withLock { $0 = registry }
+    }
+
+    deinit { switchTimer.stop() }
+
+    // MARK: Markers
+
+    /// Registers (channel, name, format), or returns the marker already
+    /// registered with the same format. Traces that have buffers for the
+    /// channel get its declaration in their metadata at once.
+    @discardableResult
+    public func register(channel: String, name: String, format: String, sizedHeader: Bool = false)
+        throws(TraceError) -> MarkerCore {
+        try Self.validate(identifier: channel, what: "channel")
+        try Self.validate(identifier: name, what: "marker")
+        let parsed: MarkerFormat
+        do { parsed = try MarkerFormat(format) } catch { throw .invalidFormat("\(channel).\(name): \(error)") }
+        return try control.withLock { (r: inout Registry) throws(TraceError) -> MarkerCore in
+            if let existing = r.markers[channel]?[name] {
+                guard existing.format == parsed else {
+                    throw .invalidFormat("\(channel).\(name) is registered with format \"\(existing.format.text)\"")
+                }
+                return existing
+            }
+            let id = r.nextEventID[channel, default: 0]
+            guard id <= Int(UInt16.max) else { throw .tooManyEvents("channel \(channel) has 65536 markers") }
+            r.nextEventID[channel] = id + 1
+            let marker = MarkerCore(channel: channel, name: name, format: parsed, eventID: UInt16(id),
+                                    sizedHeader: sizedHeader)
+            r.markers[channel, default: [:]][name] = marker
+            for trace in r.traces.values where trace.state.hasBuffers && trace.channels[channel] != nil {
+                declare(marker, in: trace)
+            }
+            for trace in r.traces.values where trace.state == .setup && trace.settings[channel] == nil {
+                trace.settings[channel] = .dataDefault
+            }
+            republish(r)
+            return marker
+        }
+    }
+
+    /// Registers a marker with typed arguments; the types must match the
+    /// format's fields one for one (integers for integer conversions,
+    /// String or StaticString for %s).
+    public func marker<each Value: TraceValue>(_ channel: String, _ name: String, _ format: String,
+                                               as types: (repeat each Value).Type = (repeat each Value).self)
+        throws(TraceError) -> Marker<repeat each Value> {
+        let parsed: MarkerFormat
+        do { parsed = try MarkerFormat(format) } catch { throw .invalidFormat("\(channel).\(name): \(error)") }
+        var kinds: [Bool] = []
+        for type in repeat (each Value).self { kinds.append(type.isTraceString) }
+        guard kinds.count == parsed.fields.count else {
+            throw .typeMismatch("\(channel).\(name): \(kinds.count) arguments for \(parsed.fields.count) fields")
+        }
+        for (isString, field) in zip(kinds, parsed.fields) where isString != (field.kind == .string) {
+            throw .typeMismatch("\(channel).\(name): field \(field.name) is \(field.kind == .string ? "a string" : "an integer")")
+        }
+        return Marker(core: try register(channel: channel, name: name, format: format))
+    }
+
+    /// Connects or disconnects a marker (markers/<channel>/<marker>/enable).
+    public func setMarkerEnabled(channel: String, name: String, _ enabled: Bool) throws(TraceError) {
+        try control.withLock { (r: inout Registry) throws(TraceError) in
+            guard let marker = r.markers[channel]?[name] else { throw .markerNotFound("\(channel).\(name)") }
+            marker.enabledFlag.store(enabled, ordering: .relaxed)
+            republish(r)
+        }
+    }
+
+    /// Every registered marker, sorted by channel then event id.
+    public var markers: [MarkerCore] {
+        control.withLock { r in
+            r.markers.values.flatMap(\.values).sorted { ($0.channel, $0.eventID) < ($1.channel, $1.eventID) }
+        }
+    }
+
+    public func marker(channel: String, name: String) -> MarkerCore? {
+        control.withLock { $0.markers[channel]?[name] }
+    }
+
+    // MARK: Traces
+
+    /// setup_trace: a new trace with every known channel at its defaults.
+    @discardableResult
+    public func setupTrace(_ name: String) throws(TraceError) -> Trace {
+        try Trace.validate(name: name)
+        return try control.withLock { (r: inout Registry) throws(TraceError) -> Trace in
+            guard r.traces[name] == nil else { throw .traceExists(name) }
+            let trace = Trace(name: name, channels: Array(r.markers.keys))
+            r.traces[name] = trace
+            return trace
+        }
+    }
+
+    /// Runs `body` on a trace under the control lock.
+    public func withTrace<T>(_ name: String, _ body: (Trace) throws(TraceError) -> T) throws(TraceError) -> T {
+        try control.withLock { (r: inout Registry) throws(TraceError) -> T in
+            guard let trace = r.traces[name] else { throw .traceNotFound(name) }
+            return try body(trace)
+        }
+    }
+
+    /// The traces, by name.
+    public var traces: [Trace] { control.withLock { r in r.traces.values.sorted { $0.name < $1.name } } }
+
+    public func trace(_ name: String) -> Trace? { control.withLock { $0.traces[name] } }
+
+    /// Changes a channel's settings; only before alloc (else EBUSY).
+    public func updateChannel(trace name: String, channel: String,
+                              _ change: (inout ChannelSettings) throws(TraceError) -> Void) throws(TraceError) {
+        try withTrace(name) { (trace: Trace) throws(TraceError) in
+            guard var settings = trace.settings[channel] else { throw .channelNotFound(channel) }
+            guard trace.state == .setup else { throw .busy("trace \(name) is allocated; channel settings are fixed") }
+            try change(&settings)
+            trace.settings[channel] = settings
+        }
+    }
+
+    /// Selects the transport by name; only "relay-locked" exists.
+    public func setTransport(trace name: String, _ transport: String) throws(TraceError) {
+        try withTrace(name) { (trace: Trace) throws(TraceError) in
+            guard transport == "relay-locked" else { throw .unknownTransport(transport) }
+            guard trace.state == .setup else { throw .busy("trace \(name) is allocated") }
+            trace.transport = transport
+        }
+    }
+
+    /// alloc: creates the buffers of every enabled channel and declares
+    /// every known marker in the metadata channel.
+    public func allocTrace(_ name: String) throws(TraceError) {
+        try control.withLock { (r: inout Registry) throws(TraceError) in
+            guard let trace = r.traces[name] else { throw .traceNotFound(name) }
+            guard trace.state == .setup else { throw .busy("trace \(name) is already allocated") }
+            guard trace.settings[Metadata.channel]?.enabled == true else {
+                throw .invalidValue("the metadata channel cannot be disabled")
+            }
+            var geometries: [String: RelayGeometry] = [:]
+            for (channel, settings) in trace.settings where settings.enabled {
+                geometries[channel] = try settings.geometry()
+            }
+            var wall = timespec()
+            clock_gettime(CLOCK_REALTIME, &wall)
+            let start = clock()
+            trace.header = TraceHeaderFields(alignment: alignment, startTimeSec: UInt64(wall.tv_sec),
+                                             startTimeUsec: UInt64(wall.tv_nsec / 1000),
+                                             startFreq: 1_000_000_000, freqScale: 1, startTSC: start)
+            for (channel, geometry) in geometries {
+                trace.channels[channel] = RelayChannel(name: channel, geometry: geometry,
+                                                       overwrite: trace.settings[channel]!.overwrite,
+                                                       cpuCount: cpuCount, trace: trace.header, clock: clock)
+            }
+            trace.state = .allocated
+            let markers = r.markers.values.flatMap(\.values).sorted { ($0.channel, $0.eventID) < ($1.channel, $1.eventID) }
+            for marker in markers where trace.channels[marker.channel] != nil {
+                declare(marker, in: trace)
+            }
+        }
+    }
+
+    /// enabled = 1: start recording.
+    public func startTrace(_ name: String) throws(TraceError) {
+        try control.withLock { (r: inout Registry) throws(TraceError) in
+            guard let trace = r.traces[name] else { throw .traceNotFound(name) }
+            switch trace.state {
+            case .active: return
+            case .allocated, .stopped: trace.state = .active
+            case .setup: throw .wrongState("trace \(name) has no buffers yet: write 1 to alloc first")
+            case .destroyed: throw .traceNotFound(name)
+            }
+            republish(r)
+            updateSwitchTimer(r)
+        }
+    }
+
+    /// enabled = 0: stop recording; the buffers keep what they hold.
+    public func stopTrace(_ name: String) throws(TraceError) {
+        try control.withLock { (r: inout Registry) throws(TraceError) in
+            guard let trace = r.traces[name] else { throw .traceNotFound(name) }
+            guard trace.state == .active else { return }
+            trace.state = .stopped
+            republish(r)
+            updateSwitchTimer(r)
+        }
+    }
+
+    /// destroy_trace: stop, flush and finalize every buffer, forget the
+    /// trace. Returns it: readers that have buffers open keep draining them.
+    @discardableResult
+    public func destroyTrace(_ name: String) throws(TraceError) -> Trace {
+        try control.withLock { (r: inout Registry) throws(TraceError) -> Trace in
+            guard let trace = r.traces.removeValue(forKey: name) else { throw .traceNotFound(name) }
+            let wasActive = trace.state == .active
+            trace.state = .destroyed
+            if wasActive {
+                republish(r)   // after its grace period no producer writes here
+                updateSwitchTimer(r)
+            }
+            for (channelName, channel) in trace.channels.sorted(by: { $0.key < $1.key }) {
+                channel.finalize()
+                for buffer in channel.buffers {
+                    // ltt_relay_print_buffer_errors
+                    let c = buffer.counters
+                    if c.eventsLost > 0 {
+                        log(.warning, "trace \(name): \(c.eventsLost) events lost in \(channelName) channel (cpu \(buffer.cpu))")
+                    }
+                    if c.corruptedSubbuffers > 0 {
+                        log(.warning, "trace \(name): \(c.corruptedSubbuffers) corrupted sub-buffers in \(channelName) channel (cpu \(buffer.cpu))")
+                    }
+                }
+            }
+            return trace
+        }
+    }
+
+    /// Forces a live switch on every buffer of a trace (a flush on demand).
+    public func flush(_ name: String) throws(TraceError) {
+        try withTrace(name) { trace in
+            for channel in trace.channels.values { channel.buffers.forEach { $0.forceSwitch(onlyIfWritten: true) } }
+        }
+    }
+
+    // MARK: write_event
+
+    public enum WriteEventError: Error, Equatable {
+        /// The line does not fit in a sub-buffer of some active trace.
+        case tooLong
+        /// A signal interrupted the wait for room.
+        case interrupted
+    }
+
+    /// Records `line` as one `userspace.event` in every active trace. In
+    /// normal mode a full buffer makes the writer wait for a reader
+    /// (`ltt_relay_user_blocking`) instead of losing the event.
+    public func writeEvent(_ line: UnsafeRawBufferPointer, cancellation: WaitCancellation? = nil)
+        throws(WriteEventError) {
+        let marker = userspaceEvent
+        guard marker.isRecording else { return }
+        // Take the sinks out of the RCU section: a blocking wait must not
+        // hold up grace periods (destroy waits for them).
+        var targets: [(RelayChannel, Int)] = []
+        marker.forEachSink { targets.append(($0.channel, $0.alignment)) }
+        let size = UInt64(line.count + 1)
+        for (channel, alignment) in targets {
+            let header = EventHeader.size(at: 0, dataSize: size, form: .idSizeTSC, trace: TraceHeaderFields(alignment: UInt8(alignment)))
+            if size + header.size + 8 > channel.geometry.subbufferSize - SubbufferHeader.size { throw .tooLong }
+        }
+        for (channel, _) in targets {
+            let write: (UnsafeMutableRawPointer) -> Void = { p in
+                if let base = line.baseAddress, line.count > 0 { p.copyMemory(from: base, byteCount: line.count) }
+                (p + line.count).storeBytes(of: 0, as: UInt8.self)
+            }
+            let buffer = channel.currentBuffer
+            if channel.overwrite {
+                _ = buffer.record(eventID: marker.eventID, dataSize: size, largestAlign: 1, sizedHeader: true, payload: write)
+            } else {
+                let result = buffer.recordBlocking(eventID: marker.eventID, dataSize: size, largestAlign: 1,
+                                                   sizedHeader: true, cancellation: cancellation, payload: write)
+                if case .failure(.cancelled) = result { throw .interrupted }
+            }
+        }
+    }
+
+    // MARK: Internals (control lock held)
+
+    private func declare(_ marker: MarkerCore, in trace: Trace) {
+        if !Metadata.declare(marker, idMarker: coreMarkerID, formatMarker: coreMarkerFormat, in: trace) {
+            trace.metadataLost += 1
+            log(.error, "trace \(trace.name): metadata channel full, declaration of \(marker) lost")
+        }
+    }
+
+    /// Rebuilds every marker's sinks from the active traces and publishes
+    /// them; frees the old lists after one RCU grace period.
+    private func republish(_ r: Registry) {
+        let active = r.traces.values.filter { $0.state == .active }.sorted { $0.name < $1.name }
+        var retired: [UnsafeMutableRawPointer] = []
+        for marker in r.markers.values.flatMap(\.values) {
+            var entries: [(RelayChannel, Int, Bool)] = []
+            if marker.isEnabled {
+                for trace in active {
+                    if let channel = trace.channels[marker.channel] {
+                        entries.append((channel, Int(trace.header.alignment), !channel.overwrite))
+                    }
+                }
+            }
+            if entries.isEmpty && marker.isRecording == false { continue }
+            if let old = marker.publish(entries.isEmpty ? nil : MarkerSinks(entries)) { retired.append(old) }
+        }
+        guard !retired.isEmpty else { return }
+        lttfs_synchronize_rcu()
+        for old in retired { Unmanaged<MarkerSinks>.fromOpaque(old).release() }
+    }
+
+    private func updateSwitchTimer(_ r: Registry) {
+        let timed = r.traces.values.contains { trace in
+            trace.state == .active && trace.settings.values.contains { $0.enabled && $0.switchTimerMillis > 0 }
+        }
+        if timed {
+            switchTimer.start { [weak self] in self?.switchTimerTick() }
+        } else {
+            switchTimer.stop()
+        }
+    }
+
+    /// One tick of the switch timers: a live switch on every buffer of a
+    /// channel whose period has passed, if it holds events.
+    private func switchTimerTick() {
+        let now = clock()
+        // Never wait for the control lock here: its holder may be stopping
+        // this very thread. A busy tick is simply skipped.
+        _ = control.withLockIfAvailable { r in
+            for trace in r.traces.values where trace.state == .active {
+                for (name, channel) in trace.channels {
+                    guard let period = trace.settings[name]?.switchTimerMillis, period > 0 else { continue }
+                    let last = trace.lastSwitch[name] ?? trace.header.startTSC
+                    guard now &- last >= period &* 1_000_000 else { continue }
+                    trace.lastSwitch[name] = now
+                    channel.buffers.forEach { $0.forceSwitch(onlyIfWritten: true) }
+                }
+            }
+        }
+    }
+
+    static func validate(identifier: String, what: String) throws(TraceError) {
+        guard !identifier.isEmpty, identifier.utf8.count <= 255, !identifier.contains("/"),
+              !identifier.hasPrefix("."), !identifier.contains(" "), !identifier.contains("\0") else {
+            throw .invalidName("\(what) name \"\(identifier)\" is empty, too long, or has '/', ' ' or a leading '.'")
+        }
+    }
+}
+
+public enum TracerLogLevel: Sendable { case info, warning, error }

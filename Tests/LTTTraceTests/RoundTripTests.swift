@@ -1,0 +1,262 @@
+import Foundation
+import Testing
+import LTTRelay
+import LTTReader
+@testable import LTTTrace
+
+@Suite("Record, drain, read back")
+struct RoundTripTests {
+    static let everyKind =
+        "c %c h %hd i %d l %ld ll %lld u %u x %x X #2X%d big #n4u%u p %p str %s small #1u%d"
+
+    @Test("every kind of field and every header form round-trips, packed and aligned", arguments: [UInt8(0), 8])
+    func everyKindRoundTrips(alignment: UInt8) throws {
+        let clock = TestClock()
+        let tracer = Tracer(cpuCount: 1, alignment: alignment, clock: { clock.now })
+        let all = try tracer.marker("kinds", "all", Self.everyKind,
+                                    as: (UInt8, Int16, Int32, Int, Int64, UInt32, UInt32, Int32, UInt32,
+                                         UnsafeRawPointer, String, Int32).self)
+        // 30 more markers so that ids 29+ need form 31.
+        var extra: [Marker<Int32>] = []
+        for i in 0..<30 { extra.append(try tracer.marker("kinds", "m\(i)", "v %d", as: Int32.self)) }
+        let big = try tracer.register(channel: "big", name: "blob", format: "data %s", sizedHeader: true)
+
+        try tracer.setupTrace("t")
+        try tracer.updateChannel(trace: "t", channel: "kinds") { $0.subbufferSize = 4096; $0.subbufferCount = 64 }
+        try tracer.allocTrace("t")
+        try tracer.startTrace("t")
+
+        var expected: [(String, UInt64, [FieldValue])] = []
+        let pointer = UnsafeRawPointer(bitPattern: 0xDEAD_BEEF)!
+        for i in 0..<200 {
+            clock.advance(UInt64(1000 + i))
+            let text = String(repeating: "é", count: i % 7)
+            all.record(UInt8(i % 256), Int16(-i), Int32(-100_000 * i), -i * 1_000_000_007, Int64.min + Int64(i),
+                       UInt32(i), UInt32(0xABCD_0000) + UInt32(i), Int32(i * 3), UInt32(0x0102_0304),
+                       pointer, text, Int32(i))
+            expected.append(("all", clock.now, [
+                .unsigned(UInt64(i % 256)), .signed(Int64(-i)), .signed(Int64(-100_000 * i)),
+                .signed(Int64(-i * 1_000_000_007)), .signed(Int64.min + Int64(i)), .unsigned(UInt64(i)),
+                .unsigned(UInt64(0xABCD_0000) + UInt64(i)), .unsigned(UInt64(UInt16(truncatingIfNeeded: i * 3))),
+                .unsigned(0x0102_0304), .unsigned(0xDEAD_BEEF), .string(text), .unsigned(UInt64(UInt8(i))),
+            ]))
+            if i % 10 == 0 {
+                clock.advance(1)
+                extra[29 - i / 10].record(Int32(i))
+                expected.append(("m\(29 - i / 10)", clock.now, [.signed(Int64(i))]))
+            }
+        }
+        // A clock gap of 2^27 ticks and more: form 29.
+        clock.advance(1 << 28)
+        extra[0].record(-1)
+        expected.append(("m0", clock.now, [.signed(-1)]))
+        clock.advance((1 << 27) + 5)
+        extra[0].record(-2)
+        expected.append(("m0", clock.now, [.signed(-2)]))
+        // An event that ends exactly at the end of a sub-buffer.
+        let marker = try tracer.marker("kinds", "fill", "s %s", as: String.self)
+        let buffer = tracer.trace("t")!.channels["kinds"]!.buffers[0]
+        let offset = buffer.withRing { $0.offset }
+        let room = Int(4096 - offset % 4096)
+        #expect(room > 100)
+        let headerAndPad = Int(EventHeader.size(at: offset, dataSize: 100,
+                                                form: EventHeader.requestedForm(eventID: marker.core.eventID, sized: false),
+                                                trace: TraceHeaderFields(alignment: alignment)).size)
+        clock.advance(3)
+        let filler = String(repeating: "z", count: room - headerAndPad - 1)
+        marker.record(filler)
+        expected.append(("fill", clock.now, [.string(filler)]))
+        #expect(buffer.withRing { $0.offset } % 4096 == 0, "the filler must end exactly on the boundary")
+        // A 70,000-byte payload: form 30 with the 32-bit size (after a first
+        // event, which carries the full clock since the trace started).
+        clock.advance(7)
+        #expect(big.record(arguments: [.string("first")]))
+        expected.append(("blob", clock.now, [.string("first")]))
+        clock.advance(7)
+        let blob = String(repeating: "b", count: 70_000)
+        #expect(big.record(arguments: [.string(blob)]))
+        expected.append(("blob", clock.now, [.string(blob)]))
+        // And once more with a clock gap: form 29 with the 32-bit size.
+        clock.advance(1 << 30)
+        #expect(big.record(arguments: [.string("after a gap")]))
+        expected.append(("blob", clock.now, [.string("after a gap")]))
+
+        try tracer.stopTrace("t")
+        let trace = try tracer.destroyTrace("t")
+        let dir = TemporaryDirectory()
+        defer { dir.remove() }
+        drain(trace, to: dir.path)
+        let result = TraceReader().read(directory: dir.path)
+        #expect(result.problems.isEmpty, "\(result.problems.prefix(5))")
+        let data = result.events.filter { $0.channel != Metadata.channel }
+        #expect(data.count == expected.count)
+        for (event, want) in zip(data, expected) {
+            #expect(event.marker == want.0)
+            #expect(event.cycles == want.1)
+            #expect(event.fields.map(\.value) == want.2, "\(event.line)")
+            let header = trace.header
+            #expect(event.timeNanoseconds == header.startTimeSec * 1_000_000_000 + header.startTimeUsec * 1000 + (want.1 - header.startTSC))
+        }
+        // Every form was exercised.
+        let forms = try formsUsed(in: dir.path + "/kinds_0", subbufferSize: 4096, alignment: alignment)
+            .union(formsUsed(in: dir.path + "/big_0", subbufferSize: 256 * 1024, alignment: alignment))
+        #expect(forms == [0, 29, 30, 31])
+    }
+
+    /// The header forms found in a file (compact reported as 0).
+    func formsUsed(in path: String, subbufferSize: Int, alignment: UInt8) throws -> Set<Int> {
+        let bytes = [UInt8](FileManager.default.contents(atPath: path)!)
+        var forms = Set<Int>()
+        let trace = TraceHeaderFields(alignment: alignment)
+        var base = 0
+        while base < bytes.count {
+            let lost = bytes.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: base + 52, as: UInt32.self) }
+            let end = base + subbufferSize - Int(lost)
+            var o = 68
+            // Walk with the reader's rules is too much here: only the first
+            // event of each sub-buffer needs no payload knowledge.
+            if base + o < end {
+                o += Int(trace.padding(at: UInt64(o), forSize: 4))
+                let word = bytes.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: base + o, as: UInt32.self) }
+                forms.insert(Int(word >> 27) >= 29 ? Int(word >> 27) : 0)
+            }
+            base += subbufferSize
+        }
+        // The reader has checked every event; scan all words it decoded.
+        let result = TraceReader().read(directory: (path as NSString).deletingLastPathComponent)
+        for e in result.events where e.file == (path as NSString).lastPathComponent {
+            var o = e.offset % subbufferSize
+            let base = e.offset - o
+            o += Int(trace.padding(at: UInt64(o), forSize: 4))
+            let word = bytes.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: base + o, as: UInt32.self) }
+            forms.insert(Int(word >> 27) >= 29 ? Int(word >> 27) : 0)
+        }
+        return forms
+    }
+
+    @Test("markers registered before alloc, after alloc and while recording are all declared and decodable")
+    func metadataAtEveryStage() throws {
+        let tracer = Tracer(cpuCount: 2)
+        let before = try tracer.marker("app", "before", "n %d", as: Int32.self)
+        try tracer.setupTrace("m")
+        try tracer.allocTrace("m")
+        let afterAlloc = try tracer.marker("app", "after_alloc", "n %d s %s", as: (Int32, String).self)
+        try tracer.startTrace("m")
+        before.record(1)
+        afterAlloc.record(2, "two")
+        let whileRecording = try tracer.marker("app", "while_recording", "n %lu", as: UInt.self)
+        whileRecording.record(3)
+        let otherChannel = try tracer.marker("late", "x", "n %d", as: Int32.self)  // no buffers in this trace
+        otherChannel.record(4)
+        #expect(!otherChannel.core.isRecording)
+        try tracer.stopTrace("m")
+        let trace = try tracer.destroyTrace("m")
+        let dir = TemporaryDirectory()
+        defer { dir.remove() }
+        drain(trace, to: dir.path)
+        let result = TraceReader().read(directory: dir.path)
+        #expect(result.problems.isEmpty, "\(result.problems)")
+        let names = result.events.filter { $0.channel == "app" }.map(\.marker)
+        #expect(names == ["before", "after_alloc", "while_recording"])
+        #expect(result.declarations["app"]?.count == 3)
+        #expect(result.declarations["metadata"]?[0]?.name == "core_marker_id")
+        #expect(result.declarations["metadata"]?[1]?.format == Metadata.coreMarkerFormatFormat)
+        // metadata_<cpu> exists for every CPU, empty or not.
+        #expect(result.files.contains("metadata_0") && result.files.contains("metadata_1"))
+        #expect(result.files.contains("app_0") && result.files.contains("app_1"))
+    }
+
+    @Test("a disabled marker records nothing; enabling it again records")
+    func enableDisable() throws {
+        let tracer = Tracer(cpuCount: 1)
+        let m = try tracer.marker("app", "toggle", "n %d", as: Int32.self)
+        try tracer.setupTrace("e")
+        try tracer.allocTrace("e")
+        try tracer.startTrace("e")
+        m.record(1)
+        try tracer.setMarkerEnabled(channel: "app", name: "toggle", false)
+        #expect(!m.core.isRecording)
+        m.record(2)
+        try tracer.setMarkerEnabled(channel: "app", name: "toggle", true)
+        m.record(3)
+        let trace = try tracer.destroyTrace("e")
+        let dir = TemporaryDirectory()
+        defer { dir.remove() }
+        drain(trace, to: dir.path)
+        let result = TraceReader().read(directory: dir.path)
+        #expect(result.problems.isEmpty)
+        #expect(result.events.filter { $0.channel == "app" }.map { $0.field("n") } == [.signed(1), .signed(3)])
+    }
+
+    @Test("two active traces both receive every event; a stopped one does not")
+    func severalTraces() throws {
+        let tracer = Tracer(cpuCount: 1)
+        let m = try tracer.marker("app", "ev", "n %d", as: Int32.self)
+        for name in ["a", "b"] {
+            try tracer.setupTrace(name)
+            try tracer.allocTrace(name)
+            try tracer.startTrace(name)
+        }
+        m.record(1)
+        try tracer.stopTrace("b")
+        m.record(2)
+        var counts: [String: Int] = [:]
+        for name in ["a", "b"] {
+            let trace = try tracer.destroyTrace(name)
+            let dir = TemporaryDirectory()
+            drain(trace, to: dir.path)
+            let result = TraceReader().read(directory: dir.path)
+            #expect(result.problems.isEmpty)
+            counts[name] = result.events.filter { $0.channel == "app" }.count
+            dir.remove()
+        }
+        #expect(counts == ["a": 2, "b": 1])
+    }
+
+    @Test("the switch timer delivers a quiet channel's events without any other activity")
+    func switchTimer() throws {
+        let tracer = Tracer(cpuCount: 1)
+        let m = try tracer.marker("app", "quiet", "n %d", as: Int32.self)
+        try tracer.setupTrace("s")
+        try tracer.updateChannel(trace: "s", channel: "app") { $0.switchTimerMillis = 20 }
+        try tracer.allocTrace("s")
+        try tracer.startTrace("s")
+        let buffer = tracer.trace("s")!.channels["app"]!.buffers[0]
+        m.record(1)
+        #expect(buffer.pollState == .none)
+        var waited = 0
+        while buffer.pollState == .none && waited < 200 { usleep(10_000); waited += 1 }
+        #expect(buffer.pollState == .readable)
+        // A quiet buffer is not switched again and again.
+        let delivered = buffer.counters.subbuffersDelivered
+        usleep(100_000)
+        #expect(buffer.counters.subbuffersDelivered == delivered)
+        try tracer.destroyTrace("s")
+    }
+
+    @Test("life-cycle errors are typed and map to errno")
+    func lifeCycleErrors() throws {
+        let tracer = Tracer(cpuCount: 1)
+        #expect(throws: TraceError.invalidName("empty")) { try tracer.setupTrace("") }
+        #expect(throws: TraceError.self) { try tracer.setupTrace("a/b") }
+        #expect(throws: TraceError.self) { try tracer.setupTrace(String(repeating: "x", count: 256)) }
+        try tracer.setupTrace("t")
+        #expect(throws: TraceError.traceExists("t")) { try tracer.setupTrace("t") }
+        #expect(throws: TraceError.wrongState("trace t has no buffers yet: write 1 to alloc first")) { try tracer.startTrace("t") }
+        #expect(throws: TraceError.unknownTransport("relay-lockless")) { try tracer.setTransport(trace: "t", "relay-lockless") }
+        #expect(throws: TraceError.channelNotFound("nope")) { try tracer.updateChannel(trace: "t", channel: "nope") { _ in } }
+        try tracer.allocTrace("t")
+        #expect(throws: TraceError.busy("trace t is already allocated")) { try tracer.allocTrace("t") }
+        #expect((try? tracer.updateChannel(trace: "t", channel: "userspace") { $0.overwrite = true }) == nil)
+        #expect(TraceError.busy("").errno == EBUSY && TraceError.traceExists("").errno == EEXIST)
+        #expect(TraceError.traceNotFound("").errno == ENOENT && TraceError.invalidValue("").errno == EINVAL)
+        #expect(throws: TraceError.traceNotFound("zz")) { try tracer.destroyTrace("zz") }
+        #expect(throws: TraceError.typeMismatch("app.bad: field n is an integer")) {
+            _ = try tracer.marker("app", "bad", "n %d", as: String.self)
+        }
+        #expect(throws: TraceError.self) { _ = try tracer.marker("app", "float", "v %f", as: Int32.self) }
+        _ = try tracer.register(channel: "app", name: "same", format: "n %d")
+        #expect(throws: TraceError.self) { _ = try tracer.register(channel: "app", name: "same", format: "n %u") }
+        try tracer.destroyTrace("t")
+    }
+}
