@@ -214,7 +214,7 @@ public struct TraceReader {
         let major = try b.load(base + F.majorVersion, as: UInt8.self)
         let minor = try b.load(base + F.minorVersion, as: UInt8.self)
         guard major == 2, minor == 3 else {
-            problem(sub, base + F.majorVersion, "format version \(major).\(minor), expected 2.3")
+            problem(sub, base + (major != 2 ? F.majorVersion : F.minorVersion), "format version \(major).\(minor), expected 2.3")
             return
         }
         let archSize = try b.load(base + F.archSize, as: UInt8.self)
