@@ -8,6 +8,12 @@ let package = Package(
         .library(name: "LTTRelay", targets: ["LTTRelay"]),
         .library(name: "LTTTrace", targets: ["LTTTrace"]),
         .library(name: "LTTReader", targets: ["LTTReader"]),
+        .library(name: "LTTFS", targets: ["LTTFS"]),
+        .executable(name: "lttfs", targets: ["lttfs"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.6.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
     ],
     targets: [
         // The seed's locked relay transport: pure Swift, no FUSE, no I/O.
@@ -22,6 +28,19 @@ let package = Package(
         // Reads a consumer's trace directory back, strictly.
         .target(name: "LTTReader", dependencies: ["LTTTrace", "LTTRelay"]),
         .testTarget(name: "LTTTraceTests", dependencies: ["LTTTrace", "LTTRelay", "LTTReader"]),
+        // The C shim over libfuse3 (Debian's libfuse3-dev).
+        .target(name: "CFuse", linkerSettings: [.linkedLibrary("fuse3"), .linkedLibrary("pthread")]),
+        // The filesystem: the tree, the handlers, the notifier thread.
+        .target(name: "LTTFS", dependencies: [
+            "CFuse", "LTTTrace", "LTTRelay", "CLinuxSupport",
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        .executableTarget(name: "lttfs", dependencies: [
+            "LTTFS", "LTTTrace", "LTTReader", "LTTRelay",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        .testTarget(name: "LTTFSTests", dependencies: ["LTTFS", "LTTTrace", "LTTReader", "LTTRelay"]),
         .testTarget(name: "LTTRelayTests", dependencies: ["LTTRelay"]),
     ]
 )

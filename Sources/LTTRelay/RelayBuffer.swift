@@ -193,6 +193,26 @@ public final class RelayBuffer: @unchecked Sendable {
         return copyOut(from: start, count: Int(min(available, UInt64(destination.count))), into: destination)
     }
 
+    /// The ring memory a read at `position` returns, up to `maxLength`
+    /// bytes, as at most two regions (the range may wrap around the end of
+    /// the ring). For zero-copy replies; the same rules as `read`.
+    public func readableRegions(at position: UInt64, maxLength: Int) -> [UnsafeRawBufferPointer] {
+        let (start, available) = ring.withLock { ring in
+            (ring.consumed &+ position, ring.readableBytes(at: position))
+        }
+        var left = Int(min(available, UInt64(maxLength)))
+        var regions: [UnsafeRawBufferPointer] = []
+        var cursor = start
+        while left > 0 {
+            let index = Int(geometry.bufferOffset(cursor))
+            let chunk = min(left, Int(geometry.allocSize) - index)
+            regions.append(UnsafeRawBufferPointer(start: memory + index, count: chunk))
+            left -= chunk
+            cursor &+= UInt64(chunk)
+        }
+        return regions
+    }
+
     /// Copies `count` ring bytes starting at position `start`, wrapping at the
     /// end of the ring memory.
     func copyOut(from start: UInt64, count: Int, into destination: UnsafeMutableRawBufferPointer) -> Int {

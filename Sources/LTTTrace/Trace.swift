@@ -1,4 +1,5 @@
 import LTTRelay
+import Synchronization
 
 /// One trace: its settings, its state and, from `alloc` on, its channels.
 ///
@@ -6,6 +7,10 @@ import LTTRelay
 /// what it exposes is a snapshot taken under that lock (`Tracer.withTrace`).
 public final class Trace: @unchecked Sendable {
     public let name: String
+    /// Unique over the process's life: a trace set up again under the same
+    /// name is another trace (the filesystem gives its files new inodes).
+    public let serial: UInt64 = Trace.nextSerial.add(1, ordering: .relaxed).newValue
+    static let nextSerial = Atomic<UInt64>(0)
     public internal(set) var state: TraceState = .setup
     /// The transport; "relay-locked" is the only one.
     public internal(set) var transport = "relay-locked"

@@ -30,7 +30,7 @@ public final class Tracer: @unchecked Sendable {
     public let cpuCount: Int
     /// Trace alignment for new traces (0: packed, 8: natural).
     public let alignment: UInt8
-    private let switchTimer = SwitchTimerThread()
+    private let switchTimer = PeriodicThread(name: "lttfs-switch-timer", interval: 0.005)
     /// Log sink for control refusals and destroy-time counters.
     public var log: @Sendable (TracerLogLevel, String) -> Void
 

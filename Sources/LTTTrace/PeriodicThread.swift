@@ -1,18 +1,30 @@
 import Foundation
 import Synchronization
 
-/// The thread behind the channels' switch timers (the seed's per-channel
-/// timer calling ltt_force_switch(FORCE_ACTIVE)). It exists only while some
-/// active trace has a timer, ticks every `tick`, and `stop` joins it.
-final class SwitchTimerThread: @unchecked Sendable {
+/// A thread that runs a body every `interval` until stopped; `stop` wakes
+/// it at once and joins it, so none is ever left behind. The tracer's
+/// switch timers and the filesystem's poll notifier both run on one.
+public final class PeriodicThread: @unchecked Sendable {
     private let condition = NSCondition()
     private var running = false
     private var thread: Thread?
     private var finished: DispatchSemaphore?
-    static let tick: TimeInterval = 0.005
+    public let name: String
+    public let interval: TimeInterval
+
+    public init(name: String, interval: TimeInterval) {
+        self.name = name
+        self.interval = interval
+    }
+
+    public var isRunning: Bool {
+        condition.lock()
+        defer { condition.unlock() }
+        return running
+    }
 
     /// Starts the thread if it is not running; `body` runs at every tick.
-    func start(_ body: @escaping @Sendable () -> Void) {
+    public func start(_ body: @escaping @Sendable () -> Void) {
         condition.lock()
         defer { condition.unlock() }
         guard !running else { return }
@@ -25,19 +37,19 @@ final class SwitchTimerThread: @unchecked Sendable {
                 condition.unlock()
                 body()
                 condition.lock()
-                if running { _ = condition.wait(until: Date(timeIntervalSinceNow: Self.tick)) }
+                if running { _ = condition.wait(until: Date(timeIntervalSinceNow: interval)) }
             }
             condition.unlock()
             done.signal()
         }
-        t.name = "lttfs-switch-timer"
+        t.name = name
         thread = t
         t.start()
     }
 
     /// Stops the thread and waits for it to end. Must not be called from
     /// the thread itself.
-    func stop() {
+    public func stop() {
         condition.lock()
         guard running else {
             condition.unlock()

@@ -1,0 +1,204 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import LTTRelay
+import LTTTrace
+
+/// What the control files show and accept. Writes are parsed like the
+/// kernel's debugfs handlers: the first whitespace-separated word counts, a
+/// trailing newline is fine, and a refused write changes nothing.
+struct ControlFiles {
+    let tracer: Tracer
+
+    /// An error for write(2): the errno and the reason logged with it.
+    struct Refusal: Error {
+        let errno: Int32
+        let reason: String
+        init(_ errno: Int32, _ reason: String) {
+            self.errno = errno
+            self.reason = reason
+        }
+        init(_ error: TraceError) {
+            errno = error.errno
+            reason = error.description
+        }
+    }
+
+    // MARK: Reading
+
+    /// The text of a readable file, or nil when the node cannot be read.
+    func content(of node: Node) throws(Refusal) -> String? {
+        switch node {
+        case .traceControlFile(let name, let file):
+            guard let trace = tracer.trace(name) else { throw Refusal(ENOENT, "no trace named \(name)") }
+            switch file {
+            case .trans: return trace.transport + "\n"
+            case .enabled: return (trace.state == .active ? "1" : "0") + "\n"
+            case .alloc: return nil
+            case .stats: return stats(of: trace)
+            }
+        case .channelFile(let name, let channel, let file):
+            guard let settings = tracer.trace(name)?.settings[channel] else {
+                throw Refusal(ENOENT, "no channel \(channel) in trace \(name)")
+            }
+            switch file {
+            case .enable: return (settings.enabled ? "1" : "0") + "\n"
+            case .overwrite: return (settings.overwrite ? "1" : "0") + "\n"
+            case .subbufNum: return "\(settings.subbufferCount)\n"
+            case .subbufSize: return "\(settings.subbufferSize)\n"
+            case .switchTimer: return "\(settings.switchTimerMillis)\n"
+            }
+        case .markerFile(let channel, let name, let file):
+            guard let marker = tracer.marker(channel: channel, name: name) else {
+                throw Refusal(ENOENT, "no marker \(channel).\(name)")
+            }
+            switch file {
+            case .enable: return (marker.isEnabled ? "1" : "0") + "\n"
+            case .info:
+                return "format: \(marker.format.text)\nstate: \(marker.isEnabled ? 1 : 0)\n"
+                    + "event_id: \(marker.eventID)\nchannel: \(marker.channel)\n"
+            }
+        default:
+            return nil
+        }
+    }
+
+    /// Per channel and CPU: what was written, lost, corrupted, delivered,
+    /// consumed, and what is readable now.
+    func stats(of trace: Trace) -> String {
+        var lines = ["trace \(trace.name): \(trace.state.rawValue)"]
+        if trace.metadataLost > 0 { lines.append("metadata declarations lost: \(trace.metadataLost)") }
+        let header = ["buffer", "written", "lost", "corrupted", "delivered", "consumed", "readable"]
+        var rows = [header]
+        for (name, buffer) in trace.bufferFiles {
+            let c = buffer.counters
+            rows.append([name, "\(c.eventsWritten)", "\(c.eventsLost)", "\(c.corruptedSubbuffers)",
+                         "\(c.subbuffersDelivered)", "\(c.subbuffersConsumed)", "\(c.bytesReadable)"])
+        }
+        let widths = (0..<header.count).map { column in rows.map { $0[column].count }.max() ?? 0 }
+        for row in rows {
+            lines.append(zip(row, widths).enumerated().map { i, cell in
+                let pad = String(repeating: " ", count: cell.1 - cell.0.count)
+                return i == 0 ? cell.0 + pad : pad + cell.0
+            }.joined(separator: "  "))
+        }
+        return lines.joined(separator: "\n") + "\n"
+    }
+
+    // MARK: Writing
+
+    /// The first whitespace-separated word of a write.
+    static func firstWord(_ bytes: UnsafeRawBufferPointer) throws(Refusal) -> String {
+        guard let text = String(validating: bytes.prefix { $0 != 0 }, as: UTF8.self) else {
+            throw Refusal(EINVAL, "not UTF-8 text")
+        }
+        guard let word = text.split(whereSeparator: { $0 == " " || $0 == "\n" || $0 == "\t" || $0 == "\r" }).first else {
+            throw Refusal(EINVAL, "empty write")
+        }
+        return String(word)
+    }
+
+    static func bool(_ word: String) throws(Refusal) -> Bool {
+        switch word {
+        case "1", "y", "Y": return true
+        case "0", "n", "N": return false
+        default: throw Refusal(EINVAL, "\"\(word)\" is not 1/0/y/n")
+        }
+    }
+
+    /// A positive decimal (or 0x hexadecimal) number.
+    static func number(_ word: String, allowZero: Bool = false) throws(Refusal) -> UInt64 {
+        let value: UInt64?
+        if word.hasPrefix("0x") || word.hasPrefix("0X") {
+            value = UInt64(word.dropFirst(2), radix: 16)
+        } else {
+            value = UInt64(word, radix: 10)
+        }
+        guard let v = value else { throw Refusal(EINVAL, "\"\(word)\" is not a number") }
+        guard v > 0 || allowZero else { throw Refusal(EINVAL, "0 is not allowed here") }
+        return v
+    }
+
+    /// Applies a write to `node`; returns nothing or throws the refusal.
+    func write(_ bytes: UnsafeRawBufferPointer, to node: Node) throws(Refusal) {
+        let word = try Self.firstWord(bytes)
+        do {
+            switch node {
+            case .setupTrace:
+                try tracer.setupTrace(word)
+            case .destroyTrace:
+                try tracer.destroyTrace(word)
+            case .traceControlFile(let name, let file):
+                switch file {
+                case .trans: try tracer.setTransport(trace: name, word)
+                case .alloc:
+                    guard try Self.bool(word) else { throw Refusal(EINVAL, "alloc takes 1, y or Y") }
+                    try tracer.allocTrace(name)
+                case .enabled:
+                    if try Self.bool(word) { try tracer.startTrace(name) } else { try tracer.stopTrace(name) }
+                case .stats:
+                    throw Refusal(EACCES, "stats is read-only")
+                }
+            case .channelFile(let name, let channel, let file):
+                try channelSetting(trace: name, channel: channel, file, word)
+            case .markerFile(let channel, let marker, .enable):
+                try tracer.setMarkerEnabled(channel: channel, name: marker, try Self.bool(word))
+            default:
+                throw Refusal(EACCES, "not writable")
+            }
+        } catch let error as TraceError {
+            throw Refusal(error)
+        } catch let refusal as Refusal {
+            throw refusal
+        } catch {
+            throw Refusal(EIO, "\(error)")
+        }
+    }
+
+    private func channelSetting(trace: String, channel: String, _ file: Node.ChannelFile, _ word: String) throws {
+        // Parse before touching anything: a refused write changes nothing.
+        switch file {
+        case .enable:
+            let on = try Self.bool(word)
+            if channel == Metadata.channel && !on { throw Refusal(EINVAL, "the metadata channel cannot be disabled") }
+            try tracer.updateChannel(trace: trace, channel: channel) { $0.enabled = on }
+        case .overwrite:
+            let on = try Self.bool(word)
+            if channel == Metadata.channel && on { throw Refusal(EINVAL, "the metadata channel cannot overwrite") }
+            try tracer.updateChannel(trace: trace, channel: channel) { $0.overwrite = on }
+        case .subbufNum:
+            guard let count = ChannelSettings.roundedSubbufferCount(try Self.number(word)) else {
+                throw Refusal(EINVAL, "\(word) sub-buffers: at most \(ChannelSettings.maximumSubbufferCount)")
+            }
+            try tracer.updateChannel(trace: trace, channel: channel) { (s: inout ChannelSettings) throws(TraceError) in
+                try fitsInMemory(count: count, size: s.subbufferSize)
+                s.subbufferCount = count
+            }
+        case .subbufSize:
+            guard let size = ChannelSettings.roundedSubbufferSize(try Self.number(word)) else {
+                throw Refusal(EINVAL, "\(word) bytes: at most \(ChannelSettings.maximumSubbufferSize) per sub-buffer")
+            }
+            try tracer.updateChannel(trace: trace, channel: channel) { (s: inout ChannelSettings) throws(TraceError) in
+                try fitsInMemory(count: s.subbufferCount, size: size)
+                s.subbufferSize = size
+            }
+        case .switchTimer:
+            let ms = try Self.number(word, allowZero: true)
+            guard ms <= 3_600_000 else { throw Refusal(EINVAL, "switch_timer \(ms) ms: at most an hour") }
+            try tracer.updateChannel(trace: trace, channel: channel) { $0.switchTimerMillis = ms }
+        }
+    }
+
+    /// A channel's buffers on every CPU must fit in memory, and one ring in
+    /// the 32-bit positions consumers see.
+    private func fitsInMemory(count: UInt64, size: UInt64) throws(TraceError) {
+        let ring = count.multipliedReportingOverflow(by: size)
+        guard !ring.overflow, ring.partialValue <= RelayGeometry.maximumAllocSize else {
+            throw .invalidValue("\(count) x \(size) bytes is more than a 4 GiB ring")
+        }
+        let physical = UInt64(sysconf(Int32(_SC_PHYS_PAGES))) * UInt64(sysconf(Int32(_SC_PAGESIZE)))
+        guard ring.partialValue * UInt64(tracer.cpuCount) <= physical else {
+            throw .invalidValue("\(count) x \(size) bytes on \(tracer.cpuCount) CPUs is more than the machine's memory")
+        }
+    }
+}

@@ -1,0 +1,408 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import CFuse
+import Foundation
+import LTTRelay
+import LTTTrace
+import Logging
+
+/// The request handlers: the tree of filesystem.md and, for buffer files,
+/// the consumer ABI of consumer-abi.md. One instance per mounted session;
+/// libfuse calls it from its worker threads (see Operations.swift).
+final class FileSystem: @unchecked Sendable {
+    let tracer: Tracer
+    let logger: Logger
+    let inodes = InodeTable()
+    let handles = HandleTable()
+    let resolver: NodeResolver
+    let control: ControlFiles
+    /// Set once the session exists; used for kernel notifications.
+    var session: OpaquePointer?
+    let uid = getuid(), gid = getgid()
+    let mountTime = time(nil)
+    /// Nothing under the mount point is cached by the kernel: entries and
+    /// attributes are asked again every time (filesystem.md: "visible at once").
+    static let timeout = 0.0
+
+    init(tracer: Tracer, logger: Logger) {
+        self.tracer = tracer
+        self.logger = logger
+        resolver = NodeResolver(tracer: tracer)
+        control = ControlFiles(tracer: tracer)
+    }
+
+    // MARK: Attributes
+
+    func attributes(of node: Node, inode: UInt64, buffer: RelayBuffer? = nil) -> stat {
+        var st = stat()
+        st.st_ino = UInt(inode)
+        st.st_mode = (node.isDirectory ? S_IFDIR : S_IFREG) | node.mode
+        st.st_nlink = node.isDirectory ? 2 : 1
+        st.st_uid = uid
+        st.st_gid = gid
+        st.st_blksize = 4096
+        st.st_atim.tv_sec = mountTime
+        st.st_mtim.tv_sec = mountTime
+        st.st_ctim.tv_sec = mountTime
+        if case .bufferFile = node, let b = buffer ?? resolver.buffer(node) {
+            // splice() reads through the page cache on these kernels and
+            // stops at the file size: report the whole ring.
+            st.st_size = Int(b.geometry.allocSize)
+        }
+        return st
+    }
+
+    func describe(_ node: Node) -> String {
+        switch node {
+        case .root: "/"
+        case .ltt: "ltt"
+        case .setupTrace: "ltt/setup_trace"
+        case .destroyTrace: "ltt/destroy_trace"
+        case .writeEvent: "ltt/write_event"
+        case .controlDir: "ltt/control"
+        case .traceControl(let t): "ltt/control/\(t)"
+        case .traceControlFile(let t, let f): "ltt/control/\(t)/\(f.rawValue)"
+        case .channelsDir(let t): "ltt/control/\(t)/channel"
+        case .channelDir(let t, let c): "ltt/control/\(t)/channel/\(c)"
+        case .channelFile(let t, let c, let f): "ltt/control/\(t)/channel/\(c)/\(f.rawValue)"
+        case .markersDir: "ltt/markers"
+        case .markerChannelDir(let c): "ltt/markers/\(c)"
+        case .markerDir(let c, let m): "ltt/markers/\(c)/\(m)"
+        case .markerFile(let c, let m, let f): "ltt/markers/\(c)/\(m)/\(f.rawValue)"
+        case .traceDir(let t, _): "ltt/\(t)"
+        case .bufferFile(let t, _, let f): "ltt/\(t)/\(f)"
+        }
+    }
+
+    // MARK: Lookup, getattr, forget
+
+    func lookup(_ req: fuse_req_t, parent: UInt64, name: String) {
+        guard let parentNode = inodes.node(for: parent), let child = resolver.child(of: parentNode, named: name) else {
+            fuse_reply_err(req, ENOENT)
+            return
+        }
+        var entry = fuse_entry_param()
+        entry.ino = inodes.inode(for: child, lookup: true)
+        entry.generation = 1
+        entry.attr = attributes(of: child, inode: entry.ino)
+        entry.attr_timeout = Self.timeout
+        entry.entry_timeout = Self.timeout
+        fuse_reply_entry(req, &entry)
+    }
+
+    func getattr(_ req: fuse_req_t, inode: UInt64, fh: UInt64?) {
+        let handle = fh.flatMap { handles.get($0) }
+        guard let node = inodes.node(for: inode), handle != nil || resolver.exists(node) else {
+            fuse_reply_err(req, ENOENT)
+            return
+        }
+        var st = attributes(of: node, inode: inode, buffer: handle?.buffer)
+        fuse_reply_attr(req, &st, Self.timeout)
+    }
+
+    /// Truncation (`echo x > file` opens with O_TRUNC) is accepted and
+    /// ignored: control files have no contents to cut.
+    func setattr(_ req: fuse_req_t, inode: UInt64, fh: UInt64?) {
+        getattr(req, inode: inode, fh: fh)
+    }
+
+    func forget(_ inode: UInt64, count: UInt64) {
+        inodes.forget(inode, count: count) { resolver.exists($0) }
+    }
+
+    // MARK: Directories
+
+    func opendir(_ req: fuse_req_t, inode: UInt64, fi: UnsafeMutablePointer<fuse_file_info>) {
+        guard let node = inodes.node(for: inode), node.isDirectory, resolver.exists(node) else {
+            fuse_reply_err(req, ENOENT)
+            return
+        }
+        var entries: [(name: String, inode: UInt64, isDirectory: Bool)] = [(".", inode, true), ("..", 1, true)]
+        for name in resolver.list(node) {
+            guard let child = resolver.child(of: node, named: name) else { continue }
+            entries.append((name, inodes.inode(for: child, lookup: false), child.isDirectory))
+        }
+        fi.pointee.fh = handles.add(Handle(.directory(entries)))
+        fuse_reply_open(req, fi)
+    }
+
+    func readdir(_ req: fuse_req_t, size: Int, offset: Int, fh: UInt64) {
+        guard let handle = handles.get(fh), case .directory(let entries) = handle.kind else {
+            fuse_reply_err(req, EBADF)
+            return
+        }
+        var buffer = [CChar](repeating: 0, count: size)
+        var used = 0
+        var index = offset
+        while index < entries.count {
+            let e = entries[index]
+            var st = stat()
+            st.st_ino = UInt(e.inode)
+            st.st_mode = e.isDirectory ? S_IFDIR : S_IFREG
+            let needed = buffer.withUnsafeMutableBufferPointer { b in
+                fuse_add_direntry(req, b.baseAddress! + used, size - used, e.name, &st, off_t(index + 1))
+            }
+            if needed > size - used { break }
+            used += needed
+            index += 1
+        }
+        fuse_reply_buf(req, buffer, used)
+    }
+
+    func releasedir(_ req: fuse_req_t, fh: UInt64) {
+        handles.remove(fh)
+        fuse_reply_err(req, 0)
+    }
+
+    // MARK: Open and release
+
+    func open(_ req: fuse_req_t, inode: UInt64, fi: UnsafeMutablePointer<fuse_file_info>) {
+        guard let node = inodes.node(for: inode), resolver.exists(node), !node.isDirectory else {
+            fuse_reply_err(req, ENOENT)
+            return
+        }
+        let accessMode = fi.pointee.flags & O_ACCMODE
+        let reading = accessMode == O_RDONLY || accessMode == O_RDWR
+        let writing = accessMode == O_WRONLY || accessMode == O_RDWR
+        let handle: Handle
+        switch node {
+        case .bufferFile:
+            // Only O_RDONLY, one reader at a time (the seed's _ltt_open).
+            guard accessMode == O_RDONLY else {
+                logger.warning("open \(describe(node)): buffer files are read-only (EACCES)")
+                fuse_reply_err(req, EACCES)
+                return
+            }
+            guard let buffer = resolver.buffer(node) else {
+                fuse_reply_err(req, ENOENT)
+                return
+            }
+            guard buffer.openReader() else {
+                logger.info("open \(describe(node)): already open by a reader (EBUSY)")
+                fuse_reply_err(req, EBUSY)
+                return
+            }
+            handle = Handle(.buffer(buffer, inode: inode))
+        case .writeEvent, .setupTrace, .destroyTrace:
+            guard !reading else {
+                fuse_reply_err(req, EACCES)
+                return
+            }
+            handle = Handle(node == .writeEvent ? .writeEvent : .control(node, content: nil))
+        default:
+            if writing && node.mode & 0o200 == 0 {
+                fuse_reply_err(req, EACCES)
+                return
+            }
+            var content: [UInt8]?
+            if reading {
+                do {
+                    guard let text = try control.content(of: node) else {
+                        fuse_reply_err(req, EACCES)
+                        return
+                    }
+                    content = Array(text.utf8)
+                } catch {
+                    fuse_reply_err(req, error.errno)
+                    return
+                }
+            }
+            handle = Handle(.control(node, content: content))
+        }
+        lttfs_fi_set_direct_io(fi, 1)
+        lttfs_fi_set_keep_cache(fi, 0)
+        // Never nonseekable: lttd splices with an explicit offset.
+        lttfs_fi_set_nonseekable(fi, 0)
+        fi.pointee.fh = handles.add(handle)
+        fuse_reply_open(req, fi)
+    }
+
+    func release(_ req: fuse_req_t, fh: UInt64) {
+        if let handle = handles.remove(fh), let buffer = handle.buffer {
+            if let ph = handle.takePollHandle() { fuse_pollhandle_destroy(ph) }
+            buffer.closeReader()
+        }
+        fuse_reply_err(req, 0)
+    }
+
+    // MARK: Read and write
+
+    func read(_ req: fuse_req_t, size: Int, offset: Int, fh: UInt64) {
+        guard let handle = handles.get(fh) else {
+            fuse_reply_err(req, EBADF)
+            return
+        }
+        switch handle.kind {
+        case .buffer(let buffer, _):
+            // Zero copy: the reply points into the ring (consumer-abi.md,
+            // "read and splice": the bytes at consumed + offset).
+            let regions = buffer.readableRegions(at: UInt64(max(0, offset)), maxLength: size)
+            var iov = regions.map { iovec(iov_base: UnsafeMutableRawPointer(mutating: $0.baseAddress), iov_len: $0.count) }
+            if iov.isEmpty {
+                fuse_reply_buf(req, nil, 0)
+            } else {
+                fuse_reply_iov(req, &iov, Int32(iov.count))
+            }
+        case .control(_, let content?):
+            let start = min(max(0, offset), content.count)
+            let end = min(content.count, start + size)
+            content.withUnsafeBytes { fuse_reply_buf(req, $0.baseAddress! + start, end - start) }
+        default:
+            fuse_reply_err(req, EBADF)
+        }
+    }
+
+    func write(_ req: fuse_req_t, bytes: UnsafeRawBufferPointer, fh: UInt64) {
+        guard let handle = handles.get(fh) else {
+            fuse_reply_err(req, EBADF)
+            return
+        }
+        switch handle.kind {
+        case .writeEvent:
+            writeEvent(req, bytes)
+        case .control(let node, _):
+            do {
+                try control.write(bytes, to: node)
+                fuse_reply_write(req, bytes.count)
+            } catch {
+                let text = String(decoding: bytes.prefix(64), as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+                logger.warning("write \"\(text)\" to \(describe(node)) refused: \(error.reason) (\(errnoName(error.errno)))")
+                fuse_reply_err(req, error.errno)
+            }
+        default:
+            fuse_reply_err(req, EBADF)
+        }
+    }
+
+    /// One event per line (ltt-userspace-event.c): the write is cut at the
+    /// first newline or NUL, and write(2) returns the bytes used.
+    func writeEvent(_ req: fuse_req_t, _ bytes: UnsafeRawBufferPointer) {
+        let cut = bytes.firstIndex { $0 == 0x0A || $0 == 0 }
+        let line = UnsafeRawBufferPointer(rebasing: bytes[..<(cut ?? bytes.count)])
+        let used = cut.map { $0 + 1 } ?? bytes.count
+        // A signal to the writer arrives as a FUSE interrupt: it ends the
+        // wait for room with EINTR, and nothing is written.
+        let cancellation = WaitCancellation()
+        let token = Unmanaged.passRetained(cancellation)
+        fuse_req_interrupt_func(req, { _, data in
+            guard let data else { return }
+            Unmanaged<WaitCancellation>.fromOpaque(data).takeUnretainedValue().cancel()
+        }, token.toOpaque())
+        var failure: Int32 = 0
+        do throws(Tracer.WriteEventError) {
+            try tracer.writeEvent(line, cancellation: cancellation)
+        } catch {
+            switch error {
+            case .tooLong:
+                logger.warning("write_event: a line of \(line.count) bytes does not fit in a sub-buffer (EINVAL)")
+                failure = EINVAL
+            case .interrupted:
+                logger.info("write_event: interrupted while waiting for room (EINTR)")
+                failure = EINTR
+            }
+        }
+        fuse_req_interrupt_func(req, nil, nil)
+        token.release()
+        if failure != 0 {
+            fuse_reply_err(req, failure)
+        } else {
+            fuse_reply_write(req, used)
+        }
+    }
+
+    // MARK: ioctl and poll
+
+    func ioctl(_ req: fuse_req_t, command: UInt32, fh: UInt64, input: UnsafeRawBufferPointer, outputSize: Int) {
+        guard let handle = handles.get(fh), case .buffer(let buffer, let inode) = handle.kind else {
+            fuse_reply_err(req, ENOTTY)
+            return
+        }
+        guard let ioctl = RelayIoctl(rawValue: command) else {
+            fuse_reply_err(req, ENOTTY)
+            return
+        }
+        func replyU32(_ value: UInt32) {
+            guard outputSize >= 4 else {
+                fuse_reply_err(req, EINVAL)
+                return
+            }
+            var v = value
+            fuse_reply_ioctl(req, 0, &v, 4)
+        }
+        switch ioctl {
+        case .getSubbuffer:
+            switch buffer.getSubbuffer() {
+            case .success(let cookie):
+                // splice() serves this file from the page cache: drop what
+                // was cached for the previous sub-buffer before the consumer
+                // reads this one (fuse-kernel-notes.md, 1).
+                if let session {
+                    let rc = fuse_lowlevel_notify_inval_inode(session, inode, 0, 0)
+                    if rc != 0 && rc != -ENOENT {
+                        logger.debug("inval_inode \(inode): \(rc)")
+                    }
+                }
+                replyU32(cookie)
+            case .failure:
+                fuse_reply_err(req, EAGAIN)
+            }
+        case .putSubbuffer:
+            guard input.count >= 4 else {
+                fuse_reply_err(req, EINVAL)
+                return
+            }
+            let cookie = input.loadUnaligned(as: UInt32.self)
+            do {
+                try buffer.putSubbuffer(cookie: cookie)
+                fuse_reply_ioctl(req, 0, nil, 0)
+            } catch {
+                fuse_reply_err(req, EIO)
+            }
+        case .getSubbufferCount:
+            replyU32(UInt32(buffer.geometry.subbufferCount))
+        case .getSubbufferSize:
+            replyU32(UInt32(buffer.geometry.subbufferSize))
+        }
+    }
+
+    func poll(_ req: fuse_req_t, fh: UInt64, pollHandle: OpaquePointer?) {
+        guard let handle = handles.get(fh), let buffer = handle.buffer else {
+            fuse_reply_poll(req, UInt32(POLLIN | POLLOUT))
+            return
+        }
+        // Keep the handle before looking at the state: a delivery after this
+        // point is seen by the notifier, one before it by the state below.
+        if let pollHandle { handle.setPollHandle(pollHandle) }
+        fuse_reply_poll(req, UInt32(buffer.pollState.pollMask))
+    }
+
+    // MARK: The notifier
+
+    /// One pass of the notifier thread: wake the pollers of every buffer
+    /// that delivered a sub-buffer or was finalized since the last pass.
+    func notifyPollers() {
+        for handle in handles.bufferHandles {
+            guard let buffer = handle.buffer, buffer.takeReaderWakeup() else { continue }
+            if let ph = handle.takePollHandle() {
+                fuse_lowlevel_notify_poll(ph)
+                fuse_pollhandle_destroy(ph)
+            }
+        }
+    }
+}
+
+func errnoName(_ e: Int32) -> String {
+    switch e {
+    case EINVAL: "EINVAL"
+    case ENOENT: "ENOENT"
+    case EEXIST: "EEXIST"
+    case EBUSY: "EBUSY"
+    case EACCES: "EACCES"
+    case EPERM: "EPERM"
+    case EIO: "EIO"
+    case ENOSPC: "ENOSPC"
+    case EINTR: "EINTR"
+    default: "errno \(e)"
+    }
+}

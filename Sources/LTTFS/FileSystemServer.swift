@@ -1,0 +1,171 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import CFuse
+import Foundation
+import LTTTrace
+import Logging
+import Synchronization
+
+/// A mounted lttfs: the FUSE session, its worker threads and the notifier.
+///
+///     let server = try FileSystemServer(tracer: .shared, mountpoint: "/mnt/ltt")
+///     try server.mount()
+///     server.run()          // until unmounted or signalled
+///
+/// or, inside a program that traces itself, `startInBackground()` and
+/// `shutdown()`.
+public final class FileSystemServer: @unchecked Sendable {
+    public enum MountError: Error, CustomStringConvertible, Equatable {
+        case mountpointMissing(String)
+        case notADirectory(String)
+        case alreadyMounted(String)
+        case noFuseDevice(String)
+        case sessionFailed(String)
+        case mountFailed(String)
+
+        public var description: String {
+            switch self {
+            case .mountpointMissing(let p): "mount point \(p) does not exist"
+            case .notADirectory(let p): "mount point \(p) is not a directory"
+            case .alreadyMounted(let p): "mount point \(p) is busy: something is already mounted there"
+            case .noFuseDevice(let why): "cannot use /dev/fuse: \(why) (is the fuse module loaded, and fuse3 installed?)"
+            case .sessionFailed(let why): "cannot create the FUSE session: \(why)"
+            case .mountFailed(let p): "mounting \(p) failed (see the message above)"
+            }
+        }
+    }
+
+    public let mountpoint: String
+    public let tracer: Tracer
+    let fs: FileSystem
+    let logger: Logger
+    private let options: [String]
+    private let notifier = PeriodicThread(name: "lttfs-notifier", interval: 0.005)
+    private let state = Mutex<(session: UncheckedPointer?, mounted: Bool, signals: Bool)>((nil, false, false))
+    private var loopDone: DispatchSemaphore?
+    /// The operations table lives as long as the server: libfuse keeps a copy,
+    /// but the userdata it passes back is this object.
+    private var userdata: Unmanaged<FileSystem>?
+
+    /// `options` are FUSE mount options (`allow_other`, ...).
+    public init(tracer: Tracer, mountpoint: String, options: [String] = [],
+                logger: Logger = Logger(label: "lttfs")) {
+        self.tracer = tracer
+        self.mountpoint = mountpoint
+        self.options = options
+        self.logger = logger
+        fs = FileSystem(tracer: tracer, logger: logger)
+    }
+
+    deinit { userdata?.release() }
+
+    /// Checks the mount point and /dev/fuse, creates the session and mounts.
+    /// With `handleSignals`, SIGINT, SIGTERM and SIGHUP end `run` cleanly.
+    public func mount(handleSignals: Bool = false) throws(MountError) {
+        var st = stat()
+        guard stat(mountpoint, &st) == 0 else {
+            if errno == ENOENT { throw .mountpointMissing(mountpoint) }
+            throw .mountpointMissing("\(mountpoint): \(String(cString: strerror(errno)))")
+        }
+        guard st.st_mode & S_IFMT == S_IFDIR else { throw .notADirectory(mountpoint) }
+        let resolved = (try? FileManager.default.destinationOfSymbolicLink(atPath: mountpoint)) ?? mountpoint
+        if Self.mounted().contains(URL(fileURLWithPath: resolved).standardizedFileURL.path) {
+            throw .alreadyMounted(mountpoint)
+        }
+        let fd = Glibc.open("/dev/fuse", O_RDWR)
+        guard fd >= 0 else { throw .noFuseDevice(String(cString: strerror(errno))) }
+        close(fd)
+
+        var arguments = ["lttfs", "-o", (["fsname=lttfs", "subtype=lttfs"] + options).joined(separator: ",")]
+        if getuid() != 0 { arguments += ["-o", "default_permissions"] }
+        let retained = Unmanaged.passRetained(fs)
+        userdata = retained
+        var ops = Operations.table()
+        let session: OpaquePointer? = withCStringArray(arguments) { argc, argv in
+            lttfs_fuse_session_new(argc, argv, &ops, MemoryLayout<fuse_lowlevel_ops>.size, retained.toOpaque())
+        }
+        guard let session else { throw .sessionFailed("bad options \(options)?") }
+        if handleSignals && fuse_set_signal_handlers(session) != 0 {
+            fuse_session_destroy(session)
+            throw .sessionFailed("cannot install signal handlers")
+        }
+        guard fuse_session_mount(session, mountpoint) == 0 else {
+            if handleSignals { fuse_remove_signal_handlers(session) }
+            fuse_session_destroy(session)
+            throw .mountFailed(mountpoint)
+        }
+        fs.session = session
+        state.withLock { $0 = (UncheckedPointer(session), true, handleSignals) }
+        logger.info("mounted on \(mountpoint)")
+    }
+
+    /// Serves requests until the filesystem is unmounted or a handled
+    /// signal arrives, then unmounts and frees the session. Start it after
+    /// any daemonizing fork: threads do not survive one.
+    @discardableResult
+    public func run(maxThreads: UInt32 = 16) -> Int32 {
+        guard let session = state.withLock({ $0.session })?.raw else { return -1 }
+        notifier.start { [fs] in fs.notifyPollers() }
+        let rc = lttfs_fuse_session_loop_mt(session, maxThreads, 4)
+        notifier.stop()
+        unmountOnce()
+        state.withLock { s in
+            if s.signals { fuse_remove_signal_handlers(session) }
+            s.session = nil
+        }
+        fs.session = nil
+        fuse_session_destroy(session)
+        logger.info("unmounted \(mountpoint)")
+        return rc
+    }
+
+    /// Mounts and serves on a background thread (a program tracing itself).
+    public func startInBackground() throws(MountError) {
+        try mount()
+        let done = DispatchSemaphore(value: 0)
+        loopDone = done
+        let thread = Thread { [self] in
+            run()
+            done.signal()
+        }
+        thread.name = "lttfs-session"
+        thread.start()
+    }
+
+    /// Ends the session: unmounts (which ends the worker threads' reads)
+    /// and waits for `run` to finish, at most `timeout` seconds.
+    @discardableResult
+    public func shutdown(timeout: TimeInterval = 10) -> Bool {
+        if let session = state.withLock({ $0.session })?.raw { fuse_session_exit(session) }
+        unmountOnce()
+        guard let done = loopDone else { return true }
+        return done.wait(timeout: .now() + timeout) == .success
+    }
+
+    private func unmountOnce() {
+        let session = state.withLock { s -> UncheckedPointer? in
+            guard s.mounted else { return nil }
+            s.mounted = false
+            return s.session
+        }
+        if let session { fuse_session_unmount(session.raw) }
+    }
+
+    /// Mount points of every mount on the machine (/proc/mounts).
+    static func mounted() -> Set<String> {
+        guard let text = try? String(contentsOfFile: "/proc/mounts", encoding: .utf8) else { return [] }
+        return Set(text.split(separator: "\n").compactMap { line in
+            let fields = line.split(separator: " ")
+            return fields.count > 1 ? String(fields[1]).replacingOccurrences(of: "\\040", with: " ") : nil
+        })
+    }
+}
+
+/// Calls `body` with a C argv for `strings`.
+func withCStringArray<R>(_ strings: [String], _ body: (Int32, UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>) -> R) -> R {
+    let duplicated = strings.map { strdup($0) }
+    defer { duplicated.forEach { free($0) } }
+    var argv = duplicated + [nil]
+    return argv.withUnsafeMutableBufferPointer { body(Int32(strings.count), $0.baseAddress!) }
+}

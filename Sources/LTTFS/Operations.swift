@@ -1,0 +1,65 @@
+import CFuse
+
+/// The libfuse low-level operations table. Each entry is a C function that
+/// finds the FileSystem in the request's userdata and calls its handler.
+/// Operations not listed answer ENOSYS, which the kernel turns into the
+/// usual errors (for example ENOTTY is not among them: ioctl is listed).
+@inline(__always)
+private func fs(_ req: fuse_req_t?) -> FileSystem {
+    Unmanaged<FileSystem>.fromOpaque(fuse_req_userdata(req)!).takeUnretainedValue()
+}
+
+enum Operations {
+    static func table() -> fuse_lowlevel_ops {
+        var ops = fuse_lowlevel_ops()
+        ops.lookup = { req, parent, name in
+            fs(req).lookup(req!, parent: parent, name: String(cString: name!))
+        }
+        ops.forget = { req, ino, count in
+            fs(req).forget(ino, count: count)
+            fuse_reply_none(req)
+        }
+        ops.forget_multi = { req, count, forgets in
+            let f = fs(req)
+            for i in 0..<count {
+                f.forget(forgets![i].ino, count: forgets![i].nlookup)
+            }
+            fuse_reply_none(req)
+        }
+        ops.getattr = { req, ino, fi in
+            fs(req).getattr(req!, inode: ino, fh: fi?.pointee.fh)
+        }
+        ops.setattr = { req, ino, _, _, fi in
+            fs(req).setattr(req!, inode: ino, fh: fi?.pointee.fh)
+        }
+        ops.opendir = { req, ino, fi in
+            fs(req).opendir(req!, inode: ino, fi: fi!)
+        }
+        ops.readdir = { req, _, size, off, fi in
+            fs(req).readdir(req!, size: size, offset: Int(off), fh: fi!.pointee.fh)
+        }
+        ops.releasedir = { req, _, fi in
+            fs(req).releasedir(req!, fh: fi!.pointee.fh)
+        }
+        ops.open = { req, ino, fi in
+            fs(req).open(req!, inode: ino, fi: fi!)
+        }
+        ops.release = { req, _, fi in
+            fs(req).release(req!, fh: fi!.pointee.fh)
+        }
+        ops.read = { req, _, size, off, fi in
+            fs(req).read(req!, size: size, offset: Int(off), fh: fi!.pointee.fh)
+        }
+        ops.write = { req, _, buf, size, _, fi in
+            fs(req).write(req!, bytes: UnsafeRawBufferPointer(start: buf, count: size), fh: fi!.pointee.fh)
+        }
+        ops.ioctl = { req, _, cmd, _, fi, _, inBuf, inSize, outSize in
+            fs(req).ioctl(req!, command: cmd, fh: fi!.pointee.fh,
+                          input: UnsafeRawBufferPointer(start: inBuf, count: inSize), outputSize: outSize)
+        }
+        ops.poll = { req, _, fi, ph in
+            fs(req).poll(req!, fh: fi!.pointee.fh, pollHandle: ph)
+        }
+        return ops
+    }
+}

@@ -1,0 +1,86 @@
+import ArgumentParser
+import Foundation
+import LTTReader
+
+struct DumpCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "dump",
+        abstract: "Print a trace's events in time order, one line each (or check it).",
+        discussion: """
+            Example:
+              lttfs dump ~/traces/mytrace
+              lttfs dump --channel userspace --json ~/traces/mytrace
+              lttfs dump --check ~/traces/mytrace   # exit 1 on any problem
+            """)
+
+    @Flag(help: "Only validate: print the problems, exit non-zero if there is any.")
+    var check = false
+
+    @Flag(help: "JSON Lines instead of text.")
+    var json = false
+
+    @Flag(help: "Also print the metadata channel's declarations.")
+    var metadata = false
+
+    @Option(help: "Only events of this channel.")
+    var channel: String?
+
+    @Option(help: "Only events of this marker.")
+    var marker: String?
+
+    @Option(help: "Only events at or after this time (seconds since the epoch).")
+    var from: Double?
+
+    @Option(help: "Only events before this time (seconds since the epoch).")
+    var to: Double?
+
+    @Argument(help: "The trace directory a consumer wrote.")
+    var directory: String
+
+    func run() throws {
+        let result = TraceReader().read(directory: directory)
+        for problem in result.problems {
+            FileHandle.standardErrorWrite("problem: \(problem)\n")
+        }
+        if check {
+            let events = result.events.filter { $0.channel != "metadata" }.count
+            print("\(result.problems.isEmpty ? "OK" : "FAIL"): \(result.files.count) files, \(result.subbuffers) sub-buffers, "
+                  + "\(events) events, \(result.eventsLost) lost, \(result.corruptedSubbuffers) corrupted sub-buffers, "
+                  + "\(result.problems.count) problems")
+            if !result.problems.isEmpty { throw ExitCode(1) }
+            return
+        }
+        var out = ""
+        for event in result.events {
+            if event.channel == "metadata" && !metadata && channel != "metadata" { continue }
+            if let channel, event.channel != channel { continue }
+            if let marker, event.marker != marker { continue }
+            let seconds = Double(event.timeNanoseconds) / 1e9
+            if let from, seconds < from { continue }
+            if let to, seconds >= to { continue }
+            out += json ? Self.json(event) : event.line
+            out += "\n"
+            if out.utf8.count > 1 << 16 {
+                print(out, terminator: "")
+                out = ""
+            }
+        }
+        print(out, terminator: "")
+        if !result.problems.isEmpty { throw ExitCode(1) }
+    }
+
+    static func json(_ e: DecodedEvent) -> String {
+        var fields: [String: Any] = [:]
+        for f in e.fields {
+            switch f.value {
+            case .signed(let v): fields[f.name] = v
+            case .unsigned(let v): fields[f.name] = v
+            case .string(let s): fields[f.name] = s
+            }
+        }
+        let object: [String: Any] = ["channel": e.channel, "marker": e.marker, "time": e.timeString,
+                                     "cycles": e.cycles, "cpu": e.cpu, "fields": fields]
+        let data = try! JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
+        return String(decoding: data, as: UTF8.self)
+    }
+}

@@ -1,0 +1,17 @@
+import ArgumentParser
+
+@main
+struct LTTFSCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "lttfs",
+        abstract: "LTTng 0.x trace buffers in user space, served as files over FUSE.",
+        discussion: """
+            Example:
+              lttfs mount /mnt/ltt
+              echo demo > /mnt/ltt/ltt/setup_trace
+              echo 1 > /mnt/ltt/ltt/control/demo/alloc
+              echo 1 > /mnt/ltt/ltt/control/demo/enabled
+              echo hello > /mnt/ltt/ltt/write_event
+            """,
+        subcommands: [MountCommand.self, UnmountCommand.self, DumpCommand.self])
+}

@@ -1,0 +1,105 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import ArgumentParser
+import CFuse
+import LTTFS
+import LTTTrace
+import Logging
+
+struct MountCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "mount",
+        abstract: "Serve the lttfs tree at MOUNTPOINT (in the background unless -f).",
+        discussion: """
+            Example:
+              lttfs mount -f -o allow_other /mnt/ltt
+            Also usable as a mount helper: mount -t fuse.lttfs lttfs /mnt/ltt
+            """)
+
+    @Flag(name: .shortAndLong, help: "Stay in the foreground.")
+    var foreground = false
+
+    @Option(name: .customShort("o"), help: "FUSE mount options, comma separated (allow_other, ...).")
+    var options: [String] = []
+
+    @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
+    var logLevel: Logger.Level = .info
+
+    @Argument(help: "The directory to mount on.")
+    var mountpoint: String
+
+    func run() throws {
+        let level = logLevel
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        let logger = Logger(label: "lttfs")
+        let tracer = Tracer(log: { lvl, message in
+            switch lvl {
+            case .info: logger.info("\(message)")
+            case .warning: logger.warning("\(message)")
+            case .error: logger.error("\(message)")
+            }
+        })
+        let fuseOptions = options.flatMap { $0.split(separator: ",").map(String.init) }
+            .filter { !["rw", "nosuid", "nodev", "noexec", "suid", "dev", "exec", "auto", "noauto", "user", "nouser", "_netdev"].contains($0) }
+        let server = FileSystemServer(tracer: tracer, mountpoint: mountpoint, options: fuseOptions, logger: logger)
+        do {
+            try server.mount(handleSignals: true)
+        } catch {
+            logger.error("\(error.description)")
+            throw ExitCode(1)
+        }
+        // Fork before any thread starts: threads do not survive it.
+        if fuse_daemonize(foreground ? 1 : 0) != 0 {
+            logger.error("cannot go to the background")
+            throw ExitCode(1)
+        }
+        let rc = server.run()
+        if rc != 0 { throw ExitCode(1) }
+    }
+}
+
+extension Logger.Level: @retroactive ExpressibleByArgument {}
+
+struct UnmountCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "umount",
+        abstract: "Unmount an lttfs mount point (lazily if its server died).",
+        discussion: "Example:\n  lttfs umount /mnt/ltt")
+
+    @Argument(help: "The mount point.")
+    var mountpoint: String
+
+    func run() throws {
+        for arguments in [["-u", mountpoint], ["-u", "-z", mountpoint]] {
+            var pid: pid_t = 0
+            let rc = withCStringArray(["fusermount3"] + arguments) { argv in
+                posix_spawnp(&pid, "fusermount3", nil, nil, argv, environ)
+            }
+            guard rc == 0 else { continue }
+            var status: Int32 = 0
+            waitpid(pid, &status, 0)
+            if status == 0 { return }
+        }
+        FileHandle.standardErrorWrite("lttfs: cannot unmount \(mountpoint)\n")
+        throw ExitCode(1)
+    }
+}
+
+func withCStringArray<R>(_ strings: [String], _ body: (UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>) -> R) -> R {
+    let duplicated = strings.map { strdup($0) }
+    defer { duplicated.forEach { free($0) } }
+    var argv = duplicated + [nil]
+    return argv.withUnsafeMutableBufferPointer { body($0.baseAddress!) }
+}
+
+enum FileHandle {
+    static func standardErrorWrite(_ s: String) {
+        var s = s
+        s.withUTF8 { _ = Glibc.write(2, $0.baseAddress, $0.count) }
+    }
+}
