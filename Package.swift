@@ -40,7 +40,7 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),
-        .testTarget(name: "LTTFSTests", dependencies: ["LTTFS", "LTTTrace", "LTTReader", "LTTRelay"]),
+        .testTarget(name: "LTTFSTests", dependencies: ["LTTFS", "LTTTrace", "LTTReader", "LTTRelay", "CLinuxSupport"]),
         .testTarget(name: "LTTRelayTests", dependencies: ["LTTRelay"]),
     ]
 )

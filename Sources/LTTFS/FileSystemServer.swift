@@ -44,6 +44,7 @@ public final class FileSystemServer: @unchecked Sendable {
     private let notifier = PeriodicThread(name: "lttfs-notifier", interval: 0.005)
     private let state = Mutex<(session: UncheckedPointer?, mounted: Bool, signals: Bool)>((nil, false, false))
     private var loopDone: DispatchSemaphore?
+    private let unmounting = NSLock()
     /// The operations table lives as long as the server: libfuse keeps a copy,
     /// but the userdata it passes back is this object.
     private var userdata: Unmanaged<FileSystem>?
@@ -143,7 +144,12 @@ public final class FileSystemServer: @unchecked Sendable {
         return done.wait(timeout: .now() + timeout) == .success
     }
 
+    /// Unmounts once. Holding `unmounting` across the call matters: the
+    /// session thread frees the session right after its own call here, and
+    /// must not do so while another thread is still inside the unmount.
     private func unmountOnce() {
+        unmounting.lock()
+        defer { unmounting.unlock() }
         let session = state.withLock { s -> UncheckedPointer? in
             guard s.mounted else { return nil }
             s.mounted = false

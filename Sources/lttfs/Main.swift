@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import ArgumentParser
 
 @main
@@ -13,5 +16,18 @@ struct LTTFSCommand: ParsableCommand {
               echo 1 > /mnt/ltt/ltt/control/demo/enabled
               echo hello > /mnt/ltt/ltt/write_event
             """,
-        subcommands: [MountCommand.self, UnmountCommand.self, DumpCommand.self])
+        subcommands: [MountCommand.self, UnmountCommand.self, DumpCommand.self, SubbufCommand.self])
+
+    /// Errors are one line on stderr and a non-zero status.
+    static func main() {
+        do {
+            var command = try parseAsRoot()
+            try command.run()
+        } catch let failure as Failure {
+            FileHandle.standardErrorWrite("lttfs: \(failure.description)\n")
+            Glibc.exit(failure.code)
+        } catch {
+            exit(withError: error)
+        }
+    }
 }

@@ -10,6 +10,20 @@ int lttfs_sched_getcpu(void);
 // The kernel thread id of the calling thread (gettid).
 int lttfs_gettid(void);
 
+// ioctl(2) with a __u32 argument (ioctl is variadic: Swift cannot call it).
+// Returns 0 or -1 with errno set.
+int lttfs_ioctl_u32(int fd, unsigned long request, unsigned int *argument);
+
+// ioctl(2) with no argument.
+int lttfs_ioctl_none(int fd, unsigned long request);
+
+// splice(2) from fd_in at *offset (explicit offset, as lttd does) into
+// fd_out. Returns bytes moved, 0, or -1 with errno set.
+long lttfs_splice(int fd_in, long long *offset, int fd_out, unsigned long length, unsigned int flags);
+
+// SPLICE_F_MOVE.
+#define LTTFS_SPLICE_F_MOVE 1u
+
 // The tracer nesting depth of the calling thread (the seed's per-CPU
 // ltt_nesting, per thread here). A __thread variable is one TLS access;
 // these inline functions let Swift reach it without a call.

@@ -1,0 +1,86 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import ArgumentParser
+import CLinuxSupport
+import LTTFS
+
+/// RELAY_* ioctls for shell scripts: GET in one process, PUT in another.
+struct SubbufCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "subbuf",
+        abstract: "Take and give back sub-buffers of a buffer file from a shell script.",
+        discussion: """
+            Example:
+              cookie=$(lttfs subbuf get /mnt/ltt/ltt/mytrace/userspace_0)
+              dd if=/mnt/ltt/ltt/mytrace/userspace_0 bs=64k count=1 > sub.bin
+              lttfs subbuf put /mnt/ltt/ltt/mytrace/userspace_0 "$cookie"
+            Exit status 2 means "not now" (EAGAIN on get, EIO on put: pushed by the writer).
+            """,
+        subcommands: [Info.self, Get.self, Put.self])
+
+    static func open(_ path: String) throws -> Int32 {
+        let fd = Glibc.open(path, O_RDONLY | O_NONBLOCK)
+        guard fd >= 0 else { throw Failure("cannot open \(path): \(String(cString: strerror(errno)))") }
+        return fd
+    }
+
+    static func ioctl(_ fd: Int32, _ request: RelayIoctl, _ value: inout UInt32) -> Int32 {
+        lttfs_ioctl_u32(fd, UInt(request.rawValue), &value) == 0 ? 0 : errno
+    }
+
+    struct Info: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Print sub-buffer count and size.",
+                                                        discussion: "Example:\n  lttfs subbuf info /mnt/ltt/ltt/t/userspace_0")
+        @Argument(help: "A buffer file.") var file: String
+        func run() throws {
+            let fd = try SubbufCommand.open(file)
+            defer { close(fd) }
+            var count: UInt32 = 0, size: UInt32 = 0
+            let e1 = SubbufCommand.ioctl(fd, .getSubbufferCount, &count)
+            let e2 = SubbufCommand.ioctl(fd, .getSubbufferSize, &size)
+            guard e1 == 0, e2 == 0 else { throw Failure("\(file): not a buffer file (\(String(cString: strerror(max(e1, e2)))))") }
+            print("n_subbufs \(count)\nsubbuf_size \(size)")
+        }
+    }
+
+    struct Get: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "RELAY_GET_SUBBUF: print the cookie.",
+                                                        discussion: "Example:\n  lttfs subbuf get /mnt/ltt/ltt/t/userspace_0")
+        @Argument(help: "A buffer file.") var file: String
+        func run() throws {
+            let fd = try SubbufCommand.open(file)
+            defer { close(fd) }
+            var cookie: UInt32 = 0
+            let e = SubbufCommand.ioctl(fd, .getSubbuffer, &cookie)
+            if e == EAGAIN { throw Failure("\(file): no complete sub-buffer to take yet (EAGAIN)", code: 2) }
+            guard e == 0 else { throw Failure("\(file): RELAY_GET_SUBBUF: \(String(cString: strerror(e)))") }
+            print(cookie)
+        }
+    }
+
+    struct Put: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "RELAY_PUT_SUBBUF with a cookie from get.",
+                                                        discussion: "Example:\n  lttfs subbuf put /mnt/ltt/ltt/t/userspace_0 65536")
+        @Argument(help: "A buffer file.") var file: String
+        @Argument(help: "The cookie `get` printed.") var cookie: UInt32
+        func run() throws {
+            let fd = try SubbufCommand.open(file)
+            defer { close(fd) }
+            var value = cookie
+            let e = SubbufCommand.ioctl(fd, .putSubbuffer, &value)
+            if e == EIO { throw Failure("\(file): the writer pushed the reader past \(cookie): that sub-buffer is lost (EIO)", code: 2) }
+            guard e == 0 else { throw Failure("\(file): RELAY_PUT_SUBBUF: \(String(cString: strerror(e)))") }
+        }
+    }
+}
+
+/// A one-line error for stderr and an exit status.
+struct Failure: Error, CustomStringConvertible {
+    let description: String
+    let code: Int32
+    init(_ message: String, code: Int32 = 1) {
+        description = message
+        self.code = code
+    }
+}

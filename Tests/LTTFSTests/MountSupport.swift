@@ -1,0 +1,232 @@
+import Foundation
+import Synchronization
+import CLinuxSupport
+import LTTFS
+import LTTRelay
+import LTTTrace
+
+/// The directory holding the built products (lttfs next to the test bundle).
+let productsDirectory: String = {
+    URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().path
+}()
+let lttfsBinary = productsDirectory + "/lttfs"
+let relayProbe = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+    .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("shared/tools/relay-probe.sh").path
+
+func makeMountPoint() -> String {
+    let path = NSTemporaryDirectory() + "lttfs-test-" + UUID().uuidString.prefix(8)
+    try! FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+    return path
+}
+
+func isMounted(_ path: String) -> Bool {
+    let mounts = (try? String(contentsOfFile: "/proc/mounts", encoding: .utf8)) ?? ""
+    return mounts.split(separator: "\n").contains { $0.split(separator: " ").dropFirst().first.map(String.init) == path }
+}
+
+/// Unmounts whatever is left at `path`, lazily if its server is gone.
+func forceUnmount(_ path: String) {
+    if isMounted(path) { _ = run(["fusermount3", "-u", "-z", path], timeout: 10) }
+}
+
+/// An in-process server on a fresh mount point: the test process is the
+/// traced program, as a program using the Swift API would be.
+final class TestMount: @unchecked Sendable {
+    let path: String
+    let tracer: Tracer
+    let server: FileSystemServer
+    private var closed = false
+
+    init(cpuCount: Int = 2, alignment: UInt8 = 8) throws {
+        path = makeMountPoint()
+        tracer = Tracer(cpuCount: cpuCount, alignment: alignment)
+        server = FileSystemServer(tracer: tracer, mountpoint: path)
+        do {
+            try server.startInBackground()
+        } catch {
+            try? FileManager.default.removeItem(atPath: path)
+            throw error
+        }
+    }
+
+    var ltt: String { path + "/ltt" }
+
+    func close() {
+        guard !closed else { return }
+        closed = true
+        _ = server.shutdown(timeout: 10)
+        forceUnmount(path)
+        try? FileManager.default.removeItem(atPath: path)
+    }
+
+    deinit { close() }
+}
+
+/// Runs `body` with a mount that is torn down however `body` ends.
+func withMount<T>(cpuCount: Int = 2, alignment: UInt8 = 8, _ body: (TestMount) throws -> T) throws -> T {
+    let mount = try TestMount(cpuCount: cpuCount, alignment: alignment)
+    defer { mount.close() }
+    return try body(mount)
+}
+
+/// The lttfs executable serving a mount point in the foreground, in a
+/// child process (for tests that kill the server).
+final class ServerProcess: @unchecked Sendable {
+    let path: String
+    let process = Process()
+    let log = Pipe()
+
+    init() throws {
+        path = makeMountPoint()
+        process.executableURL = URL(fileURLWithPath: lttfsBinary)
+        process.arguments = ["mount", "-f", path]
+        process.standardError = log
+        process.standardOutput = FileHandle.nullDevice
+        try process.run()
+        let deadline = Date().addingTimeInterval(10)
+        while !isMounted(path) && Date() < deadline && process.isRunning { usleep(10_000) }
+        guard isMounted(path) else {
+            stop()
+            throw POSIXError(.EIO)
+        }
+    }
+
+    var ltt: String { path + "/ltt" }
+
+    func stop() {
+        if process.isRunning {
+            process.terminate()
+            let deadline = Date().addingTimeInterval(10)
+            while process.isRunning && Date() < deadline { usleep(10_000) }
+            if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        }
+        forceUnmount(path)
+        try? FileManager.default.removeItem(atPath: path)
+    }
+
+    deinit { stop() }
+}
+
+struct RunResult {
+    var status: Int32
+    var output: String
+    var error: String
+}
+
+/// Runs a command with a deadline; a command still running then is killed.
+func run(_ arguments: [String], input: String? = nil, timeout: TimeInterval = 60,
+         environment: [String: String]? = nil) -> RunResult {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+    process.arguments = arguments
+    if let environment { process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 } }
+    let out = Pipe(), err = Pipe()
+    process.standardOutput = out
+    process.standardError = err
+    let inPipe = Pipe()
+    process.standardInput = input == nil ? FileHandle.nullDevice : inPipe
+    do { try process.run() } catch { return RunResult(status: -1, output: "", error: "\(error)") }
+    if let input {
+        inPipe.fileHandleForWriting.write(Data(input.utf8))
+        try? inPipe.fileHandleForWriting.close()
+    }
+    // Read while it runs, so a full pipe never blocks it.
+    let collected = Mutex<(Data, Data)>((Data(), Data()))
+    let group = DispatchGroup()
+    for (index, pipe) in [out, err].enumerated() {
+        group.enter()
+        DispatchQueue.global().async {
+            let data = pipe.fileHandleForReading.readDataToEndOfFile()
+            collected.withLock { if index == 0 { $0.0 = data } else { $0.1 = data } }
+            group.leave()
+        }
+    }
+    let deadline = Date().addingTimeInterval(timeout)
+    while process.isRunning && Date() < deadline { usleep(5_000) }
+    if process.isRunning {
+        kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+    }
+    _ = group.wait(timeout: .now() + 10)
+    let (o, e) = collected.withLock { $0 }
+    return RunResult(status: process.terminationStatus, output: String(decoding: o, as: UTF8.self),
+                     error: String(decoding: e, as: UTF8.self))
+}
+
+// MARK: Syscalls, with errno
+
+/// write(2) of `text` to a fresh open of `path`: 0 or the errno.
+@discardableResult
+func writeControl(_ path: String, _ text: String) -> Int32 {
+    let fd = open(path, O_WRONLY | O_TRUNC)
+    guard fd >= 0 else { return errno }
+    defer { close(fd) }
+    let bytes = Array(text.utf8)
+    let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+    return n == bytes.count ? 0 : (n < 0 ? errno : EIO)
+}
+
+func readControl(_ path: String) -> String? {
+    try? String(contentsOfFile: path, encoding: .utf8)
+}
+
+/// An open buffer file, closed on deinit.
+final class BufferFD: Sendable {
+    let fd: Int32
+    init(_ path: String, flags: Int32 = O_RDONLY) throws {
+        fd = open(path, flags)
+        guard fd >= 0 else { throw POSIXError(POSIXErrorCode(rawValue: errno)!) }
+    }
+    deinit { close(fd) }
+
+    /// An ioctl with a __u32: (0 or errno, value).
+    func ioctl(_ request: RelayIoctl, _ value: UInt32 = 0) -> (Int32, UInt32) {
+        var v = value
+        let rc = lttfs_ioctl_u32(fd, UInt(request.rawValue), &v)
+        return (rc == 0 ? 0 : errno, v)
+    }
+
+    func get() -> UInt32? {
+        let (e, cookie) = ioctl(.getSubbuffer)
+        return e == 0 ? cookie : nil
+    }
+
+    /// 0 or errno.
+    func put(_ cookie: UInt32) -> Int32 { ioctl(.putSubbuffer, cookie).0 }
+
+    /// poll(2) for POLLIN|POLLPRI with a timeout: the exact revents.
+    func poll(timeoutMs: Int32) -> Int16 {
+        var p = pollfd(fd: fd, events: Int16(POLLIN | POLLPRI), revents: 0)
+        let rc = Glibc.poll(&p, 1, timeoutMs)
+        return rc > 0 ? p.revents : 0
+    }
+
+    /// lttd's copy of one sub-buffer: splice with an explicit offset through
+    /// a pipe, until `length` bytes. Throws if a splice returns 0 or fails.
+    func spliceSubbuffer(length: Int) throws -> [UInt8] {
+        var pipeFDs: [Int32] = [0, 0]
+        guard pipe(&pipeFDs) == 0 else { throw POSIXError(.EMFILE) }
+        defer { close(pipeFDs[0]); close(pipeFDs[1]) }
+        var offset: Int64 = 0
+        var result = [UInt8]()
+        result.reserveCapacity(length)
+        var chunk = [UInt8](repeating: 0, count: 65536)
+        while result.count < length {
+            let n = lttfs_splice(fd, &offset, pipeFDs[1], UInt(length - result.count), LTTFS_SPLICE_F_MOVE)
+            if n < 0 { throw POSIXError(POSIXErrorCode(rawValue: errno)!) }
+            if n == 0 { throw SpliceReturnedZero(offset: offset) }
+            var left = n
+            while left > 0 {
+                let r = chunk.withUnsafeMutableBytes { read(pipeFDs[0], $0.baseAddress, min(left, $0.count)) }
+                guard r > 0 else { throw POSIXError(.EIO) }
+                result.append(contentsOf: chunk[0..<r])
+                left -= r
+            }
+        }
+        return result
+    }
+}
+
+struct SpliceReturnedZero: Error { let offset: Int64 }
+
+let POLLIN_: Int16 = 0x001, POLLPRI_: Int16 = 0x002, POLLHUP_: Int16 = 0x010
