@@ -42,7 +42,7 @@ public final class FileSystemServer: @unchecked Sendable {
     let logger: Logger
     private let options: [String]
     private let notifier = PeriodicThread(name: "lttfs-notifier", interval: 0.005)
-    private let state = Mutex<(session: UncheckedPointer?, mounted: Bool, signals: Bool)>((nil, false, false))
+    private let state = Mutex<(session: UncheckedPointer?, mounted: Bool)>((nil, false))
     private var loopDone: DispatchSemaphore?
     private let unmounting = NSLock()
     /// The operations table lives as long as the server: libfuse keeps a copy,
@@ -62,8 +62,7 @@ public final class FileSystemServer: @unchecked Sendable {
     deinit { userdata?.release() }
 
     /// Checks the mount point and /dev/fuse, creates the session and mounts.
-    /// With `handleSignals`, SIGINT, SIGTERM and SIGHUP end `run` cleanly.
-    public func mount(handleSignals: Bool = false) throws(MountError) {
+    public func mount() throws(MountError) {
         var st = stat()
         guard stat(mountpoint, &st) == 0 else {
             if errno == ENOENT { throw .mountpointMissing(mountpoint) }
@@ -87,17 +86,12 @@ public final class FileSystemServer: @unchecked Sendable {
             lttfs_fuse_session_new(argc, argv, &ops, MemoryLayout<fuse_lowlevel_ops>.size, retained.toOpaque())
         }
         guard let session else { throw .sessionFailed("bad options \(options)?") }
-        if handleSignals && fuse_set_signal_handlers(session) != 0 {
-            fuse_session_destroy(session)
-            throw .sessionFailed("cannot install signal handlers")
-        }
         guard fuse_session_mount(session, mountpoint) == 0 else {
-            if handleSignals { fuse_remove_signal_handlers(session) }
             fuse_session_destroy(session)
             throw .mountFailed(mountpoint)
         }
         fs.session = session
-        state.withLock { $0 = (UncheckedPointer(session), true, handleSignals) }
+        state.withLock { $0 = (UncheckedPointer(session), true) }
         logger.info("mounted on \(mountpoint)")
     }
 
@@ -111,13 +105,47 @@ public final class FileSystemServer: @unchecked Sendable {
         let rc = lttfs_fuse_session_loop_mt(session, maxThreads, 4)
         notifier.stop()
         unmountOnce()
-        state.withLock { s in
-            if s.signals { fuse_remove_signal_handlers(session) }
-            s.session = nil
-        }
+        state.withLock { $0.session = nil }
         fs.session = nil
         fuse_session_destroy(session)
         logger.info("unmounted \(mountpoint)")
+        return rc
+    }
+
+    /// Serves like `run` until unmounted or until SIGINT, SIGTERM, SIGHUP or
+    /// SIGQUIT. The signals are blocked in every thread and taken by one
+    /// `sigwait` thread, so whichever thread the kernel picks, the session
+    /// ends cleanly and the mount point is released.
+    @discardableResult
+    public func runUntilSignalled(maxThreads: UInt32 = 16) -> Int32 {
+        var stopping = sigset_t()
+        sigemptyset(&stopping)
+        for signal in [SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR2] { sigaddset(&stopping, signal) }
+        // Inherited by every thread started from here on.
+        pthread_sigmask(SIG_BLOCK, &stopping, nil)
+        let waiter = Mutex<pthread_t?>(nil)
+        let ready = DispatchSemaphore(value: 0)
+        let finished = DispatchSemaphore(value: 0)
+        let set = stopping
+        let thread = Thread { [self] in
+            waiter.withLock { $0 = pthread_self() }
+            ready.signal()
+            var signal: Int32 = 0
+            var wanted = set
+            sigwait(&wanted, &signal)
+            if signal != SIGUSR2 {
+                logger.info("signal \(signal): unmounting \(mountpoint)")
+                shutdown(timeout: 0)
+            }
+            finished.signal()
+        }
+        thread.name = "lttfs-signals"
+        thread.start()
+        ready.wait()
+        let rc = run(maxThreads: maxThreads)
+        // Unmounted some other way: release the signal thread.
+        if let t = waiter.withLock({ $0 }) { pthread_kill(t, SIGUSR2) }
+        finished.wait()
         return rc
     }
 

@@ -48,7 +48,7 @@ struct MountCommand: ParsableCommand {
             .filter { !["rw", "nosuid", "nodev", "noexec", "suid", "dev", "exec", "auto", "noauto", "user", "nouser", "_netdev"].contains($0) }
         let server = FileSystemServer(tracer: tracer, mountpoint: mountpoint, options: fuseOptions, logger: logger)
         do {
-            try server.mount(handleSignals: true)
+            try server.mount()
         } catch {
             logger.error("\(error.description)")
             throw ExitCode(1)
@@ -58,7 +58,7 @@ struct MountCommand: ParsableCommand {
             logger.error("cannot go to the background")
             throw ExitCode(1)
         }
-        let rc = server.run()
+        let rc = server.runUntilSignalled()
         if rc != 0 { throw ExitCode(1) }
     }
 }
