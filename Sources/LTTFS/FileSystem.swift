@@ -92,7 +92,9 @@ final class FileSystem: @unchecked Sendable {
     }
 
     func getattr(_ req: fuse_req_t, inode: UInt64, fh: UInt64?) {
-        let handle = fh.flatMap { handles.get($0) }
+        // fstat(2) reaches here without a file handle: a buffer file whose
+        // trace was destroyed still exists for the reader that holds it open.
+        let handle = fh.flatMap { handles.get($0) } ?? handles.bufferHandle(inode: inode)
         guard let node = inodes.node(for: inode), handle != nil || resolver.exists(node) else {
             fuse_reply_err(req, ENOENT)
             return

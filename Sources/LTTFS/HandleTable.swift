@@ -72,5 +72,15 @@ final class HandleTable: Sendable {
         state.withLock { s in s.handles.values.filter { $0.buffer != nil } }
     }
 
+    /// An open handle on the buffer file `inode`, if any.
+    func bufferHandle(inode: UInt64) -> Handle? {
+        state.withLock { s in
+            s.handles.values.first { h in
+                if case .buffer(_, let i) = h.kind { return i == inode }
+                return false
+            }
+        }
+    }
+
     var count: Int { state.withLock { $0.handles.count } }
 }

@@ -4,6 +4,7 @@ import Glibc
 import ArgumentParser
 import CFuse
 import LTTFS
+import LTTRelay
 import LTTTrace
 import Logging
 
@@ -23,6 +24,9 @@ struct MountCommand: ParsableCommand {
     @Option(name: .customShort("o"), help: "FUSE mount options, comma separated (allow_other, ...).")
     var options: [String] = []
 
+    @Option(help: "Per-CPU buffers per channel (default: every CPU of the machine).")
+    var cpus: Int?
+
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: Logger.Level = .info
 
@@ -37,7 +41,11 @@ struct MountCommand: ParsableCommand {
             return handler
         }
         let logger = Logger(label: "lttfs")
-        let tracer = Tracer(log: { lvl, message in
+        if let cpus, cpus < 1 || cpus > 4096 {
+            logger.error("--cpus \(cpus): give a number from 1 to 4096")
+            throw ExitCode(1)
+        }
+        let tracer = Tracer(cpuCount: cpus ?? RelayChannel.configuredCPUCount, log: { lvl, message in
             switch lvl {
             case .info: logger.info("\(message)")
             case .warning: logger.warning("\(message)")

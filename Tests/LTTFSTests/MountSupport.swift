@@ -76,10 +76,10 @@ final class ServerProcess: @unchecked Sendable {
     let process = Process()
     let log = Pipe()
 
-    init() throws {
+    init(arguments: [String] = ["--cpus", "1"]) throws {
         path = makeMountPoint()
         process.executableURL = URL(fileURLWithPath: lttfsBinary)
-        process.arguments = ["mount", "-f", path]
+        process.arguments = ["mount", "-f"] + arguments + [path]
         process.standardError = log
         process.standardOutput = FileHandle.nullDevice
         try process.run()

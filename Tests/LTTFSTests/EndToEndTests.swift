@@ -1,0 +1,375 @@
+import Foundation
+import Synchronization
+import Testing
+import CLinuxSupport
+import LTTFS
+import LTTReader
+import LTTRelay
+import LTTTrace
+
+/// An lttd-style consumer in the test: one thread per buffer file of the
+/// trace directory, each doing poll / GET / splice / PUT until POLLHUP.
+final class SpliceConsumer: @unchecked Sendable {
+    let out: String
+    let cycles = Counter()
+    let failures = Mutex<[String]>([])
+    private let done = DispatchSemaphore(value: 0)
+    private var threads = 0
+
+    init(traceDirectory: String, out: String) throws {
+        self.out = out
+        try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
+        let files = try FileManager.default.contentsOfDirectory(atPath: traceDirectory).sorted()
+        for name in files {
+            let buffer = try BufferFD(traceDirectory + "/" + name)
+            threads += 1
+            Thread { [self] in
+                consume(buffer, into: out + "/" + name)
+                done.signal()
+            }.start()
+        }
+    }
+
+    private func consume(_ b: BufferFD, into path: String) {
+        let size = Int(b.ioctl(.getSubbufferSize).1)
+        FileManager.default.createFile(atPath: path, contents: nil)
+        let file = FileHandle(forWritingAtPath: path)!
+        defer { try? file.close() }
+        let deadline = Date().addingTimeInterval(60)
+        while Date() < deadline {
+            let revents = b.poll(timeoutMs: 200)
+            if revents == POLLHUP_ { return }
+            guard revents == POLLIN_ || revents == POLLPRI_ else {
+                if revents != 0 { failures.withLock { $0.append("\(path): poll gave 0x\(String(revents, radix: 16))") } }
+                continue
+            }
+            while let cookie = b.get() {
+                do {
+                    let bytes = try b.spliceSubbuffer(length: size)
+                    file.write(Data(bytes))
+                } catch {
+                    failures.withLock { $0.append("\(path): \(error)") }
+                    return
+                }
+                let e = b.put(cookie)
+                if e != 0 { failures.withLock { $0.append("\(path): PUT errno \(e)") } }
+                cycles.add(1)
+            }
+        }
+        failures.withLock { $0.append("\(path): no POLLHUP within 60 s") }
+    }
+
+    /// Waits for every consumer thread (bounded).
+    func wait(seconds: Double = 90) -> Bool {
+        for _ in 0..<threads where done.wait(timeout: .now() + seconds) == .timedOut { return false }
+        return true
+    }
+}
+
+final class Counter: Sendable {
+    private let value = Atomic<Int>(0)
+    @discardableResult func add(_ n: Int) -> Int { value.add(n, ordering: .relaxed).newValue }
+    var load: Int { value.load(ordering: .relaxed) }
+}
+
+@Suite("End to end on real mounts")
+struct EndToEndTests {
+    @Test("relay-probe drains events from several producer threads; the reader finds each one, once")
+    func relayProbeWithProducerThreads() throws {
+        try withMount(cpuCount: 2) { m in
+            let marker = try m.tracer.marker("app", "work", "thread %u seq %lu note %s", as: (UInt32, UInt64, String).self)
+            startTrace(m, "probe", channel: "app", subbufSize: 65536, subbufNum: 16)
+            let out = NSTemporaryDirectory() + "lttfs-probe-" + UUID().uuidString
+            defer { try? FileManager.default.removeItem(atPath: out) }
+            let probeResult = Mutex<RunResult?>(nil)
+            let probe = Thread {
+                let r = run([relayProbe, "-c", m.ltt + "/probe", "-t", out, "-T", "60"], timeout: 70)
+                probeResult.withLock { $0 = r }
+            }
+            probe.start()
+            usleep(300_000)   // the probe opens every buffer first
+            let producers = 4, perThread = 20_000
+            let finished = DispatchSemaphore(value: 0)
+            for t in 0..<producers {
+                Thread {
+                    for seq in 0..<perThread { marker.record(UInt32(t), UInt64(seq), "n") }
+                    finished.signal()
+                }.start()
+            }
+            for _ in 0..<producers { #expect(finished.wait(timeout: .now() + 60) == .success) }
+            #expect(writeControl(m.ltt + "/control/probe/enabled", "0\n") == 0)
+            #expect(writeControl(m.ltt + "/destroy_trace", "probe\n") == 0)
+            var waited = 0
+            while probeResult.withLock({ $0 }) == nil && waited < 700 { usleep(100_000); waited += 1 }
+            let r = try #require(probeResult.withLock { $0 })
+            #expect(r.status == 0, "\(r.output)\(r.error)")
+            #expect(r.output.contains("OK:"))
+            let result = TraceReader().read(directory: out)
+            #expect(result.problems.isEmpty, "\(result.problems.prefix(3))")
+            var seen = Array(repeating: Set<UInt64>(), count: producers)
+            var total = 0
+            for e in result.events where e.channel == "app" {
+                guard case .unsigned(let t)? = e.field("thread"), case .unsigned(let s)? = e.field("seq") else { continue }
+                seen[Int(t)].insert(s)
+                total += 1
+            }
+            #expect(total == producers * perThread)
+            #expect(seen.allSatisfy { $0.count == perThread })
+            #expect(result.eventsLost == 0)
+        }
+    }
+
+    @Test("hundreds of GET / splice / PUT cycles on several buffers with a threaded consumer: every sub-buffer fresh")
+    func spliceCycles() throws {
+        try withMount(cpuCount: 2) { m in
+            let a = try m.tracer.marker("a", "seq", "thread %u seq %lu", as: (UInt32, UInt64).self)
+            let b = try m.tracer.marker("b", "seq", "thread %u seq %lu", as: (UInt32, UInt64).self)
+            #expect(writeControl(m.ltt + "/setup_trace", "s\n") == 0)
+            for channel in ["a", "b"] {
+                #expect(writeControl(m.ltt + "/control/s/channel/\(channel)/subbuf_size", "4096\n") == 0)
+                #expect(writeControl(m.ltt + "/control/s/channel/\(channel)/subbuf_num", "8\n") == 0)
+            }
+            #expect(writeControl(m.ltt + "/control/s/alloc", "1\n") == 0)
+            #expect(writeControl(m.ltt + "/control/s/enabled", "1\n") == 0)
+            let out = NSTemporaryDirectory() + "lttfs-splice-" + UUID().uuidString
+            defer { try? FileManager.default.removeItem(atPath: out) }
+            let consumer = try SpliceConsumer(traceDirectory: m.ltt + "/s", out: out)
+            let perThread = 30_000
+            let finished = DispatchSemaphore(value: 0)
+            for t in 0..<2 {
+                Thread {
+                    for seq in 0..<perThread {
+                        a.record(UInt32(t), UInt64(seq))
+                        b.record(UInt32(t), UInt64(seq))
+                        if seq % 2000 == 0 { usleep(1000) }   // let the consumer breathe
+                    }
+                    finished.signal()
+                }.start()
+            }
+            for _ in 0..<2 { #expect(finished.wait(timeout: .now() + 60) == .success) }
+            let trace = m.tracer.trace("s")!
+            let lost = trace.bufferFiles.reduce(0) { $0 + $1.buffer.counters.eventsLost }
+            #expect(writeControl(m.ltt + "/destroy_trace", "s\n") == 0)
+            #expect(consumer.wait())
+            #expect(consumer.failures.withLock { $0 }.isEmpty, "\(consumer.failures.withLock { $0 }.prefix(3))")
+            #expect(consumer.cycles.load >= 300, "\(consumer.cycles.load) cycles")
+            let result = TraceReader().read(directory: out)
+            #expect(result.problems.isEmpty, "\(result.problems.prefix(3))")
+            // Fresh sub-buffers: within one buffer file, each thread's
+            // sequence only goes up; a stale page would repeat one.
+            var last: [String: UInt64] = [:]
+            var stale = 0, received = 0
+            for e in result.events.sorted(by: { ($0.file, $0.offset) < ($1.file, $1.offset) }) where e.channel != "metadata" {
+                guard case .unsigned(let t)? = e.field("thread"), case .unsigned(let s)? = e.field("seq") else { continue }
+                let key = e.file + "/\(t)"
+                if let previous = last[key], s <= previous { stale += 1 }
+                last[key] = s
+                received += 1
+            }
+            #expect(stale == 0)
+            #expect(UInt64(received) + lost == UInt64(4 * perThread), "received \(received) lost \(lost)")
+        }
+    }
+
+    @Test("destroy while a consumer reads: files leave the tree, the open one works until POLLHUP, memory goes at close")
+    func destroyWhileReading() throws {
+        try withMount(cpuCount: 1) { m in
+            startTrace(m, "r")
+            for i in 0..<50 { #expect(writeControl(m.ltt + "/write_event", "event \(i)\n") == 0) }
+            weak var weakBuffer: RelayBuffer?
+            do {
+                let fd = try BufferFD(m.ltt + "/r/userspace_0")
+                weakBuffer = m.tracer.trace("r")?.channels["userspace"]?.buffers[0]
+                #expect(weakBuffer != nil)
+                #expect(writeControl(m.ltt + "/destroy_trace", "r\n") == 0)
+                #expect(!((try? FileManager.default.contentsOfDirectory(atPath: m.ltt)) ?? []).contains("r"))
+                var st = stat()
+                #expect(stat(m.ltt + "/r/userspace_0", &st) == -1 && errno == ENOENT)
+                #expect(fstat(fd.fd, &st) == 0 && st.st_size == 4 * 4096)
+                var got = 0
+                while let cookie = fd.get() {
+                    let bytes = try fd.spliceSubbuffer(length: 4096)
+                    #expect(bytes[16..<20] == [0xED, 0xB7, 0xD6, 0x00])
+                    #expect(fd.put(cookie) == 0)
+                    got += 1
+                }
+                #expect(got >= 1)
+                #expect(fd.poll(timeoutMs: 1000) == POLLHUP_)
+            }
+            // Closed: nothing holds the buffer any more.
+            var waited = 0
+            while weakBuffer != nil && waited < 100 { usleep(10_000); waited += 1 }
+            #expect(weakBuffer == nil)
+        }
+    }
+
+    @Test("write_event: one event per line, EINVAL for a line too long, waits when full, EINTR on a signal with nothing written")
+    func writeEventSemantics() throws {
+        let server = try ServerProcess()
+        defer { server.stop() }
+        let ltt = server.ltt
+        #expect(writeControl(ltt + "/setup_trace", "w\n") == 0)
+        #expect(writeControl(ltt + "/control/w/channel/userspace/subbuf_size", "4096\n") == 0)
+        #expect(writeControl(ltt + "/control/w/channel/userspace/subbuf_num", "2\n") == 0)
+        #expect(writeControl(ltt + "/control/w/alloc", "1\n") == 0)
+        #expect(writeControl(ltt + "/control/w/enabled", "1\n") == 0)
+        // A multi-line write: write(2) takes one line at a time.
+        let fd = open(ltt + "/write_event", O_WRONLY)
+        #expect(fd >= 0)
+        defer { close(fd) }
+        let text = Array("one\ntwo\nthree\n".utf8)
+        let n = text.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+        #expect(n == 4)   // "one\n"
+        // A line longer than a sub-buffer.
+        #expect(writeControl(ltt + "/write_event", String(repeating: "x", count: 5000) + "\n") == EINVAL)
+        // Fill both sub-buffers: with no reader the next line must wait.
+        let written = Counter()
+        written.add(1)
+        let line = Array((String(repeating: "f", count: 900) + "\n").utf8)
+        let filled = Flag()
+        let writer = Thread {
+            while true {
+                let r = line.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+                if r != line.count { break }
+                if written.add(1) > 20 { break }
+            }
+            filled.set()
+        }
+        // The writer blocks once the buffer is full; it must not finish.
+        writer.start()
+        usleep(500_000)
+        #expect(!filled.isSet, "the writer should be waiting for room")
+        let stats = readControl(ltt + "/control/w/stats") ?? ""
+        #expect(stats.contains("userspace_0"))
+        // A reader frees a sub-buffer: the writer goes on.
+        let b = try BufferFD(ltt + "/w/userspace_0")
+        var freed = 0
+        while !filled.isSet && freed < 40 {
+            if let cookie = b.get() { #expect(b.put(cookie) == 0); freed += 1 }
+            usleep(20_000)
+        }
+        #expect(filled.wait(seconds: 10))
+        let counters = statsRow(readControl(ltt + "/control/w/stats") ?? "", "userspace_0")
+        #expect(counters?["lost"] == 0)
+        #expect(counters?["written"] == written.load)
+    }
+
+    @Test("a signal ends a write_event waiting for room with EINTR; nothing is written and nothing is lost")
+    func writeEventInterrupted() throws {
+        let server = try ServerProcess()
+        defer { server.stop() }
+        let ltt = server.ltt
+        #expect(writeControl(ltt + "/setup_trace", "i\n") == 0)
+        #expect(writeControl(ltt + "/control/i/channel/userspace/subbuf_size", "4096\n") == 0)
+        #expect(writeControl(ltt + "/control/i/channel/userspace/subbuf_num", "2\n") == 0)
+        #expect(writeControl(ltt + "/control/i/alloc", "1\n") == 0)
+        #expect(writeControl(ltt + "/control/i/enabled", "1\n") == 0)
+        installInterruptingHandler(SIGUSR1)
+        let line = Array((String(repeating: "g", count: 900) + "\n").utf8)
+        let result = Mutex<(Int, Int32)?>(nil)
+        let thread = Mutex<pthread_t?>(nil)
+        let t = Thread {
+            thread.withLock { $0 = pthread_self() }
+            // Threads inherit their creator's mask; this one takes SIGUSR1.
+            var unblock = sigset_t()
+            sigemptyset(&unblock)
+            sigaddset(&unblock, SIGUSR1)
+            pthread_sigmask(SIG_UNBLOCK, &unblock, nil)
+            let fd = open(ltt + "/write_event", O_WRONLY)
+            defer { close(fd) }
+            var count = 0
+            while true {
+                let r = line.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+                if r != line.count {
+                    result.withLock { $0 = (count, r < 0 ? errno : 0) }
+                    return
+                }
+                count += 1
+            }
+        }
+        t.start()
+        usleep(500_000)
+        #expect(result.withLock { $0 } == nil, "the writer should be waiting")
+        let writerThread = try #require(thread.withLock { $0 })
+        pthread_kill(writerThread, SIGUSR1)
+        var waited = 0
+        while result.withLock({ $0 }) == nil && waited < 500 { usleep(10_000); waited += 1 }
+        let (count, error) = try #require(result.withLock { $0 })
+        #expect(error == EINTR)
+        let counters = statsRow(readControl(ltt + "/control/i/stats") ?? "", "userspace_0")
+        #expect(counters?["written"] == count)
+        #expect(counters?["lost"] == 0)
+    }
+
+    @Test("the shell tour: setup, alloc, start, 1000 lines through write_event, stop, destroy, consume, decode exactly those lines")
+    func shellScript() throws {
+        let server = try ServerProcess()
+        defer { server.stop() }
+        let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("scripts/write-event-1000.sh").path
+        let out = NSTemporaryDirectory() + "lttfs-shell-" + UUID().uuidString
+        defer { try? FileManager.default.removeItem(atPath: out) }
+        let r = run(["bash", script, server.path, out, lttfsBinary, relayProbe], timeout: 120)
+        #expect(r.status == 0, "\(r.output)\n\(r.error)")
+        #expect(r.output.contains("1000 lines match"))
+    }
+
+    @Test("kill -9 of the server leaves a dead mount that the harness unmounts")
+    func killNine() throws {
+        let server = try ServerProcess()
+        defer { server.stop() }
+        #expect(writeControl(server.ltt + "/setup_trace", "k\n") == 0)
+        kill(server.process.processIdentifier, SIGKILL)
+        server.process.waitUntilExit()
+        var st = stat()
+        #expect(stat(server.ltt, &st) == -1 && errno == ENOTCONN)
+        #expect(isMounted(server.path))
+        forceUnmount(server.path)
+        #expect(!isMounted(server.path))
+    }
+
+    @Test("mounting says why it cannot: missing, not a directory, busy")
+    func mountErrors() throws {
+        let missing = run([lttfsBinary, "mount", "-f", "/nonexistent-lttfs-dir"], timeout: 20)
+        #expect(missing.status == 1 && missing.error.contains("does not exist"))
+        let file = run([lttfsBinary, "mount", "-f", "/etc/hostname"], timeout: 20)
+        #expect(file.status == 1 && file.error.contains("not a directory"))
+        let server = try ServerProcess()
+        defer { server.stop() }
+        let busy = run([lttfsBinary, "mount", "-f", server.path], timeout: 20)
+        #expect(busy.status == 1 && busy.error.contains("busy"))
+    }
+}
+
+/// A flag shared with other threads.
+final class Flag: Sendable {
+    private let value = Atomic<Bool>(false)
+    func set() { value.store(true, ordering: .releasing) }
+    var isSet: Bool { value.load(ordering: .acquiring) }
+    func wait(seconds: Double) -> Bool {
+        let deadline = Date().addingTimeInterval(seconds)
+        while !isSet && Date() < deadline { usleep(1_000) }
+        return isSet
+    }
+}
+
+/// The counters of one buffer in a stats file.
+func statsRow(_ stats: String, _ buffer: String) -> [String: Int]? {
+    let lines = stats.split(separator: "\n")
+    guard let header = lines.first(where: { $0.hasPrefix("buffer") })?.split(separator: " ", omittingEmptySubsequences: true),
+          let row = lines.first(where: { $0.hasPrefix(buffer + " ") })?.split(separator: " ", omittingEmptySubsequences: true)
+    else { return nil }
+    var result: [String: Int] = [:]
+    for (name, value) in zip(header.dropFirst(), row.dropFirst()) { result[String(name)] = Int(value) }
+    return result
+}
+
+/// A handler that does nothing and does not restart system calls: the
+/// signal interrupts a blocked write with EINTR.
+func installInterruptingHandler(_ signal: Int32) {
+    var action = sigaction()
+    action.__sigaction_handler.sa_handler = { _ in }
+    action.sa_flags = 0
+    sigemptyset(&action.sa_mask)
+    sigaction(signal, &action, nil)
+}
