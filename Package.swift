@@ -9,6 +9,7 @@ let package = Package(
         .library(name: "LTTTrace", targets: ["LTTTrace"]),
         .library(name: "LTTReader", targets: ["LTTReader"]),
         .library(name: "LTTFS", targets: ["LTTFS"]),
+        .library(name: "CLinuxSupport", targets: ["CLinuxSupport"]),
         .executable(name: "lttfs", targets: ["lttfs"]),
     ],
     dependencies: [

@@ -20,5 +20,16 @@ let package = Package(
             path: "Benchmarks/RelayEngine",
             plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
         ),
+        .executableTarget(
+            name: "Tracer",
+            dependencies: [
+                .product(name: "Benchmark", package: "benchmark"),
+                .product(name: "LTTTrace", package: "main"),
+                .product(name: "LTTRelay", package: "main"),
+                .product(name: "CLinuxSupport", package: "main"),
+            ],
+            path: "Benchmarks/Tracer",
+            plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
+        ),
     ]
 )

@@ -18,7 +18,11 @@ public final class RelayBuffer: @unchecked Sendable {
     /// The ring's bytes, never moved or freed while the buffer lives.
     public let memory: UnsafeMutableRawPointer
     @usableFromInline let commitCounts: UnsafeMutablePointer<UInt64>
-    @usableFromInline let ring: Mutex<RelayRing>
+    /// The ring state, reached only with `lock` held (the seed's spinlock).
+    @usableFromInline let ringState: UnsafeMutablePointer<RelayRing>
+    /// A plain pthread mutex: the hot path locks in `beginEvent` and
+    /// unlocks in `endEvent`, which a closure-scoped lock cannot express.
+    @usableFromInline let lock: UnsafeMutablePointer<pthread_mutex_t>
     @usableFromInline let clock: @Sendable () -> UInt64
     /// Events lost because they were recorded from inside the tracer; folded
     /// into the ring's count by the next writer that holds the lock.
@@ -44,51 +48,102 @@ public final class RelayBuffer: @unchecked Sendable {
         memory = raw!
         memset(memory, 0, Int(geometry.allocSize))
         commitCounts = .allocate(capacity: Int(geometry.subbufferCount))
-        ring = Mutex(RelayRing(geometry: geometry, overwrite: overwrite, trace: trace,
-                               memory: memory, commitCount: commitCounts))
+        ringState = .allocate(capacity: 1)
+        ringState.initialize(to: RelayRing(geometry: geometry, overwrite: overwrite, trace: trace,
+                                           memory: memory, commitCount: commitCounts))
+        lock = .allocate(capacity: 1)
+        pthread_mutex_init(lock, nil)
     }
 
     deinit {
+        pthread_mutex_destroy(lock)
+        lock.deallocate()
+        ringState.deinitialize(count: 1)
+        ringState.deallocate()
         free(memory)
         commitCounts.deallocate()
     }
 
+    /// Runs `body` on the ring with the lock held.
+    @usableFromInline @inline(__always)
+    func locked<T, E: Error>(_ body: (inout RelayRing) throws(E) -> T) throws(E) -> T {
+        pthread_mutex_lock(lock)
+        defer { pthread_mutex_unlock(lock) }
+        return try body(&ringState.pointee)
+    }
+
     // MARK: Producers
 
-    /// Records one event: reserves its slot, writes the header and calls
-    /// `payload` with the payload's address, then commits; all under the
-    /// lock. `payload` must only store bytes.
+    /// An event being written: its slot is reserved, its header written,
+    /// and the buffer lock is held until `endEvent`.
+    public struct EventInProgress {
+        public let payload: UnsafeMutableRawPointer
+        @usableFromInline let slot: RelaySlot
+        @usableFromInline init(payload: UnsafeMutableRawPointer, slot: RelaySlot) {
+            self.payload = payload
+            self.slot = slot
+        }
+    }
+
+    /// Reserves room for an event and writes its header (reserve_slot),
+    /// leaving the lock held: store the payload at `payload`, then call
+    /// `endEvent`. Nothing may block in between. Returns the failure,
+    /// already counted as lost, when there is no room.
     @inlinable @inline(__always)
-    public func record(eventID: UInt16, dataSize: UInt64, largestAlign: UInt64,
-                       sizedHeader: Bool = false,
-                       payload: (UnsafeMutableRawPointer) -> Void) -> Result<RelaySlot, ReserveFailure> {
+    public func beginEvent(eventID: UInt16, dataSize: UInt64, largestAlign: UInt64,
+                           sizedHeader: Bool = false) -> Result<EventInProgress, ReserveFailure> {
         guard TracerNesting.enter() else {
             nestedLost.add(1, ordering: .relaxed)
             return .failure(.nested)
         }
-        defer { TracerNesting.leave() }
-        let requested = EventHeader.requestedForm(eventID: eventID, sized: sizedHeader)
-        var wake = false
-        let result = ring.withLock { (ring: inout RelayRing) -> Result<RelaySlot, ReserveFailure> in
-            if nestedLost.load(ordering: .relaxed) != 0 {
-                ring.countLost(nestedLost.exchange(0, ordering: .relaxed))
-            }
-            let result = ring.reserve(dataSize: dataSize, largestAlign: largestAlign, form: requested, tsc: clock())
-            if case .success(let slot) = result {
-                let g = ring.geometry
-                _ = EventHeader.write(to: ring.memory, at: g.bufferOffset(slot.headerOffset), eventID: eventID,
-                                      dataSize: dataSize, tsc: slot.tsc, form: slot.form, trace: ring.trace)
-                payload(ring.memory + Int(g.bufferOffset(slot.payloadOffset)))
-                ring.commit(slot)
-            }
-            if ring.wakeupReaders {
-                ring.wakeupReaders = false
-                wake = true
-            }
-            return result
+        pthread_mutex_lock(lock)
+        let ring = ringState
+        if nestedLost.load(ordering: .relaxed) != 0 {
+            ring.pointee.countLost(nestedLost.exchange(0, ordering: .relaxed))
         }
+        let requested = EventHeader.requestedForm(eventID: eventID, sized: sizedHeader)
+        switch ring.pointee.reserve(dataSize: dataSize, largestAlign: largestAlign, form: requested, tsc: clock()) {
+        case .success(let slot):
+            let g = geometry
+            _ = EventHeader.write(to: memory, at: g.bufferOffset(slot.headerOffset), eventID: eventID,
+                                  dataSize: dataSize, tsc: slot.tsc, form: slot.form, trace: ring.pointee.trace)
+            return .success(EventInProgress(payload: memory + Int(g.bufferOffset(slot.payloadOffset)), slot: slot))
+        case .failure(let why):
+            let wake = ring.pointee.wakeupReaders
+            ring.pointee.wakeupReaders = false
+            pthread_mutex_unlock(lock)
+            TracerNesting.leave()
+            if wake { readersToWake.store(true, ordering: .releasing) }
+            return .failure(why)
+        }
+    }
+
+    /// Commits the event `beginEvent` started (commit_slot) and unlocks.
+    @inlinable @inline(__always)
+    public func endEvent(_ event: EventInProgress) {
+        let ring = ringState
+        ring.pointee.commit(event.slot)
+        let wake = ring.pointee.wakeupReaders
+        ring.pointee.wakeupReaders = false
+        pthread_mutex_unlock(lock)
+        TracerNesting.leave()
         if wake { readersToWake.store(true, ordering: .releasing) }
-        return result
+    }
+
+    /// Records one event: `beginEvent`, `payload` with the payload's
+    /// address, `endEvent`. `payload` must only store bytes.
+    @inlinable @inline(__always)
+    public func record(eventID: UInt16, dataSize: UInt64, largestAlign: UInt64,
+                       sizedHeader: Bool = false,
+                       payload: (UnsafeMutableRawPointer) -> Void) -> Result<RelaySlot, ReserveFailure> {
+        switch beginEvent(eventID: eventID, dataSize: dataSize, largestAlign: largestAlign, sizedHeader: sizedHeader) {
+        case .success(let event):
+            payload(event.payload)
+            endEvent(event)
+            return .success(event.slot)
+        case .failure(let why):
+            return .failure(why)
+        }
     }
 
     /// What a blocking write can end with, besides success.
@@ -109,7 +164,7 @@ public final class RelayBuffer: @unchecked Sendable {
         defer { writerWait.unregister() }
         while true {
             if cancellation?.isCancelled == true { return .failure(.cancelled) }
-            let (mustWait, generation) = ring.withLock { ring in
+            let (mustWait, generation) = locked { ring in
                 (ring.writerShouldWait(dataSize: dataSize, largestAlign: largestAlign,
                                        reserveCritical: Self.reserveCritical), writerWait.generation)
             }
@@ -133,7 +188,7 @@ public final class RelayBuffer: @unchecked Sendable {
     /// event since its last switch is left alone (what a switch timer wants).
     @discardableResult
     public func forceSwitch(onlyIfWritten: Bool = false) -> Bool {
-        let switched = ring.withLock { ring -> Bool in
+        let switched = locked { ring -> Bool in
             if onlyIfWritten && !ring.currentSubbufferHasEvents { return false }
             let done = ring.forceSwitch(.active, tsc: clock())
             return done
@@ -145,7 +200,7 @@ public final class RelayBuffer: @unchecked Sendable {
     /// `ltt_relay_finish_buffer`: flush (FORCE_FLUSH), mark finalized, wake
     /// writers and readers.
     public func finalize() {
-        ring.withLock { ring in ring.finalize(tsc: clock()) }
+        locked { ring in ring.finalize(tsc: clock()) }
         flagReadersIfNeeded()
         writerWait.wakeAll()
     }
@@ -166,18 +221,18 @@ public final class RelayBuffer: @unchecked Sendable {
 
     /// RELAY_GET_SUBBUF: the cookie (low 32 bits of `consumed`).
     public func getSubbuffer() -> Result<UInt32, SubbufferAccessError> {
-        ring.withLock { $0.getSubbuffer() }.map { UInt32(truncatingIfNeeded: $0) }
+        locked { $0.getSubbuffer() }.map { UInt32(truncatingIfNeeded: $0) }
     }
 
     /// RELAY_PUT_SUBBUF with the cookie GET gave; wakes blocked writers.
     public func putSubbuffer(cookie: UInt32) throws(SubbufferAccessError) {
-        try ring.withLock { (ring: inout RelayRing) throws(SubbufferAccessError) in try ring.putSubbuffer(cookie: cookie) }
+        try locked { (ring: inout RelayRing) throws(SubbufferAccessError) in try ring.putSubbuffer(cookie: cookie) }
         writerWait.wakeAll()
     }
 
-    public var pollState: RelayPollState { ring.withLock { $0.pollState } }
-    public var counters: RelayCounters { ring.withLock { $0.counters } }
-    public var isFinalized: Bool { ring.withLock { $0.finalized } }
+    public var pollState: RelayPollState { locked { $0.pollState } }
+    public var counters: RelayCounters { locked { $0.counters } }
+    public var isFinalized: Bool { locked { $0.finalized } }
 
     /// Copies what a read at file position `position` returns (the bytes at
     /// `consumed + position`, up to the writer's sub-buffer) into `destination`.
@@ -187,7 +242,7 @@ public final class RelayBuffer: @unchecked Sendable {
     /// delivered sub-buffers, and in overwrite mode a sub-buffer overwritten
     /// while copied is reported by PUT (EIO), as in the seed.
     public func read(at position: UInt64, into destination: UnsafeMutableRawBufferPointer) -> Int {
-        let (start, available) = ring.withLock { ring in
+        let (start, available) = locked { ring in
             (ring.consumed &+ position, ring.readableBytes(at: position))
         }
         return copyOut(from: start, count: Int(min(available, UInt64(destination.count))), into: destination)
@@ -197,7 +252,7 @@ public final class RelayBuffer: @unchecked Sendable {
     /// bytes, as at most two regions (the range may wrap around the end of
     /// the ring). For zero-copy replies; the same rules as `read`.
     public func readableRegions(at position: UInt64, maxLength: Int) -> [UnsafeRawBufferPointer] {
-        let (start, available) = ring.withLock { ring in
+        let (start, available) = locked { ring in
             (ring.consumed &+ position, ring.readableBytes(at: position))
         }
         var left = Int(min(available, UInt64(maxLength)))
@@ -236,11 +291,11 @@ public final class RelayBuffer: @unchecked Sendable {
 
     /// Runs `body` on the ring under the lock: for tests and diagnostics.
     public func withRing<T, E: Error>(_ body: (inout RelayRing) throws(E) -> T) throws(E) -> T {
-        try ring.withLock { (ring: inout RelayRing) throws(E) -> T in try body(&ring) }
+        try locked { (ring: inout RelayRing) throws(E) -> T in try body(&ring) }
     }
 
     private func flagReadersIfNeeded() {
-        let wake = ring.withLock { ring -> Bool in
+        let wake = locked { ring -> Bool in
             defer { ring.wakeupReaders = false }
             return ring.wakeupReaders
         }

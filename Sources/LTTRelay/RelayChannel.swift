@@ -8,11 +8,13 @@ import CLinuxSupport
 /// that migrates between picking the CPU and taking that buffer's lock is
 /// harmless, since each buffer has its own lock (why the locked transport
 /// suits user space).
-public final class RelayChannel: Sendable {
+public final class RelayChannel: @unchecked Sendable {
     public let name: String
     public let geometry: RelayGeometry
     public let overwrite: Bool
     public let buffers: [RelayBuffer]
+    /// The same buffers, unretained, for the hot path: `buffers` owns them.
+    @usableFromInline let unretained: UnsafeMutableBufferPointer<Unmanaged<RelayBuffer>>
 
     public init(name: String, geometry: RelayGeometry, overwrite: Bool, cpuCount: Int,
                 trace: TraceHeaderFields, clock: @escaping @Sendable () -> UInt64) {
@@ -23,6 +25,19 @@ public final class RelayChannel: Sendable {
         buffers = (0..<cpuCount).map {
             RelayBuffer(geometry: geometry, overwrite: overwrite, cpu: $0, trace: trace, clock: clock)
         }
+        unretained = .allocate(capacity: cpuCount)
+        for (i, b) in buffers.enumerated() { (unretained.baseAddress! + i).initialize(to: .passUnretained(b)) }
+    }
+
+    deinit { unretained.deallocate() }
+
+    /// The buffer of the CPU this thread runs on now, without reference
+    /// counting: valid as long as the channel is.
+    @inlinable @inline(__always)
+    public var currentBufferUnretained: Unmanaged<RelayBuffer> {
+        let cpu = Int(lttfs_sched_getcpu())
+        let count = unretained.count
+        return unretained[cpu >= 0 && cpu < count ? cpu : (cpu < 0 ? 0 : cpu % count)]
     }
 
     /// The buffer file name: `<channel>_<cpu>`, or `flight-<channel>_<cpu>`

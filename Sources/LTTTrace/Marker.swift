@@ -5,29 +5,55 @@ import Synchronization
 /// Where a marker's events go right now: one entry per active trace that
 /// has the marker's channel enabled. Immutable once published; replaced as
 /// a whole and freed after an RCU grace period.
+///
+/// What RCU publishes is a raw block of plain values, so that a producer
+/// reads it with no reference counting at all:
+///
+///     [owner: the MarkerSinks object][count: Int][Sink][Sink]...
+///
+/// `owners` keeps every channel alive as long as the block exists.
 public final class MarkerSinks: @unchecked Sendable {
     public struct Sink {
-        /// Unowned: `owners` below keeps every channel alive as long as
-        /// this list exists; no reference counting on the hot path.
-        public unowned(unsafe) let channel: RelayChannel
+        public let channel: Unmanaged<RelayChannel>
         public let alignment: Int
         /// Writers of `write_event` wait for space in normal mode.
         public let blocking: Bool
     }
-    public let sinks: UnsafeMutableBufferPointer<Sink>
+    static let header = 2 * MemoryLayout<Int>.stride
+    let block: UnsafeMutableRawPointer
     private let owners: [RelayChannel]
 
     init(_ entries: [(RelayChannel, Int, Bool)]) {
         owners = entries.map(\.0)
-        sinks = .allocate(capacity: entries.count)
+        block = .allocate(byteCount: Self.header + entries.count * MemoryLayout<Sink>.stride,
+                          alignment: MemoryLayout<Sink>.alignment)
+        block.storeBytes(of: 0, as: Int.self)
+        block.storeBytes(of: entries.count, toByteOffset: MemoryLayout<Int>.stride, as: Int.self)
+        let sinks = (block + Self.header).bindMemory(to: Sink.self, capacity: entries.count)
         for (i, e) in entries.enumerated() {
-            (sinks.baseAddress! + i).initialize(to: Sink(channel: e.0, alignment: e.1, blocking: e.2))
+            (sinks + i).initialize(to: Sink(channel: .passUnretained(e.0), alignment: e.1, blocking: e.2))
         }
     }
 
-    deinit {
-        sinks.deinitialize()
-        sinks.deallocate()
+    deinit { block.deallocate() }
+
+    /// Publishes: the block, with this object retained as its owner.
+    func retainedBlock() -> UnsafeMutableRawPointer {
+        block.storeBytes(of: Unmanaged.passRetained(self).toOpaque(), as: UnsafeMutableRawPointer.self)
+        return block
+    }
+
+    /// Releases the owner of a block taken out of publication.
+    static func release(block: UnsafeMutableRawPointer) {
+        Unmanaged<MarkerSinks>.fromOpaque(block.load(as: UnsafeMutableRawPointer.self)).release()
+    }
+
+    /// The sinks of a published block.
+    @inlinable @inline(__always)
+    public static func sinks(of block: UnsafeMutableRawPointer) -> UnsafeBufferPointer<Sink> {
+        let count = block.load(fromByteOffset: MemoryLayout<Int>.stride, as: Int.self)
+        return UnsafeBufferPointer(start: (block + 2 * MemoryLayout<Int>.stride).assumingMemoryBound(to: Sink.self),
+                                   count: count)
     }
 }
 
@@ -44,6 +70,8 @@ public final class MarkerCore: @unchecked Sendable, CustomStringConvertible {
     /// in-process markers, on for `write_event` so that line lengths are
     /// visible without decoding.
     public let sizedHeader: Bool
+    /// The fields as the hot path reads them (no reference counting).
+    @usableFromInline let slots: UnsafeMutableBufferPointer<PayloadLayout.Slot>
     /// The RCU-protected `MarkerSinks` pointer; nil while nothing records.
     @usableFromInline let sinksSlot: UnsafeMutablePointer<UnsafeMutableRawPointer?>
     let enabledFlag = Atomic<Bool>(true)
@@ -55,13 +83,16 @@ public final class MarkerCore: @unchecked Sendable, CustomStringConvertible {
         self.eventID = eventID
         self.sizedHeader = sizedHeader
         maxIntegerSize = format.fields.compactMap(\.storedSize).max() ?? 1
+        slots = .allocate(capacity: max(1, format.fields.count))
+        for (i, field) in format.fields.enumerated() { (slots.baseAddress! + i).initialize(to: .init(field)) }
         sinksSlot = .allocate(capacity: 1)
         sinksSlot.initialize(to: nil)
     }
 
     deinit {
-        if let old = sinksSlot.pointee { Unmanaged<MarkerSinks>.fromOpaque(old).release() }
+        if let old = sinksSlot.pointee { MarkerSinks.release(block: old) }
         sinksSlot.deallocate()
+        slots.deallocate()
     }
 
     public var description: String { "\(channel).\(name)" }
@@ -75,8 +106,7 @@ public final class MarkerCore: @unchecked Sendable, CustomStringConvertible {
 
     /// Replaces the sinks; returns the old list, to release after a grace period.
     func publish(_ sinks: MarkerSinks?) -> UnsafeMutableRawPointer? {
-        let new = sinks.map { Unmanaged.passRetained($0).toOpaque() }
-        return lttfs_rcu_xchg_pointer(sinksSlot, new)
+        lttfs_rcu_xchg_pointer(sinksSlot, sinks?.retainedBlock())
     }
 
     /// Runs `body` on each sink inside an RCU read-side critical section.
@@ -84,10 +114,8 @@ public final class MarkerCore: @unchecked Sendable, CustomStringConvertible {
     public func forEachSink(_ body: (MarkerSinks.Sink) -> Void) {
         lttfs_rcu_read_lock()
         defer { lttfs_rcu_read_unlock() }
-        guard let raw = lttfs_rcu_dereference(sinksSlot) else { return }
-        Unmanaged<MarkerSinks>.fromOpaque(raw)._withUnsafeGuaranteedRef { list in
-            for i in 0..<list.sinks.count { body(list.sinks[i]) }
-        }
+        guard let block = lttfs_rcu_dereference(sinksSlot) else { return }
+        for sink in MarkerSinks.sinks(of: block) { body(sink) }
     }
 
     /// Records run-time arguments (the dynamic API). Returns false when the
@@ -97,7 +125,7 @@ public final class MarkerCore: @unchecked Sendable, CustomStringConvertible {
         guard PayloadLayout.size(of: arguments, fields: format.fields, alignment: 0) != nil else { return false }
         forEachSink { sink in
             let size = PayloadLayout.size(of: arguments, fields: format.fields, alignment: sink.alignment)!
-            _ = sink.channel.currentBuffer.record(
+            _ = sink.channel.takeUnretainedValue().currentBuffer.record(
                 eventID: eventID, dataSize: UInt64(size),
                 largestAlign: UInt64(PayloadLayout.largestAlign(maxIntegerSize: maxIntegerSize, alignment: sink.alignment)),
                 sizedHeader: sizedHeader) { p in
@@ -122,30 +150,37 @@ public struct Marker<each Value: TraceValue>: Sendable {
 
     @inlinable
     public func record(_ values: repeat each Value) {
+        let core = self.core
         guard core.isRecording else { return }
-        let fields = core.format.fields
-        let id = core.eventID
-        let sized = core.sizedHeader
-        let maxInt = core.maxIntegerSize
-        core.forEachSink { sink in
+        // No closure below touches the pack: a captured pack costs a
+        // generic metadata lookup per event.
+        lttfs_rcu_read_lock()
+        defer { lttfs_rcu_read_unlock() }
+        guard let block = lttfs_rcu_dereference(core.sinksSlot) else { return }
+        let slots = UnsafePointer(core.slots.baseAddress!)
+        let largest = core.maxIntegerSize
+        for sink in MarkerSinks.sinks(of: block) {
             let alignment = sink.alignment
             var size = 0
             var index = 0
-            for value in repeat each values {
-                size = PayloadLayout.advance(size, over: value, in: fields[index], alignment: alignment)
-                index += 1
-            }
-            _ = sink.channel.currentBuffer.record(
-                eventID: id, dataSize: UInt64(size),
-                largestAlign: UInt64(PayloadLayout.largestAlign(maxIntegerSize: maxInt, alignment: alignment)),
-                sizedHeader: sized) { p in
-                    var offset = 0
-                    var i = 0
-                    for value in repeat each values {
-                        offset = PayloadLayout.store(value, in: fields[i], at: p, offset: offset, alignment: alignment)
-                        i += 1
-                    }
-                }
+            repeat (each values).traceAdvance(&size, slot: slots[postIncrement(&index)], alignment: alignment)
+            unowned(unsafe) let buffer = sink.channel.takeUnretainedValue().currentBufferUnretained.takeUnretainedValue()
+            guard case .success(let event) = buffer.beginEvent(
+                eventID: core.eventID, dataSize: UInt64(size),
+                largestAlign: UInt64(PayloadLayout.largestAlign(maxIntegerSize: largest, alignment: alignment)),
+                sizedHeader: core.sizedHeader) else { continue }
+            var offset = 0
+            var field = 0
+            repeat (each values).traceStore(&offset, slot: slots[postIncrement(&field)], base: event.payload,
+                                            alignment: alignment)
+            buffer.endEvent(event)
         }
     }
+}
+
+/// `i++`: the field index while walking a parameter pack.
+@inlinable @inline(__always)
+func postIncrement(_ i: inout Int) -> Int {
+    defer { i &+= 1 }
+    return i
 }

@@ -17,6 +17,23 @@ public enum PayloadLayout {
         alignment == 0 ? 1 : max(1, min(maxIntegerSize, alignment))
     }
 
+    /// One field as the hot path needs it: plain values, no reference
+    /// counting (a MarkerField carries its name, a String).
+    public struct Slot: Sendable {
+        /// Stored integer size; 0 for a string.
+        public let size: Int
+        public let networkOrder: Bool
+        public init(_ field: MarkerField) {
+            if case .integer(let size, _, let network) = field.kind {
+                self.size = size
+                networkOrder = network
+            } else {
+                size = 0
+                networkOrder = false
+            }
+        }
+    }
+
     /// The offset after `value` placed in `field` at `offset`.
     @inlinable @inline(__always)
     public static func advance<V: TraceValue>(_ offset: Int, over value: V, in field: MarkerField, alignment: Int) -> Int {
@@ -24,7 +41,7 @@ public enum PayloadLayout {
         case .integer(let size, _, _):
             return offset &+ padding(at: offset, size: size, alignment: alignment) &+ size
         case .string:
-            return offset &+ value.withTraceUTF8 { $0.count } &+ 1
+            return offset &+ value.traceUTF8Count &+ 1
         }
     }
 
@@ -38,13 +55,10 @@ public enum PayloadLayout {
             storeInteger(value.traceInteger, size: size, networkOrder: network, at: base + o)
             return o &+ size
         case .string:
-            return value.withTraceUTF8 { bytes in
-                if let src = bytes.baseAddress, bytes.count > 0 {
-                    (base + offset).copyMemory(from: src, byteCount: bytes.count)
-                }
-                (base + offset + bytes.count).storeBytes(of: 0, as: UInt8.self)
-                return offset &+ bytes.count &+ 1
-            }
+            let count = value.traceUTF8Count
+            value.traceCopyUTF8(to: base + offset)
+            (base + offset + count).storeBytes(of: 0, as: UInt8.self)
+            return offset &+ count &+ 1
         }
     }
 

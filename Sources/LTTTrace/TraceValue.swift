@@ -1,19 +1,51 @@
 /// A Swift value that can fill a marker field: integers fill integer fields,
 /// strings fill `%s` fields. Recording a value allocates nothing and formats
 /// nothing: integers are stored as they are, strings are copied as UTF-8.
+///
+/// `traceAdvance` and `traceStore` are requirements, not helpers, so that
+/// each type answers with its own concrete code even where the typed
+/// marker's parameter pack is not specialized.
 public protocol TraceValue {
     /// Whether this type fills `%s` fields (else integer fields).
     static var isTraceString: Bool { get }
     /// The integer as a 64-bit pattern, sign-extended for signed types.
     var traceInteger: UInt64 { get }
-    /// The UTF-8 bytes of a string value, without the NUL.
-    func withTraceUTF8<R>(_ body: (UnsafeRawBufferPointer) -> R) -> R
+    /// The number of UTF-8 bytes of a string value, without the NUL.
+    var traceUTF8Count: Int { get }
+    /// Copies the UTF-8 bytes of a string value (no NUL) to `destination`.
+    func traceCopyUTF8(to destination: UnsafeMutableRawPointer)
+    /// Moves `offset` past this value stored in `slot`.
+    func traceAdvance(_ offset: inout Int, slot: PayloadLayout.Slot, alignment: Int)
+    /// Stores this value in `slot` at `base + offset` and moves `offset` past it.
+    func traceStore(_ offset: inout Int, slot: PayloadLayout.Slot, base: UnsafeMutableRawPointer, alignment: Int)
 }
 
 extension TraceValue {
     public static var isTraceString: Bool { false }
-    @inlinable public func withTraceUTF8<R>(_ body: (UnsafeRawBufferPointer) -> R) -> R {
-        body(UnsafeRawBufferPointer(start: nil, count: 0))
+    @inlinable public var traceUTF8Count: Int { 0 }
+    @inlinable public func traceCopyUTF8(to destination: UnsafeMutableRawPointer) {}
+
+    @inlinable @inline(__always)
+    public func traceAdvance(_ offset: inout Int, slot: PayloadLayout.Slot, alignment: Int) {
+        if slot.size == 0 {
+            offset &+= traceUTF8Count &+ 1
+        } else {
+            offset &+= PayloadLayout.padding(at: offset, size: slot.size, alignment: alignment) &+ slot.size
+        }
+    }
+
+    @inlinable @inline(__always)
+    public func traceStore(_ offset: inout Int, slot: PayloadLayout.Slot, base: UnsafeMutableRawPointer, alignment: Int) {
+        if slot.size == 0 {
+            let count = traceUTF8Count
+            traceCopyUTF8(to: base + offset)
+            (base + offset + count).storeBytes(of: 0, as: UInt8.self)
+            offset &+= count &+ 1
+        } else {
+            let o = offset &+ PayloadLayout.padding(at: offset, size: slot.size, alignment: alignment)
+            PayloadLayout.storeInteger(traceInteger, size: slot.size, networkOrder: slot.networkOrder, at: base + o)
+            offset = o &+ slot.size
+        }
     }
 }
 
@@ -43,17 +75,28 @@ extension UnsafeRawPointer: TraceValue {
 extension String: TraceValue {
     public static var isTraceString: Bool { true }
     @inlinable public var traceInteger: UInt64 { 0 }
-    @inlinable public func withTraceUTF8<R>(_ body: (UnsafeRawBufferPointer) -> R) -> R {
-        var copy = self
-        return copy.withUTF8 { body(UnsafeRawBufferPointer($0)) }
+    @inlinable public var traceUTF8Count: Int { utf8.count }
+    @inlinable public func traceCopyUTF8(to destination: UnsafeMutableRawPointer) {
+        // Native strings are contiguous: no copy. Others are made so.
+        let done: Bool? = utf8.withContiguousStorageIfAvailable { bytes in
+            if let base = bytes.baseAddress { destination.copyMemory(from: base, byteCount: bytes.count) }
+            return true
+        }
+        if done == nil {
+            var copy = self
+            copy.withUTF8 { bytes in
+                if let base = bytes.baseAddress { destination.copyMemory(from: base, byteCount: bytes.count) }
+            }
+        }
     }
 }
 
 extension StaticString: TraceValue {
     public static var isTraceString: Bool { true }
     @inlinable public var traceInteger: UInt64 { 0 }
-    @inlinable public func withTraceUTF8<R>(_ body: (UnsafeRawBufferPointer) -> R) -> R {
-        withUTF8Buffer { body(UnsafeRawBufferPointer($0)) }
+    @inlinable public var traceUTF8Count: Int { utf8CodeUnitCount }
+    @inlinable public func traceCopyUTF8(to destination: UnsafeMutableRawPointer) {
+        destination.copyMemory(from: utf8Start, byteCount: utf8CodeUnitCount)
     }
 }
 
@@ -73,8 +116,11 @@ public enum TraceArgument: Sendable, Equatable, TraceValue {
         case .string: 0
         }
     }
-    public func withTraceUTF8<R>(_ body: (UnsafeRawBufferPointer) -> R) -> R {
-        if case .string(let s) = self { return s.withTraceUTF8(body) }
-        return body(UnsafeRawBufferPointer(start: nil, count: 0))
+    public var traceUTF8Count: Int {
+        if case .string(let s) = self { return s.traceUTF8Count }
+        return 0
+    }
+    public func traceCopyUTF8(to destination: UnsafeMutableRawPointer) {
+        if case .string(let s) = self { s.traceCopyUTF8(to: destination) }
     }
 }

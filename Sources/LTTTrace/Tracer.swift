@@ -298,7 +298,7 @@ public final class Tracer: @unchecked Sendable {
         // Take the sinks out of the RCU section: a blocking wait must not
         // hold up grace periods (destroy waits for them).
         var targets: [(RelayChannel, Int)] = []
-        marker.forEachSink { targets.append(($0.channel, $0.alignment)) }
+        marker.forEachSink { targets.append(($0.channel.takeUnretainedValue(), $0.alignment)) }
         let size = UInt64(line.count + 1)
         for (channel, alignment) in targets {
             let header = EventHeader.size(at: 0, dataSize: size, form: .idSizeTSC, trace: TraceHeaderFields(alignment: UInt8(alignment)))
@@ -348,7 +348,7 @@ public final class Tracer: @unchecked Sendable {
         }
         guard !retired.isEmpty else { return }
         lttfs_synchronize_rcu()
-        for old in retired { Unmanaged<MarkerSinks>.fromOpaque(old).release() }
+        for old in retired { MarkerSinks.release(block: old) }
     }
 
     private func updateSwitchTimer(_ r: Registry) {

@@ -24,6 +24,16 @@ long lttfs_splice(int fd_in, long long *offset, int fd_out, unsigned long length
 // SPLICE_F_MOVE.
 #define LTTFS_SPLICE_F_MOVE 1u
 
+// The CPU's time-stamp counter (x86_64 rdtsc), 0 elsewhere: measured
+// against CLOCK_MONOTONIC in the benchmarks to justify the trace clock.
+static inline unsigned long long lttfs_rdtsc(void) {
+#if defined(__x86_64__)
+    return __builtin_ia32_rdtsc();
+#else
+    return 0;
+#endif
+}
+
 // The tracer nesting depth of the calling thread (the seed's per-CPU
 // ltt_nesting, per thread here). A __thread variable is one TLS access;
 // these inline functions let Swift reach it without a call.
