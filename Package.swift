@@ -11,6 +11,7 @@ let package = Package(
         .library(name: "LTTFS", targets: ["LTTFS"]),
         .library(name: "CLinuxSupport", targets: ["CLinuxSupport"]),
         .executable(name: "lttfs", targets: ["lttfs"]),
+        .executable(name: "lttfs-demo", targets: ["lttfs-demo"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.6.0"),
@@ -37,9 +38,13 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
         .executableTarget(name: "lttfs", dependencies: [
-            "LTTFS", "LTTTrace", "LTTReader", "LTTRelay",
+            "LTTFS", "LTTTrace", "LTTReader", "LTTRelay", "CLinuxSupport",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
+        ]),
+        // A Swift program that traces itself through lttfs (the quick start's workload).
+        .executableTarget(name: "lttfs-demo", dependencies: [
+            "LTTFS", "LTTTrace", .product(name: "Logging", package: "swift-log"),
         ]),
         .testTarget(name: "LTTFSTests", dependencies: ["LTTFS", "LTTTrace", "LTTReader", "LTTRelay", "CLinuxSupport"]),
         .testTarget(name: "LTTRelayTests", dependencies: ["LTTRelay"]),

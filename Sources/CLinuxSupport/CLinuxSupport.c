@@ -3,6 +3,7 @@
 #include <unistd.h>
 #include <fcntl.h>
 #include <sys/ioctl.h>
+#include <spawn.h>
 #include "CLinuxSupport.h"
 
 __thread unsigned int lttfs_tracer_nesting;
@@ -28,3 +29,7 @@ long lttfs_splice(int fd_in, long long *offset, int fd_out, unsigned long length
 		*offset = (long long)off;
 	return (long)n;
 }
+
+int lttfs_set_pipe_size(int fd, int size) { return fcntl(fd, F_SETPIPE_SZ, size); }
+
+short lttfs_posix_spawn_setsid(void) { return POSIX_SPAWN_SETSID; }

@@ -118,11 +118,7 @@ public final class FileSystemServer: @unchecked Sendable {
     /// ends cleanly and the mount point is released.
     @discardableResult
     public func runUntilSignalled(maxThreads: UInt32 = 16) -> Int32 {
-        var stopping = sigset_t()
-        sigemptyset(&stopping)
-        for signal in [SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR2] { sigaddset(&stopping, signal) }
-        // Inherited by every thread started from here on.
-        pthread_sigmask(SIG_BLOCK, &stopping, nil)
+        let stopping = Self.blockTerminationSignals()
         let waiter = Mutex<pthread_t?>(nil)
         let ready = DispatchSemaphore(value: 0)
         let finished = DispatchSemaphore(value: 0)
@@ -147,6 +143,19 @@ public final class FileSystemServer: @unchecked Sendable {
         if let t = waiter.withLock({ $0 }) { pthread_kill(t, SIGUSR2) }
         finished.wait()
         return rc
+    }
+
+    /// Blocks SIGINT, SIGTERM, SIGHUP, SIGQUIT (and SIGUSR2, used
+    /// internally) in the calling thread and every thread it starts later.
+    /// A program that starts threads before `runUntilSignalled` calls this
+    /// first, so that no thread takes a termination signal's default action.
+    @discardableResult
+    public static func blockTerminationSignals() -> sigset_t {
+        var stopping = sigset_t()
+        sigemptyset(&stopping)
+        for signal in [SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR2] { sigaddset(&stopping, signal) }
+        pthread_sigmask(SIG_BLOCK, &stopping, nil)
+        return stopping
     }
 
     /// Mounts and serves on a background thread (a program tracing itself).

@@ -16,7 +16,8 @@ struct LTTFSCommand: ParsableCommand {
               echo 1 > /mnt/ltt/ltt/control/demo/enabled
               echo hello > /mnt/ltt/ltt/write_event
             """,
-        subcommands: [MountCommand.self, UnmountCommand.self, DumpCommand.self, SubbufCommand.self])
+        subcommands: [MountCommand.self, UnmountCommand.self, CtlCommand.self, ConsumeCommand.self, DumpCommand.self,
+                      StatCommand.self, SubbufCommand.self])
 
     /// Errors are one line on stderr and a non-zero status.
     static func main() {

@@ -21,6 +21,12 @@ int lttfs_ioctl_none(int fd, unsigned long request);
 // fd_out. Returns bytes moved, 0, or -1 with errno set.
 long lttfs_splice(int fd_in, long long *offset, int fd_out, unsigned long length, unsigned int flags);
 
+// fcntl(F_SETPIPE_SZ): the pipe's capacity. Returns it, or -1.
+int lttfs_set_pipe_size(int fd, int size);
+
+// POSIX_SPAWN_SETSID, for a consumer started in its own session.
+short lttfs_posix_spawn_setsid(void);
+
 // SPLICE_F_MOVE.
 #define LTTFS_SPLICE_F_MOVE 1u
 

@@ -1,0 +1,133 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import ArgumentParser
+import CLinuxSupport
+import Foundation
+
+/// lttctl's options, working through the mounted tree.
+struct CtlCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "ctl",
+        abstract: "Control traces the way lttctl did (create, start, pause, destroy).",
+        discussion: """
+            Examples:
+              lttfs ctl -C -w ~/traces/t1 t1          # create, start, and consume to ~/traces/t1
+              lttfs ctl -c -o channel.all.bufnum=16 -o channel.userspace.overwrite=1 t2
+              lttfs ctl -s t2
+              lttfs ctl -D t2                         # pause and destroy
+            Channel options: enable, overwrite, bufnum, bufsize, switch_timer (ms).
+            """)
+
+    @Flag(name: .customShort("c"), help: "Create the trace (setup and alloc).") var create = false
+    @Flag(name: .customShort("d"), help: "Destroy the trace.") var destroy = false
+    @Flag(name: .customShort("s"), help: "Start tracing.") var start = false
+    @Flag(name: .customShort("p"), help: "Pause tracing.") var pause = false
+    @Flag(name: .customShort("C"), help: "Create and start.") var createStart = false
+    @Flag(name: .customShort("D"), help: "Pause and destroy.") var pauseDestroy = false
+
+    @Option(help: "Transport (relay-locked).") var transport: String?
+
+    @Option(name: .customShort("o"), help: "channel.<name|all>.<enable|overwrite|bufnum|bufsize|switch_timer>=VALUE")
+    var channelOptions: [String] = []
+
+    @Option(name: .customShort("w"), help: "Start a consumer writing the trace to this directory.")
+    var writeOut: String?
+
+    @Flag(name: .customShort("a"), help: "With -w: append to existing files.") var append = false
+    @Option(name: .customShort("n"), help: "With -w: consumer threads.") var threads = 1
+
+    @Option(help: "The lttfs mount point (default: the first one in /proc/mounts).") var mount: String?
+
+    @Argument(help: "The trace name.") var name: String
+
+    func validate() throws {
+        let actions = [create, destroy, start, pause, createStart, pauseDestroy].filter { $0 }.count
+        guard actions == 1 else { throw ValidationError("give exactly one of -c, -d, -s, -p, -C, -D") }
+        if writeOut != nil && !(start || createStart) { throw ValidationError("-w starts a consumer: use it with -s or -C") }
+        // Check every -o before anything is written: no half-made trace.
+        for option in channelOptions { _ = try Self.parse(option) }
+    }
+
+    static let optionFiles = ["enable": "enable", "overwrite": "overwrite", "bufnum": "subbuf_num",
+                              "bufsize": "subbuf_size", "switch_timer": "switch_timer"]
+
+    /// channel.<name|all>.<option>=<value> -> (channel, file, value)
+    static func parse(_ option: String) throws -> (channel: String, file: String, value: String) {
+        let parts = option.split(separator: "=", maxSplits: 1).map(String.init)
+        let key = parts.first?.split(separator: ".").map(String.init) ?? []
+        guard parts.count == 2, key.count == 3, key[0] == "channel", !parts[1].isEmpty else {
+            throw ValidationError("-o \(option): expected channel.<name|all>.<option>=<value>")
+        }
+        guard let file = optionFiles[key[2]] else {
+            throw ValidationError("-o \(option): options are \(optionFiles.keys.sorted().joined(separator: ", "))")
+        }
+        return (key[1], file, parts[1])
+    }
+
+    func run() throws {
+        let ltt = try MountDiscovery.resolve(mount) + "/ltt"
+        let control = ltt + "/control/" + name
+        if create || createStart {
+            try MountDiscovery.write(ltt + "/setup_trace", name)
+            if let transport { try MountDiscovery.write(control + "/trans", transport) }
+            for option in channelOptions { try applyChannelOption(option, control: control) }
+            try MountDiscovery.write(control + "/alloc", "1")
+        }
+        if start || createStart {
+            if let writeOut { try startConsumer(trace: ltt + "/" + name, out: writeOut) }
+            try MountDiscovery.write(control + "/enabled", "1")
+        }
+        if pause || pauseDestroy { try MountDiscovery.write(control + "/enabled", "0") }
+        if destroy || pauseDestroy { try MountDiscovery.write(ltt + "/destroy_trace", name) }
+    }
+
+    func applyChannelOption(_ option: String, control: String) throws {
+        let (channel, file, value) = try Self.parse(option)
+        let channels = channel == "all"
+            ? ((try? FileManager.default.contentsOfDirectory(atPath: control + "/channel"))?.sorted() ?? [])
+            : [channel]
+        for name in channels {
+            if channel == "all" && name == "metadata" && (file == "overwrite" || file == "enable") { continue }
+            try MountDiscovery.write(control + "/channel/\(name)/\(file)", value)
+        }
+    }
+
+    /// Starts `lttfs consume` in the background, in its own session.
+    func startConsumer(trace: String, out: String) throws {
+        var arguments = [CommandLine.arguments[0], "consume", "-q", "-c", trace, "-t", out, "-n", String(threads)]
+        if append { arguments.append("-a") }
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        posix_spawnattr_setflags(&attributes, lttfs_posix_spawn_setsid())
+        var pid: pid_t = 0
+        let rc = withCStringArray(arguments) { argv in
+            posix_spawn(&pid, CommandLine.arguments[0], nil, &attributes, argv, environ)
+        }
+        guard rc == 0 else { throw Failure("cannot start the consumer: \(String(cString: strerror(rc)))") }
+        print("consumer \(pid) writing \(trace) to \(out)")
+    }
+}
+
+struct StatCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "stat",
+        abstract: "Per-buffer counters of one trace or of all: written, lost, corrupted, delivered, consumed.",
+        discussion: "Example:\n  lttfs stat mytrace")
+
+    @Option(help: "The lttfs mount point (default: the first one in /proc/mounts).") var mount: String?
+    @Argument(help: "A trace name (default: every trace).") var name: String?
+
+    func run() throws {
+        let control = try MountDiscovery.resolve(mount) + "/ltt/control"
+        let names = try name.map { [$0] } ?? FileManager.default.contentsOfDirectory(atPath: control).sorted()
+        if names.isEmpty { print("no trace") }
+        for (i, trace) in names.enumerated() {
+            guard let text = try? String(contentsOfFile: control + "/\(trace)/stats", encoding: .utf8) else {
+                throw Failure("no trace named \(trace)")
+            }
+            print((i > 0 ? "\n" : "") + text, terminator: "")
+        }
+    }
+}

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Install lttfs system-wide:
+#   the binary to PREFIX/bin, the mount(8) helper /sbin/mount.fuse.lttfs,
+#   and a systemd unit that keeps lttfs mounted at MOUNTPOINT.
+#   install.sh [--prefix /usr/local] [--mountpoint /mnt/ltt] [--no-systemd]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+prefix=/usr/local mountpoint=/mnt/ltt systemd=1
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --prefix) prefix=$2; shift 2 ;;
+        --mountpoint) mountpoint=$2; shift 2 ;;
+        --no-systemd) systemd=0; shift ;;
+        *) echo "install.sh: unknown option $1" >&2; exit 1 ;;
+    esac
+done
+swift build -c release --product lttfs
+bin=$(swift build -c release --show-bin-path)
+install -D -m 0755 "$bin/lttfs" "$prefix/bin/lttfs"
+install -D -m 0755 mount-scripts/mount.fuse.lttfs /sbin/mount.fuse.lttfs
+sed -i "s|/usr/local/bin/lttfs|$prefix/bin/lttfs|" /sbin/mount.fuse.lttfs
+echo "installed $prefix/bin/lttfs and /sbin/mount.fuse.lttfs"
+if [ "$systemd" = 1 ] && [ -d /etc/systemd/system ]; then
+    cat > /etc/systemd/system/lttfs.service <<UNIT
+[Unit]
+Description=lttfs: LTTng trace buffers as files at $mountpoint
+After=local-fs.target
+
+[Service]
+Type=simple
+ExecStartPre=/bin/mkdir -p $mountpoint
+ExecStartPre=-/bin/sh -c 'stat $mountpoint >/dev/null 2>&1 || fusermount3 -u -z $mountpoint'
+ExecStart=$prefix/bin/lttfs mount -f -o allow_other $mountpoint
+ExecStopPost=-/bin/sh -c 'grep -q " $mountpoint fuse" /proc/mounts && fusermount3 -u -z $mountpoint'
+Restart=on-failure
+
+[Install]
+WantedBy=multi-user.target
+UNIT
+    echo "installed /etc/systemd/system/lttfs.service (systemctl enable --now lttfs)"
+fi
