@@ -6,7 +6,8 @@ dir=${1:?usage: lttfs-mount.sh DIR [options]}
 shift
 here=$(cd "$(dirname "$0")" && pwd)
 lttfs=${LTTFS:-$(command -v lttfs || echo "$here/../.build/release/lttfs")}
-mkdir -p "$dir"
+# A dead server leaves the mount point unusable (even for mkdir): recover
+# it before anything else touches it.
 if grep -q " $(realpath -m "$dir") fuse" /proc/mounts; then
     if stat "$dir" >/dev/null 2>&1; then
         echo "lttfs-mount: $dir is already mounted and alive" >&2
@@ -14,4 +15,5 @@ if grep -q " $(realpath -m "$dir") fuse" /proc/mounts; then
     fi
     "$here/lttfs-umount.sh" "$dir"
 fi
+mkdir -p "$dir"
 exec "$lttfs" mount "$@" "$dir"

@@ -32,4 +32,35 @@ long lttfs_splice(int fd_in, long long *offset, int fd_out, unsigned long length
 
 int lttfs_set_pipe_size(int fd, int size) { return fcntl(fd, F_SETPIPE_SZ, size); }
 
-short lttfs_posix_spawn_setsid(void) { return POSIX_SPAWN_SETSID; }
+extern char **environ;
+
+int lttfs_spawn_detached(const char *path, char *const argv[])
+{
+	posix_spawn_file_actions_t actions;
+	posix_spawnattr_t attributes;
+	pid_t pid;
+	int rc;
+
+	posix_spawn_file_actions_init(&actions);
+	posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
+	posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0);
+	posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0);
+	posix_spawn_file_actions_addclosefrom_np(&actions, 3);
+	posix_spawnattr_init(&attributes);
+	posix_spawnattr_setflags(&attributes, POSIX_SPAWN_SETSID);
+	rc = posix_spawn(&pid, path, &actions, &attributes, argv, environ);
+	posix_spawnattr_destroy(&attributes);
+	posix_spawn_file_actions_destroy(&actions);
+	return rc == 0 ? (int)pid : -rc;
+}
+
+void lttfs_close_descriptors_from(int lowest, int keep)
+{
+	if (keep < lowest) {
+		close_range((unsigned)lowest, ~0u, 0);
+		return;
+	}
+	if (keep > lowest)
+		close_range((unsigned)lowest, (unsigned)keep - 1, 0);
+	close_range((unsigned)keep + 1, ~0u, 0);
+}

@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import CFuse
+import CLinuxSupport
 import Foundation
 import LTTTrace
 import Logging
@@ -143,6 +144,13 @@ public final class FileSystemServer: @unchecked Sendable {
         if let t = waiter.withLock({ $0 }) { pthread_kill(t, SIGUSR2) }
         finished.wait()
         return rc
+    }
+
+    /// After daemonizing: closes every inherited descriptor but the FUSE
+    /// device, so the server holds none of its caller's pipes open.
+    public func closeInheritedDescriptors() {
+        guard let session = state.withLock({ $0.session })?.raw else { return }
+        lttfs_close_descriptors_from(3, fuse_session_fd(session))
     }
 
     /// Blocks SIGINT, SIGTERM, SIGHUP, SIGQUIT (and SIGUSR2, used

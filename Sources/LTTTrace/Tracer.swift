@@ -26,6 +26,8 @@ public final class Tracer: @unchecked Sendable {
     private let control = Mutex(Registry())
     /// The clock of every trace: CLOCK_MONOTONIC nanoseconds.
     public let clock: @Sendable () -> UInt64
+    /// Wall-clock time (seconds, microseconds) for a trace's start time.
+    public let wallClock: @Sendable () -> (seconds: UInt64, microseconds: UInt64)
     /// Number of per-CPU buffers each channel gets.
     public let cpuCount: Int
     /// Trace alignment for new traces (0: packed, 8: natural).
@@ -41,10 +43,12 @@ public final class Tracer: @unchecked Sendable {
     public init(cpuCount: Int = RelayChannel.configuredCPUCount,
                 alignment: UInt8 = UInt8(MemoryLayout<UnsafeRawPointer>.size),
                 clock: @escaping @Sendable () -> UInt64 = { MonotonicClock.now() },
+                wallClock: @escaping @Sendable () -> (seconds: UInt64, microseconds: UInt64) = Tracer.realTime,
                 log: @escaping @Sendable (TracerLogLevel, String) -> Void = { _, _ in }) {
         self.cpuCount = cpuCount
         self.alignment = alignment
         self.clock = clock
+        self.wallClock = wallClock
         self.log = log
         var registry = Registry()
         func core(_ channel: String, _ name: String, _ format: String, sized: Bool = false) -> MarkerCore {
@@ -62,6 +66,13 @@ public final class Tracer: @unchecked Sendable {
     }
 
     deinit { switchTimer.stop() }
+
+    /// CLOCK_REALTIME as (seconds, microseconds).
+    @Sendable public static func realTime() -> (seconds: UInt64, microseconds: UInt64) {
+        var wall = timespec()
+        clock_gettime(CLOCK_REALTIME, &wall)
+        return (UInt64(wall.tv_sec), UInt64(wall.tv_nsec / 1000))
+    }
 
     // MARK: Markers
 
@@ -198,11 +209,10 @@ public final class Tracer: @unchecked Sendable {
             for (channel, settings) in trace.settings where settings.enabled {
                 geometries[channel] = try settings.geometry()
             }
-            var wall = timespec()
-            clock_gettime(CLOCK_REALTIME, &wall)
+            let wall = wallClock()
             let start = clock()
-            trace.header = TraceHeaderFields(alignment: alignment, startTimeSec: UInt64(wall.tv_sec),
-                                             startTimeUsec: UInt64(wall.tv_nsec / 1000),
+            trace.header = TraceHeaderFields(alignment: alignment, startTimeSec: wall.seconds,
+                                             startTimeUsec: wall.microseconds,
                                              startFreq: 1_000_000_000, freqScale: 1, startTSC: start)
             for (channel, geometry) in geometries {
                 trace.channels[channel] = RelayChannel(name: channel, geometry: geometry,

@@ -97,15 +97,8 @@ struct CtlCommand: ParsableCommand {
     func startConsumer(trace: String, out: String) throws {
         var arguments = [CommandLine.arguments[0], "consume", "-q", "-c", trace, "-t", out, "-n", String(threads)]
         if append { arguments.append("-a") }
-        var attributes = posix_spawnattr_t()
-        posix_spawnattr_init(&attributes)
-        defer { posix_spawnattr_destroy(&attributes) }
-        posix_spawnattr_setflags(&attributes, lttfs_posix_spawn_setsid())
-        var pid: pid_t = 0
-        let rc = withCStringArray(arguments) { argv in
-            posix_spawn(&pid, CommandLine.arguments[0], nil, &attributes, argv, environ)
-        }
-        guard rc == 0 else { throw Failure("cannot start the consumer: \(String(cString: strerror(rc)))") }
+        let pid = withCStringArray(arguments) { argv in lttfs_spawn_detached(CommandLine.arguments[0], argv) }
+        guard pid > 0 else { throw Failure("cannot start the consumer: \(String(cString: strerror(-pid)))") }
         print("consumer \(pid) writing \(trace) to \(out)")
     }
 }

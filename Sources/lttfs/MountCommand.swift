@@ -66,6 +66,7 @@ struct MountCommand: ParsableCommand {
             logger.error("cannot go to the background")
             throw ExitCode(1)
         }
+        if !foreground { server.closeInheritedDescriptors() }
         let rc = server.runUntilSignalled()
         if rc != 0 { throw ExitCode(1) }
     }

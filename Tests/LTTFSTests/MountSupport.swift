@@ -37,9 +37,9 @@ final class TestMount: @unchecked Sendable {
     let server: FileSystemServer
     private var closed = false
 
-    init(cpuCount: Int = 2, alignment: UInt8 = 8) throws {
+    init(cpuCount: Int = 2, alignment: UInt8 = 8, tracer given: Tracer? = nil) throws {
         path = makeMountPoint()
-        tracer = Tracer(cpuCount: cpuCount, alignment: alignment)
+        tracer = given ?? Tracer(cpuCount: cpuCount, alignment: alignment)
         server = FileSystemServer(tracer: tracer, mountpoint: path)
         do {
             try server.startInBackground()

@@ -24,8 +24,14 @@ long lttfs_splice(int fd_in, long long *offset, int fd_out, unsigned long length
 // fcntl(F_SETPIPE_SZ): the pipe's capacity. Returns it, or -1.
 int lttfs_set_pipe_size(int fd, int size);
 
-// POSIX_SPAWN_SETSID, for a consumer started in its own session.
-short lttfs_posix_spawn_setsid(void);
+// Starts `path` with `argv` in a new session, stdin/stdout/stderr on
+// /dev/null and no other descriptor inherited: a detached helper that holds
+// none of its caller's pipes. Returns the pid, or -errno.
+int lttfs_spawn_detached(const char *path, char *const argv[]);
+
+// Closes every descriptor from `lowest` up, except `keep` (-1 for none):
+// a daemon must not hold its caller's pipes open.
+void lttfs_close_descriptors_from(int lowest, int keep);
 
 // SPLICE_F_MOVE.
 #define LTTFS_SPLICE_F_MOVE 1u

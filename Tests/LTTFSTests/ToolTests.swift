@@ -1,0 +1,200 @@
+import Foundation
+import Synchronization
+import Testing
+import LTTFS
+import LTTReader
+import LTTRelay
+import LTTTrace
+
+let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+    .deletingLastPathComponent().path
+
+func temporaryPath(_ tag: String) -> String { NSTemporaryDirectory() + "lttfs-\(tag)-" + UUID().uuidString }
+
+/// Waits (bounded) for a child process started with `Process`.
+func waitExit(_ p: Process, seconds: Double = 60) -> Bool {
+    let deadline = Date().addingTimeInterval(seconds)
+    while p.isRunning && Date() < deadline { usleep(10_000) }
+    if p.isRunning { kill(p.processIdentifier, SIGKILL); p.waitUntilExit(); return false }
+    return true
+}
+
+func spawn(_ arguments: [String]) throws -> (Process, Pipe) {
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: arguments[0])
+    p.arguments = Array(arguments.dropFirst())
+    let err = Pipe()
+    p.standardError = err
+    p.standardOutput = FileHandle.nullDevice
+    try p.run()
+    return (p, err)
+}
+
+@Suite("The lttfs commands, end to end")
+struct ToolTests {
+    @Test("lttfs consume writes exactly the bytes relay-probe writes for the same trace, and dump --check passes")
+    func consumeMatchesRelayProbe() throws {
+        // Two twin traces, byte for byte: a hand-moved clock, a fixed wall
+        // clock, one CPU, and every event recorded into both.
+        let clock = Mutex<UInt64>(1_000_000_000)
+        let tracer = Tracer(cpuCount: 1, clock: { clock.withLock { $0 } }, wallClock: { (1_700_000_000, 250_000) })
+        let m = try TestMount(tracer: tracer)
+        defer { m.close() }
+        let marker = try tracer.marker("app", "item", "seq %lu label %s", as: (UInt64, String).self)
+        for name in ["twin_a", "twin_b"] {
+            #expect(writeControl(m.ltt + "/setup_trace", name + "\n") == 0)
+            // Room for the whole burst: no loss, whatever the consumers' pace.
+            #expect(writeControl(m.ltt + "/control/\(name)/channel/app/subbuf_size", "8192\n") == 0)
+            #expect(writeControl(m.ltt + "/control/\(name)/channel/app/subbuf_num", "32\n") == 0)
+            #expect(writeControl(m.ltt + "/control/\(name)/alloc", "1\n") == 0)
+        }
+        let outA = temporaryPath("consume"), outB = temporaryPath("probe")
+        defer { try? FileManager.default.removeItem(atPath: outA); try? FileManager.default.removeItem(atPath: outB) }
+        let (consume, consumeErr) = try spawn([lttfsBinary, "consume", "-n", "2", "-c", m.ltt + "/twin_a", "-t", outA])
+        let (probe, _) = try spawn(["/bin/sh", relayProbe, "-c", m.ltt + "/twin_b", "-t", outB, "-T", "60", "-q"])
+        usleep(300_000)
+        for name in ["twin_a", "twin_b"] { #expect(writeControl(m.ltt + "/control/\(name)/enabled", "1\n") == 0) }
+        for i in 0..<3000 {
+            clock.withLock { $0 += 1000 + UInt64(i % 7) }
+            marker.record(UInt64(i), "label number \(i % 13)")
+        }
+        for name in ["twin_a", "twin_b"] {
+            #expect(writeControl(m.ltt + "/control/\(name)/enabled", "0\n") == 0)
+            #expect(writeControl(m.ltt + "/destroy_trace", name + "\n") == 0)
+        }
+        #expect(waitExit(consume) && waitExit(probe))
+        #expect(consume.terminationStatus == 0, "\(String(decoding: consumeErr.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self))")
+        #expect(probe.terminationStatus == 0)
+        let files = try FileManager.default.contentsOfDirectory(atPath: outA).sorted()
+        #expect(files == ["app_0", "metadata_0", "userspace_0"])
+        #expect(try FileManager.default.contentsOfDirectory(atPath: outB).sorted() == files)
+        for file in files {
+            let a = FileManager.default.contents(atPath: outA + "/" + file)
+            let b = FileManager.default.contents(atPath: outB + "/" + file)
+            #expect(a != nil && a == b, "\(file) differs: \(a?.count ?? -1) vs \(b?.count ?? -1) bytes")
+        }
+        let check = run([lttfsBinary, "dump", "--check", outA])
+        #expect(check.status == 0 && check.output.hasPrefix("OK:") && check.output.contains("3000 events"), "\(check.output)\(check.error)")
+        let json = run([lttfsBinary, "dump", "--json", "--marker", "item", outA])
+        #expect(json.output.split(separator: "\n").count == 3000)
+        #expect(json.output.hasPrefix("{\"channel\":\"app\""))
+        let filtered = run([lttfsBinary, "dump", "--channel", "metadata", outA])
+        #expect(filtered.output.contains("metadata.core_marker_id") && !filtered.output.contains("app.item"))
+    }
+
+    @Test("lttfs ctl: create with options, start with a consumer, pause, destroy; and its refusals")
+    func ctl() throws {
+        let server = try ServerProcess()
+        defer { server.stop() }
+        let out = temporaryPath("ctl")
+        defer { try? FileManager.default.removeItem(atPath: out) }
+        let create = run([lttfsBinary, "ctl", "--mount", server.path, "-C", "-w", out,
+                          "-o", "channel.all.bufnum=4", "-o", "channel.userspace.bufsize=5000", "t"])
+        #expect(create.status == 0, "\(create.error)")
+        #expect(readControl(server.ltt + "/control/t/channel/userspace/subbuf_size") == "8192\n")
+        #expect(readControl(server.ltt + "/control/t/channel/metadata/subbuf_num") == "4\n")
+        #expect(readControl(server.ltt + "/control/t/enabled") == "1\n")
+        for i in 0..<100 { #expect(writeControl(server.ltt + "/write_event", "ctl \(i)\n") == 0) }
+        let stat = run([lttfsBinary, "stat", "--mount", server.path, "t"])
+        #expect(stat.status == 0 && stat.output.contains("userspace_0") && stat.output.contains("100"))
+        let pause = run([lttfsBinary, "ctl", "--mount", server.path, "-p", "t"])
+        #expect(pause.status == 0 && readControl(server.ltt + "/control/t/enabled") == "0\n")
+        let destroy = run([lttfsBinary, "ctl", "--mount", server.path, "-D", "t"])
+        #expect(destroy.status == 0)
+        #expect(waitForDecodedLines(out, expected: 100).count == 100)
+        // Refusals: one line, non-zero.
+        let twice = run([lttfsBinary, "ctl", "--mount", server.path, "-c", "t2"])
+        #expect(twice.status == 0)
+        let again = run([lttfsBinary, "ctl", "--mount", server.path, "-c", "t2"])
+        #expect(again.status == 1 && again.error.contains("File exists") && again.error.split(separator: "\n").count == 1)
+        let missing = run([lttfsBinary, "ctl", "--mount", server.path, "-s", "nope"])
+        #expect(missing.status == 1 && missing.error.contains("No such file"))
+        let badOption = run([lttfsBinary, "ctl", "--mount", server.path, "-c", "-o", "channel.x.colour=red", "t3"])
+        #expect(badOption.status != 0 && badOption.error.contains("options are"))
+        #expect(readControl(server.ltt + "/control/t3/enabled") == nil)   // nothing half-made
+        let two = run([lttfsBinary, "ctl", "--mount", server.path, "-c", "-s", "t4"])
+        #expect(two.status != 0 && two.error.contains("exactly one"))
+        let noStat = run([lttfsBinary, "stat", "--mount", server.path, "nope"])
+        #expect(noStat.status == 1 && noStat.error.contains("no trace named nope"))
+    }
+
+    @Test("lttfs consume: refuses a busy buffer, an existing output, a non-trace; SIGINT stops it with what it read on disk")
+    func consumeErrorsAndSigint() throws {
+        try withMount(cpuCount: 1) { m in
+            startTrace(m, "c")
+            let out = temporaryPath("sigint")
+            defer { try? FileManager.default.removeItem(atPath: out) }
+            let notTrace = run([lttfsBinary, "consume", "-c", m.ltt + "/control", "-t", out])
+            #expect(notTrace.status == 1 && notTrace.error.contains(m.ltt + "/control")
+                    && notTrace.error.split(separator: "\n").count == 1, "\(notTrace.error)")
+            try? FileManager.default.removeItem(atPath: out)
+            let (consumer, err) = try spawn([lttfsBinary, "consume", "-c", m.ltt + "/c", "-t", out])
+            usleep(300_000)
+            let busy = run([lttfsBinary, "consume", "-c", m.ltt + "/c", "-t", out + "-2"])
+            #expect(busy.status == 1 && busy.error.contains("another consumer"))
+            try? FileManager.default.removeItem(atPath: out + "-2")
+            let exists = run([lttfsBinary, "consume", "-c", m.ltt + "/c", "-t", out])
+            #expect(exists.status == 1 && exists.error.contains("exists"))
+            for i in 0..<20 { #expect(writeControl(m.ltt + "/write_event", "before sigint \(i)\n") == 0) }
+            try m.tracer.flush("c")
+            usleep(300_000)
+            kill(consumer.processIdentifier, SIGINT)
+            #expect(waitExit(consumer, seconds: 10))
+            #expect(consumer.terminationStatus == 0)
+            let log = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            #expect(log.contains("stopped"))
+            let data = FileManager.default.contents(atPath: out + "/userspace_0") ?? Data()
+            #expect(data.count == 4096 && String(decoding: data, as: UTF8.self).contains("before sigint 19"))
+        }
+    }
+
+    @Test("lttfs umount and the mount scripts recover a mount whose server died")
+    func staleMountRecovery() throws {
+        for tool in ["lttfs umount", "lttfs-umount.sh", "lttfs-mount.sh"] {
+            let server = try ServerProcess()
+            defer { server.stop() }
+            kill(server.process.processIdentifier, SIGKILL)
+            server.process.waitUntilExit()
+            #expect(isMounted(server.path))
+            switch tool {
+            case "lttfs umount":
+                #expect(run([lttfsBinary, "umount", server.path]).status == 0)
+                #expect(!isMounted(server.path))
+            case "lttfs-umount.sh":
+                let r = run(["bash", repositoryRoot + "/mount-scripts/lttfs-umount.sh", server.path])
+                #expect(r.status == 0 && r.error.contains("stale"))
+                #expect(!isMounted(server.path))
+            default:
+                // Mounting again over the dead mount recovers it first.
+                let r = run(["bash", repositoryRoot + "/mount-scripts/lttfs-mount.sh", server.path, "--cpus", "1"],
+                            environment: ["LTTFS": lttfsBinary])
+                #expect(r.status == 0, "\(r.error)")
+                #expect(isMounted(server.path) && FileManager.default.fileExists(atPath: server.path + "/ltt/setup_trace"))
+                #expect(run([lttfsBinary, "umount", server.path]).status == 0)
+                #expect(!isMounted(server.path))
+            }
+        }
+    }
+
+    @Test("the mount(8) helper mounts with options, the way mount -t fuse.lttfs calls it")
+    func mountHelper() throws {
+        let dir = makeMountPoint()
+        defer { forceUnmount(dir); try? FileManager.default.removeItem(atPath: dir) }
+        let r = run(["sh", repositoryRoot + "/mount-scripts/mount.fuse.lttfs", "lttfs", dir, "-o", "rw,nosuid,nodev"],
+                    environment: ["LTTFS": lttfsBinary])
+        #expect(r.status == 0, "\(r.error)")
+        #expect(isMounted(dir))
+        #expect(writeControl(dir + "/ltt/setup_trace", "helper\n") == 0)
+        #expect(run([lttfsBinary, "umount", dir]).status == 0)
+        #expect(!isMounted(dir))
+    }
+
+    @Test("every command has --help with an example")
+    func help() {
+        for command in [[], ["mount"], ["umount"], ["ctl"], ["consume"], ["dump"], ["stat"], ["subbuf"],
+                        ["subbuf", "get"], ["subbuf", "put"], ["subbuf", "info"]] {
+            let r = run([lttfsBinary] + command + ["--help"])
+            #expect(r.status == 0 && r.output.contains("Example"), "lttfs \(command.joined(separator: " ")) --help")
+        }
+    }
+}
