@@ -10,6 +10,7 @@ let package = Package(
         .library(name: "LTTReader", targets: ["LTTReader"]),
         .library(name: "LTTFS", targets: ["LTTFS"]),
         .library(name: "CLinuxSupport", targets: ["CLinuxSupport"]),
+        .library(name: "CFuse", targets: ["CFuse"]),
         .executable(name: "lttfs", targets: ["lttfs"]),
         .executable(name: "lttfs-demo", targets: ["lttfs-demo"]),
     ],

@@ -31,5 +31,16 @@ let package = Package(
             path: "Benchmarks/Tracer",
             plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
         ),
+        .executableTarget(
+            name: "DrainBench",
+            dependencies: [
+                .product(name: "LTTFS", package: "main"),
+                .product(name: "LTTTrace", package: "main"),
+                .product(name: "LTTRelay", package: "main"),
+                .product(name: "CLinuxSupport", package: "main"),
+                .product(name: "CFuse", package: "main"),
+            ],
+            path: "Sources/DrainBench"
+        ),
     ]
 )

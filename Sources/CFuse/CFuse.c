@@ -1,3 +1,4 @@
+#include <stddef.h>
 #include "CFuse.h"
 
 struct fuse_session *lttfs_fuse_session_new(int argc, char **argv,
@@ -29,3 +30,12 @@ int lttfs_fuse_session_loop_mt(struct fuse_session *se, unsigned max_threads,
 void lttfs_fi_set_direct_io(struct fuse_file_info *fi, int on) { fi->direct_io = on ? 1 : 0; }
 void lttfs_fi_set_keep_cache(struct fuse_file_info *fi, int on) { fi->keep_cache = on ? 1 : 0; }
 void lttfs_fi_set_nonseekable(struct fuse_file_info *fi, int on) { fi->nonseekable = on ? 1 : 0; }
+
+int lttfs_fuse_notify_store(struct fuse_session *se, fuse_ino_t ino, off_t offset,
+                            const void *data, size_t size)
+{
+	struct fuse_bufvec bufv = FUSE_BUFVEC_INIT(size);
+
+	bufv.buf[0].mem = (void *)data;
+	return fuse_lowlevel_notify_store(se, ino, offset, &bufv, 0);
+}

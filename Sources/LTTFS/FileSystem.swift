@@ -6,6 +6,7 @@ import Foundation
 import LTTRelay
 import LTTTrace
 import Logging
+import Synchronization
 
 /// The request handlers: the tree of filesystem.md and, for buffer files,
 /// the consumer ABI of consumer-abi.md. One instance per mounted session;
@@ -237,6 +238,7 @@ final class FileSystem: @unchecked Sendable {
         }
         switch handle.kind {
         case .buffer(let buffer, _):
+            handle.readSinceGet.store(true, ordering: .relaxed)
             // Zero copy: the reply points into the ring (consumer-abi.md,
             // "read and splice": the bytes at consumed + offset).
             let regions = buffer.readableRegions(at: UInt64(max(0, offset)), maxLength: size)
@@ -336,15 +338,7 @@ final class FileSystem: @unchecked Sendable {
         case .getSubbuffer:
             switch buffer.getSubbuffer() {
             case .success(let cookie):
-                // splice() serves this file from the page cache: drop what
-                // was cached for the previous sub-buffer before the consumer
-                // reads this one (fuse-kernel-notes.md, 1).
-                if let session {
-                    let rc = fuse_lowlevel_notify_inval_inode(session, inode, 0, 0)
-                    if rc != 0 && rc != -ENOENT {
-                        logger.debug("inval_inode \(inode): \(rc)")
-                    }
-                }
+                refreshPageCache(inode: inode, buffer: buffer, handle: handle)
                 replyU32(cookie)
             case .failure:
                 fuse_reply_err(req, EAGAIN)
@@ -365,6 +359,36 @@ final class FileSystem: @unchecked Sendable {
             replyU32(UInt32(buffer.geometry.subbufferCount))
         case .getSubbufferSize:
             replyU32(UInt32(buffer.geometry.subbufferSize))
+        }
+    }
+
+    /// splice() serves buffer files from the page cache on these kernels
+    /// (fuse-kernel-notes.md, 1): before a GET answers, the cache must not
+    /// hold anything of an earlier sub-buffer. Two ways, chosen per open
+    /// file from what its consumer does:
+    ///
+    /// - no READ since the last GET: the consumer took the previous
+    ///   sub-buffer from pages this server stored (lttd's splice), so the
+    ///   cache holds exactly [0, subbuf_size); storing the new sub-buffer
+    ///   there replaces all of it, and the splice needs no READ at all;
+    /// - a READ since the last GET (a read() consumer, or the kernel
+    ///   filling its cache): drop every cached page, store nothing;
+    /// - the first GET on a handle knows nothing of the cache: both.
+    func refreshPageCache(inode: UInt64, buffer: RelayBuffer, handle: Handle) {
+        guard let session else { return }
+        let first = handle.firstGet.exchange(false, ordering: .relaxed)
+        let sawReads = handle.readSinceGet.exchange(false, ordering: .relaxed)
+        if first || sawReads {
+            let rc = fuse_lowlevel_notify_inval_inode(session, inode, 0, 0)
+            if rc != 0 && rc != -ENOENT { logger.debug("inval_inode \(inode): \(rc)") }
+        }
+        if first || !sawReads {
+            // The held sub-buffer is contiguous in the ring (it never wraps).
+            let regions = buffer.readableRegions(at: 0, maxLength: Int(buffer.geometry.subbufferSize))
+            if let region = regions.first, let base = region.baseAddress {
+                let rc = lttfs_fuse_notify_store(session, inode, 0, base, region.count)
+                if rc != 0 && rc != -ENOENT { logger.debug("notify_store \(inode): \(rc)") }
+            }
         }
     }
 

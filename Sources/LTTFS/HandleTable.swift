@@ -16,6 +16,11 @@ final class Handle: @unchecked Sendable {
     }
 
     let kind: Kind
+    /// Buffer files: a READ request arrived since the last GET (a read()
+    /// consumer, or the kernel filling its page cache).
+    let readSinceGet = Atomic<Bool>(false)
+    /// Buffer files: no GET answered yet on this handle.
+    let firstGet = Atomic<Bool>(true)
     /// The kernel's poll handle of the last POLL on this file (buffer files).
     private let poll = Mutex<UncheckedPointer?>(nil)
 

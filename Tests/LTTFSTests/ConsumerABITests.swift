@@ -189,4 +189,54 @@ struct ConsumerABITests {
             }
         }
     }
+
+    @Test("mixing read() and splice on one open file, in any order, never shows a stale sub-buffer")
+    func mixedReadAndSplice() throws {
+        try withMount(cpuCount: 1) { m in
+            startTrace(m, "x", subbufNum: 8)
+            let big = try m.tracer.marker("userspace", "big", "s %s", as: String.self)
+            let b = try BufferFD(m.ltt + "/x/userspace_0")
+            var pattern = SplitMix(seed: 7)
+            for n in 0..<60 {
+                // One sub-buffer per event: its text names it.
+                big.record(String(repeating: "sub-\(n)-", count: 3800 / "sub-\(n)-".count))
+                if n == 0 { continue }
+                // Event n opened sub-buffer n, so sub-buffer n-1 is complete.
+                let cookie = try #require(b.get(), "GET \(n)")
+                let bytes: [UInt8]
+                switch pattern.next() % 3 {
+                case 0:
+                    bytes = try b.spliceSubbuffer(length: 4096)
+                case 1:
+                    var r = [UInt8](repeating: 0, count: 4096)
+                    #expect(r.withUnsafeMutableBytes { pread(b.fd, $0.baseAddress, 4096, 0) } == 4096)
+                    bytes = r
+                default:
+                    // Half by splice, half by read.
+                    var head = try b.spliceSubbuffer(length: 2048)
+                    var tail = [UInt8](repeating: 0, count: 2048)
+                    #expect(tail.withUnsafeMutableBytes { pread(b.fd, $0.baseAddress, 2048, 2048) } == 2048)
+                    head += tail
+                    bytes = head
+                }
+                let text = String(decoding: bytes, as: UTF8.self)
+                #expect(text.contains("sub-\(n - 1)-sub-\(n - 1)-"), "sub-buffer \(n - 1) is stale or wrong")
+                #expect(!text.contains("sub-\(n - 2)-sub-"), "sub-buffer \(n - 1) still shows \(n - 2)")
+                #expect(b.put(cookie) == 0)
+            }
+        }
+    }
+}
+
+/// A tiny deterministic generator for test patterns.
+struct SplitMix {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
 }

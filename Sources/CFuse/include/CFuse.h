@@ -16,6 +16,11 @@ struct fuse_session *lttfs_fuse_session_new(int argc, char **argv,
 int lttfs_fuse_session_loop_mt(struct fuse_session *se, unsigned max_threads,
                                unsigned max_idle_threads);
 
+// fuse_lowlevel_notify_store of one contiguous buffer (FUSE_BUFVEC_INIT is
+// a macro): puts `size` bytes at `offset` of `ino` into the page cache.
+int lttfs_fuse_notify_store(struct fuse_session *se, fuse_ino_t ino, off_t offset,
+                            const void *data, size_t size);
+
 // The fuse_file_info bitfields an open handler sets.
 void lttfs_fi_set_direct_io(struct fuse_file_info *fi, int on);
 void lttfs_fi_set_keep_cache(struct fuse_file_info *fi, int on);
