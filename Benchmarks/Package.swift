@@ -8,6 +8,7 @@ let package = Package(
     platforms: [.macOS(.v15)],
     dependencies: [
         .package(path: ".."),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
         .package(url: "https://github.com/ordo-one/benchmark", from: "1.38.1", traits: ["MallocInterposer"]),
     ],
     targets: [
@@ -30,6 +31,16 @@ let package = Package(
             ],
             path: "Benchmarks/Tracer",
             plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
+        ),
+        .executableTarget(
+            name: "ProducerBench",
+            dependencies: [
+                .product(name: "LTTFS", package: "main"),
+                .product(name: "LTTTrace", package: "main"),
+                .product(name: "LTTRelay", package: "main"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Sources/ProducerBench"
         ),
         .executableTarget(
             name: "DrainBench",

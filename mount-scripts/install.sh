@@ -3,25 +3,32 @@
 #   the binary to PREFIX/bin, the mount(8) helper /sbin/mount.fuse.lttfs,
 #   and a systemd unit that keeps lttfs mounted at MOUNTPOINT.
 #   install.sh [--prefix /usr/local] [--mountpoint /mnt/ltt] [--no-systemd]
+#              [--helper-dir /sbin] [--systemd-dir /etc/systemd/system]
+#              [--binary PATH]   (install this lttfs instead of building one)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-prefix=/usr/local mountpoint=/mnt/ltt systemd=1
+prefix=/usr/local mountpoint=/mnt/ltt systemd=1 helperdir=/sbin unitdir=/etc/systemd/system binary=
 while [ $# -gt 0 ]; do
     case "$1" in
         --prefix) prefix=$2; shift 2 ;;
         --mountpoint) mountpoint=$2; shift 2 ;;
         --no-systemd) systemd=0; shift ;;
+        --helper-dir) helperdir=$2; shift 2 ;;
+        --systemd-dir) unitdir=$2; shift 2 ;;
+        --binary) binary=$2; shift 2 ;;
         *) echo "install.sh: unknown option $1" >&2; exit 1 ;;
     esac
 done
-swift build -c release --product lttfs
-bin=$(swift build -c release --show-bin-path)
-install -D -m 0755 "$bin/lttfs" "$prefix/bin/lttfs"
-install -D -m 0755 mount-scripts/mount.fuse.lttfs /sbin/mount.fuse.lttfs
-sed -i "s|/usr/local/bin/lttfs|$prefix/bin/lttfs|" /sbin/mount.fuse.lttfs
-echo "installed $prefix/bin/lttfs and /sbin/mount.fuse.lttfs"
-if [ "$systemd" = 1 ] && [ -d /etc/systemd/system ]; then
-    cat > /etc/systemd/system/lttfs.service <<UNIT
+if [ -z "$binary" ]; then
+    swift build -c release --product lttfs
+    binary=$(swift build -c release --show-bin-path)/lttfs
+fi
+install -D -m 0755 "$binary" "$prefix/bin/lttfs"
+install -D -m 0755 mount-scripts/mount.fuse.lttfs "$helperdir/mount.fuse.lttfs"
+sed -i "s|/usr/local/bin/lttfs|$prefix/bin/lttfs|" "$helperdir/mount.fuse.lttfs"
+echo "installed $prefix/bin/lttfs and $helperdir/mount.fuse.lttfs"
+if [ "$systemd" = 1 ] && [ -d "$unitdir" ]; then
+    cat > "$unitdir/lttfs.service" <<UNIT
 [Unit]
 Description=lttfs: LTTng trace buffers as files at $mountpoint
 After=local-fs.target
@@ -37,5 +44,5 @@ Restart=on-failure
 [Install]
 WantedBy=multi-user.target
 UNIT
-    echo "installed /etc/systemd/system/lttfs.service (systemctl enable --now lttfs)"
+    echo "installed $unitdir/lttfs.service (systemctl enable --now lttfs)"
 fi

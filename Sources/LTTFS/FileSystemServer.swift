@@ -119,30 +119,12 @@ public final class FileSystemServer: @unchecked Sendable {
     /// ends cleanly and the mount point is released.
     @discardableResult
     public func runUntilSignalled(maxThreads: UInt32 = 16) -> Int32 {
-        let stopping = Self.blockTerminationSignals()
-        let waiter = Mutex<pthread_t?>(nil)
-        let ready = DispatchSemaphore(value: 0)
-        let finished = DispatchSemaphore(value: 0)
-        let set = stopping
-        let thread = Thread { [self] in
-            waiter.withLock { $0 = pthread_self() }
-            ready.signal()
-            var signal: Int32 = 0
-            var wanted = set
-            sigwait(&wanted, &signal)
-            if signal != SIGUSR2 {
-                logger.info("signal \(signal): unmounting \(mountpoint)")
-                shutdown(timeout: 0)
-            }
-            finished.signal()
+        let signals = SignalWaiter { [self] signal in
+            logger.info("signal \(signal): unmounting \(mountpoint)")
+            shutdown(timeout: 0)
         }
-        thread.name = "lttfs-signals"
-        thread.start()
-        ready.wait()
         let rc = run(maxThreads: maxThreads)
-        // Unmounted some other way: release the signal thread.
-        if let t = waiter.withLock({ $0 }) { pthread_kill(t, SIGUSR2) }
-        finished.wait()
+        signals.stop()
         return rc
     }
 
@@ -153,17 +135,12 @@ public final class FileSystemServer: @unchecked Sendable {
         lttfs_close_descriptors_from(3, fuse_session_fd(session))
     }
 
-    /// Blocks SIGINT, SIGTERM, SIGHUP, SIGQUIT (and SIGUSR2, used
-    /// internally) in the calling thread and every thread it starts later.
-    /// A program that starts threads before `runUntilSignalled` calls this
-    /// first, so that no thread takes a termination signal's default action.
-    @discardableResult
-    public static func blockTerminationSignals() -> sigset_t {
-        var stopping = sigset_t()
-        sigemptyset(&stopping)
-        for signal in [SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR2] { sigaddset(&stopping, signal) }
-        pthread_sigmask(SIG_BLOCK, &stopping, nil)
-        return stopping
+    /// Blocks the termination signals in the calling thread and every
+    /// thread it starts later. A program that starts threads before
+    /// `runUntilSignalled` calls this first, so that no thread takes a
+    /// termination signal's default action.
+    public static func blockTerminationSignals() {
+        SignalWaiter.block()
     }
 
     /// Mounts and serves on a background thread (a program tracing itself).

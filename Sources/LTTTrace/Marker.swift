@@ -143,37 +143,52 @@ public final class MarkerCore: @unchecked Sendable, CustomStringConvertible {
 ///     let request = try tracer.marker("http", "request", "status %d path %s",
 ///                                     as: (Int32, String).self)
 ///     request.record(200, "/index.html")
-public struct Marker<each Value: TraceValue>: Sendable {
+public struct Marker<each Value: TraceValue>: @unchecked Sendable {
+    /// Owns what the fields below point into.
     public let core: MarkerCore
+    // What the hot path reads, copied out of `core` so that recording never
+    // touches a shared object's reference count (two threads doing so
+    // would bounce its cache line between their CPUs on every event).
+    @usableFromInline let sinksSlot: UnsafeMutablePointer<UnsafeMutableRawPointer?>
+    @usableFromInline let slots: UnsafePointer<PayloadLayout.Slot>
+    @usableFromInline let eventID: UInt16
+    @usableFromInline let sizedHeader: Bool
+    @usableFromInline let maxIntegerSize: Int
 
-    init(core: MarkerCore) { self.core = core }
+    init(core: MarkerCore) {
+        self.core = core
+        sinksSlot = core.sinksSlot
+        slots = UnsafePointer(core.slots.baseAddress!)
+        eventID = core.eventID
+        sizedHeader = core.sizedHeader
+        maxIntegerSize = core.maxIntegerSize
+    }
 
     @inlinable
     public func record(_ values: repeat each Value) {
-        let core = self.core
-        guard core.isRecording else { return }
+        guard lttfs_rcu_is_null(sinksSlot) == 0 else { return }
         // No closure below touches the pack: a captured pack costs a
         // generic metadata lookup per event.
         lttfs_rcu_read_lock()
         defer { lttfs_rcu_read_unlock() }
-        guard let block = lttfs_rcu_dereference(core.sinksSlot) else { return }
-        let slots = UnsafePointer(core.slots.baseAddress!)
-        let largest = core.maxIntegerSize
+        guard let block = lttfs_rcu_dereference(sinksSlot) else { return }
         for sink in MarkerSinks.sinks(of: block) {
             let alignment = sink.alignment
             var size = 0
             var index = 0
             repeat (each values).traceAdvance(&size, slot: slots[postIncrement(&index)], alignment: alignment)
-            unowned(unsafe) let buffer = sink.channel.takeUnretainedValue().currentBufferUnretained.takeUnretainedValue()
-            guard case .success(let event) = buffer.beginEvent(
-                eventID: core.eventID, dataSize: UInt64(size),
-                largestAlign: UInt64(PayloadLayout.largestAlign(maxIntegerSize: largest, alignment: alignment)),
-                sizedHeader: core.sizedHeader) else { continue }
+            let buffer = sink.channel._withUnsafeGuaranteedRef { $0.currentBufferUnretained }
+            let largest = UInt64(PayloadLayout.largestAlign(maxIntegerSize: maxIntegerSize, alignment: alignment))
+            let (id, sized) = (eventID, sizedHeader)
+            let begun = buffer._withUnsafeGuaranteedRef {
+                $0.beginEvent(eventID: id, dataSize: UInt64(size), largestAlign: largest, sizedHeader: sized)
+            }
+            guard case .success(let event) = begun else { continue }
             var offset = 0
             var field = 0
             repeat (each values).traceStore(&offset, slot: slots[postIncrement(&field)], base: event.payload,
                                             alignment: alignment)
-            buffer.endEvent(event)
+            buffer._withUnsafeGuaranteedRef { $0.endEvent(event) }
         }
     }
 }

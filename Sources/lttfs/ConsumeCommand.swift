@@ -263,34 +263,25 @@ final class TraceConsumer: @unchecked Sendable {
 }
 
 /// SIGINT / SIGTERM ask the consumer to stop after the sub-buffer in hand.
-final class SignalStop: @unchecked Sendable {
-    private let flag = Atomic<Bool>(false)
-    private var waiter: pthread_t?
-    private let ready = DispatchSemaphore(value: 0)
+final class SignalStop: Sendable {
+    private let stop = FlagBox()
+    private let waiter: SignalWaiter
 
     init() {
-        var set = sigset_t()
-        sigemptyset(&set)
-        for s in [SIGINT, SIGTERM, SIGHUP, SIGUSR2] { sigaddset(&set, s) }
-        pthread_sigmask(SIG_BLOCK, &set, nil)
-        let wanted = set
-        Thread { [self] in
-            waiter = pthread_self()
-            ready.signal()
-            var s = wanted
-            var signal: Int32 = 0
-            sigwait(&s, &signal)
-            if signal != SIGUSR2 { flag.store(true, ordering: .releasing) }
-        }.start()
-        ready.wait()
+        let stop = self.stop
+        waiter = SignalWaiter(signals: [SIGINT, SIGTERM, SIGHUP]) { _ in stop.set() }
     }
 
-    var requested: Bool { flag.load(ordering: .acquiring) }
+    var requested: Bool { stop.isSet }
 
     /// Ends the signal thread.
-    func release() {
-        if let waiter { pthread_kill(waiter, SIGUSR2) }
-    }
+    func release() { waiter.stop() }
+}
+
+final class FlagBox: Sendable {
+    private let value = Atomic<Bool>(false)
+    func set() { value.store(true, ordering: .releasing) }
+    var isSet: Bool { value.load(ordering: .acquiring) }
 }
 
 /// A live progress line on a terminal.

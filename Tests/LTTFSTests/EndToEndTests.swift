@@ -314,6 +314,19 @@ struct EndToEndTests {
         #expect(r.output.contains("1000 lines match"))
     }
 
+    @Test("SIGTERM and SIGINT end the server cleanly: unmounted, exit status 0")
+    func signalsUnmount() throws {
+        for signal in [SIGTERM, SIGINT, SIGHUP] {
+            let server = try ServerProcess()
+            defer { server.stop() }
+            #expect(writeControl(server.ltt + "/setup_trace", "s\n") == 0)
+            kill(server.process.processIdentifier, signal)
+            server.process.waitUntilExit()
+            #expect(server.process.terminationStatus == 0, "signal \(signal)")
+            #expect(!isMounted(server.path), "signal \(signal) left the mount")
+        }
+    }
+
     @Test("kill -9 of the server leaves a dead mount that the harness unmounts")
     func killNine() throws {
         let server = try ServerProcess()

@@ -197,4 +197,50 @@ struct ToolTests {
             #expect(r.status == 0 && r.output.contains("Example"), "lttfs \(command.joined(separator: " ")) --help")
         }
     }
+
+    @Test("install.sh puts the binary, the mount helper and a systemd unit where it is told; the helper mounts")
+    func install() throws {
+        let root = temporaryPath("install")
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        try FileManager.default.createDirectory(atPath: root + "/units", withIntermediateDirectories: true)
+        let r = run(["bash", repositoryRoot + "/mount-scripts/install.sh", "--prefix", root + "/usr",
+                     "--helper-dir", root + "/sbin", "--systemd-dir", root + "/units", "--mountpoint", "/mnt/ltt-test",
+                     "--binary", lttfsBinary], timeout: 60)
+        #expect(r.status == 0, "\(r.output)\(r.error)")
+        #expect(FileManager.default.isExecutableFile(atPath: root + "/usr/bin/lttfs"))
+        let unit = (try? String(contentsOfFile: root + "/units/lttfs.service", encoding: .utf8)) ?? ""
+        #expect(unit.contains("ExecStart=\(root)/usr/bin/lttfs mount -f -o allow_other /mnt/ltt-test"))
+        let helper = (try? String(contentsOfFile: root + "/sbin/mount.fuse.lttfs", encoding: .utf8)) ?? ""
+        #expect(helper.contains(root + "/usr/bin/lttfs"))
+        // The installed helper mounts with the installed binary.
+        let dir = makeMountPoint()
+        defer { forceUnmount(dir); try? FileManager.default.removeItem(atPath: dir) }
+        #expect(run(["sh", root + "/sbin/mount.fuse.lttfs", "lttfs", dir, "-o", "rw"], environment: ["LTTFS": ""]).status == 0)
+        #expect(isMounted(dir))
+        #expect(run([root + "/usr/bin/lttfs", "umount", dir]).status == 0)
+        #expect(!isMounted(dir))
+    }
+
+    @Test("lttfs dump --check exits 1 and names the problem on a damaged trace")
+    func dumpCheckFails() throws {
+        let out = temporaryPath("damaged")
+        defer { try? FileManager.default.removeItem(atPath: out) }
+        try withMount(cpuCount: 1) { m in
+            startTrace(m, "dmg")
+            for i in 0..<10 { #expect(writeControl(m.ltt + "/write_event", "line \(i)\n") == 0) }
+            let (consumer, _) = try spawn([lttfsBinary, "consume", "-q", "-c", m.ltt + "/dmg", "-t", out])
+            usleep(200_000)
+            #expect(writeControl(m.ltt + "/destroy_trace", "dmg\n") == 0)
+            #expect(waitExit(consumer))
+        }
+        #expect(run([lttfsBinary, "dump", "--check", out]).status == 0)
+        // Damage the magic of the userspace file's first sub-buffer.
+        let handle = try #require(FileHandle(forWritingAtPath: out + "/userspace_0"))
+        try handle.seek(toOffset: 16)
+        handle.write(Data([0xEF, 0xBE, 0xAD, 0xDE]))
+        try handle.close()
+        let r = run([lttfsBinary, "dump", "--check", out])
+        #expect(r.status == 1 && r.output.hasPrefix("FAIL"))
+        #expect(r.error.contains("userspace_0 sub-buffer 0 offset 16") && r.error.contains("bad magic"), "\(r.error)")
+    }
 }

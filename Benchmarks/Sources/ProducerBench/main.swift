@@ -1,0 +1,99 @@
+// ProducerBench MODE THREADS EVENTS LTTFS_BINARY
+//
+// The lttfs side of the LTTng-UST comparison (issue 6): an in-process
+// lttfs mount, a trace whose channel has the same buffer memory as the
+// UST channel (8 x 256 KiB per CPU, normal mode), `lttfs consume` draining
+// it to disk, and THREADS threads recording EVENTS events each of the same
+// 32-byte payload (an int and a 28-byte text) through the typed marker.
+// MODE "traced" prints ns per event and events lost; MODE "disabled"
+// records with no trace at all (the disabled-marker cost).
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+import LTTFS
+import LTTRelay
+import LTTTrace
+import Logging
+
+/// Per-thread results, each slot written by its own thread only.
+final class Results: @unchecked Sendable {
+    private var values: [Double]
+    private let lock = NSLock()
+    init(_ n: Int) { values = Array(repeating: 0, count: n) }
+    func set(_ i: Int, _ v: Double) { lock.lock(); values[i] = v; lock.unlock() }
+    var mean: Double { lock.lock(); defer { lock.unlock() }; return values.reduce(0, +) / Double(values.count) }
+}
+
+func runBenchmark() throws {
+    let arguments = CommandLine.arguments
+    guard arguments.count >= 5 else {
+        print("usage: ProducerBench traced|disabled THREADS EVENTS LTTFS_BINARY")
+        exit(2)
+    }
+    let mode = arguments[1]
+    let threads = Int(arguments[2])!
+    let events = Int(arguments[3])!
+    let lttfs = arguments[4]
+    LoggingSystem.bootstrap { _ in SwiftLogNoOpLogHandler() }
+
+    let tracer = Tracer()
+    let marker = try tracer.marker("bench", "event", "n %d text %s", as: (Int32, String).self)
+    let text = "twenty-seven bytes of text."   // 27 bytes + NUL = 28
+
+    func record() -> Double {
+        let barrier = DispatchSemaphore(value: 0)
+        let done = DispatchSemaphore(value: 0)
+        let results = Results(threads)
+        for t in 0..<threads {
+            Thread {
+                barrier.wait()
+                let t0 = DispatchTime.now().uptimeNanoseconds
+                for i in 0..<events { marker.record(Int32(truncatingIfNeeded: i), text) }
+                results.set(t, Double(DispatchTime.now().uptimeNanoseconds - t0) / Double(events))
+                done.signal()
+            }.start()
+        }
+        for _ in 0..<threads { barrier.signal() }
+        for _ in 0..<threads { done.wait() }
+        return results.mean
+    }
+
+    if mode == "disabled" {
+        print(String(format: "ns_per_event=%.2f", record()))
+        return
+    }
+
+    let mountpoint = "/tmp/lttfs-compare-\(getpid())"
+    mkdir(mountpoint, 0o755)
+    let server = FileSystemServer(tracer: tracer, mountpoint: mountpoint)
+    try server.startInBackground()
+    let out = "/tmp/lttfs-compare-out-\(getpid())"
+    defer {
+        server.shutdown()
+        rmdir(mountpoint)
+        try? FileManager.default.removeItem(atPath: out)
+    }
+    try tracer.setupTrace("bench")
+    try tracer.updateChannel(trace: "bench", channel: "bench") {
+        $0.subbufferSize = 256 * 1024
+        $0.subbufferCount = 8
+    }
+    try tracer.allocTrace("bench")
+    let consumer = Process()
+    consumer.executableURL = URL(fileURLWithPath: lttfs)
+    consumer.arguments = ["consume", "-q", "-n", "1", "-c", mountpoint + "/ltt/bench", "-t", out]
+    try consumer.run()
+    usleep(200_000)   // the consumer opens every buffer first
+    try tracer.startTrace("bench")
+    let ns = record()
+    try tracer.stopTrace("bench")
+    let trace = try tracer.destroyTrace("bench")
+    consumer.waitUntilExit()
+    let counters = trace.channels["bench"]!.buffers.map(\.counters)
+    let lost = counters.reduce(0) { $0 + $1.eventsLost }
+    let written = counters.reduce(0) { $0 + $1.eventsWritten }
+    print(String(format: "ns_per_event=%.2f lost=%llu written=%llu", ns, lost, written))
+}
+
+try runBenchmark()
