@@ -47,6 +47,7 @@ struct ControlFiles {
             case .subbufNum: return "\(settings.subbufferCount)\n"
             case .subbufSize: return "\(settings.subbufferSize)\n"
             case .switchTimer: return "\(settings.switchTimerMillis)\n"
+            case .blockingTimeout: return "\(settings.blockingTimeoutMillis)\n"
             }
         case .markerFile(let channel, let name, let file):
             guard let marker = tracer.marker(channel: channel, name: name) else {
@@ -186,6 +187,10 @@ struct ControlFiles {
             let ms = try Self.number(word, allowZero: true)
             guard ms <= 3_600_000 else { throw Refusal(EINVAL, "switch_timer \(ms) ms: at most an hour") }
             try tracer.updateChannel(trace: trace, channel: channel) { $0.switchTimerMillis = ms }
+        case .blockingTimeout:
+            let ms = try Self.number(word, allowZero: true)
+            guard ms <= 3_600_000 else { throw Refusal(EINVAL, "blocking_timeout \(ms) ms: at most an hour") }
+            try tracer.updateChannel(trace: trace, channel: channel) { $0.blockingTimeoutMillis = ms }
         }
     }
 

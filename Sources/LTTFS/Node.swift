@@ -31,6 +31,7 @@ enum Node: Hashable, Sendable {
         case subbufNum = "subbuf_num"
         case subbufSize = "subbuf_size"
         case switchTimer = "switch_timer"
+        case blockingTimeout = "blocking_timeout"
     }
 
     enum MarkerFile: String, CaseIterable, Sendable {

@@ -91,7 +91,8 @@ public final class RelayBuffer: @unchecked Sendable {
     /// already counted as lost, when there is no room.
     @inlinable @inline(__always)
     public func beginEvent(eventID: UInt16, dataSize: UInt64, largestAlign: UInt64,
-                           sizedHeader: Bool = false) -> Result<EventInProgress, ReserveFailure> {
+                           sizedHeader: Bool = false, countFullAsLost: Bool = true)
+        -> Result<EventInProgress, ReserveFailure> {
         guard TracerNesting.enter() else {
             nestedLost.add(1, ordering: .relaxed)
             return .failure(.nested)
@@ -102,7 +103,8 @@ public final class RelayBuffer: @unchecked Sendable {
             ring.pointee.countLost(nestedLost.exchange(0, ordering: .relaxed))
         }
         let requested = EventHeader.requestedForm(eventID: eventID, sized: sizedHeader)
-        switch ring.pointee.reserve(dataSize: dataSize, largestAlign: largestAlign, form: requested, tsc: clock()) {
+        switch ring.pointee.reserve(dataSize: dataSize, largestAlign: largestAlign, form: requested, tsc: clock(),
+                                    countFullAsLost: countFullAsLost) {
         case .success(let slot):
             let g = geometry
             _ = EventHeader.write(to: memory, at: g.bufferOffset(slot.headerOffset), eventID: eventID,
@@ -179,6 +181,24 @@ public final class RelayBuffer: @unchecked Sendable {
             // this buffer can cause.
             return record(eventID: eventID, dataSize: dataSize, largestAlign: largestAlign,
                           sizedHeader: sizedHeader, payload: payload).mapError { .lost($0) }
+        }
+    }
+
+    /// Waits until an event of `dataSize` bytes would find room (normal
+    /// mode), at most `timeoutNanoseconds`. True when there is room, false
+    /// on timeout; a finalized buffer ends the wait at once (true: the
+    /// retry then fails as `.finalized`).
+    public func waitForRoom(dataSize: UInt64, largestAlign: UInt64, timeoutNanoseconds: UInt64) -> Bool {
+        writerWait.register()
+        defer { writerWait.unregister() }
+        let deadline = WaitCancellation(timeoutNanoseconds: timeoutNanoseconds)
+        while true {
+            let (mustWait, generation) = locked { ring in
+                (ring.writerShouldWait(dataSize: dataSize, largestAlign: largestAlign, reserveCritical: 0),
+                 writerWait.generation)
+            }
+            if !mustWait { return true }
+            if !writerWait.wait(past: generation, cancellation: deadline) { return false }
         }
     }
 

@@ -289,7 +289,7 @@ public struct RelayRing: ~Copyable {
     @inline(__always)
     public mutating func reserve(dataSize: UInt64, largestAlign: UInt64 = 1,
                                  form requested: EventHeaderForm = .compact,
-                                 tsc: UInt64) -> Result<RelaySlot, ReserveFailure> {
+                                 tsc: UInt64, countFullAsLost: Bool = true) -> Result<RelaySlot, ReserveFailure> {
         if finalized {
             eventsLost &+= 1
             return .failure(.finalized)
@@ -298,7 +298,8 @@ public struct RelayRing: ~Copyable {
         switch tryReserve(dataSize: dataSize, largestAlign: largestAlign, form: requested, tsc: tsc) {
         case .success(let placed): o = placed
         case .failure(let why):
-            eventsLost &+= 1
+            // A producer that will wait for room and retry has lost nothing yet.
+            if why != .full || countFullAsLost { eventsLost &+= 1 }
             return .failure(why)
         }
         offset = o.end

@@ -13,6 +13,11 @@ public struct ChannelSettings: Sendable, Equatable {
     /// Milliseconds between forced switches (0: none), so that a quiet
     /// channel still delivers what it has.
     public var switchTimerMillis: UInt64 = 0
+    /// In normal mode, how long an in-process producer may wait for room
+    /// in a full buffer before the event is lost (0: never wait, lose it at
+    /// once, like the kernel tracer). Waiting producers lose nothing while
+    /// a consumer keeps draining (the seed's user-blocking mode, bounded).
+    public var blockingTimeoutMillis: UInt64 = 0
 
     public init(subbufferCount: UInt64, subbufferSize: UInt64) {
         self.subbufferCount = subbufferCount

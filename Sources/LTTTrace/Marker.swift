@@ -16,14 +16,15 @@ public final class MarkerSinks: @unchecked Sendable {
     public struct Sink {
         public let channel: Unmanaged<RelayChannel>
         public let alignment: Int
-        /// Writers of `write_event` wait for space in normal mode.
-        public let blocking: Bool
+        /// In-process producers may wait this long for room (normal mode);
+        /// 0: an event that finds the buffer full is lost.
+        public let blockingTimeoutNanoseconds: UInt64
     }
     static let header = 2 * MemoryLayout<Int>.stride
     let block: UnsafeMutableRawPointer
     private let owners: [RelayChannel]
 
-    init(_ entries: [(RelayChannel, Int, Bool)]) {
+    init(_ entries: [(RelayChannel, Int, UInt64)]) {
         owners = entries.map(\.0)
         block = .allocate(byteCount: Self.header + entries.count * MemoryLayout<Sink>.stride,
                           alignment: MemoryLayout<Sink>.alignment)
@@ -31,7 +32,7 @@ public final class MarkerSinks: @unchecked Sendable {
         block.storeBytes(of: entries.count, toByteOffset: MemoryLayout<Int>.stride, as: Int.self)
         let sinks = (block + Self.header).bindMemory(to: Sink.self, capacity: entries.count)
         for (i, e) in entries.enumerated() {
-            (sinks + i).initialize(to: Sink(channel: .passUnretained(e.0), alignment: e.1, blocking: e.2))
+            (sinks + i).initialize(to: Sink(channel: .passUnretained(e.0), alignment: e.1, blockingTimeoutNanoseconds: e.2))
         }
     }
 
@@ -164,9 +165,17 @@ public struct Marker<each Value: TraceValue>: @unchecked Sendable {
         maxIntegerSize = core.maxIntegerSize
     }
 
-    @inlinable
+    /// Records the values into every trace that records this marker. The
+    /// check is inlined at the call site; with no trace recording the
+    /// marker, nothing else runs.
+    @inlinable @inline(__always)
     public func record(_ values: repeat each Value) {
         guard lttfs_rcu_is_null(sinksSlot) == 0 else { return }
+        recordIntoSinks(repeat each values)
+    }
+
+    @inlinable @inline(never)
+    func recordIntoSinks(_ values: repeat each Value) {
         // No closure below touches the pack: a captured pack costs a
         // generic metadata lookup per event.
         lttfs_rcu_read_lock()
@@ -180,8 +189,18 @@ public struct Marker<each Value: TraceValue>: @unchecked Sendable {
             let buffer = sink.channel._withUnsafeGuaranteedRef { $0.currentBufferUnretained }
             let largest = UInt64(PayloadLayout.largestAlign(maxIntegerSize: maxIntegerSize, alignment: alignment))
             let (id, sized) = (eventID, sizedHeader)
-            let begun = buffer._withUnsafeGuaranteedRef {
-                $0.beginEvent(eventID: id, dataSize: UInt64(size), largestAlign: largest, sizedHeader: sized)
+            let waits = sink.blockingTimeoutNanoseconds
+            var begun = buffer._withUnsafeGuaranteedRef {
+                $0.beginEvent(eventID: id, dataSize: UInt64(size), largestAlign: largest, sizedHeader: sized,
+                              countFullAsLost: waits == 0)
+            }
+            if case .failure(.full) = begun, waits > 0 {
+                // Full: wait (bounded) for the consumer, then try once more;
+                // only that second failure counts as a lost event.
+                begun = buffer._withUnsafeGuaranteedRef {
+                    _ = $0.waitForRoom(dataSize: UInt64(size), largestAlign: largest, timeoutNanoseconds: waits)
+                    return $0.beginEvent(eventID: id, dataSize: UInt64(size), largestAlign: largest, sizedHeader: sized)
+                }
             }
             guard case .success(let event) = begun else { continue }
             var offset = 0

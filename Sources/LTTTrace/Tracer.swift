@@ -345,11 +345,12 @@ public final class Tracer: @unchecked Sendable {
         let active = r.traces.values.filter { $0.state == .active }.sorted { $0.name < $1.name }
         var retired: [UnsafeMutableRawPointer] = []
         for marker in r.markers.values.flatMap(\.values) {
-            var entries: [(RelayChannel, Int, Bool)] = []
+            var entries: [(RelayChannel, Int, UInt64)] = []
             if marker.isEnabled {
                 for trace in active {
                     if let channel = trace.channels[marker.channel] {
-                        entries.append((channel, Int(trace.header.alignment), !channel.overwrite))
+                        let waits = channel.overwrite ? 0 : (trace.settings[marker.channel]?.blockingTimeoutMillis ?? 0)
+                        entries.append((channel, Int(trace.header.alignment), waits * 1_000_000))
                     }
                 }
             }

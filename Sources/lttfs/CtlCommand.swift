@@ -16,7 +16,7 @@ struct CtlCommand: ParsableCommand {
               lttfs ctl -c -o channel.all.bufnum=16 -o channel.userspace.overwrite=1 t2
               lttfs ctl -s t2
               lttfs ctl -D t2                         # pause and destroy
-            Channel options: enable, overwrite, bufnum, bufsize, switch_timer (ms).
+            Channel options: enable, overwrite, bufnum, bufsize, switch_timer (ms), blocking_timeout (ms).
             """)
 
     @Flag(name: .customShort("c"), help: "Create the trace (setup and alloc).") var create = false
@@ -50,7 +50,8 @@ struct CtlCommand: ParsableCommand {
     }
 
     static let optionFiles = ["enable": "enable", "overwrite": "overwrite", "bufnum": "subbuf_num",
-                              "bufsize": "subbuf_size", "switch_timer": "switch_timer"]
+                              "bufsize": "subbuf_size", "switch_timer": "switch_timer",
+                              "blocking_timeout": "blocking_timeout"]
 
     /// channel.<name|all>.<option>=<value> -> (channel, file, value)
     static func parse(_ option: String) throws -> (channel: String, file: String, value: String) {

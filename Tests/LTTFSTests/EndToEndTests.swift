@@ -314,6 +314,51 @@ struct EndToEndTests {
         #expect(r.output.contains("1000 lines match"))
     }
 
+    @Test("blocking_timeout: producers wait for a slow consumer and lose nothing; with no consumer the wait is bounded")
+    func blockingProducers() throws {
+        try withMount(cpuCount: 1) { m in
+            let marker = try m.tracer.marker("app", "b", "seq %lu pad %s", as: (UInt64, String).self)
+            #expect(writeControl(m.ltt + "/setup_trace", "blk\n") == 0)
+            #expect(writeControl(m.ltt + "/control/blk/channel/app/subbuf_size", "4096\n") == 0)
+            #expect(writeControl(m.ltt + "/control/blk/channel/app/subbuf_num", "2\n") == 0)
+            #expect(writeControl(m.ltt + "/control/blk/channel/app/blocking_timeout", "5000\n") == 0)
+            #expect(readControl(m.ltt + "/control/blk/channel/app/blocking_timeout") == "5000\n")
+            #expect(writeControl(m.ltt + "/control/blk/alloc", "1\n") == 0)
+            #expect(writeControl(m.ltt + "/control/blk/enabled", "1\n") == 0)
+            let b = try BufferFD(m.ltt + "/blk/app_0")
+            let producing = Flag()
+            let pad = String(repeating: "p", count: 90)
+            Thread {
+                for i in 0..<2000 { marker.record(UInt64(i), pad) }
+                producing.set()
+            }.start()
+            var taken = 0
+            let deadline = Date().addingTimeInterval(30)
+            while !producing.isSet && Date() < deadline {
+                if let cookie = b.get() { #expect(b.put(cookie) == 0); taken += 1 }
+                usleep(2_000)   // a slow consumer
+            }
+            #expect(producing.isSet)
+            let c = m.tracer.trace("blk")!.channels["app"]!.buffers[0].counters
+            #expect(c.eventsLost == 0 && c.eventsWritten == 2000, "\(c)")
+            #expect(taken > 20)
+            // No consumer at all: each event waits at most the timeout, then is lost.
+            #expect(writeControl(m.ltt + "/destroy_trace", "blk\n") == 0)
+            #expect(writeControl(m.ltt + "/setup_trace", "blk2\n") == 0)
+            #expect(writeControl(m.ltt + "/control/blk2/channel/app/subbuf_size", "4096\n") == 0)
+            #expect(writeControl(m.ltt + "/control/blk2/channel/app/subbuf_num", "2\n") == 0)
+            #expect(writeControl(m.ltt + "/control/blk2/channel/app/blocking_timeout", "20\n") == 0)
+            #expect(writeControl(m.ltt + "/control/blk2/alloc", "1\n") == 0)
+            #expect(writeControl(m.ltt + "/control/blk2/enabled", "1\n") == 0)
+            let started = Date()
+            for i in 0..<100 { marker.record(UInt64(i), pad) }
+            let waited = Date().timeIntervalSince(started)
+            let c2 = m.tracer.trace("blk2")!.channels["app"]!.buffers[0].counters
+            #expect(c2.eventsLost > 0 && c2.eventsLost + c2.eventsWritten == 100, "\(c2)")
+            #expect(waited >= 0.02 * Double(c2.eventsLost) * 0.9 && waited < 10, "\(waited) s")
+        }
+    }
+
     @Test("SIGTERM and SIGINT end the server cleanly: unmounted, exit status 0")
     func signalsUnmount() throws {
         for signal in [SIGTERM, SIGINT, SIGHUP] {

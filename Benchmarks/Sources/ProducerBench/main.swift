@@ -78,6 +78,9 @@ func runBenchmark() throws {
     try tracer.updateChannel(trace: "bench", channel: "bench") {
         $0.subbufferSize = 256 * 1024
         $0.subbufferCount = 8
+        // Normal mode that never drops while the consumer drains: a full
+        // buffer makes the producer wait (at most a second) for room.
+        $0.blockingTimeoutMillis = 1000
     }
     try tracer.allocTrace("bench")
     let consumer = Process()

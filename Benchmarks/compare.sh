@@ -1,0 +1,117 @@
+#!/usr/bin/env bash
+# lttfs next to LTTng-UST 2.13 and the FUSE ceiling, in one run (issue 6).
+#
+#   Benchmarks/compare.sh [ROUNDS] [EVENTS_PER_THREAD]
+#
+# Installs what it needs (Debian: lttng-tools, liblttng-ust-dev), builds in
+# release mode, checks that two threads really run in parallel, then runs
+# the pairs interleaved (UST, lttfs, UST, lttfs, ...) ROUNDS times:
+#   1. producer ns/event with 1 and 2 threads, 32-byte payload, a consumer
+#      draining to disk, the same buffer memory (8 x 256 KiB per CPU);
+#   2. events lost in those runs (lttfs: normal mode, blocking_timeout 1 s;
+#      UST: its default discard mode);
+#   3. drain MB/s (splice and read) vs a trivial FUSE server and memcpy;
+#   4. the disabled marker vs the disabled tracepoint.
+# Prints median, min, max and the ratio per pair. Stops the session daemon
+# it started and unmounts what it mounted, by PID and path.
+set -euo pipefail
+cd "$(dirname "$0")"
+rounds=${1:-5}
+events=${2:-1000000}
+
+need=()
+for pkg in lttng-tools liblttng-ust-dev libfuse3-dev fuse3 liburcu-dev pkg-config; do
+    dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
+done
+if [ ${#need[@]} -gt 0 ]; then
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+
+work=$(mktemp -d /tmp/lttfs-compare.XXXXXX)
+export LTTNG_HOME=$work/lttng-home
+mkdir -p "$LTTNG_HOME"
+sessiond=
+cleanup() {
+    lttng destroy -a >/dev/null 2>&1 || true
+    [ -n "$sessiond" ] && kill "$sessiond" 2>/dev/null && wait "$sessiond" 2>/dev/null || true
+    for m in $(awk '$3 == "fuse.lttfs" && $2 ~ /lttfs-(compare|bench)-/ {print $2}' /proc/mounts); do
+        fusermount3 -u -z "$m" || true
+    done
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+echo "== building (release)"
+cc -O2 -Iust -o "$work/bench-ust" ust/bench-ust.c -llttng-ust -ldl -lpthread
+cc -O2 -o "$work/parallel-check" ust/parallel-check.c -lpthread
+(cd .. && swift build -c release --product lttfs >/dev/null)
+lttfs=$(cd .. && swift build -c release --show-bin-path)/lttfs
+swift build -c release --product ProducerBench >/dev/null
+swift build -c release --product DrainBench >/dev/null
+
+echo "== machine: $(nproc) CPUs, $(uname -r), $(date -u +%Y-%m-%d)"
+check=$("$work/parallel-check")
+ratio=${check##*ratio=}
+echo "parallel check: $check"
+if awk -v r="$ratio" 'BEGIN { exit !(r > 1.3) }'; then
+    echo "WARNING: two threads do not run in parallel now (ratio $ratio): 2-thread figures are not trustworthy"
+fi
+
+if pgrep -x lttng-sessiond >/dev/null; then
+    echo "using the lttng-sessiond already running (it is not stopped at the end)"
+else
+    lttng-sessiond --no-kernel >"$work/sessiond.log" 2>&1 &
+    sessiond=$!
+    for _ in $(seq 1 100); do lttng list >/dev/null 2>&1 && break; sleep 0.1; done
+fi
+
+ust_traced() { # threads -> "ns lost"
+    rm -rf "$work/ust-out"
+    lttng create cmp --output="$work/ust-out" >/dev/null
+    lttng enable-channel -u ch --subbuf-size=262144 --num-subbuf=8 >/dev/null
+    lttng enable-event -u -c ch bench:event >/dev/null
+    lttng start >/dev/null
+    local ns; ns=$("$work/bench-ust" "$1" "$events" | sed -e 's/ns_per_event=//')
+    local lost; lost=$(lttng stop 2>&1 | sed -n 's/.*Warning: \([0-9]*\) events were discarded.*/\1/p')
+    lttng destroy >/dev/null
+    echo "$ns ${lost:-0}"
+}
+
+
+declare -A samples
+add() { samples[$1]="${samples[$1]:-} $2"; }
+
+for r in $(seq 1 "$rounds"); do
+    for t in 1 2; do
+        read -r ns lost < <(ust_traced "$t")
+        add "ust_ns_$t" "$ns"; add "ust_lost_$t" "$lost"
+        out=$(.build/release/ProducerBench traced "$t" "$events" "$lttfs")
+        add "lttfs_ns_$t" "$(echo "$out" | sed -n 's/.*ns_per_event=\([0-9.]*\).*/\1/p')"
+        add "lttfs_lost_$t" "$(echo "$out" | sed -n 's/.*lost=\([0-9]*\).*/\1/p')"
+    done
+    add ust_disabled "$("$work/bench-ust" 1 50000000 | sed -e 's/ns_per_event=//')"
+    add lttfs_disabled "$(.build/release/ProducerBench disabled 1 50000000 "$lttfs" | sed -e 's/ns_per_event=//')"
+    echo "   round $r of $rounds done"
+done
+
+stats() { # values -> "median min max"
+    echo "$@" | tr ' ' '\n' | grep -v '^$' | sort -g | awk '{ v[NR] = $1 } END { printf "%.2f %.2f %.2f", v[int((NR + 1) / 2)], v[1], v[NR] }'
+}
+row() { # label lttfs-key ust-key
+    read -r lm lmin lmax <<<"$(stats ${samples[$2]})"
+    read -r um umin umax <<<"$(stats ${samples[$3]})"
+    printf '%-42s %10s %10s %10s | %10s %10s %10s | %s\n' "$1" "$lm" "$lmin" "$lmax" "$um" "$umin" "$umax" \
+        "$(awk -v a="$lm" -v b="$um" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }')"
+}
+echo
+echo "== lttfs vs LTTng-UST 2.13, $rounds rounds interleaved, $events events per thread"
+printf '%-42s %10s %10s %10s | %10s %10s %10s | %s\n' "measure" "lttfs" "min" "max" "UST" "min" "max" "lttfs/UST"
+row "producer ns/event, 1 thread, consumer on" lttfs_ns_1 ust_ns_1
+row "producer ns/event/thread, 2 threads" lttfs_ns_2 ust_ns_2
+row "events lost, 1 thread (of $events)" lttfs_lost_1 ust_lost_1
+row "events lost, 2 threads (of $((2 * events)))" lttfs_lost_2 ust_lost_2
+row "disabled marker / tracepoint, ns" lttfs_disabled ust_disabled
+echo
+echo "== drain MB/s, 1 MiB sub-buffers"
+.build/release/DrainBench "$rounds" 2>/dev/null
