@@ -30,7 +30,7 @@ let package = Package(
         .target(name: "LTTTrace", dependencies: ["LTTRelay", "CURCU", "CLinuxSupport"]),
         // Reads a consumer's trace directory back, strictly.
         .target(name: "LTTReader", dependencies: ["LTTTrace", "LTTRelay"]),
-        .testTarget(name: "LTTTraceTests", dependencies: ["LTTTrace", "LTTRelay", "LTTReader"]),
+        .testTarget(name: "LTTTraceTests", dependencies: ["LTTTrace", "LTTRelay", "LTTReader", "LTTTestSupport"]),
         // The C shim over libfuse3 (Debian's libfuse3-dev).
         .target(name: "CFuse", linkerSettings: [.linkedLibrary("fuse3"), .linkedLibrary("pthread")]),
         // The filesystem: the tree, the handlers, the notifier thread.
@@ -47,7 +47,10 @@ let package = Package(
         .executableTarget(name: "lttfs-demo", dependencies: [
             "LTTFS", "LTTTrace", .product(name: "Logging", package: "swift-log"),
         ]),
-        .testTarget(name: "LTTFSTests", dependencies: ["LTTFS", "LTTTrace", "LTTReader", "LTTRelay", "CLinuxSupport"]),
-        .testTarget(name: "LTTRelayTests", dependencies: ["LTTRelay"]),
+        .testTarget(name: "LTTFSTests", dependencies: ["LTTFS", "LTTTrace", "LTTReader", "LTTRelay", "CLinuxSupport",
+                                                    "LTTTestSupport"]),
+        // Shared by the test targets: a seeded generator, flags, counters.
+        .target(name: "LTTTestSupport", path: "Tests/LTTTestSupport"),
+        .testTarget(name: "LTTRelayTests", dependencies: ["LTTRelay", "LTTTestSupport"]),
     ]
 )

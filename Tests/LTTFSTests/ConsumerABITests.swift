@@ -2,6 +2,7 @@ import Foundation
 import Synchronization
 import CLinuxSupport
 import Testing
+import LTTTestSupport
 import LTTFS
 import LTTRelay
 import LTTTrace
@@ -196,7 +197,7 @@ struct ConsumerABITests {
             startTrace(m, "x", subbufNum: 8)
             let big = try m.tracer.marker("userspace", "big", "s %s", as: String.self)
             let b = try BufferFD(m.ltt + "/x/userspace_0")
-            var pattern = SplitMix(seed: 7)
+            var pattern = SplitMix64(state: 7)
             for n in 0..<60 {
                 // One sub-buffer per event: its text names it.
                 big.record(String(repeating: "sub-\(n)-", count: 3800 / "sub-\(n)-".count))
@@ -225,18 +226,5 @@ struct ConsumerABITests {
                 #expect(b.put(cookie) == 0)
             }
         }
-    }
-}
-
-/// A tiny deterministic generator for test patterns.
-struct SplitMix {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }

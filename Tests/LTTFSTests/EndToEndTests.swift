@@ -1,6 +1,7 @@
 import Foundation
 import Synchronization
 import Testing
+import LTTTestSupport
 import CLinuxSupport
 import LTTFS
 import LTTReader
@@ -64,12 +65,6 @@ final class SpliceConsumer: @unchecked Sendable {
         for _ in 0..<threads where done.wait(timeout: .now() + seconds) == .timedOut { return false }
         return true
     }
-}
-
-final class Counter: Sendable {
-    private let value = Atomic<Int>(0)
-    @discardableResult func add(_ n: Int) -> Int { value.add(n, ordering: .relaxed).newValue }
-    var load: Int { value.load(ordering: .relaxed) }
 }
 
 @Suite("End to end on real mounts")
@@ -208,11 +203,7 @@ struct EndToEndTests {
         let server = try ServerProcess()
         defer { server.stop() }
         let ltt = server.ltt
-        #expect(writeControl(ltt + "/setup_trace", "w\n") == 0)
-        #expect(writeControl(ltt + "/control/w/channel/userspace/subbuf_size", "4096\n") == 0)
-        #expect(writeControl(ltt + "/control/w/channel/userspace/subbuf_num", "2\n") == 0)
-        #expect(writeControl(ltt + "/control/w/alloc", "1\n") == 0)
-        #expect(writeControl(ltt + "/control/w/enabled", "1\n") == 0)
+        startSmallUserspaceTrace(ltt, "w")
         // A multi-line write: write(2) takes one line at a time.
         let fd = open(ltt + "/write_event", O_WRONLY)
         #expect(fd >= 0)
@@ -259,11 +250,7 @@ struct EndToEndTests {
         let server = try ServerProcess()
         defer { server.stop() }
         let ltt = server.ltt
-        #expect(writeControl(ltt + "/setup_trace", "i\n") == 0)
-        #expect(writeControl(ltt + "/control/i/channel/userspace/subbuf_size", "4096\n") == 0)
-        #expect(writeControl(ltt + "/control/i/channel/userspace/subbuf_num", "2\n") == 0)
-        #expect(writeControl(ltt + "/control/i/alloc", "1\n") == 0)
-        #expect(writeControl(ltt + "/control/i/enabled", "1\n") == 0)
+        startSmallUserspaceTrace(ltt, "i")
         installInterruptingHandler(SIGUSR1)
         let line = Array((String(repeating: "g", count: 900) + "\n").utf8)
         let result = Mutex<(Int, Int32)?>(nil)
@@ -399,16 +386,14 @@ struct EndToEndTests {
     }
 }
 
-/// A flag shared with other threads.
-final class Flag: Sendable {
-    private let value = Atomic<Bool>(false)
-    func set() { value.store(true, ordering: .releasing) }
-    var isSet: Bool { value.load(ordering: .acquiring) }
-    func wait(seconds: Double) -> Bool {
-        let deadline = Date().addingTimeInterval(seconds)
-        while !isSet && Date() < deadline { usleep(1_000) }
-        return isSet
-    }
+/// A started trace whose userspace channel is 2 x 4096 bytes: full after
+/// a few lines, so writers must wait for a reader.
+func startSmallUserspaceTrace(_ ltt: String, _ name: String) {
+    #expect(writeControl(ltt + "/setup_trace", name + "\n") == 0)
+    #expect(writeControl(ltt + "/control/\(name)/channel/userspace/subbuf_size", "4096\n") == 0)
+    #expect(writeControl(ltt + "/control/\(name)/channel/userspace/subbuf_num", "2\n") == 0)
+    #expect(writeControl(ltt + "/control/\(name)/alloc", "1\n") == 0)
+    #expect(writeControl(ltt + "/control/\(name)/enabled", "1\n") == 0)
 }
 
 /// The counters of one buffer in a stats file.

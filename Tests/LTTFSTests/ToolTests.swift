@@ -1,6 +1,7 @@
 import Foundation
 import Synchronization
 import Testing
+import LTTTestSupport
 import LTTFS
 import LTTReader
 import LTTRelay

@@ -1,4 +1,5 @@
 import Testing
+import LTTTestSupport
 @testable import LTTRelay
 
 /// A reference model of the same rules, written differently: sub-buffers are
@@ -108,18 +109,6 @@ struct RingModel {
         let unread = (writerSeq - readSeq) * S
         if unread == 0 { return finalized ? .hungUp : .none }
         return unread >= n * S ? .full : .readable
-    }
-}
-
-/// A small deterministic generator (SplitMix64), so a failure replays.
-struct SplitMix64: RandomNumberGenerator {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }
 

@@ -1,6 +1,7 @@
 import Foundation
 import Synchronization
 import Testing
+import LTTTestSupport
 @testable import LTTRelay
 
 /// Runs `body(i)` on `count` new threads and waits for all of them, at most
@@ -13,27 +14,6 @@ func onThreads(_ count: Int, timeout: Double = 120, _ body: @escaping @Sendable 
     }
     for _ in 0..<count where done.wait(timeout: .now() + timeout) == .timedOut { return false }
     return true
-}
-
-/// A flag shared with other threads.
-final class Flag: Sendable {
-    private let value = Atomic<Bool>(false)
-    func set() { value.store(true, ordering: .releasing) }
-    var isSet: Bool { value.load(ordering: .acquiring) }
-    /// Waits up to `seconds` for the flag.
-    func wait(seconds: Double) -> Bool {
-        let deadline = Date().addingTimeInterval(seconds)
-        while !isSet && Date() < deadline { usleep(1_000) }
-        return isSet
-    }
-}
-
-/// A counter shared with other threads.
-final class Counter: Sendable {
-    let value: Atomic<Int>
-    init(_ v: Int = 0) { value = Atomic(v) }
-    @discardableResult func add(_ n: Int) -> Int { value.add(n, ordering: .sequentiallyConsistent).newValue }
-    var load: Int { value.load(ordering: .sequentiallyConsistent) }
 }
 
 /// The 32-byte payload of the stress events: who, which, and a checksum.

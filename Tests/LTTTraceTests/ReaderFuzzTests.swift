@@ -1,20 +1,9 @@
 import Foundation
 import Testing
+import LTTTestSupport
 import LTTRelay
 import LTTReader
 @testable import LTTTrace
-
-/// SplitMix64: a fixed seed replays a failure.
-struct FuzzRandom: RandomNumberGenerator {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
 
 @Suite("The reader against corrupted traces")
 struct ReaderFuzzTests {
@@ -116,7 +105,7 @@ struct ReaderFuzzTests {
     func randomCorruption(alignment: UInt8) throws {
         let original = try Self.validTrace(alignment: alignment)
         let names = original.keys.sorted()
-        var rng = FuzzRandom(state: 0x5EED + UInt64(alignment))
+        var rng = SplitMix64(state: 0x5EED + UInt64(alignment))
         let deadline = Date().addingTimeInterval(20)
         var iterations = 0, reported = 0
         while iterations < 300 && Date() < deadline {

@@ -103,33 +103,18 @@ struct RoundTripTests {
         #expect(forms == [0, 29, 30, 31])
     }
 
-    /// The header forms found in a file (compact reported as 0).
+    /// The header forms of every event the reader decoded in one file
+    /// (compact reported as 0).
     func formsUsed(in path: String, subbufferSize: Int, alignment: UInt8) throws -> Set<Int> {
         let bytes = [UInt8](FileManager.default.contents(atPath: path)!)
-        var forms = Set<Int>()
         let trace = TraceHeaderFields(alignment: alignment)
-        var base = 0
-        while base < bytes.count {
-            let lost = bytes.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: base + 52, as: UInt32.self) }
-            let end = base + subbufferSize - Int(lost)
-            var o = 68
-            // Walk with the reader's rules is too much here: only the first
-            // event of each sub-buffer needs no payload knowledge.
-            if base + o < end {
-                o += Int(trace.padding(at: UInt64(o), forSize: 4))
-                let word = bytes.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: base + o, as: UInt32.self) }
-                forms.insert(Int(word >> 27) >= 29 ? Int(word >> 27) : 0)
-            }
-            base += subbufferSize
-        }
-        // The reader has checked every event; scan all words it decoded.
         let result = TraceReader().read(directory: (path as NSString).deletingLastPathComponent)
+        var forms = Set<Int>()
         for e in result.events where e.file == (path as NSString).lastPathComponent {
-            var o = e.offset % subbufferSize
-            let base = e.offset - o
-            o += Int(trace.padding(at: UInt64(o), forSize: 4))
-            let word = bytes.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: base + o, as: UInt32.self) }
-            forms.insert(Int(word >> 27) >= 29 ? Int(word >> 27) : 0)
+            // The event starts at its padding; the header word follows it.
+            let word = e.offset + Int(trace.padding(at: UInt64(e.offset % subbufferSize), forSize: 4))
+            let id = bytes.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: word, as: UInt32.self) } >> 27
+            forms.insert(id >= 29 ? Int(id) : 0)
         }
         return forms
     }
@@ -151,10 +136,7 @@ struct RoundTripTests {
         #expect(!otherChannel.core.isRecording)
         try tracer.stopTrace("m")
         let trace = try tracer.destroyTrace("m")
-        let dir = TemporaryDirectory()
-        defer { dir.remove() }
-        drain(trace, to: dir.path)
-        let result = TraceReader().read(directory: dir.path)
+        let result = drainAndRead(trace)
         #expect(result.problems.isEmpty, "\(result.problems)")
         let names = result.events.filter { $0.channel == "app" }.map(\.marker)
         #expect(names == ["before", "after_alloc", "while_recording"])
@@ -180,10 +162,7 @@ struct RoundTripTests {
         try tracer.setMarkerEnabled(channel: "app", name: "toggle", true)
         m.record(3)
         let trace = try tracer.destroyTrace("e")
-        let dir = TemporaryDirectory()
-        defer { dir.remove() }
-        drain(trace, to: dir.path)
-        let result = TraceReader().read(directory: dir.path)
+        let result = drainAndRead(trace)
         #expect(result.problems.isEmpty)
         #expect(result.events.filter { $0.channel == "app" }.map { $0.field("n") } == [.signed(1), .signed(3)])
     }
@@ -203,12 +182,9 @@ struct RoundTripTests {
         var counts: [String: Int] = [:]
         for name in ["a", "b"] {
             let trace = try tracer.destroyTrace(name)
-            let dir = TemporaryDirectory()
-            drain(trace, to: dir.path)
-            let result = TraceReader().read(directory: dir.path)
+            let result = drainAndRead(trace)
             #expect(result.problems.isEmpty)
             counts[name] = result.events.filter { $0.channel == "app" }.count
-            dir.remove()
         }
         #expect(counts == ["a": 2, "b": 1])
     }

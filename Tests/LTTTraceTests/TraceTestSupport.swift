@@ -1,6 +1,7 @@
 import Foundation
 import Synchronization
 import LTTRelay
+import LTTReader
 @testable import LTTTrace
 
 /// A clock the test sets by hand.
@@ -38,4 +39,12 @@ func drain(_ trace: Trace, to directory: String) {
         }
         FileManager.default.createFile(atPath: directory + "/" + name, contents: data)
     }
+}
+
+/// Drains a destroyed trace into a temporary directory and reads it back.
+func drainAndRead(_ trace: Trace) -> TraceReader.Result {
+    let dir = TemporaryDirectory()
+    defer { dir.remove() }
+    drain(trace, to: dir.path)
+    return TraceReader().read(directory: dir.path)
 }
