@@ -72,7 +72,6 @@ final class TraceConsumer: @unchecked Sendable {
     let buffers: [Buffer]
     let bytes = Atomic<Int>(0)
     let subbuffers = Atomic<Int>(0)
-    let eagain = Atomic<Int>(0)
     let pushed = Atomic<Int>(0)
     let lost = Mutex<[String: (events: UInt32, corrupted: UInt32)]>([:])
     private let failureList = Mutex<[String]>([])
@@ -203,9 +202,8 @@ final class TraceConsumer: @unchecked Sendable {
         while true {
             var cookie: UInt32 = 0
             if lttfs_ioctl_u32(b.fd, UInt(RelayIoctl.getSubbuffer.rawValue), &cookie) != 0 {
-                if errno == EAGAIN { eagain.add(1, ordering: .relaxed) } else {
-                    fail("\(b.path): RELAY_GET_SUBBUF: \(String(cString: strerror(errno)))")
-                }
+                // EAGAIN: nothing complete any more, back to poll.
+                if errno != EAGAIN { fail("\(b.path): RELAY_GET_SUBBUF: \(String(cString: strerror(errno)))") }
                 return
             }
             var offset: Int64 = 0
@@ -255,10 +253,23 @@ final class TraceConsumer: @unchecked Sendable {
 
     func summary(stopped: Bool) -> String {
         let seconds = max(Date().timeIntervalSince(started), 0.001)
-        let mib = Double(bytes.load(ordering: .relaxed)) / 1_048_576
-        return String(format: "%@: %.1f MiB in %d sub-buffers from %d buffers, %.1f MiB/s, %d EAGAIN, %d pushed (EIO)",
-                      stopped ? "stopped" : "done", mib, subbuffers.load(ordering: .relaxed), buffers.count,
-                      mib / seconds, eagain.load(ordering: .relaxed), pushed.load(ordering: .relaxed))
+        let total = Double(bytes.load(ordering: .relaxed))
+        let (events, corrupted) = lost.withLock { $0.values.reduce((UInt64(0), UInt64(0))) { ($0.0 + UInt64($1.events), $0.1 + UInt64($1.corrupted)) } }
+        return "\(stopped ? "stopped" : "done"): \(Self.human(total)) in \(subbuffers.load(ordering: .relaxed)) sub-buffers "
+            + "from \(buffers.count) buffers, \(Self.human(total / seconds))/s, \(events) events lost, "
+            + "\(corrupted) corrupted sub-buffers, \(pushed.load(ordering: .relaxed)) pushed by the writer (EIO)"
+    }
+
+    /// 12.3 MiB, 640 KiB, 512 B.
+    static func human(_ bytes: Double) -> String {
+        let units = ["B", "KiB", "MiB", "GiB", "TiB"]
+        var value = bytes
+        var unit = 0
+        while value >= 1024 && unit < units.count - 1 {
+            value /= 1024
+            unit += 1
+        }
+        return unit == 0 ? "\(Int(value)) B" : String(format: "%.1f %@", value, units[unit])
     }
 }
 
@@ -292,9 +303,8 @@ final class ProgressLine: @unchecked Sendable {
 
     func start() {
         thread.start { [consumer] in
-            let (events, corrupted) = consumer.lost.withLock { $0.values.reduce((UInt32(0), UInt32(0))) { ($0.0 + $1.events, $0.1 + $1.corrupted) } }
             let line = consumer.summary(stopped: false).replacingOccurrences(of: "done: ", with: "")
-            FileHandle.standardErrorWrite("\r\u{1B}[K\(line), \(events) lost, \(corrupted) corrupted")
+            FileHandle.standardErrorWrite("\r\u{1B}[K" + line)
         }
     }
 
