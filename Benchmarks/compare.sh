@@ -92,6 +92,7 @@ for r in $(seq 1 "$rounds"); do
     done
     add ust_disabled "$("$work/bench-ust" 1 50000000 | sed -e 's/ns_per_event=//')"
     add lttfs_disabled "$(.build/release/ProducerBench disabled 1 50000000 "$lttfs" | sed -e 's/ns_per_event=//')"
+    add lttfs_guarded "$(.build/release/ProducerBench disabled-guarded 1 50000000 "$lttfs" | sed -e 's/ns_per_event=//')"
     echo "   round $r of $rounds done"
 done
 
@@ -112,6 +113,7 @@ row "producer ns/event/thread, 2 threads" lttfs_ns_2 ust_ns_2
 row "events lost, 1 thread (of $events)" lttfs_lost_1 ust_lost_1
 row "events lost, 2 threads (of $((2 * events)))" lttfs_lost_2 ust_lost_2
 row "disabled marker / tracepoint, ns" lttfs_disabled ust_disabled
+row "disabled, if marker.isRecording / tracepoint" lttfs_guarded ust_disabled
 echo
 echo "== drain MB/s, 1 MiB sub-buffers"
 .build/release/DrainBench "$rounds" 2>/dev/null

@@ -165,6 +165,13 @@ public struct Marker<each Value: TraceValue>: @unchecked Sendable {
         maxIntegerSize = core.maxIntegerSize
     }
 
+    /// Whether any trace records this marker now: one load. In a hot loop,
+    /// `if marker.isRecording { marker.record(...) }` skips even forming
+    /// the arguments (what LTTng-UST's tracepoint() macro does), which
+    /// saves the reference counting of String arguments when disabled.
+    @inlinable @inline(__always)
+    public var isRecording: Bool { lttfs_rcu_is_null(sinksSlot) == 0 }
+
     /// Records the values into every trace that records this marker. The
     /// check is inlined at the call site; with no trace recording the
     /// marker, nothing else runs.
