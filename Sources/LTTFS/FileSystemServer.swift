@@ -190,8 +190,8 @@ public final class FileSystemServer: @unchecked Sendable {
     }
 }
 
-/// Calls `body` with a C argv for `strings`.
-func withCStringArray<R>(_ strings: [String], _ body: (Int32, UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>) -> R) -> R {
+/// Calls `body` with argc and a NULL-terminated C argv for `strings`.
+public func withCStringArray<R>(_ strings: [String], _ body: (Int32, UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>) -> R) -> R {
     let duplicated = strings.map { strdup($0) }
     defer { duplicated.forEach { free($0) } }
     var argv = duplicated + [nil]

@@ -87,5 +87,4 @@ final class HandleTable: Sendable {
         }
     }
 
-    var count: Int { state.withLock { $0.handles.count } }
 }

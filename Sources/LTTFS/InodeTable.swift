@@ -55,5 +55,4 @@ final class InodeTable: Sendable {
         }
     }
 
-    var count: Int { state.withLock { $0.byInode.count } }
 }

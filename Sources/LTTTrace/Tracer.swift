@@ -276,6 +276,12 @@ public final class Tracer: @unchecked Sendable {
                     if c.corruptedSubbuffers > 0 {
                         log(.warning, "trace \(name): \(c.corruptedSubbuffers) corrupted sub-buffers in \(channelName) channel (cpu \(buffer.cpu))")
                     }
+                    // ltt_relay_print_errors: unread sub-buffers whose commit
+                    // count never completed (a writer that never committed).
+                    let incomplete = buffer.withRing { $0.incompleteSubbuffers() }
+                    if !incomplete.isEmpty {
+                        log(.error, "trace \(name): \(channelName) channel (cpu \(buffer.cpu)): sub-buffers \(incomplete) have non filled commit counts")
+                    }
                 }
             }
             return trace

@@ -50,7 +50,7 @@ struct ConsumeCommand: ParsableCommand {
         progress?.stop()
         stop.release()
         if !quiet {
-            FileHandle.standardErrorWrite(consumer.summary(stopped: outcome == .stopped) + "\n")
+            StandardError.write(consumer.summary(stopped: outcome == .stopped) + "\n")
         }
         if let failure = consumer.failures.first {
             throw Failure(failure)
@@ -304,12 +304,12 @@ final class ProgressLine: @unchecked Sendable {
     func start() {
         thread.start { [consumer] in
             let line = consumer.summary(stopped: false).replacingOccurrences(of: "done: ", with: "")
-            FileHandle.standardErrorWrite("\r\u{1B}[K" + line)
+            StandardError.write("\r\u{1B}[K" + line)
         }
     }
 
     func stop() {
         thread.stop()
-        FileHandle.standardErrorWrite("\r\u{1B}[K")
+        StandardError.write("\r\u{1B}[K")
     }
 }

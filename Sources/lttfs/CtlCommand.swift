@@ -4,6 +4,7 @@ import Glibc
 import ArgumentParser
 import CLinuxSupport
 import Foundation
+import LTTFS
 
 /// lttctl's options, working through the mounted tree.
 struct CtlCommand: ParsableCommand {
@@ -98,7 +99,7 @@ struct CtlCommand: ParsableCommand {
     func startConsumer(trace: String, out: String) throws {
         var arguments = [CommandLine.arguments[0], "consume", "-q", "-c", trace, "-t", out, "-n", String(threads)]
         if append { arguments.append("-a") }
-        let pid = withCStringArray(arguments) { argv in lttfs_spawn_detached(CommandLine.arguments[0], argv) }
+        let pid = withCStringArray(arguments) { _, argv in lttfs_spawn_detached(CommandLine.arguments[0], argv) }
         guard pid > 0 else { throw Failure("cannot start the consumer: \(String(cString: strerror(-pid)))") }
         print("consumer \(pid) writing \(trace) to \(out)")
     }

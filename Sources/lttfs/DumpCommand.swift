@@ -40,7 +40,7 @@ struct DumpCommand: ParsableCommand {
     func run() throws {
         let result = TraceReader().read(directory: directory)
         for problem in result.problems {
-            FileHandle.standardErrorWrite("problem: \(problem)\n")
+            StandardError.write("problem: \(problem)\n")
         }
         if check {
             let events = result.events.filter { $0.channel != "metadata" }.count

@@ -25,7 +25,7 @@ struct LTTFSCommand: ParsableCommand {
             var command = try parseAsRoot()
             try command.run()
         } catch let failure as Failure {
-            FileHandle.standardErrorWrite("lttfs: \(failure.description)\n")
+            StandardError.write("lttfs: \(failure.description)\n")
             Glibc.exit(failure.code)
         } catch {
             exit(withError: error)

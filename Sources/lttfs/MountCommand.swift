@@ -86,7 +86,7 @@ struct UnmountCommand: ParsableCommand {
     func run() throws {
         for arguments in [["-u", mountpoint], ["-u", "-z", mountpoint]] {
             var pid: pid_t = 0
-            let rc = withCStringArray(["fusermount3"] + arguments) { argv in
+            let rc = withCStringArray(["fusermount3"] + arguments) { _, argv in
                 posix_spawnp(&pid, "fusermount3", nil, nil, argv, environ)
             }
             guard rc == 0 else { continue }
@@ -94,20 +94,14 @@ struct UnmountCommand: ParsableCommand {
             waitpid(pid, &status, 0)
             if status == 0 { return }
         }
-        FileHandle.standardErrorWrite("lttfs: cannot unmount \(mountpoint)\n")
+        StandardError.write("lttfs: cannot unmount \(mountpoint)\n")
         throw ExitCode(1)
     }
 }
 
-func withCStringArray<R>(_ strings: [String], _ body: (UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>) -> R) -> R {
-    let duplicated = strings.map { strdup($0) }
-    defer { duplicated.forEach { free($0) } }
-    var argv = duplicated + [nil]
-    return argv.withUnsafeMutableBufferPointer { body($0.baseAddress!) }
-}
-
-enum FileHandle {
-    static func standardErrorWrite(_ s: String) {
+/// One message on stderr, written whole (no buffering to lose at exit).
+enum StandardError {
+    static func write(_ s: String) {
         var s = s
         s.withUTF8 { _ = Glibc.write(2, $0.baseAddress, $0.count) }
     }

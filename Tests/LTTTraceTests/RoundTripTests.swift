@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import Testing
 import LTTRelay
 import LTTReader
@@ -212,6 +213,27 @@ struct RoundTripTests {
         usleep(100_000)
         #expect(buffer.counters.subbuffersDelivered == delivered)
         try tracer.destroyTrace("s")
+    }
+
+    @Test("destroy reports what ltt_relay_print_buffer_errors did: lost events, corrupted and unfilled sub-buffers")
+    func destroyReportsErrors() throws {
+        let lines = Mutex<[String]>([])
+        let tracer = Tracer(cpuCount: 1, log: { _, line in lines.withLock { $0.append(line) } })
+        try tracer.setupTrace("d")
+        try tracer.updateChannel(trace: "d", channel: "userspace") { $0.subbufferSize = 4096; $0.subbufferCount = 2 }
+        try tracer.allocTrace("d")
+        let buffer = tracer.trace("d")!.channels["userspace"]!.buffers[0]
+        // A writer that reserved and never committed, then a switch: the
+        // sub-buffer stays unread with a commit count that never fills.
+        _ = buffer.withRing { $0.reserve(dataSize: 100, tsc: 1) }
+        buffer.forceSwitch()
+        _ = buffer.record(eventID: 0, dataSize: 4000, largestAlign: 1) { _ in }
+        // Too large for any sub-buffer: lost and counted.
+        _ = buffer.record(eventID: 0, dataSize: 5000, largestAlign: 1) { _ in }
+        try tracer.destroyTrace("d")
+        let log = lines.withLock { $0 }
+        #expect(log.contains { $0.contains("events lost in userspace channel (cpu 0)") }, "\(log)")
+        #expect(log.contains { $0.contains("sub-buffers [0] have non filled commit counts") }, "\(log)")
     }
 
     @Test("life-cycle errors are typed and map to errno")
