@@ -503,5 +503,5 @@ public struct RelayRing: ~Copyable {
     }
 }
 
-// The ring lives inside a Mutex and is only reached through it.
+// The ring is only reached with its buffer's lock held (RelayBuffer.locked).
 extension RelayRing: @unchecked Sendable {}
