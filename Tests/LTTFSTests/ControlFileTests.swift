@@ -99,8 +99,13 @@ struct ControlFileTests {
             #expect(writeControl(m.ltt + "/setup_trace", "v\n") == 0)
             #expect(list(m.ltt + "/control").contains("v"))
             #expect(!list(m.ltt).contains("v"))
+            var before = stat()
+            #expect(stat(m.ltt + "/v/userspace_0", &before) == -1 && errno == ENOENT)   // a lookup, refused
             #expect(writeControl(m.ltt + "/control/v/alloc", "1\n") == 0)
             #expect(list(m.ltt).contains("v"))
+            var after = stat()
+            #expect(stat(m.ltt + "/v/userspace_0", &after) == 0)   // the same lookup, at once
+            #expect(after.st_mode & S_IFMT == S_IFREG && after.st_mode & 0o777 == 0o400)
             #expect(list(m.ltt + "/v") == ["metadata_0", "userspace_0"])
             #expect(list(m.ltt + "/markers/userspace") == ["event"])
             #expect(readControl(m.ltt + "/markers/userspace/event/info")?.contains("format: string %s") == true)
