@@ -160,7 +160,17 @@ public final class FileSystemServer: @unchecked Sendable {
     /// and waits for `run` to finish, at most `timeout` seconds.
     @discardableResult
     public func shutdown(timeout: TimeInterval = 10) -> Bool {
-        if let session = state.withLock({ $0.session })?.raw { fuse_session_exit(session) }
+        if let session = state.withLock({ $0.session })?.raw {
+            fuse_session_exit(session)
+            // libfuse's loop looks at the exit flag only after a request.
+            // The unmount below is lazy: while a reader keeps a file open
+            // the connection lives on and no request may ever come, so send
+            // one now (the root's attributes are never cached here).
+            if state.withLock({ $0.mounted }) {
+                var st = stat()
+                _ = stat(mountpoint, &st)
+            }
+        }
         unmountOnce()
         guard let done = loopDone else { return true }
         return done.wait(timeout: .now() + timeout) == .success

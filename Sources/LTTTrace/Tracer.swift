@@ -24,8 +24,10 @@ public final class Tracer: @unchecked Sendable {
     }
 
     private let control = Mutex(Registry())
-    /// The clock of every trace: CLOCK_MONOTONIC nanoseconds.
+    /// The clock of every trace (CLOCK_MONOTONIC nanoseconds by default).
     public let clock: @Sendable () -> UInt64
+    /// Its ticks per second: every sub-buffer header's `start_freq`.
+    public let clockFrequency: UInt64
     /// Wall-clock time (seconds, microseconds) for a trace's start time.
     public let wallClock: @Sendable () -> (seconds: UInt64, microseconds: UInt64)
     /// Number of per-CPU buffers each channel gets.
@@ -43,11 +45,14 @@ public final class Tracer: @unchecked Sendable {
     public init(cpuCount: Int = RelayChannel.configuredCPUCount,
                 alignment: UInt8 = UInt8(MemoryLayout<UnsafeRawPointer>.size),
                 clock: @escaping @Sendable () -> UInt64 = { MonotonicClock.now() },
+                clockFrequency: UInt64 = 1_000_000_000,
                 wallClock: @escaping @Sendable () -> (seconds: UInt64, microseconds: UInt64) = Tracer.realTime,
                 log: @escaping @Sendable (TracerLogLevel, String) -> Void = { _, _ in }) {
+        precondition(clockFrequency > 0)
         self.cpuCount = cpuCount
         self.alignment = alignment
         self.clock = clock
+        self.clockFrequency = clockFrequency
         self.wallClock = wallClock
         self.log = log
         var registry = Registry()
@@ -63,6 +68,12 @@ public final class Tracer: @unchecked Sendable {
         coreMarkerFormat = core(Metadata.channel, Metadata.coreMarkerFormat, Metadata.coreMarkerFormatFormat)
         userspaceEvent = core(Metadata.userspaceChannel, "event", "string %s", sized: true)
         control.withLock { $0 = registry }
+    }
+
+    /// A tracer on `traceClock` (see TraceClock: monotonic or TSC).
+    public convenience init(cpuCount: Int = RelayChannel.configuredCPUCount, traceClock: TraceClock,
+                            log: @escaping @Sendable (TracerLogLevel, String) -> Void = { _, _ in }) {
+        self.init(cpuCount: cpuCount, clock: traceClock.read, clockFrequency: traceClock.frequency, log: log)
     }
 
     deinit { switchTimer.stop() }
@@ -213,7 +224,7 @@ public final class Tracer: @unchecked Sendable {
             let start = clock()
             trace.header = TraceHeaderFields(alignment: alignment, startTimeSec: wall.seconds,
                                              startTimeUsec: wall.microseconds,
-                                             startFreq: 1_000_000_000, freqScale: 1, startTSC: start)
+                                             startFreq: clockFrequency, freqScale: 1, startTSC: start)
             for (channel, geometry) in geometries {
                 trace.channels[channel] = RelayChannel(name: channel, geometry: geometry,
                                                        overwrite: trace.settings[channel]!.overwrite,

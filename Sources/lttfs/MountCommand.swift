@@ -24,6 +24,9 @@ struct MountCommand: ParsableCommand {
     @Option(name: .customShort("o"), help: "FUSE mount options, comma separated (allow_other, ...).")
     var options: [String] = []
 
+    @Option(help: "Trace clock: monotonic (exact nanoseconds) or tsc (the CPU's invariant counter, calibrated; cheaper).")
+    var clock = "monotonic"
+
     @Option(help: "Per-CPU buffers per channel (default: every CPU of the machine).")
     var cpus: Int?
 
@@ -45,7 +48,21 @@ struct MountCommand: ParsableCommand {
             logger.error("--cpus \(cpus): give a number from 1 to 4096")
             throw ExitCode(1)
         }
-        let tracer = Tracer(cpuCount: cpus ?? RelayChannel.configuredCPUCount, log: { lvl, message in
+        let traceClock: TraceClock
+        switch clock {
+        case "monotonic": traceClock = .monotonic
+        case "tsc":
+            guard let tsc = TraceClock.calibratedTSC() else {
+                logger.error("--clock tsc: this CPU has no invariant TSC (constant_tsc and nonstop_tsc)")
+                throw ExitCode(1)
+            }
+            logger.info("trace clock: TSC at \(tsc.frequency) Hz")
+            traceClock = tsc
+        default:
+            logger.error("--clock \(clock): choose monotonic or tsc")
+            throw ExitCode(1)
+        }
+        let tracer = Tracer(cpuCount: cpus ?? RelayChannel.configuredCPUCount, traceClock: traceClock, log: { lvl, message in
             switch lvl {
             case .info: logger.info("\(message)")
             case .warning: logger.warning("\(message)")

@@ -346,14 +346,22 @@ struct EndToEndTests {
         }
     }
 
-    @Test("SIGTERM and SIGINT end the server cleanly: unmounted, exit status 0")
+    @Test("SIGTERM, SIGINT and SIGHUP end the server cleanly, even with a reader holding a buffer file open")
     func signalsUnmount() throws {
-        for signal in [SIGTERM, SIGINT, SIGHUP] {
+        for (signal, holdOpen) in [(SIGTERM, false), (SIGINT, false), (SIGHUP, false), (SIGTERM, true)] {
             let server = try ServerProcess()
             defer { server.stop() }
             #expect(writeControl(server.ltt + "/setup_trace", "s\n") == 0)
+            #expect(writeControl(server.ltt + "/control/s/alloc", "1\n") == 0)
+            let reader = holdOpen ? try BufferFD(server.ltt + "/s/metadata_0") : nil
+            let sent = Date()
             kill(server.process.processIdentifier, signal)
-            server.process.waitUntilExit()
+            #expect(waitExit(server.process, seconds: 5), "signal \(signal), reader open: \(holdOpen)")
+            #expect(Date().timeIntervalSince(sent) < 5)
+            if let reader {
+                // The server is gone: the reader's file answers ENOTCONN, not a hang.
+                #expect(reader.ioctl(.getSubbufferSize).0 == ENOTCONN)
+            }
             #expect(server.process.terminationStatus == 0, "signal \(signal)")
             #expect(!isMounted(server.path), "signal \(signal) left the mount")
         }

@@ -236,6 +236,37 @@ struct RoundTripTests {
         #expect(log.contains { $0.contains("sub-buffers [0] have non filled commit counts") }, "\(log)")
     }
 
+    @Test("a calibrated TSC trace clock: the header carries its frequency, decoded times follow real time")
+    func tscClock() throws {
+        guard let tsc = TraceClock.calibratedTSC() else { return }   // no invariant TSC: nothing to test
+        #expect(tsc.frequency > 100_000_000 && tsc.frequency < 10_000_000_000)
+        let tracer = Tracer(cpuCount: 1, traceClock: tsc)
+        let m = try tracer.marker("app", "tick", "n %d", as: Int32.self)
+        try tracer.setupTrace("tsc")
+        try tracer.allocTrace("tsc")
+        try tracer.startTrace("tsc")
+        var wall: [UInt64] = []
+        for i in 0..<5 {
+            m.record(Int32(i))
+            let t = Tracer.realTime()
+            wall.append(t.seconds * 1_000_000_000 + t.microseconds * 1000)
+            usleep(150_000)   // more than 2^27 ticks: the full-clock header too
+        }
+        let trace = try tracer.destroyTrace("tsc")
+        #expect(trace.header.startFreq == tsc.frequency)
+        let result = drainAndRead(trace)
+        #expect(result.problems.isEmpty, "\(result.problems)")
+        let times = result.events.filter { $0.channel == "app" }.map(\.timeNanoseconds)
+        #expect(times.count == 5)
+        for (decoded, real) in zip(times, wall) {
+            let error = decoded > real ? decoded - real : real - decoded
+            #expect(error < 5_000_000, "decoded \(decoded) vs wall \(real): \(error) ns apart")
+        }
+        for (a, b) in zip(times, times.dropFirst()) {
+            #expect(b - a > 140_000_000 && b - a < 300_000_000, "\(b - a) ns between events 150 ms apart")
+        }
+    }
+
     @Test("life-cycle errors are typed and map to errno")
     func lifeCycleErrors() throws {
         let tracer = Tracer(cpuCount: 1)
