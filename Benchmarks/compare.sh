@@ -89,6 +89,8 @@ for r in $(seq 1 "$rounds"); do
         out=$(.build/release/ProducerBench traced "$t" "$events" "$lttfs")
         add "lttfs_ns_$t" "$(echo "$out" | sed -n 's/.*ns_per_event=\([0-9.]*\).*/\1/p')"
         add "lttfs_lost_$t" "$(echo "$out" | sed -n 's/.*lost=\([0-9]*\).*/\1/p')"
+        out=$(.build/release/ProducerBench traced "$t" "$events" "$lttfs" tsc)
+        add "lttfs_tsc_ns_$t" "$(echo "$out" | sed -n 's/.*ns_per_event=\([0-9.]*\).*/\1/p')"
     done
     add ust_disabled "$("$work/bench-ust" 1 50000000 | sed -e 's/ns_per_event=//')"
     add lttfs_disabled "$(.build/release/ProducerBench disabled 1 50000000 "$lttfs" | sed -e 's/ns_per_event=//')"
@@ -110,6 +112,8 @@ echo "== lttfs vs LTTng-UST 2.13, $rounds rounds interleaved, $events events per
 printf '%-42s %10s %10s %10s | %10s %10s %10s | %s\n' "measure" "lttfs" "min" "max" "UST" "min" "max" "lttfs/UST"
 row "producer ns/event, 1 thread, consumer on" lttfs_ns_1 ust_ns_1
 row "producer ns/event/thread, 2 threads" lttfs_ns_2 ust_ns_2
+row "same, 1 thread, lttfs on the TSC clock" lttfs_tsc_ns_1 ust_ns_1
+row "same, 2 threads, lttfs on the TSC clock" lttfs_tsc_ns_2 ust_ns_2
 row "events lost, 1 thread (of $events)" lttfs_lost_1 ust_lost_1
 row "events lost, 2 threads (of $((2 * events)))" lttfs_lost_2 ust_lost_2
 row "disabled marker / tracepoint, ns" lttfs_disabled ust_disabled

@@ -1,4 +1,4 @@
-// ProducerBench MODE THREADS EVENTS LTTFS_BINARY
+// ProducerBench MODE THREADS EVENTS LTTFS_BINARY [tsc]
 //
 // The lttfs side of the LTTng-UST comparison (issue 6): an in-process
 // lttfs mount, a trace whose channel has the same buffer memory as the
@@ -41,7 +41,9 @@ func runBenchmark() throws {
     let lttfs = arguments[4]
     LoggingSystem.bootstrap { _ in SwiftLogNoOpLogHandler() }
 
-    let tracer = Tracer()
+    // "tsc" as the fifth argument: the calibrated TSC trace clock.
+    let traceClock = arguments.count > 5 && arguments[5] == "tsc" ? (TraceClock.calibratedTSC() ?? .monotonic) : .monotonic
+    let tracer = Tracer(traceClock: traceClock)
     let marker = try tracer.marker("bench", "event", "n %d text %s", as: (Int32, String).self)
     let text = "twenty-seven bytes of text."   // 27 bytes + NUL = 28
 
