@@ -262,15 +262,18 @@ public final class RelayBuffer: @unchecked Sendable {
     /// delivered sub-buffers, and in overwrite mode a sub-buffer overwritten
     /// while copied is reported by PUT (EIO), as in the seed.
     public func read(at position: UInt64, into destination: UnsafeMutableRawBufferPointer) -> Int {
-        let (start, available) = locked { ring in
-            (ring.consumed &+ position, ring.readableBytes(at: position))
+        guard let base = destination.baseAddress else { return 0 }
+        var copied = 0
+        for region in readableRegions(at: position, maxLength: destination.count) {
+            memcpy(base + copied, region.baseAddress!, region.count)
+            copied += region.count
         }
-        return copyOut(from: start, count: Int(min(available, UInt64(destination.count))), into: destination)
+        return copied
     }
 
     /// The ring memory a read at `position` returns, up to `maxLength`
     /// bytes, as at most two regions (the range may wrap around the end of
-    /// the ring). For zero-copy replies; the same rules as `read`.
+    /// the ring). Zero-copy replies use it directly; `read` copies from it.
     public func readableRegions(at position: UInt64, maxLength: Int) -> [UnsafeRawBufferPointer] {
         let (start, available) = locked { ring in
             (ring.consumed &+ position, ring.readableBytes(at: position))
@@ -286,22 +289,6 @@ public final class RelayBuffer: @unchecked Sendable {
             cursor &+= UInt64(chunk)
         }
         return regions
-    }
-
-    /// Copies `count` ring bytes starting at position `start`, wrapping at the
-    /// end of the ring memory.
-    func copyOut(from start: UInt64, count: Int, into destination: UnsafeMutableRawBufferPointer) -> Int {
-        guard count > 0, let base = destination.baseAddress else { return 0 }
-        var copied = 0
-        var position = start
-        while copied < count {
-            let index = Int(geometry.bufferOffset(position))
-            let chunk = min(count - copied, Int(geometry.allocSize) - index)
-            memcpy(base + copied, memory + index, chunk)
-            copied += chunk
-            position &+= UInt64(chunk)
-        }
-        return copied
     }
 
     /// Test-and-clear of the "readers to wake" flag, for the notifier.

@@ -34,10 +34,15 @@ public final class RelayChannel: @unchecked Sendable {
     /// The buffer of the CPU this thread runs on now, without reference
     /// counting: valid as long as the channel is.
     @inlinable @inline(__always)
-    public var currentBufferUnretained: Unmanaged<RelayBuffer> {
+    public var currentBufferUnretained: Unmanaged<RelayBuffer> { unretained[currentIndex] }
+
+    /// The index of this thread's CPU among the buffers (sched_getcpu may
+    /// fail, or name a CPU beyond the buffers configured).
+    @inlinable @inline(__always)
+    var currentIndex: Int {
         let cpu = Int(lttfs_sched_getcpu())
         let count = unretained.count
-        return unretained[cpu >= 0 && cpu < count ? cpu : (cpu < 0 ? 0 : cpu % count)]
+        return cpu >= 0 && cpu < count ? cpu : (cpu < 0 ? 0 : cpu % count)
     }
 
     /// The buffer file name: `<channel>_<cpu>`, or `flight-<channel>_<cpu>`
@@ -48,11 +53,7 @@ public final class RelayChannel: @unchecked Sendable {
 
     /// The buffer of the CPU this thread runs on now.
     @inlinable @inline(__always)
-    public var currentBuffer: RelayBuffer {
-        let cpu = Int(lttfs_sched_getcpu())
-        let count = buffers.count
-        return buffers[cpu >= 0 && cpu < count ? cpu : (cpu < 0 ? 0 : cpu % count)]
-    }
+    public var currentBuffer: RelayBuffer { buffers[currentIndex] }
 
     public func finalize() { buffers.forEach { $0.finalize() } }
 

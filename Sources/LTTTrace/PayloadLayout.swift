@@ -34,34 +34,6 @@ public enum PayloadLayout {
         }
     }
 
-    /// The offset after `value` placed in `field` at `offset`.
-    @inlinable @inline(__always)
-    public static func advance<V: TraceValue>(_ offset: Int, over value: V, in field: MarkerField, alignment: Int) -> Int {
-        switch field.kind {
-        case .integer(let size, _, _):
-            return offset &+ padding(at: offset, size: size, alignment: alignment) &+ size
-        case .string:
-            return offset &+ value.traceUTF8Count &+ 1
-        }
-    }
-
-    /// Stores `value` in `field` at `base + offset`; returns the offset after it.
-    @inlinable @inline(__always)
-    public static func store<V: TraceValue>(_ value: V, in field: MarkerField, at base: UnsafeMutableRawPointer,
-                                            offset: Int, alignment: Int) -> Int {
-        switch field.kind {
-        case .integer(let size, _, let network):
-            let o = offset &+ padding(at: offset, size: size, alignment: alignment)
-            storeInteger(value.traceInteger, size: size, networkOrder: network, at: base + o)
-            return o &+ size
-        case .string:
-            let count = value.traceUTF8Count
-            value.traceCopyUTF8(to: base + offset)
-            (base + offset + count).storeBytes(of: 0, as: UInt8.self)
-            return offset &+ count &+ 1
-        }
-    }
-
     @inlinable @inline(__always)
     public static func storeInteger(_ bits: UInt64, size: Int, networkOrder: Bool, at p: UnsafeMutableRawPointer) {
         switch size {
@@ -84,7 +56,7 @@ public enum PayloadLayout {
         var offset = 0
         for (argument, field) in zip(arguments, fields) {
             guard argument.isString == (field.kind == .string) else { return nil }
-            offset = advance(offset, over: argument, in: field, alignment: alignment)
+            argument.traceAdvance(&offset, slot: Slot(field), alignment: alignment)
         }
         return offset
     }
@@ -94,7 +66,7 @@ public enum PayloadLayout {
                              alignment: Int) {
         var offset = 0
         for (argument, field) in zip(arguments, fields) {
-            offset = store(argument, in: field, at: base, offset: offset, alignment: alignment)
+            argument.traceStore(&offset, slot: Slot(field), base: base, alignment: alignment)
         }
     }
 }
