@@ -103,18 +103,19 @@ final class TraceConsumer: @unchecked Sendable {
                 relative.append(name)
             }
         }
+        // On any failure below, nothing opened so far stays open.
+        var complete = false
+        defer { if !complete { found.forEach { close($0.fd); close($0.out) } } }
         for name in relative.sorted() {
             let path = traceDirectory + "/" + name
             let fd = open(path, O_RDONLY | O_NONBLOCK)
             guard fd >= 0 else {
                 let e = errno
-                found.forEach { close($0.fd); close($0.out) }
                 throw Failure("cannot open \(path): \(String(cString: strerror(e)))\(e == EBUSY ? " (another consumer has it)" : "")")
             }
             var size: UInt32 = 0
             guard lttfs_ioctl_u32(fd, UInt(RelayIoctl.getSubbufferSize.rawValue), &size) == 0 else {
                 close(fd)
-                found.forEach { close($0.fd); close($0.out) }
                 throw Failure("\(path) is not a buffer file (RELAY_GET_SUBBUF_SIZE: \(String(cString: strerror(errno))))")
             }
             let outPath = outputDirectory + "/" + name
@@ -123,12 +124,12 @@ final class TraceConsumer: @unchecked Sendable {
             let out = open(outPath, O_WRONLY | O_CREAT | (append ? O_APPEND : O_TRUNC), 0o644)
             guard out >= 0 else {
                 close(fd)
-                found.forEach { close($0.fd); close($0.out) }
                 throw Failure("cannot create \(outPath): \(String(cString: strerror(errno)))")
             }
             found.append(Buffer(path: path, fd: fd, out: out, subbufferSize: Int(size)))
         }
         guard !found.isEmpty else { throw Failure("no buffer file in \(traceDirectory)") }
+        complete = true
         buffers = found
     }
 
