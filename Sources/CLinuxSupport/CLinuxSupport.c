@@ -6,7 +6,7 @@
 #include <spawn.h>
 #include "CLinuxSupport.h"
 
-__thread unsigned int lttfs_tracer_nesting;
+__thread unsigned int lttfs_tracer_nesting __attribute__((tls_model("initial-exec")));
 
 int lttfs_sched_getcpu(void) { return sched_getcpu(); }
 int lttfs_gettid(void) { return (int)gettid(); }

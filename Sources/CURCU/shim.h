@@ -2,9 +2,14 @@
 // no registration, which suits a library whose producers are any thread.
 // rcu_dereference and rcu_xchg_pointer are macros; these wrappers are the
 // only thing this shim adds.
+//
+// _LGPL_SOURCE selects liburcu's inline read side (a thread-local counter
+// update, no call): producers enter and leave a read-side section on every
+// event.
 #ifndef LTTFS_CURCU_SHIM_H
 #define LTTFS_CURCU_SHIM_H
 
+#define _LGPL_SOURCE
 #include <urcu-bp.h>
 #include <urcu/uatomic.h>
 

@@ -102,8 +102,14 @@ public final class FileSystemServer: @unchecked Sendable {
     @discardableResult
     public func run(maxThreads: UInt32 = 16) -> Int32 {
         guard let session = state.withLock({ $0.session })?.raw else { return -1 }
-        notifier.start { [fs] in fs.notifyPollers() }
+        let doorbell = fs.tracer.readerDoorbell
+        notifier.start { [fs] in
+            doorbell.answer()
+            fs.notifyPollers()
+        }
+        doorbell.listen { [notifier] in notifier.kick() }
         let rc = lttfs_fuse_session_loop_mt(session, maxThreads, 4)
+        doorbell.listen(nil)
         notifier.stop()
         unmountOnce()
         state.withLock { $0.session = nil }

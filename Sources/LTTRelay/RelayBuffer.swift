@@ -20,24 +20,29 @@ public final class RelayBuffer: @unchecked Sendable {
     @usableFromInline let commitCounts: UnsafeMutablePointer<UInt64>
     /// The ring state, reached only with `lock` held (the seed's spinlock).
     @usableFromInline let ringState: UnsafeMutablePointer<RelayRing>
-    /// A plain pthread mutex: the hot path locks in `beginEvent` and
-    /// unlocks in `endEvent`, which a closure-scoped lock cannot express.
-    @usableFromInline let lock: UnsafeMutablePointer<pthread_mutex_t>
-    @usableFromInline let clock: @Sendable () -> UInt64
+    /// The seed's per-buffer spinlock. The hot path locks in `beginEvent`
+    /// and unlocks in `endEvent`, which a closure-scoped lock cannot express.
+    @usableFromInline let lock = SpinLock()
+    /// The trace clock, read under the lock (inlined: no call for the TSC).
+    @usableFromInline let clock: TraceClock
     /// Events lost because they were recorded from inside the tracer; folded
     /// into the ring's count by the next writer that holds the lock.
     @usableFromInline let nestedLost = Atomic<UInt64>(0)
     /// Set when a sub-buffer was delivered or the buffer finalized; cleared
     /// by the notifier when it wakes the readers.
     @usableFromInline let readersToWake = Atomic<Bool>(false)
+    /// Rung with `readersToWake`, so the notifier does not wait for its
+    /// next pass.
+    @usableFromInline let doorbell: ReaderDoorbell?
     private let readers = Atomic<Int>(0)
     let writerWait = WriterWaitQueue()
 
     /// `LTT_RESERVE_CRITICAL`: room a blocking writer leaves for the others.
     public static let reserveCritical: UInt64 = 4096
 
-    public init(geometry: RelayGeometry, overwrite: Bool, cpu: Int, trace: TraceHeaderFields,
-                clock: @escaping @Sendable () -> UInt64) {
+    public init(geometry: RelayGeometry, overwrite: Bool, cpu: Int, trace: TraceHeaderFields, clock: TraceClock,
+                doorbell: ReaderDoorbell? = nil) {
+        self.doorbell = doorbell
         self.geometry = geometry
         self.overwrite = overwrite
         self.cpu = cpu
@@ -51,13 +56,15 @@ public final class RelayBuffer: @unchecked Sendable {
         ringState = .allocate(capacity: 1)
         ringState.initialize(to: RelayRing(geometry: geometry, overwrite: overwrite, trace: trace,
                                            memory: memory, commitCount: commitCounts))
-        lock = .allocate(capacity: 1)
-        pthread_mutex_init(lock, nil)
+    }
+
+    /// A buffer whose clock is a function (tests drive time by hand).
+    public convenience init(geometry: RelayGeometry, overwrite: Bool, cpu: Int, trace: TraceHeaderFields,
+                            clock: @escaping @Sendable () -> UInt64) {
+        self.init(geometry: geometry, overwrite: overwrite, cpu: cpu, trace: trace, clock: TraceClock(read: clock))
     }
 
     deinit {
-        pthread_mutex_destroy(lock)
-        lock.deallocate()
         ringState.deinitialize(count: 1)
         ringState.deallocate()
         free(memory)
@@ -67,8 +74,8 @@ public final class RelayBuffer: @unchecked Sendable {
     /// Runs `body` on the ring with the lock held.
     @usableFromInline @inline(__always)
     func locked<T, E: Error>(_ body: (inout RelayRing) throws(E) -> T) throws(E) -> T {
-        pthread_mutex_lock(lock)
-        defer { pthread_mutex_unlock(lock) }
+        lock.lock()
+        defer { lock.unlock() }
         return try body(&ringState.pointee)
     }
 
@@ -97,13 +104,13 @@ public final class RelayBuffer: @unchecked Sendable {
             nestedLost.add(1, ordering: .relaxed)
             return .failure(.nested)
         }
-        pthread_mutex_lock(lock)
+        lock.lock()
         let ring = ringState
         if nestedLost.load(ordering: .relaxed) != 0 {
             ring.pointee.countLost(nestedLost.exchange(0, ordering: .relaxed))
         }
         let requested = EventHeader.requestedForm(eventID: eventID, sized: sizedHeader)
-        switch ring.pointee.reserve(dataSize: dataSize, largestAlign: largestAlign, form: requested, tsc: clock(),
+        switch ring.pointee.reserve(dataSize: dataSize, largestAlign: largestAlign, form: requested, tsc: clock.now(),
                                     countFullAsLost: countFullAsLost) {
         case .success(let slot):
             let g = geometry
@@ -113,9 +120,9 @@ public final class RelayBuffer: @unchecked Sendable {
         case .failure(let why):
             let wake = ring.pointee.wakeupReaders
             ring.pointee.wakeupReaders = false
-            pthread_mutex_unlock(lock)
+            lock.unlock()
             TracerNesting.leave()
-            if wake { readersToWake.store(true, ordering: .releasing) }
+            if wake { flagReaders() }
             return .failure(why)
         }
     }
@@ -127,9 +134,17 @@ public final class RelayBuffer: @unchecked Sendable {
         ring.pointee.commit(event.slot)
         let wake = ring.pointee.wakeupReaders
         ring.pointee.wakeupReaders = false
-        pthread_mutex_unlock(lock)
+        lock.unlock()
         TracerNesting.leave()
-        if wake { readersToWake.store(true, ordering: .releasing) }
+        if wake { flagReaders() }
+    }
+
+    /// A sub-buffer was delivered (or the buffer finalized): flag it for
+    /// the notifier and ring its bell. Called without the lock.
+    @usableFromInline @inline(never)
+    func flagReaders() {
+        readersToWake.store(true, ordering: .releasing)
+        doorbell?.ring()
     }
 
     /// Records one event: `beginEvent`, `payload` with the payload's
@@ -210,7 +225,7 @@ public final class RelayBuffer: @unchecked Sendable {
     public func forceSwitch(onlyIfWritten: Bool = false) -> Bool {
         let switched = locked { ring -> Bool in
             if onlyIfWritten && !ring.currentSubbufferHasEvents { return false }
-            let done = ring.forceSwitch(.active, tsc: clock())
+            let done = ring.forceSwitch(.active, tsc: clock.now())
             return done
         }
         flagReadersIfNeeded()
@@ -220,7 +235,7 @@ public final class RelayBuffer: @unchecked Sendable {
     /// `ltt_relay_finish_buffer`: flush (FORCE_FLUSH), mark finalized, wake
     /// writers and readers.
     public func finalize() {
-        locked { ring in ring.finalize(tsc: clock()) }
+        locked { ring in ring.finalize(tsc: clock.now()) }
         flagReadersIfNeeded()
         writerWait.wakeAll()
     }
@@ -306,6 +321,6 @@ public final class RelayBuffer: @unchecked Sendable {
             defer { ring.wakeupReaders = false }
             return ring.wakeupReaders
         }
-        if wake { readersToWake.store(true, ordering: .releasing) }
+        if wake { flagReaders() }
     }
 }

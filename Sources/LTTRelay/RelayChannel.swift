@@ -17,13 +17,14 @@ public final class RelayChannel: @unchecked Sendable {
     @usableFromInline let unretained: UnsafeMutableBufferPointer<Unmanaged<RelayBuffer>>
 
     public init(name: String, geometry: RelayGeometry, overwrite: Bool, cpuCount: Int,
-                trace: TraceHeaderFields, clock: @escaping @Sendable () -> UInt64) {
+                trace: TraceHeaderFields, clock: TraceClock, doorbell: ReaderDoorbell? = nil) {
         precondition(cpuCount > 0)
         self.name = name
         self.geometry = geometry
         self.overwrite = overwrite
         buffers = (0..<cpuCount).map {
-            RelayBuffer(geometry: geometry, overwrite: overwrite, cpu: $0, trace: trace, clock: clock)
+            RelayBuffer(geometry: geometry, overwrite: overwrite, cpu: $0, trace: trace, clock: clock,
+                        doorbell: doorbell)
         }
         unretained = .allocate(capacity: cpuCount)
         for (i, b) in buffers.enumerated() { (unretained.baseAddress! + i).initialize(to: .passUnretained(b)) }
@@ -40,7 +41,7 @@ public final class RelayChannel: @unchecked Sendable {
     /// fail, or name a CPU beyond the buffers configured).
     @inlinable @inline(__always)
     var currentIndex: Int {
-        let cpu = Int(lttfs_sched_getcpu())
+        let cpu = Int(lttfs_current_cpu())
         let count = unretained.count
         return cpu >= 0 && cpu < count ? cpu : (cpu < 0 ? 0 : cpu % count)
     }

@@ -119,21 +119,114 @@ public final class MarkerCore: @unchecked Sendable, CustomStringConvertible {
         for sink in MarkerSinks.sinks(of: block) { body(sink) }
     }
 
+    /// What recording needs, as plain values.
+    @usableFromInline var emitter: EventEmitter {
+        EventEmitter(sinksSlot: sinksSlot, slots: UnsafePointer(slots.baseAddress!), eventID: eventID,
+                     sizedHeader: sizedHeader, maxIntegerSize: maxIntegerSize)
+    }
+
     /// Records run-time arguments (the dynamic API). Returns false when the
     /// arguments do not fit the format.
     @discardableResult
     public func record(arguments: [TraceArgument]) -> Bool {
         guard PayloadLayout.size(of: arguments, fields: format.fields, alignment: 0) != nil else { return false }
-        forEachSink { sink in
-            let size = PayloadLayout.size(of: arguments, fields: format.fields, alignment: sink.alignment)!
-            _ = sink.channel.takeUnretainedValue().currentBuffer.record(
-                eventID: eventID, dataSize: UInt64(size),
-                largestAlign: UInt64(PayloadLayout.largestAlign(maxIntegerSize: maxIntegerSize, alignment: sink.alignment)),
-                sizedHeader: sizedHeader) { p in
-                    PayloadLayout.write(arguments, fields: format.fields, to: p, alignment: sink.alignment)
-                }
-        }
+        emitter.emit(size: { PayloadLayout.size(of: arguments, fields: format.fields, alignment: $0)! },
+                     store: { PayloadLayout.write(arguments, fields: format.fields, to: $0, alignment: $1) })
         return true
+    }
+}
+
+/// The recording loop every marker shares: for each sink (inside an RCU
+/// read-side section), size the payload for that trace's alignment,
+/// reserve, store, commit. Plain values only: no reference counting on the
+/// way (a shared object's count would bounce between the producers' CPUs).
+@usableFromInline
+struct EventEmitter {
+    @usableFromInline let sinksSlot: UnsafeMutablePointer<UnsafeMutableRawPointer?>
+    /// The format's fields: what each value becomes in the payload.
+    @usableFromInline let slots: UnsafePointer<PayloadLayout.Slot>
+    @usableFromInline let eventID: UInt16
+    @usableFromInline let sizedHeader: Bool
+    @usableFromInline let maxIntegerSize: Int
+
+    @usableFromInline
+    init(sinksSlot: UnsafeMutablePointer<UnsafeMutableRawPointer?>, slots: UnsafePointer<PayloadLayout.Slot>,
+         eventID: UInt16, sizedHeader: Bool, maxIntegerSize: Int) {
+        self.sinksSlot = sinksSlot
+        self.slots = slots
+        self.eventID = eventID
+        self.sizedHeader = sizedHeader
+        self.maxIntegerSize = maxIntegerSize
+    }
+
+    /// `size(alignment)` gives the payload size for a trace's alignment;
+    /// `store(payload, alignment)` writes it (it runs under the buffer lock
+    /// and must only store bytes). A full buffer in a trace whose channel
+    /// lets producers wait is waited on (bounded), then tried once more;
+    /// only that second failure counts as a lost event.
+    @inlinable @inline(__always)
+    func emit(size: (Int) -> Int, store: (UnsafeMutableRawPointer, Int) -> Void) {
+        lttfs_rcu_read_lock()
+        defer { lttfs_rcu_read_unlock() }
+        guard let block = lttfs_rcu_dereference(sinksSlot) else { return }
+        for sink in MarkerSinks.sinks(of: block) {
+            let alignment = sink.alignment
+            let dataSize = UInt64(size(alignment))
+            let buffer = sink.channel._withUnsafeGuaranteedRef { $0.currentBufferUnretained }
+            let largest = UInt64(PayloadLayout.largestAlign(maxIntegerSize: maxIntegerSize, alignment: alignment))
+            let (id, sized) = (eventID, sizedHeader)
+            let waits = sink.blockingTimeoutNanoseconds
+            var begun = buffer._withUnsafeGuaranteedRef {
+                $0.beginEvent(eventID: id, dataSize: dataSize, largestAlign: largest, sizedHeader: sized,
+                              countFullAsLost: waits == 0)
+            }
+            if case .failure(.full) = begun, waits > 0 {
+                begun = buffer._withUnsafeGuaranteedRef {
+                    _ = $0.waitForRoom(dataSize: dataSize, largestAlign: largest, timeoutNanoseconds: waits)
+                    return $0.beginEvent(eventID: id, dataSize: dataSize, largestAlign: largest, sizedHeader: sized)
+                }
+            }
+            guard case .success(let event) = begun else { continue }
+            store(event.payload, alignment)
+            buffer._withUnsafeGuaranteedRef { $0.endEvent(event) }
+        }
+    }
+
+    /// Records the values of a typed marker laid out as a Swift tuple
+    /// (`TupleLayout`): one non-generic loop over the fields, whatever the
+    /// marker's types.
+    @usableFromInline @inline(never)
+    func record(tuple: UnsafeRawPointer, fields: UnsafePointer<TupleLayout.Field>, count: Int) {
+        emit(size: { alignment in
+            var offset = 0
+            for i in 0..<count {
+                let slot = slots[i]
+                if slot.size == 0 {
+                    offset &+= (tuple + fields[i].offset).assumingMemoryBound(to: String.self).pointee.utf8.count &+ 1
+                } else {
+                    offset &+= PayloadLayout.padding(at: offset, size: slot.size, alignment: alignment) &+ slot.size
+                }
+            }
+            return offset
+        }, store: { base, alignment in
+            var offset = 0
+            for i in 0..<count {
+                let slot = slots[i]
+                let field = fields[i]
+                if slot.size == 0 {
+                    let string = (tuple + field.offset).assumingMemoryBound(to: String.self)
+                    let n = string.pointee.utf8.count
+                    string.pointee.traceCopyUTF8(to: base + offset)
+                    (base + offset + n).storeBytes(of: 0, as: UInt8.self)
+                    offset &+= n &+ 1
+                } else {
+                    offset &+= PayloadLayout.padding(at: offset, size: slot.size, alignment: alignment)
+                    PayloadLayout.storeInteger(field.load(from: tuple), size: slot.size,
+                                               networkOrder: slot.networkOrder, at: base + offset)
+                    offset &+= slot.size
+                }
+            }
+        })
     }
 }
 
@@ -144,25 +237,33 @@ public final class MarkerCore: @unchecked Sendable, CustomStringConvertible {
 ///     let request = try tracer.marker("http", "request", "status %d path %s",
 ///                                     as: (Int32, String).self)
 ///     request.record(200, "/index.html")
+///
+/// How the values reach the buffer: Swift (6.3) does not unroll a loop over
+/// a parameter pack, even where the types are known, so walking the pack
+/// costs witness calls and copies for every value of every event. Instead
+/// `record` forms the tuple `(repeat each values)` (which the compiler does
+/// lay out flat) and one non-generic loop reads each field at the offset
+/// `TupleLayout` computed once, at registration. Types whose bytes are not a
+/// plain integer or a String (`TraceValueRepresentation.opaque`) take the
+/// pack walk instead.
 public struct Marker<each Value: TraceValue>: @unchecked Sendable {
     /// Owns what the fields below point into.
     public let core: MarkerCore
+    /// Owns `fields`; nil when some type is opaque.
+    let layout: TupleLayout?
     // What the hot path reads, copied out of `core` so that recording never
     // touches a shared object's reference count (two threads doing so
     // would bounce its cache line between their CPUs on every event).
-    @usableFromInline let sinksSlot: UnsafeMutablePointer<UnsafeMutableRawPointer?>
-    @usableFromInline let slots: UnsafePointer<PayloadLayout.Slot>
-    @usableFromInline let eventID: UInt16
-    @usableFromInline let sizedHeader: Bool
-    @usableFromInline let maxIntegerSize: Int
+    @usableFromInline let emitter: EventEmitter
+    @usableFromInline let fields: UnsafePointer<TupleLayout.Field>?
+    @usableFromInline let fieldCount: Int
 
     init(core: MarkerCore) {
         self.core = core
-        sinksSlot = core.sinksSlot
-        slots = UnsafePointer(core.slots.baseAddress!)
-        eventID = core.eventID
-        sizedHeader = core.sizedHeader
-        maxIntegerSize = core.maxIntegerSize
+        layout = TupleLayout(of: (repeat each Value).self)
+        emitter = core.emitter
+        fields = layout.map { UnsafePointer($0.fields.baseAddress!) }
+        fieldCount = core.format.fields.count
     }
 
     /// Whether any trace records this marker now: one load. In a hot loop,
@@ -170,52 +271,39 @@ public struct Marker<each Value: TraceValue>: @unchecked Sendable {
     /// the arguments (what LTTng-UST's tracepoint() macro does), which
     /// saves the reference counting of String arguments when disabled.
     @inlinable @inline(__always)
-    public var isRecording: Bool { lttfs_rcu_is_null(sinksSlot) == 0 }
+    public var isRecording: Bool { lttfs_rcu_is_null(emitter.sinksSlot) == 0 }
 
     /// Records the values into every trace that records this marker. The
     /// check is inlined at the call site; with no trace recording the
     /// marker, nothing else runs.
     @inlinable @inline(__always)
     public func record(_ values: repeat each Value) {
-        guard lttfs_rcu_is_null(sinksSlot) == 0 else { return }
-        recordIntoSinks(repeat each values)
+        guard lttfs_rcu_is_null(emitter.sinksSlot) == 0 else { return }
+        if let fields {
+            let (emitter, count) = (emitter, fieldCount)
+            withUnsafeBytes(of: (repeat each values)) { tuple in
+                emitter.record(tuple: tuple.baseAddress ?? UnsafeRawPointer(fields), fields: fields, count: count)
+            }
+        } else {
+            recordWalkingPack(repeat each values)
+        }
     }
 
+    /// The general path, for opaque types: each value sizes and stores itself.
     @inlinable @inline(never)
-    func recordIntoSinks(_ values: repeat each Value) {
-        // No closure below touches the pack: a captured pack costs a
-        // generic metadata lookup per event.
-        lttfs_rcu_read_lock()
-        defer { lttfs_rcu_read_unlock() }
-        guard let block = lttfs_rcu_dereference(sinksSlot) else { return }
-        for sink in MarkerSinks.sinks(of: block) {
-            let alignment = sink.alignment
+    func recordWalkingPack(_ values: repeat each Value) {
+        let slots = emitter.slots
+        emitter.emit(size: { alignment in
             var size = 0
             var index = 0
             repeat (each values).traceAdvance(&size, slot: slots[postIncrement(&index)], alignment: alignment)
-            let buffer = sink.channel._withUnsafeGuaranteedRef { $0.currentBufferUnretained }
-            let largest = UInt64(PayloadLayout.largestAlign(maxIntegerSize: maxIntegerSize, alignment: alignment))
-            let (id, sized) = (eventID, sizedHeader)
-            let waits = sink.blockingTimeoutNanoseconds
-            var begun = buffer._withUnsafeGuaranteedRef {
-                $0.beginEvent(eventID: id, dataSize: UInt64(size), largestAlign: largest, sizedHeader: sized,
-                              countFullAsLost: waits == 0)
-            }
-            if case .failure(.full) = begun, waits > 0 {
-                // Full: wait (bounded) for the consumer, then try once more;
-                // only that second failure counts as a lost event.
-                begun = buffer._withUnsafeGuaranteedRef {
-                    _ = $0.waitForRoom(dataSize: UInt64(size), largestAlign: largest, timeoutNanoseconds: waits)
-                    return $0.beginEvent(eventID: id, dataSize: UInt64(size), largestAlign: largest, sizedHeader: sized)
-                }
-            }
-            guard case .success(let event) = begun else { continue }
+            return size
+        }, store: { base, alignment in
             var offset = 0
-            var field = 0
-            repeat (each values).traceStore(&offset, slot: slots[postIncrement(&field)], base: event.payload,
+            var index = 0
+            repeat (each values).traceStore(&offset, slot: slots[postIncrement(&index)], base: base,
                                             alignment: alignment)
-            buffer._withUnsafeGuaranteedRef { $0.endEvent(event) }
-        }
+        })
     }
 }
 

@@ -2,10 +2,13 @@ import Foundation
 import Synchronization
 
 /// A thread that runs a body every `interval` until stopped; `stop` wakes
-/// it at once and joins it, so none is ever left behind. The tracer's
-/// switch timers and the filesystem's poll notifier both run on one.
+/// it at once and joins it, so none is ever left behind. `kick` runs the
+/// body now instead of at the next tick. The tracer's switch timers and
+/// the filesystem's poll notifier both run on one.
 public final class PeriodicThread: @unchecked Sendable {
     private let condition = NSCondition()
+    /// A kick not yet served: further kicks cost one atomic operation.
+    private let kicked = Atomic<Bool>(false)
     private var running = false
     private var thread: Thread?
     private var finished: DispatchSemaphore?
@@ -35,9 +38,14 @@ public final class PeriodicThread: @unchecked Sendable {
             condition.lock()
             while running {
                 condition.unlock()
+                kicked.store(false, ordering: .releasing)
                 body()
                 condition.lock()
-                if running { _ = condition.wait(until: Date(timeIntervalSinceNow: interval)) }
+                // A kick after the store above is seen here, or signals the
+                // wait below (it takes the lock to signal).
+                if running && !kicked.load(ordering: .acquiring) {
+                    _ = condition.wait(until: Date(timeIntervalSinceNow: interval))
+                }
             }
             condition.unlock()
             done.signal()
@@ -45,6 +53,14 @@ public final class PeriodicThread: @unchecked Sendable {
         t.name = name
         thread = t
         t.start()
+    }
+
+    /// Runs the body as soon as possible (if the thread is running).
+    public func kick() {
+        guard !kicked.exchange(true, ordering: .acquiringAndReleasing) else { return }
+        condition.lock()
+        condition.signal()
+        condition.unlock()
     }
 
     /// Stops the thread and waits for it to end. Must not be called from

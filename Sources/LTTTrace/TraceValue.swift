@@ -8,6 +8,8 @@
 public protocol TraceValue {
     /// Whether this type fills `%s` fields (else integer fields).
     static var isTraceString: Bool { get }
+    /// What a value's bytes are, for the typed marker's fast path.
+    static var traceRepresentation: TraceValueRepresentation { get }
     /// The integer as a 64-bit pattern, sign-extended for signed types.
     var traceInteger: UInt64 { get }
     /// The number of UTF-8 bytes of a string value, without the NUL.
@@ -20,8 +22,21 @@ public protocol TraceValue {
     func traceStore(_ offset: inout Int, slot: PayloadLayout.Slot, base: UnsafeMutableRawPointer, alignment: Int)
 }
 
+/// What the bytes of a `TraceValue` are: a typed marker reads a plain
+/// integer or a String straight from memory; anything else through the
+/// protocol's methods.
+public enum TraceValueRepresentation: Sendable, Equatable {
+    /// The value's bytes are this integer (of the type's size).
+    case integer(signed: Bool)
+    /// A Swift `String`.
+    case string
+    /// Only the type's `traceInteger` / `traceCopyUTF8` know.
+    case opaque
+}
+
 extension TraceValue {
     public static var isTraceString: Bool { false }
+    public static var traceRepresentation: TraceValueRepresentation { .opaque }
     @inlinable public var traceUTF8Count: Int { 0 }
     @inlinable public func traceCopyUTF8(to destination: UnsafeMutableRawPointer) {}
 
@@ -49,8 +64,9 @@ extension TraceValue {
     }
 }
 
-extension TraceValue where Self: BinaryInteger {
+extension TraceValue where Self: FixedWidthInteger {
     @inlinable public var traceInteger: UInt64 { UInt64(truncatingIfNeeded: self) }
+    public static var traceRepresentation: TraceValueRepresentation { .integer(signed: Self.isSigned) }
 }
 
 extension Int: TraceValue {}
@@ -66,14 +82,18 @@ extension UInt64: TraceValue {}
 
 extension Bool: TraceValue {
     @inlinable public var traceInteger: UInt64 { self ? 1 : 0 }
+    /// One byte, 0 or 1.
+    public static var traceRepresentation: TraceValueRepresentation { .integer(signed: false) }
 }
 
 extension UnsafeRawPointer: TraceValue {
     @inlinable public var traceInteger: UInt64 { UInt64(UInt(bitPattern: self)) }
+    public static var traceRepresentation: TraceValueRepresentation { .integer(signed: false) }
 }
 
 extension String: TraceValue {
     public static var isTraceString: Bool { true }
+    public static var traceRepresentation: TraceValueRepresentation { .string }
     @inlinable public var traceInteger: UInt64 { 0 }
     @inlinable public var traceUTF8Count: Int { utf8.count }
     @inlinable public func traceCopyUTF8(to destination: UnsafeMutableRawPointer) {

@@ -24,10 +24,14 @@ public final class Tracer: @unchecked Sendable {
     }
 
     private let control = Mutex(Registry())
-    /// The clock of every trace (CLOCK_MONOTONIC nanoseconds by default).
-    public let clock: @Sendable () -> UInt64
+    /// The clock of every trace: the TSC where the kernel trusts it, else
+    /// CLOCK_MONOTONIC (see TraceClock).
+    public let clock: TraceClock
     /// Its ticks per second: every sub-buffer header's `start_freq`.
-    public let clockFrequency: UInt64
+    public var clockFrequency: UInt64 { clock.frequency }
+    /// Rung by every buffer of every trace when its readers have news; the
+    /// filesystem's notifier listens to it.
+    public let readerDoorbell = ReaderDoorbell()
     /// Wall-clock time (seconds, microseconds) for a trace's start time.
     public let wallClock: @Sendable () -> (seconds: UInt64, microseconds: UInt64)
     /// Number of per-CPU buffers each channel gets.
@@ -44,15 +48,12 @@ public final class Tracer: @unchecked Sendable {
 
     public init(cpuCount: Int = RelayChannel.configuredCPUCount,
                 alignment: UInt8 = UInt8(MemoryLayout<UnsafeRawPointer>.size),
-                clock: @escaping @Sendable () -> UInt64 = { MonotonicClock.now() },
-                clockFrequency: UInt64 = 1_000_000_000,
+                traceClock: TraceClock = .preferred,
                 wallClock: @escaping @Sendable () -> (seconds: UInt64, microseconds: UInt64) = Tracer.realTime,
                 log: @escaping @Sendable (TracerLogLevel, String) -> Void = { _, _ in }) {
-        precondition(clockFrequency > 0)
         self.cpuCount = cpuCount
         self.alignment = alignment
-        self.clock = clock
-        self.clockFrequency = clockFrequency
+        self.clock = traceClock
         self.wallClock = wallClock
         self.log = log
         var registry = Registry()
@@ -70,10 +71,15 @@ public final class Tracer: @unchecked Sendable {
         control.withLock { $0 = registry }
     }
 
-    /// A tracer on `traceClock` (see TraceClock: monotonic or TSC).
-    public convenience init(cpuCount: Int = RelayChannel.configuredCPUCount, traceClock: TraceClock,
+    /// A tracer whose clock is a function of `clockFrequency` ticks per
+    /// second (tests drive time by hand).
+    public convenience init(cpuCount: Int = RelayChannel.configuredCPUCount,
+                            alignment: UInt8 = UInt8(MemoryLayout<UnsafeRawPointer>.size),
+                            clock: @escaping @Sendable () -> UInt64, clockFrequency: UInt64 = 1_000_000_000,
+                            wallClock: @escaping @Sendable () -> (seconds: UInt64, microseconds: UInt64) = Tracer.realTime,
                             log: @escaping @Sendable (TracerLogLevel, String) -> Void = { _, _ in }) {
-        self.init(cpuCount: cpuCount, clock: traceClock.read, clockFrequency: traceClock.frequency, log: log)
+        self.init(cpuCount: cpuCount, alignment: alignment,
+                  traceClock: TraceClock(frequency: clockFrequency, read: clock), wallClock: wallClock, log: log)
     }
 
     deinit { switchTimer.stop() }
@@ -221,14 +227,15 @@ public final class Tracer: @unchecked Sendable {
                 geometries[channel] = try settings.geometry()
             }
             let wall = wallClock()
-            let start = clock()
+            let start = clock.now()
             trace.header = TraceHeaderFields(alignment: alignment, startTimeSec: wall.seconds,
                                              startTimeUsec: wall.microseconds,
                                              startFreq: clockFrequency, freqScale: 1, startTSC: start)
             for (channel, geometry) in geometries {
                 trace.channels[channel] = RelayChannel(name: channel, geometry: geometry,
                                                        overwrite: trace.settings[channel]!.overwrite,
-                                                       cpuCount: cpuCount, trace: trace.header, clock: clock)
+                                                       cpuCount: cpuCount, trace: trace.header, clock: clock,
+                                                       doorbell: readerDoorbell)
             }
             trace.state = .allocated
             let markers = r.markers.values.flatMap(\.values).sorted { ($0.channel, $0.eventID) < ($1.channel, $1.eventID) }
@@ -393,7 +400,7 @@ public final class Tracer: @unchecked Sendable {
     /// One tick of the switch timers: a live switch on every buffer of a
     /// channel whose period has passed, if it holds events.
     private func switchTimerTick() {
-        let now = clock()
+        let now = clock.now()
         // Never wait for the control lock here: its holder may be stopping
         // this very thread. A busy tick is simply skipped.
         _ = control.withLockIfAvailable { r in
@@ -401,7 +408,7 @@ public final class Tracer: @unchecked Sendable {
                 for (name, channel) in trace.channels {
                     guard let period = trace.settings[name]?.switchTimerMillis, period > 0 else { continue }
                     let last = trace.lastSwitch[name] ?? trace.header.startTSC
-                    guard now &- last >= period &* 1_000_000 else { continue }
+                    guard now &- last >= clock.ticks(milliseconds: period) else { continue }
                     trace.lastSwitch[name] = now
                     channel.buffers.forEach { $0.forceSwitch(onlyIfWritten: true) }
                 }

@@ -24,8 +24,8 @@ struct MountCommand: ParsableCommand {
     @Option(name: .customShort("o"), help: "FUSE mount options, comma separated (allow_other, ...).")
     var options: [String] = []
 
-    @Option(help: "Trace clock: monotonic (exact nanoseconds) or tsc (the CPU's invariant counter, calibrated; cheaper).")
-    var clock = "monotonic"
+    @Option(help: "Trace clock: auto (tsc where the kernel keeps time with it, else monotonic), tsc (the CPU's invariant counter, calibrated; cheapest) or monotonic (exact nanoseconds).")
+    var clock = "auto"
 
     @Option(help: "Per-CPU buffers per channel (default: every CPU of the machine).")
     var cpus: Int?
@@ -51,17 +51,18 @@ struct MountCommand: ParsableCommand {
         let traceClock: TraceClock
         switch clock {
         case "monotonic": traceClock = .monotonic
+        case "auto": traceClock = .preferred
         case "tsc":
             guard let tsc = TraceClock.calibratedTSC() else {
-                logger.error("--clock tsc: this CPU has no invariant TSC (constant_tsc and nonstop_tsc)")
+                logger.error("--clock tsc: this TSC is not invariant (constant_tsc, nonstop_tsc) or not the kernel's clocksource")
                 throw ExitCode(1)
             }
-            logger.info("trace clock: TSC at \(tsc.frequency) Hz")
             traceClock = tsc
         default:
-            logger.error("--clock \(clock): choose monotonic or tsc")
+            logger.error("--clock \(clock): choose auto, tsc or monotonic")
             throw ExitCode(1)
         }
+        logger.info("trace clock: \(traceClock.name) at \(traceClock.frequency) Hz")
         let tracer = Tracer(cpuCount: cpus ?? RelayChannel.configuredCPUCount, traceClock: traceClock, log: { lvl, message in
             switch lvl {
             case .info: logger.info("\(message)")

@@ -57,7 +57,7 @@ struct RelayStressTests {
         let trace = TraceHeaderFields(alignment: 8, startTSC: MonotonicClock.now())
         let geometry = try! RelayGeometry(subbufferSize: 4096, subbufferCount: 8)
         let channel = RelayChannel(name: "stress", geometry: geometry, overwrite: overwrite, cpuCount: 2,
-                                   trace: trace, clock: { MonotonicClock.now() })
+                                   trace: trace, clock: .monotonic)
         let producing = Counter(producers)
         let producerLosses = Counter()
         let outcome = Mutex(Outcome(received: Array(repeating: [], count: producers)))

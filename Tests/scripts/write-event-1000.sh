@@ -17,6 +17,12 @@ test "$(cat "$ltt/control/shell/enabled")" = 1
 
 "$probe" -c "$ltt/shell" -t "$out" -T 60 -q > "$out.probe.log" 2>&1 &
 consumer=$!
+# Write only once the consumer holds the buffer files open: on a busy
+# machine it may start after the lines are written and the trace destroyed.
+for _ in $(seq 1 200); do
+    ls -l "/proc/$consumer/fd" 2>/dev/null | grep -q "userspace_0" && break
+    sleep 0.05
+done
 
 for i in $(seq 1 1000); do
     echo "line $i of the shell tour" > "$ltt/write_event"

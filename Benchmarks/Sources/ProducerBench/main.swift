@@ -1,4 +1,4 @@
-// ProducerBench MODE THREADS EVENTS LTTFS_BINARY [tsc]
+// ProducerBench MODE THREADS EVENTS LTTFS_BINARY [auto|monotonic] [wait|discard]
 //
 // The lttfs side of the LTTng-UST comparison (issue 6): an in-process
 // lttfs mount, a trace whose channel has the same buffer memory as the
@@ -41,8 +41,9 @@ func runBenchmark() throws {
     let lttfs = arguments[4]
     LoggingSystem.bootstrap { _ in SwiftLogNoOpLogHandler() }
 
-    // "tsc" as the fifth argument: the calibrated TSC trace clock.
-    let traceClock = arguments.count > 5 && arguments[5] == "tsc" ? (TraceClock.calibratedTSC() ?? .monotonic) : .monotonic
+    // The fifth argument: "monotonic" for CLOCK_MONOTONIC; otherwise the
+    // default clock (the TSC where the kernel trusts it).
+    let traceClock = arguments.count > 5 && arguments[5] == "monotonic" ? TraceClock.monotonic : .preferred
     let tracer = Tracer(traceClock: traceClock)
     let marker = try tracer.marker("bench", "event", "n %d text %s", as: (Int32, String).self)
     let text = "twenty-seven bytes of text."   // 27 bytes + NUL = 28
@@ -94,9 +95,11 @@ func runBenchmark() throws {
     try tracer.updateChannel(trace: "bench", channel: "bench") {
         $0.subbufferSize = 256 * 1024
         $0.subbufferCount = 8
-        // Normal mode that never drops while the consumer drains: a full
-        // buffer makes the producer wait (at most a second) for room.
-        $0.blockingTimeoutMillis = 1000
+        // "wait" (the default): normal mode that never drops while the
+        // consumer drains: a full buffer makes the producer wait (at most a
+        // second) for room. "discard": a full buffer loses the event, as
+        // LTTng-UST's discard mode does.
+        $0.blockingTimeoutMillis = arguments.count > 6 && arguments[6] == "discard" ? 0 : 1000
     }
     try tracer.allocTrace("bench")
     let consumer = Process()

@@ -7,6 +7,25 @@
 // The CPU the calling thread runs on now (sched_getcpu), or -1.
 int lttfs_sched_getcpu(void);
 
+#if defined(__x86_64__) && __has_include(<sys/rseq.h>)
+#include <sys/rseq.h>
+#endif
+
+// The same, inline: the kernel keeps the CPU number in the thread's rseq
+// area (registered by glibc 2.35+), one load away from the thread pointer.
+// Falls back to sched_getcpu where rseq is not registered.
+static inline int lttfs_current_cpu(void) {
+#if defined(__x86_64__) && defined(RSEQ_SIG)
+    if (__rseq_size > 0) {
+        const struct rseq *area = (const struct rseq *)((char *)__builtin_thread_pointer() + __rseq_offset);
+        int cpu = (int)__atomic_load_n(&area->cpu_id, __ATOMIC_RELAXED);
+        if (cpu >= 0)
+            return cpu;
+    }
+#endif
+    return lttfs_sched_getcpu();
+}
+
 // The kernel thread id of the calling thread (gettid).
 int lttfs_gettid(void);
 
@@ -46,10 +65,22 @@ static inline unsigned long long lttfs_rdtsc(void) {
 #endif
 }
 
+// The spin-wait hint (x86 pause, arm64 yield): a spinning thread lets its
+// sibling hyperthread run and leaves the memory pipeline alone.
+static inline void lttfs_cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#endif
+}
+
 // The tracer nesting depth of the calling thread (the seed's per-CPU
 // ltt_nesting, per thread here). A __thread variable is one TLS access;
 // these inline functions let Swift reach it without a call.
-extern __thread unsigned int lttfs_tracer_nesting;
+// initial-exec: a fixed offset from the thread pointer, no __tls_get_addr
+// call (the library is always loaded with the program, never dlopen'ed).
+extern __thread unsigned int lttfs_tracer_nesting __attribute__((tls_model("initial-exec")));
 
 // Enters the tracer; returns the depth before entering (0: not nested).
 static inline unsigned int lttfs_nesting_enter(void) {

@@ -1,0 +1,40 @@
+import Synchronization
+
+/// How a buffer tells whoever wakes its readers that there is news (a
+/// delivered sub-buffer, a finalize) without waiting for that party's next
+/// periodic pass.
+///
+/// The seed's producers never wake a reader themselves: they set a flag and
+/// a timer (`ltt_relay_async_wakeup_chan`) does the waking, since wake_up()
+/// cannot run in every context a probe fires in. Here the flag stays
+/// (`RelayBuffer.readersToWake`), and the producer that delivers a
+/// sub-buffer also rings this bell, after releasing the buffer lock, so the
+/// notifier runs at once. Without it, a buffer that fills faster than the
+/// timer's period waits for the consumer with nothing to drain it.
+///
+/// Only the first ring after an `answer()` calls the listener: a delivery
+/// costs one atomic exchange, and at most one wake-up per notifier pass.
+public final class ReaderDoorbell: Sendable {
+    private let pending = Atomic<Bool>(false)
+    private let listener = Mutex<(@Sendable () -> Void)?>(nil)
+
+    public init() {}
+
+    /// Calls the listener unless a ring is already pending.
+    public func ring() {
+        guard !pending.exchange(true, ordering: .acquiringAndReleasing) else { return }
+        let call = listener.withLock { $0 }
+        call?()
+    }
+
+    /// Clears the pending ring: the notifier calls it before each pass, so a
+    /// delivery during the pass rings again.
+    public func answer() {
+        pending.store(false, ordering: .releasing)
+    }
+
+    /// Sets (or with nil, removes) the one listener.
+    public func listen(_ body: (@Sendable () -> Void)?) {
+        listener.withLock { $0 = body }
+    }
+}
