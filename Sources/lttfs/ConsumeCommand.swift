@@ -121,7 +121,7 @@ final class TraceConsumer: @unchecked Sendable {
             let outPath = outputDirectory + "/" + name
             try? FileManager.default.createDirectory(atPath: (outPath as NSString).deletingLastPathComponent,
                                                      withIntermediateDirectories: true)
-            let out = open(outPath, O_WRONLY | O_CREAT | (append ? O_APPEND : O_TRUNC), 0o644)
+            let out = open(outPath, O_RDWR | O_CREAT | (append ? O_APPEND : O_TRUNC), 0o644)
             guard out >= 0 else {
                 close(fd)
                 throw Failure("cannot create \(outPath): \(String(cString: strerror(errno)))")

@@ -119,6 +119,28 @@ struct ToolTests {
         #expect(noStat.status == 1 && noStat.error.contains("no trace named nope"))
     }
 
+    @Test("lttfs consume's summary gives the events lost that the sub-buffer headers carry")
+    func consumeCountsLostEvents() throws {
+        try withMount(cpuCount: 1) { m in
+            // Two 4 KiB sub-buffers, nobody reading yet: most of the burst is lost.
+            startTrace(m, "lossy", subbufSize: 4096, subbufNum: 2)
+            let marker = try m.tracer.marker("userspace", "burst", "seq %u", as: UInt32.self)
+            for i in 0..<5000 { marker.record(UInt32(i)) }
+            let lost = statsRow(readControl(m.ltt + "/control/lossy/stats") ?? "", "userspace_0")?["lost"] ?? 0
+            #expect(lost > 3000)
+            let out = temporaryPath("lossy")
+            defer { try? FileManager.default.removeItem(atPath: out) }
+            let (consumer, err) = try spawn([lttfsBinary, "consume", "-c", m.ltt + "/lossy", "-t", out])
+            usleep(300_000)
+            #expect(writeControl(m.ltt + "/control/lossy/enabled", "0\n") == 0)
+            #expect(writeControl(m.ltt + "/destroy_trace", "lossy\n") == 0)
+            #expect(waitExit(consumer))
+            let log = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            #expect(consumer.terminationStatus == 0, "\(log)")
+            #expect(log.contains(" \(lost) events lost,"), "\(log)")
+        }
+    }
+
     @Test("lttfs consume: refuses a busy buffer, an existing output, a non-trace; SIGINT stops it with what it read on disk")
     func consumeErrorsAndSigint() throws {
         try withMount(cpuCount: 1) { m in
