@@ -26,7 +26,7 @@ public enum EventHeader {
 
     /// `ltt_get_header_size`: the bytes from `offset` to the end of the header
     /// of an event reserved there, and the padding before the header word.
-    @inline(__always)
+    @inlinable @inline(__always)
     public static func size(at offset: UInt64, dataSize: UInt64, form: EventHeaderForm,
                             trace: TraceHeaderFields) -> (size: UInt64, beforeHeaderPadding: UInt64) {
         let padding = trace.padding(at: offset, forSize: 4)
@@ -52,7 +52,7 @@ public enum EventHeader {
     /// after the padding) in the ring `base`, whose positions are taken modulo
     /// nothing: the caller passes the slot's own memory. Returns the position
     /// just after the header.
-    @inline(__always)
+    @inlinable @inline(__always)
     public static func write(to base: UnsafeMutableRawPointer, at offset: UInt64, eventID: UInt16,
                              dataSize: UInt64, tsc: UInt64, form: EventHeaderForm,
                              trace: TraceHeaderFields) -> UInt64 {
@@ -87,7 +87,7 @@ public enum EventHeader {
 
     /// The form a writer asks for before the clock check: compact when the id
     /// fits in 5 bits, else the explicit id; `sized` asks for the explicit size.
-    @inline(__always)
+    @inlinable @inline(__always)
     public static func requestedForm(eventID: UInt16, sized: Bool) -> EventHeaderForm {
         if sized { return .idSize }
         return eventID < freeEvents ? .compact : .id

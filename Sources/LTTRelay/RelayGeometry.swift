@@ -68,26 +68,26 @@ public struct RelayGeometry: Sendable, Equatable, CustomStringConvertible {
     // MARK: The seed's macros
 
     /// BUFFER_TRUNC: the position of the start of the ring pass holding `offset`.
-    @inline(__always) public func bufferTrunc(_ offset: UInt64) -> UInt64 { offset & ~(allocSize &- 1) }
+    @inlinable @inline(__always) public func bufferTrunc(_ offset: UInt64) -> UInt64 { offset & ~(allocSize &- 1) }
     /// BUFFER_OFFSET: the byte index of `offset` inside the ring memory.
-    @inline(__always) public func bufferOffset(_ offset: UInt64) -> UInt64 { offset & (allocSize &- 1) }
+    @inlinable @inline(__always) public func bufferOffset(_ offset: UInt64) -> UInt64 { offset & (allocSize &- 1) }
     /// SUBBUF_OFFSET: the byte index of `offset` inside its sub-buffer.
-    @inline(__always) public func subbufOffset(_ offset: UInt64) -> UInt64 { offset & (subbufferSize &- 1) }
+    @inlinable @inline(__always) public func subbufOffset(_ offset: UInt64) -> UInt64 { offset & (subbufferSize &- 1) }
     /// SUBBUF_ALIGN: the start of the sub-buffer after the one holding `offset`.
-    @inline(__always) public func subbufAlign(_ offset: UInt64) -> UInt64 {
+    @inlinable @inline(__always) public func subbufAlign(_ offset: UInt64) -> UInt64 {
         (offset &+ subbufferSize) & ~(subbufferSize &- 1)
     }
     /// SUBBUF_TRUNC: the start of the sub-buffer holding `offset`.
-    @inline(__always) public func subbufTrunc(_ offset: UInt64) -> UInt64 { offset & ~(subbufferSize &- 1) }
+    @inlinable @inline(__always) public func subbufTrunc(_ offset: UInt64) -> UInt64 { offset & ~(subbufferSize &- 1) }
     /// SUBBUF_INDEX: which of the ring's sub-buffers holds `offset`.
-    @inline(__always) public func subbufIndex(_ offset: UInt64) -> Int {
+    @inlinable @inline(__always) public func subbufIndex(_ offset: UInt64) -> Int {
         Int(truncatingIfNeeded: bufferOffset(offset) >> subbufferSizeOrder)
     }
 
     /// The commit count a sub-buffer must reach to be complete on the ring
     /// pass holding `offset`, compared the seed's way: a sub-buffer is complete
     /// when `(commit_count - subbuf_size) & mask == BUFFER_TRUNC(p) >> order`.
-    @inline(__always) public func isComplete(commitCount: UInt64, at offset: UInt64) -> Bool {
+    @inlinable @inline(__always) public func isComplete(commitCount: UInt64, at offset: UInt64) -> Bool {
         ((commitCount &- subbufferSize) & commitCountMask) == (bufferTrunc(offset) >> subbufferCountOrder)
     }
 

@@ -66,6 +66,17 @@ public struct RelaySlot: Sendable, Equatable {
     /// The header form to write: the requested one, or `.idSizeTSC` when the
     /// clock jumped too far (the seed's `last_tsc_overflow`).
     public let form: EventHeaderForm
+
+    @inlinable
+    init(begin: UInt64, size: UInt64, headerOffset: UInt64, payloadOffset: UInt64, tsc: UInt64,
+         form: EventHeaderForm) {
+        self.begin = begin
+        self.size = size
+        self.headerOffset = headerOffset
+        self.payloadOffset = payloadOffset
+        self.tsc = tsc
+        self.form = form
+    }
 }
 
 /// What poll(2) reports for a ring: exactly one value, never a combination.
@@ -125,20 +136,22 @@ public struct RelayRing: ~Copyable {
     /// `subbufferCount` free-running commit counters, owned like `memory`.
     @usableFromInline let commitCount: UnsafeMutablePointer<UInt64>
 
+    // The fields the inlined fast path reads and writes are internal and
+    // @usableFromInline; the diagnostics read them through `counters`.
     /// Write position (the seed's `offset`).
-    public private(set) var offset: UInt64
+    @usableFromInline var offset: UInt64
     /// Read position, always on a sub-buffer boundary (the seed's `consumed`).
     public private(set) var consumed: UInt64
     /// Clock of the last reservation or switch (`save_last_tsc`).
-    public private(set) var lastTSC: UInt64
+    @usableFromInline var lastTSC: UInt64
     public private(set) var eventsLost: UInt64 = 0
     public private(set) var corruptedSubbuffers: UInt64 = 0
     /// No more writes; readers get POLLHUP once drained.
-    public private(set) var finalized = false
+    @usableFromInline var finalized = false
     /// Set by a delivery (`ltt_deliver`), cleared by whoever wakes readers.
     public var wakeupReaders = false
-    public private(set) var eventsWritten: UInt64 = 0
-    public private(set) var subbuffersDelivered: UInt64 = 0
+    @usableFromInline var eventsWritten: UInt64 = 0
+    @usableFromInline var subbuffersDelivered: UInt64 = 0
     public private(set) var subbuffersConsumed: UInt64 = 0
 
     /// `ltt_relay_create_buffer`: the first sub-buffer is opened with the
@@ -210,7 +223,7 @@ public struct RelayRing: ~Copyable {
     }
 
     /// `ltt_deliver`: only flags the readers; the caller's notifier wakes them.
-    @inline(__always)
+    @inlinable @inline(__always)
     mutating func deliver() {
         wakeupReaders = true
         subbuffersDelivered &+= 1
@@ -286,10 +299,46 @@ public struct RelayRing: ~Copyable {
     /// `ltt_relay_reserve_slot`: reserves room for an event of `dataSize`
     /// payload bytes whose largest field wants `largestAlign`, switching
     /// sub-buffers as needed. A failure has already been counted as lost.
-    @inline(__always)
+    @inlinable @inline(__always)
     public mutating func reserve(dataSize: UInt64, largestAlign: UInt64 = 1,
                                  form requested: EventHeaderForm = .compact,
                                  tsc: UInt64, countFullAsLost: Bool = true) -> Result<RelaySlot, ReserveFailure> {
+        if let slot = reserveInCurrentSubbuffer(dataSize: dataSize, largestAlign: largestAlign, form: requested,
+                                                tsc: tsc) {
+            return .success(slot)
+        }
+        return reserveWithSwitch(dataSize: dataSize, largestAlign: largestAlign, form: requested, tsc: tsc,
+                                 countFullAsLost: countFullAsLost)
+    }
+
+    /// The common case of `reserve`, inlined into the producer: the event
+    /// fits in the current sub-buffer without reaching its end, and the
+    /// clock moved less than the header's 27 bits since the last event.
+    /// Then `ltt_relay_try_reserve` finds no switch to do, and
+    /// `ltt_reserve_push_reader` nothing to push (the reader was pushed, if
+    /// at all, when the writer entered this sub-buffer). nil: take the
+    /// general path, which redoes everything.
+    @inlinable @inline(__always)
+    mutating func reserveInCurrentSubbuffer(dataSize: UInt64, largestAlign: UInt64, form: EventHeaderForm,
+                                            tsc: UInt64) -> RelaySlot? {
+        let begin = offset
+        let inSubbuffer = geometry.subbufOffset(begin)
+        guard !finalized, inSubbuffer != 0, (tsc &- lastTSC) >> UInt64(EventHeader.tscBits) == 0 else { return nil }
+        let header = EventHeader.size(at: begin, dataSize: dataSize, form: form, trace: trace)
+        let size = header.size &+ trace.padding(at: begin &+ header.size, forSize: largestAlign) &+ dataSize
+        guard inSubbuffer &+ size < geometry.subbufferSize else { return nil }
+        let end = begin &+ size
+        offset = end
+        lastTSC = tsc
+        return RelaySlot(begin: begin, size: size, headerOffset: begin &+ header.beforeHeaderPadding,
+                         payloadOffset: end &- dataSize, tsc: tsc, form: form)
+    }
+
+    /// `reserve` when the event opens or closes a sub-buffer, or cannot be
+    /// placed: the seed's whole algorithm.
+    @usableFromInline
+    mutating func reserveWithSwitch(dataSize: UInt64, largestAlign: UInt64, form requested: EventHeaderForm,
+                                    tsc: UInt64, countFullAsLost: Bool) -> Result<RelaySlot, ReserveFailure> {
         if finalized {
             eventsLost &+= 1
             return .failure(.finalized)
@@ -371,7 +420,7 @@ public struct RelayRing: ~Copyable {
 
     /// `ltt_relay_commit_slot`: the slot is written; deliver its sub-buffer
     /// if this was the last commit it waited for.
-    @inline(__always)
+    @inlinable @inline(__always)
     public mutating func commit(_ slot: RelaySlot) {
         // The slot start is never on a boundary (a header precedes it), so it
         // names the slot's sub-buffer, as `buf_offset - 1` does in the seed.

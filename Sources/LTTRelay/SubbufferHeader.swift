@@ -66,7 +66,7 @@ public struct TraceHeaderFields: Sendable, Equatable {
     /// The seed's `ltt_align(align_drift, size_of_type)`: padding needed to
     /// bring `offset` to the alignment of a `size`-byte field, never more than
     /// the trace alignment (none at all in a packed trace).
-    @inline(__always)
+    @inlinable @inline(__always)
     public func padding(at offset: UInt64, forSize size: UInt64) -> UInt64 {
         guard alignment != 0, size > 1 else { return 0 }
         let a = min(size, UInt64(alignment))

@@ -193,6 +193,9 @@ struct RelayRingBranchTests {
         #expect(s2.form == .idSizeTSC && s2.size == 4 + 4 + 8 + 10)
         let s3 = try b.put(10, tsc: s2.tsc + 5, form: .id).get()
         #expect(s3.form == .id)
+        // Measured from the last event, not from the last long header.
+        let s4 = try b.put(10, tsc: s3.tsc + (1 << 27) - 1).get()
+        #expect(s4.form == .compact)
     }
 
     @Test("FORCE_ACTIVE closes the current sub-buffer and opens the next; nothing to do on a boundary; ignored when full")

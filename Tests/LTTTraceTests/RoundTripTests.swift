@@ -1,7 +1,7 @@
 import Foundation
 import Synchronization
 import Testing
-import LTTRelay
+@testable import LTTRelay
 import LTTReader
 @testable import LTTTrace
 

@@ -1,4 +1,4 @@
-// ProducerBench MODE THREADS EVENTS LTTFS_BINARY [auto|monotonic] [wait|discard]
+// ProducerBench MODE THREADS EVENTS LTTFS_BINARY [auto|monotonic] [wait|discard|overwrite]
 //
 // The lttfs side of the LTTng-UST comparison (issue 6): an in-process
 // lttfs mount, a trace whose channel has the same buffer memory as the
@@ -85,7 +85,10 @@ func runBenchmark() throws {
     mkdir(mountpoint, 0o755)
     let server = FileSystemServer(tracer: tracer, mountpoint: mountpoint)
     try server.startInBackground()
-    let out = "/tmp/lttfs-compare-out-\(getpid())"
+    // Where the consumer writes: BENCH_OUTPUT_DIR (compare.sh gives both
+    // systems the same one), else /tmp.
+    let outputBase = ProcessInfo.processInfo.environment["BENCH_OUTPUT_DIR"] ?? "/tmp"
+    let out = outputBase + "/lttfs-compare-out-\(getpid())"
     defer {
         server.shutdown()
         rmdir(mountpoint)
@@ -98,8 +101,11 @@ func runBenchmark() throws {
         // "wait" (the default): normal mode that never drops while the
         // consumer drains: a full buffer makes the producer wait (at most a
         // second) for room. "discard": a full buffer loses the event, as
-        // LTTng-UST's discard mode does.
-        $0.blockingTimeoutMillis = arguments.count > 6 && arguments[6] == "discard" ? 0 : 1000
+        // LTTng-UST's discard mode does. "overwrite": flight recorder, the
+        // writer never waits nor loses, it overwrites the oldest sub-buffer.
+        let policy = arguments.count > 6 ? arguments[6] : "wait"
+        $0.blockingTimeoutMillis = policy == "wait" ? 1000 : 0
+        $0.overwrite = policy == "overwrite"
     }
     try tracer.allocTrace("bench")
     let consumer = Process()
