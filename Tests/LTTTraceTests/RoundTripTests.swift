@@ -215,6 +215,28 @@ struct RoundTripTests {
         try tracer.destroyTrace("s")
     }
 
+    @Test("the switch timer's period is in the trace clock's ticks, whatever its frequency")
+    func switchTimerPeriodInTicks() throws {
+        // A clock of 1000 ticks a second that only moves when told.
+        let clock = TestClock()
+        let tracer = Tracer(cpuCount: 1, clock: { clock.now }, clockFrequency: 1000)
+        let m = try tracer.marker("app", "quiet", "n %d", as: Int32.self)
+        try tracer.setupTrace("p")
+        try tracer.updateChannel(trace: "p", channel: "app") { $0.switchTimerMillis = 50 }
+        try tracer.allocTrace("p")
+        try tracer.startTrace("p")
+        let buffer = tracer.trace("p")!.channels["app"]!.buffers[0]
+        m.record(1)
+        clock.advance(49)
+        usleep(100_000)                      // 20 timer ticks: 49 ticks are not 50 ms
+        #expect(buffer.pollState == .none)
+        clock.advance(1)
+        var waited = 0
+        while buffer.pollState == .none && waited < 200 { usleep(10_000); waited += 1 }
+        #expect(buffer.pollState == .readable)
+        try tracer.destroyTrace("p")
+    }
+
     @Test("destroy reports what ltt_relay_print_buffer_errors did: lost events, corrupted and unfilled sub-buffers")
     func destroyReportsErrors() throws {
         let lines = Mutex<[String]>([])

@@ -1,0 +1,98 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+import Synchronization
+import Testing
+import CLinuxSupport
+import LTTTestSupport
+@testable import LTTRelay
+
+/// A counter that only the lock protects.
+final class Unprotected: @unchecked Sendable {
+    let lock = SpinLock()
+    var value = 0
+}
+
+@Suite("The buffer lock, the doorbell, the CPU number")
+struct PrimitiveTests {
+    @Test("the spin lock excludes: more threads than CPUs, each incrementing a plain counter under it")
+    func spinLockExcludes() {
+        let shared = Unprotected()
+        let threads = max(4, 2 * ProcessInfo.processInfo.activeProcessorCount)
+        let perThread = 200_000
+        DispatchQueue.concurrentPerform(iterations: threads) { _ in
+            for _ in 0..<perThread {
+                shared.lock.lock()
+                // A read, a pause, a write: any overlap loses increments.
+                let v = shared.value
+                if v % 1024 == 0 { sched_yield() }
+                shared.value = v + 1
+                shared.lock.unlock()
+            }
+        }
+        #expect(shared.value == threads * perThread)
+    }
+
+    @Test("tryLock fails while the lock is held and succeeds once it is released")
+    func tryLock() {
+        let shared = Unprotected()
+        let first = shared.lock.tryLock()
+        let again = shared.lock.tryLock()
+        #expect(first && !again)
+        let refused = Flag()
+        Thread { if !shared.lock.tryLock() { refused.set() } }.start()
+        #expect(refused.wait(seconds: 5))
+        shared.lock.unlock()
+        let afterUnlock = shared.lock.tryLock()
+        #expect(afterUnlock)
+        shared.lock.unlock()
+    }
+
+    @Test("the doorbell calls its listener once per answer, never without one")
+    func doorbell() {
+        let bell = ReaderDoorbell()
+        let calls = Counter()
+        bell.ring()                         // nobody listens: nothing happens
+        bell.answer()
+        bell.listen { calls.add(1) }
+        bell.ring()
+        bell.ring()
+        #expect(calls.load == 1)
+        bell.answer()
+        bell.ring()
+        #expect(calls.load == 2)
+        bell.listen(nil)
+        bell.answer()
+        bell.ring()
+        #expect(calls.load == 2)
+    }
+
+    @Test("a delivered sub-buffer rings the buffer's doorbell; events inside a sub-buffer do not")
+    func deliveryRings() throws {
+        let bell = ReaderDoorbell()
+        let calls = Counter()
+        bell.listen { calls.add(1) }
+        let geometry = try RelayGeometry(subbufferSize: 4096, subbufferCount: 4)
+        let buffer = RelayBuffer(geometry: geometry, overwrite: false, cpu: 0, trace: packedTrace,
+                                 clock: TraceClock(read: ManualClock().function), doorbell: bell)
+        for _ in 0..<10 { _ = buffer.record(eventID: 1, dataSize: 100, largestAlign: 1) { _ in } }
+        #expect(calls.load == 0)
+        for _ in 0..<40 { _ = buffer.record(eventID: 1, dataSize: 100, largestAlign: 1) { _ in } }
+        #expect(calls.load == 1 && buffer.counters.subbuffersDelivered == 1)
+        #expect(buffer.takeReaderWakeup())
+    }
+
+    @Test("the inline CPU number (rseq) agrees with sched_getcpu")
+    func currentCPU() {
+        var agree = 0
+        let samples = 10_000
+        for _ in 0..<samples {
+            let a = lttfs_current_cpu()
+            let b = lttfs_sched_getcpu()
+            if a == b && a >= 0 { agree += 1 }
+        }
+        // A migration between the two reads can split a pair, rarely.
+        #expect(agree >= samples * 99 / 100)
+    }
+}
