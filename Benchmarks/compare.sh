@@ -6,10 +6,20 @@
 # Installs what it needs (Debian: lttng-tools, liblttng-ust-dev), builds in
 # release mode, checks that two threads really run in parallel, then runs
 # the pairs interleaved (UST, lttfs, UST, lttfs, ...) ROUNDS times:
-#   1. producer ns/event with 1 and 2 threads, 32-byte payload, a consumer
-#      draining to disk, the same buffer memory (8 x 256 KiB per CPU);
-#   2. events lost in those runs (lttfs: normal mode, blocking_timeout 1 s;
-#      UST: its default discard mode);
+#   1. producer ns/event with 1 and 2 threads, 32-byte payload (an int and a
+#      28-byte text), each system's consumer draining, the same buffer
+#      memory (8 x 256 KiB per CPU), in the three ways a full buffer can be
+#      handled, the same way on both sides:
+#        overwrite  flight recorder: nobody waits or loses; every event is
+#                   written whole, so this is the producer's own cost;
+#        discard    normal mode, an event that finds the buffer full is lost
+#                   (both systems' default);
+#        wait       normal mode, the producer waits for the consumer (lttfs:
+#                   blocking_timeout 1 s; UST: --blocking-timeout=inf with
+#                   LTTNG_UST_ALLOW_BLOCKING=1): nothing lost, the producer
+#                   goes at the consumer's pace once the buffer is full;
+#      and lttfs once more on CLOCK_MONOTONIC, the clock UST reads;
+#   2. events lost in those runs;
 #   3. drain MB/s (splice and read) vs a trivial FUSE server and memcpy;
 #   4. the disabled marker vs the disabled tracepoint.
 # Prints median, min, max and the ratio per pair. Stops the session daemon
@@ -38,7 +48,7 @@ cleanup() {
     for m in $(awk '$3 == "fuse.lttfs" && $2 ~ /lttfs-(compare|bench)-/ {print $2}' /proc/mounts); do
         fusermount3 -u -z "$m" || true
     done
-    rm -rf "$work"
+    rm -rf "$work" "${outdir:-}"
 }
 trap cleanup EXIT
 
@@ -66,35 +76,52 @@ else
     for _ in $(seq 1 100); do lttng list >/dev/null 2>&1 && break; sleep 0.1; done
 fi
 
-ust_traced() { # threads -> "ns lost"
-    rm -rf "$work/ust-out"
-    lttng create cmp --output="$work/ust-out" >/dev/null
-    lttng enable-channel -u ch --subbuf-size=262144 --num-subbuf=8 >/dev/null
+# Both consumers write to the same tmpfs directory: on this machine's disk
+# the writes, not either tracer, would set the pace of every run.
+outdir=$(mktemp -d /dev/shm/lttfs-compare-out.XXXXXX 2>/dev/null || mktemp -d "$work/out.XXXXXX")
+export BENCH_OUTPUT_DIR=$outdir
+
+ust_traced() { # threads mode(overwrite|discard|wait) -> "ns lost"
+    rm -rf "$outdir/ust"
+    local opts=()
+    case $2 in
+        overwrite) opts=(--overwrite) ;;
+        wait) opts=(--discard --blocking-timeout=inf) ;;
+    esac
+    lttng create cmp --output="$outdir/ust" >/dev/null
+    lttng enable-channel -u ch --subbuf-size=262144 --num-subbuf=8 "${opts[@]}" >/dev/null
     lttng enable-event -u -c ch bench:event >/dev/null
     lttng start >/dev/null
-    local ns; ns=$("$work/bench-ust" "$1" "$events" | sed -e 's/ns_per_event=//')
+    local ns; ns=$(LTTNG_UST_ALLOW_BLOCKING=1 "$work/bench-ust" "$1" "$events" | sed -e 's/ns_per_event=//')
     local lost; lost=$(lttng stop 2>&1 | sed -n 's/.*Warning: \([0-9]*\) events were discarded.*/\1/p')
     lttng destroy >/dev/null
+    rm -rf "$outdir/ust"
     echo "$ns ${lost:-0}"
 }
 
+lttfs_traced() { # threads mode clock -> "ns lost"
+    local out; out=$(.build/release/ProducerBench traced "$1" "$events" "$lttfs" "$3" "$2")
+    echo "$(echo "$out" | sed -n 's/.*ns_per_event=\([0-9.]*\).*/\1/p') $(echo "$out" | sed -n 's/.*lost=\([0-9]*\).*/\1/p')"
+}
 
 declare -A samples
 add() { samples[$1]="${samples[$1]:-} $2"; }
 
 for r in $(seq 1 "$rounds"); do
     for t in 1 2; do
-        read -r ns lost < <(ust_traced "$t")
-        add "ust_ns_$t" "$ns"; add "ust_lost_$t" "$lost"
-        out=$(.build/release/ProducerBench traced "$t" "$events" "$lttfs")
-        add "lttfs_ns_$t" "$(echo "$out" | sed -n 's/.*ns_per_event=\([0-9.]*\).*/\1/p')"
-        add "lttfs_lost_$t" "$(echo "$out" | sed -n 's/.*lost=\([0-9]*\).*/\1/p')"
-        out=$(.build/release/ProducerBench traced "$t" "$events" "$lttfs" tsc)
-        add "lttfs_tsc_ns_$t" "$(echo "$out" | sed -n 's/.*ns_per_event=\([0-9.]*\).*/\1/p')"
+        for mode in overwrite discard wait; do
+            read -r ns lost < <(ust_traced "$t" "$mode")
+            add "ust_${mode}_ns_$t" "$ns"; add "ust_${mode}_lost_$t" "$lost"
+            read -r ns lost < <(lttfs_traced "$t" "$mode" auto)
+            add "lttfs_${mode}_ns_$t" "$ns"; add "lttfs_${mode}_lost_$t" "$lost"
+        done
+        read -r ns lost < <(lttfs_traced "$t" overwrite monotonic)
+        add "lttfs_mono_ns_$t" "$ns"
     done
     add ust_disabled "$("$work/bench-ust" 1 50000000 | sed -e 's/ns_per_event=//')"
     add lttfs_disabled "$(.build/release/ProducerBench disabled 1 50000000 "$lttfs" | sed -e 's/ns_per_event=//')"
     add lttfs_guarded "$(.build/release/ProducerBench disabled-guarded 1 50000000 "$lttfs" | sed -e 's/ns_per_event=//')"
+    add lttfs_static "$(.build/release/ProducerBench disabled-static 1 50000000 "$lttfs" | sed -e 's/ns_per_event=//')"
     echo "   round $r of $rounds done"
 done
 
@@ -104,19 +131,29 @@ stats() { # values -> "median min max"
 row() { # label lttfs-key ust-key
     read -r lm lmin lmax <<<"$(stats ${samples[$2]})"
     read -r um umin umax <<<"$(stats ${samples[$3]})"
-    printf '%-42s %10s %10s %10s | %10s %10s %10s | %s\n' "$1" "$lm" "$lmin" "$lmax" "$um" "$umin" "$umax" \
+    printf '%-52s %10s %10s %10s | %10s %10s %10s | %s\n' "$1" "$lm" "$lmin" "$lmax" "$um" "$umin" "$umax" \
         "$(awk -v a="$lm" -v b="$um" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }')"
 }
 echo
 echo "== lttfs vs LTTng-UST 2.13, $rounds rounds interleaved, $events events per thread"
-printf '%-42s %10s %10s %10s | %10s %10s %10s | %s\n' "measure" "lttfs" "min" "max" "UST" "min" "max" "lttfs/UST"
-row "producer ns/event, 1 thread, consumer on" lttfs_ns_1 ust_ns_1
-row "producer ns/event/thread, 2 threads" lttfs_ns_2 ust_ns_2
-row "same, 1 thread, lttfs on the TSC clock" lttfs_tsc_ns_1 ust_ns_1
-row "same, 2 threads, lttfs on the TSC clock" lttfs_tsc_ns_2 ust_ns_2
-row "events lost, 1 thread (of $events)" lttfs_lost_1 ust_lost_1
-row "events lost, 2 threads (of $((2 * events)))" lttfs_lost_2 ust_lost_2
-row "disabled marker / tracepoint, ns" lttfs_disabled ust_disabled
+echo "   (8 x 256 KiB per CPU for both; each consumer writes to $outdir; lttfs clock: $(.build/release/ProducerBench clock 1 1 "$lttfs"))"
+printf '%-52s %10s %10s %10s | %10s %10s %10s | %s\n' "measure" "lttfs" "min" "max" "UST" "min" "max" "lttfs/UST"
+for t in 1 2; do
+    row "ns/event, flight recorder (overwrite), $t thread(s)" "lttfs_overwrite_ns_$t" "ust_overwrite_ns_$t"
+done
+for t in 1 2; do
+    row "  the same, lttfs on CLOCK_MONOTONIC, $t thread(s)" "lttfs_mono_ns_$t" "ust_overwrite_ns_$t"
+done
+for t in 1 2; do
+    row "ns/event, normal mode, discard when full, $t th." "lttfs_discard_ns_$t" "ust_discard_ns_$t"
+    row "  events lost of $((t * events))" "lttfs_discard_lost_$t" "ust_discard_lost_$t"
+done
+for t in 1 2; do
+    row "ns/event, normal mode, wait when full, $t th." "lttfs_wait_ns_$t" "ust_wait_ns_$t"
+    row "  events lost of $((t * events))" "lttfs_wait_lost_$t" "ust_wait_lost_$t"
+done
+row "disabled marker / tracepoint, ns (String text)" lttfs_disabled ust_disabled
+row "disabled, StaticString text / tracepoint" lttfs_static ust_disabled
 row "disabled, if marker.isRecording / tracepoint" lttfs_guarded ust_disabled
 echo
 echo "== drain MB/s, 1 MiB sub-buffers"

@@ -202,7 +202,7 @@ struct EventEmitter {
             for i in 0..<count {
                 let slot = slots[i]
                 if slot.size == 0 {
-                    offset &+= (tuple + fields[i].offset).assumingMemoryBound(to: String.self).pointee.utf8.count &+ 1
+                    offset &+= fields[i].textCount(in: tuple) &+ 1
                 } else {
                     offset &+= PayloadLayout.padding(at: offset, size: slot.size, alignment: alignment) &+ slot.size
                 }
@@ -214,9 +214,8 @@ struct EventEmitter {
                 let slot = slots[i]
                 let field = fields[i]
                 if slot.size == 0 {
-                    let string = (tuple + field.offset).assumingMemoryBound(to: String.self)
-                    let n = string.pointee.utf8.count
-                    string.pointee.traceCopyUTF8(to: base + offset)
+                    let n = field.textCount(in: tuple)
+                    field.copyText(in: tuple, to: base + offset)
                     (base + offset + n).storeBytes(of: 0, as: UInt8.self)
                     offset &+= n &+ 1
                 } else {
@@ -244,8 +243,8 @@ struct EventEmitter {
 /// `record` forms the tuple `(repeat each values)` (which the compiler does
 /// lay out flat) and one non-generic loop reads each field at the offset
 /// `TupleLayout` computed once, at registration. Types whose bytes are not a
-/// plain integer or a String (`TraceValueRepresentation.opaque`) take the
-/// pack walk instead.
+/// plain integer, a String or a StaticString
+/// (`TraceValueRepresentation.opaque`) take the pack walk instead.
 public struct Marker<each Value: TraceValue>: @unchecked Sendable {
     /// Owns what the fields below point into.
     public let core: MarkerCore

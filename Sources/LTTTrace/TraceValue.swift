@@ -30,6 +30,8 @@ public enum TraceValueRepresentation: Sendable, Equatable {
     case integer(signed: Bool)
     /// A Swift `String`.
     case string
+    /// A `StaticString`: a literal, no reference counting at all.
+    case staticString
     /// Only the type's `traceInteger` / `traceCopyUTF8` know.
     case opaque
 }
@@ -113,10 +115,17 @@ extension String: TraceValue {
 
 extension StaticString: TraceValue {
     public static var isTraceString: Bool { true }
+    public static var traceRepresentation: TraceValueRepresentation { .staticString }
     @inlinable public var traceInteger: UInt64 { 0 }
-    @inlinable public var traceUTF8Count: Int { utf8CodeUnitCount }
+    /// (utf8CodeUnitCount is unspecified for a one-scalar literal.)
+    @inlinable public var traceUTF8Count: Int {
+        hasPointerRepresentation ? utf8CodeUnitCount : withUTF8Buffer { $0.count }
+    }
     @inlinable public func traceCopyUTF8(to destination: UnsafeMutableRawPointer) {
-        destination.copyMemory(from: utf8Start, byteCount: utf8CodeUnitCount)
+        // A one-scalar literal has no pointer: withUTF8Buffer covers both.
+        withUTF8Buffer { bytes in
+            if let base = bytes.baseAddress { destination.copyMemory(from: base, byteCount: bytes.count) }
+        }
     }
 }
 

@@ -10,9 +10,36 @@ final class TupleLayout: @unchecked Sendable {
     /// One value: its offset in the tuple and how to read it.
     @usableFromInline struct Field {
         @usableFromInline let offset: Int
-        /// 1, 2, 4 or 8 for an integer; 0 for a String.
+        /// 1, 2, 4 or 8 for an integer; 0 for a text.
         @usableFromInline let size: Int
         @usableFromInline let signed: Bool
+        /// A text that is a `StaticString` (else a `String`).
+        @usableFromInline let isStaticString: Bool
+
+        init(offset: Int, size: Int, signed: Bool = false, isStaticString: Bool = false) {
+            self.offset = offset
+            self.size = size
+            self.signed = signed
+            self.isStaticString = isStaticString
+        }
+
+        /// The UTF-8 length of the text at this field.
+        @inlinable @inline(__always)
+        func textCount(in tuple: UnsafeRawPointer) -> Int {
+            isStaticString
+                ? (tuple + offset).assumingMemoryBound(to: StaticString.self).pointee.traceUTF8Count
+                : (tuple + offset).assumingMemoryBound(to: String.self).pointee.utf8.count
+        }
+
+        /// Copies the text at this field (no NUL) to `destination`.
+        @inlinable @inline(__always)
+        func copyText(in tuple: UnsafeRawPointer, to destination: UnsafeMutableRawPointer) {
+            if isStaticString {
+                (tuple + offset).assumingMemoryBound(to: StaticString.self).pointee.traceCopyUTF8(to: destination)
+            } else {
+                (tuple + offset).assumingMemoryBound(to: String.self).pointee.traceCopyUTF8(to: destination)
+            }
+        }
 
         /// The integer at this field, as `TraceValue.traceInteger` gives it
         /// (a 64-bit pattern, sign-extended for signed types).
@@ -34,7 +61,8 @@ final class TupleLayout: @unchecked Sendable {
     let fields: UnsafeMutableBufferPointer<Field>
 
     /// The layout of `(repeat each Value)`, or nil when some type's bytes are
-    /// not a plain integer or a String (those record through their methods).
+    /// not a plain integer, a String or a StaticString (those record
+    /// through their methods).
     init?<each Value: TraceValue>(of tuple: (repeat each Value).Type) {
         var found: [Field] = []
         var end = 0
@@ -47,7 +75,9 @@ final class TupleLayout: @unchecked Sendable {
             case .integer(let signed) where [1, 2, 4, 8].contains(fieldSize):
                 found.append(Field(offset: offset, size: fieldSize, signed: signed))
             case .string:
-                found.append(Field(offset: offset, size: 0, signed: false))
+                found.append(Field(offset: offset, size: 0))
+            case .staticString:
+                found.append(Field(offset: offset, size: 0, isStaticString: true))
             default:
                 plain = false
             }

@@ -41,8 +41,29 @@ struct TypedMarkerTests {
     @Test("a type that is not a plain integer or String takes the pack walk")
     func opaqueTypesWalkThePack() {
         #expect(TupleLayout(of: (Int32, Celsius).self) == nil)
-        #expect(TupleLayout(of: (StaticString).self) == nil)
         #expect(TupleLayout(of: (TraceArgument).self) == nil)
+    }
+
+    @Test("a StaticString records like the same String")
+    func staticStrings() throws {
+        let tracer = Tracer(cpuCount: 1)
+        let m = try tracer.marker("lit", "pair", "a %s b %s n %d", as: (StaticString, String, Int32).self)
+        #expect(m.fields != nil)
+        try tracer.setupTrace("t")
+        try tracer.allocTrace("t")
+        try tracer.startTrace("t")
+        m.record("a literal longer than fifteen bytes", "a literal longer than fifteen bytes", 1)
+        m.record("é", "é", 2)
+        m.record("", "", 3)
+        try tracer.stopTrace("t")
+        let result = drainAndRead(try tracer.destroyTrace("t"))
+        #expect(result.problems.isEmpty)
+        let fields = result.events.filter { $0.channel == "lit" }.map { $0.fields.map(\.value) }
+        #expect(fields == [
+            [.string("a literal longer than fifteen bytes"), .string("a literal longer than fifteen bytes"), .signed(1)],
+            [.string("é"), .string("é"), .signed(2)],
+            [.string(""), .string(""), .signed(3)],
+        ])
     }
 
     @Test("the fast path and the pack walk write the same payloads, packed and aligned", arguments: [UInt8(0), 8])

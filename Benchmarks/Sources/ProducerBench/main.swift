@@ -7,7 +7,9 @@
 // 32-byte payload (an int and a 28-byte text) through the typed marker.
 // MODE "traced" prints ns per event and events lost; MODE "disabled"
 // records with no trace at all (the disabled-marker cost), and
-// "disabled-guarded" does so behind `if marker.isRecording`.
+// "disabled-guarded" does so behind `if marker.isRecording`, and
+// "disabled-static" with the text as a StaticString (a literal: no
+// reference counting, like the C tracepoint's char array).
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -29,7 +31,7 @@ final class Results: @unchecked Sendable {
 func runBenchmark() throws {
     let arguments = CommandLine.arguments
     guard arguments.count >= 5 else {
-        print("usage: ProducerBench traced|disabled THREADS EVENTS LTTFS_BINARY")
+        print("usage: ProducerBench traced|disabled|disabled-guarded|disabled-static|clock THREADS EVENTS LTTFS_BINARY [auto|monotonic] [wait|discard|overwrite]")
         exit(2)
     }
     let mode = arguments[1]
@@ -47,6 +49,11 @@ func runBenchmark() throws {
     let tracer = Tracer(traceClock: traceClock)
     let marker = try tracer.marker("bench", "event", "n %d text %s", as: (Int32, String).self)
     let text = "twenty-seven bytes of text."   // 27 bytes + NUL = 28
+    if mode == "disabled-static" {
+        let literal = try tracer.marker("bench", "literal", "n %d text %s", as: (Int32, StaticString).self)
+        print(String(format: "ns_per_event=%.2f", timeDisabled(literal, events: events)))
+        return
+    }
 
     func record() -> Double {
         let barrier = DispatchSemaphore(value: 0)
@@ -76,6 +83,10 @@ func runBenchmark() throws {
         return results.mean
     }
 
+    if mode == "clock" {
+        print("\(traceClock.name) at \(traceClock.frequency) Hz")
+        return
+    }
     if mode.hasPrefix("disabled") {
         print(String(format: "ns_per_event=%.2f", record()))
         return
@@ -122,6 +133,13 @@ func runBenchmark() throws {
     let lost = counters.reduce(0) { $0 + $1.eventsLost }
     let written = counters.reduce(0) { $0 + $1.eventsWritten }
     print(String(format: "ns_per_event=%.2f lost=%llu written=%llu", ns, lost, written))
+}
+
+/// One thread recording `events` events into a marker no trace records.
+func timeDisabled(_ marker: Marker<Int32, StaticString>, events: Int) -> Double {
+    let t0 = DispatchTime.now().uptimeNanoseconds
+    for i in 0..<events { marker.record(Int32(truncatingIfNeeded: i), "twenty-seven bytes of text.") }
+    return Double(DispatchTime.now().uptimeNanoseconds - t0) / Double(events)
 }
 
 try runBenchmark()
