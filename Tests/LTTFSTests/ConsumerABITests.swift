@@ -9,12 +9,13 @@ import LTTTrace
 
 /// Sets up, sizes, allocates and starts a trace through the control files.
 func startTrace(_ m: TestMount, _ name: String, channel: String = "userspace", subbufSize: Int = 4096,
-                subbufNum: Int = 4, overwrite: Bool = false, start: Bool = true) {
+                subbufNum: Int = 4, overwrite: Bool = false, blockingTimeoutMillis: Int? = nil, start: Bool = true) {
     #expect(writeControl(m.ltt + "/setup_trace", name + "\n") == 0)
     let dir = m.ltt + "/control/\(name)/channel/\(channel)"
     #expect(writeControl(dir + "/subbuf_size", "\(subbufSize)\n") == 0)
     #expect(writeControl(dir + "/subbuf_num", "\(subbufNum)\n") == 0)
     if overwrite { #expect(writeControl(dir + "/overwrite", "1\n") == 0) }
+    if let ms = blockingTimeoutMillis { #expect(writeControl(dir + "/blocking_timeout", "\(ms)\n") == 0) }
     #expect(writeControl(m.ltt + "/control/\(name)/alloc", "1\n") == 0)
     if start { #expect(writeControl(m.ltt + "/control/\(name)/enabled", "1\n") == 0) }
 }

@@ -73,7 +73,9 @@ struct EndToEndTests {
     func relayProbeWithProducerThreads() throws {
         try withMount(cpuCount: 2) { m in
             let marker = try m.tracer.marker("app", "work", "thread %u seq %lu note %s", as: (UInt32, UInt64, String).self)
-            startTrace(m, "probe", channel: "app", subbufSize: 65536, subbufNum: 16)
+            // Producers outrun any consumer: they wait for it (bounded) rather
+            // than lose, which is what makes "each one, once" checkable.
+            startTrace(m, "probe", channel: "app", subbufSize: 65536, subbufNum: 16, blockingTimeoutMillis: 10_000)
             let out = NSTemporaryDirectory() + "lttfs-probe-" + UUID().uuidString
             defer { try? FileManager.default.removeItem(atPath: out) }
             let probeResult = Mutex<RunResult?>(nil)
