@@ -18,7 +18,9 @@
 #                   blocking_timeout 1 s; UST: --blocking-timeout=inf with
 #                   LTTNG_UST_ALLOW_BLOCKING=1): nothing lost, the producer
 #                   goes at the consumer's pace once the buffer is full;
-#      and lttfs once more on CLOCK_MONOTONIC, the clock UST reads;
+#      and lttfs once more on CLOCK_MONOTONIC, the clock UST reads. The
+#      lttfs consumer is `lttfs consume -n <CPUs>` (lttd's way on an SMP
+#      machine: a reader thread per per-CPU buffer); UST's is its consumerd;
 #   2. events lost in those runs;
 #   3. drain MB/s (splice and read) vs a trivial FUSE server and memcpy;
 #   4. the disabled marker vs the disabled tracepoint.

@@ -2,8 +2,9 @@
 //
 // The lttfs side of the LTTng-UST comparison (issue 6): an in-process
 // lttfs mount, a trace whose channel has the same buffer memory as the
-// UST channel (8 x 256 KiB per CPU, normal mode), `lttfs consume` draining
-// it to disk, and THREADS threads recording EVENTS events each of the same
+// UST channel (8 x 256 KiB per CPU), `lttfs consume -n <CPUs>` draining it
+// to BENCH_OUTPUT_DIR (else /tmp), and THREADS threads recording EVENTS
+// events each of the same
 // 32-byte payload (an int and a 28-byte text) through the typed marker.
 // MODE "traced" prints ns per event and events lost; MODE "disabled"
 // records with no trace at all (the disabled-marker cost), and
@@ -121,7 +122,10 @@ func runBenchmark() throws {
     try tracer.allocTrace("bench")
     let consumer = Process()
     consumer.executableURL = URL(fileURLWithPath: lttfs)
-    consumer.arguments = ["consume", "-q", "-n", "1", "-c", mountpoint + "/ltt/bench", "-t", out]
+    // One reader thread per CPU, as one runs lttd -n <CPUs> on an SMP
+    // machine: each per-CPU buffer has its own thread.
+    let readers = ProcessInfo.processInfo.environment["BENCH_CONSUMER_THREADS"] ?? String(tracer.cpuCount)
+    consumer.arguments = ["consume", "-q", "-n", readers, "-c", mountpoint + "/ltt/bench", "-t", out]
     try consumer.run()
     usleep(200_000)   // the consumer opens every buffer first
     try tracer.startTrace("bench")
