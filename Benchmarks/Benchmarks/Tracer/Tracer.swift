@@ -5,8 +5,9 @@
 // record:    Marker<Int32, String>.record of an int and a 28-byte text into
 //            an active flight-recorder trace, next to the engine's own
 //            record of the same 32 bytes (issue 2's benchmark).
-// clock:     CLOCK_MONOTONIC (the trace clock: exact nanoseconds, no
-//            calibration) next to rdtsc.
+// clock:     the two trace clocks: CLOCK_MONOTONIC (exact nanoseconds, no
+//            calibration) next to rdtsc (the default where the kernel
+//            keeps time with the TSC).
 import Benchmark
 import CLinuxSupport
 import LTTRelay
