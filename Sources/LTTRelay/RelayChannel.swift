@@ -61,14 +61,3 @@ public final class RelayChannel: @unchecked Sendable {
     /// The number of CPU numbers a channel needs: every configured CPU.
     public static var configuredCPUCount: Int { max(1, Int(sysconf(Int32(_SC_NPROCESSORS_CONF)))) }
 }
-
-/// The trace clock: CLOCK_MONOTONIC in nanoseconds, so `start_freq` is 1e9
-/// and `freq_scale` 1, and times in the trace are exact.
-public enum MonotonicClock {
-    @inline(__always)
-    public static func now() -> UInt64 {
-        var ts = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &ts)
-        return UInt64(ts.tv_sec) &* 1_000_000_000 &+ UInt64(ts.tv_nsec)
-    }
-}
