@@ -121,8 +121,8 @@ public final class RelayBuffer: @unchecked Sendable {
             let wake = ring.pointee.wakeupReaders
             ring.pointee.wakeupReaders = false
             lock.unlock()
-            TracerNesting.leave()
             if wake { flagReaders() }
+            TracerNesting.leave()
             return .failure(why)
         }
     }
@@ -135,12 +135,17 @@ public final class RelayBuffer: @unchecked Sendable {
         let wake = ring.pointee.wakeupReaders
         ring.pointee.wakeupReaders = false
         lock.unlock()
-        TracerNesting.leave()
+        // Still inside the tracer: a signal handler that records while the
+        // bell rings is nested, and loses its event instead of re-entering
+        // the doorbell's lock.
         if wake { flagReaders() }
+        TracerNesting.leave()
     }
 
     /// A sub-buffer was delivered (or the buffer finalized): flag it for
-    /// the notifier and ring its bell. Called without the lock.
+    /// the notifier and ring its bell. Called without the buffer lock. The
+    /// ring is the one place a producer may enter the kernel (a futex wake
+    /// for the notifier), once per delivered sub-buffer, never per event.
     @usableFromInline @inline(never)
     func flagReaders() {
         readersToWake.store(true, ordering: .releasing)

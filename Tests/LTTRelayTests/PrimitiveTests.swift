@@ -83,6 +83,24 @@ struct PrimitiveTests {
         #expect(buffer.takeReaderWakeup())
     }
 
+    @Test("an event recorded while the bell rings (a signal handler's) is nested: lost and counted, never re-entrant")
+    func recordDuringRing() throws {
+        let bell = ReaderDoorbell()
+        let geometry = try RelayGeometry(subbufferSize: 4096, subbufferCount: 4)
+        let buffer = RelayBuffer(geometry: geometry, overwrite: false, cpu: 0, trace: packedTrace,
+                                 clock: TraceClock(read: ManualClock().function), doorbell: bell)
+        let inner = Mutex<Result<RelaySlot, ReserveFailure>?>(nil)
+        bell.listen {
+            let r = buffer.record(eventID: 2, dataSize: 8, largestAlign: 1) { _ in }
+            inner.withLock { $0 = r }
+        }
+        for _ in 0..<50 { _ = buffer.record(eventID: 1, dataSize: 100, largestAlign: 1) { _ in } }
+        #expect(inner.withLock { $0 } == .failure(.nested))
+        // Folded into the ring's count by the next writer.
+        _ = buffer.record(eventID: 1, dataSize: 100, largestAlign: 1) { _ in }
+        #expect(buffer.counters.eventsLost == 1)
+    }
+
     @Test("the inline CPU number (rseq) agrees with sched_getcpu")
     func currentCPU() {
         var agree = 0
