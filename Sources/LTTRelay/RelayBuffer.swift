@@ -36,6 +36,8 @@ public final class RelayBuffer: @unchecked Sendable {
     @usableFromInline let doorbell: ReaderDoorbell?
     private let readers = Atomic<Int>(0)
     let writerWait = WriterWaitQueue()
+    /// Set while the trace is not recording: `waitForRoom` returns at once.
+    private let waitsEnded = Atomic<Bool>(false)
 
     /// `LTT_RESERVE_CRITICAL`: room a blocking writer leaves for the others.
     public static let reserveCritical: UInt64 = 4096
@@ -206,8 +208,13 @@ public final class RelayBuffer: @unchecked Sendable {
 
     /// Waits until an event of `dataSize` bytes would find room (normal
     /// mode), at most `timeoutNanoseconds`. True when there is room, false
-    /// on timeout; a finalized buffer ends the wait at once (true: the
-    /// retry then fails as `.finalized`).
+    /// on timeout or once `endWaits()` was called; a finalized buffer ends
+    /// the wait at once (true: the retry then fails as `.finalized`).
+    ///
+    /// In-process producers wait here inside an RCU read-side section, so
+    /// the tracer ends their waits before a stop or destroy waits for a
+    /// grace period (`endWaits`): otherwise the control plane would hang for
+    /// up to the channel's timeout.
     public func waitForRoom(dataSize: UInt64, largestAlign: UInt64, timeoutNanoseconds: UInt64) -> Bool {
         writerWait.register()
         defer { writerWait.unregister() }
@@ -218,8 +225,22 @@ public final class RelayBuffer: @unchecked Sendable {
                  writerWait.generation)
             }
             if !mustWait { return true }
+            // Read after the generation: endWaits sets the flag, then bumps it.
+            if waitsEnded.load(ordering: .acquiring) { return false }
             if !writerWait.wait(past: generation, cancellation: deadline) { return false }
         }
+    }
+
+    /// Ends every `waitForRoom`, now and until `allowWaits()`: the trace is
+    /// stopping.
+    public func endWaits() {
+        waitsEnded.store(true, ordering: .releasing)
+        writerWait.wakeAll()
+    }
+
+    /// Lets producers wait for room again (the trace starts).
+    public func allowWaits() {
+        waitsEnded.store(false, ordering: .releasing)
     }
 
     // MARK: Switch and finalize

@@ -38,6 +38,11 @@ public final class Trace: @unchecked Sendable {
     /// The metadata channel's buffers (alloc on).
     public var metadata: RelayChannel? { channels[Metadata.channel] }
 
+    /// Runs `body` on every buffer of every channel.
+    func forEachBuffer(_ body: (RelayBuffer) -> Void) {
+        for channel in channels.values { channel.buffers.forEach(body) }
+    }
+
     /// Every buffer of the trace, with its file name, sorted by name.
     public var bufferFiles: [(name: String, buffer: RelayBuffer)] {
         channels.values.flatMap { channel in

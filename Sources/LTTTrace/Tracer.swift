@@ -255,6 +255,7 @@ public final class Tracer: @unchecked Sendable {
             case .setup: throw .wrongState("trace \(name) has no buffers yet: write 1 to alloc first")
             case .destroyed: throw .traceNotFound(name)
             }
+            trace.forEachBuffer { $0.allowWaits() }
             republish(r)
             updateSwitchTimer(r)
         }
@@ -266,6 +267,8 @@ public final class Tracer: @unchecked Sendable {
             guard let trace = r.traces[name] else { throw .traceNotFound(name) }
             guard trace.state == .active else { return }
             trace.state = .stopped
+            // Producers waiting for room hold up the grace period below.
+            trace.forEachBuffer { $0.endWaits() }
             republish(r)
             updateSwitchTimer(r)
         }
@@ -280,6 +283,7 @@ public final class Tracer: @unchecked Sendable {
             let wasActive = trace.state == .active
             trace.state = .destroyed
             if wasActive {
+                trace.forEachBuffer { $0.endWaits() }
                 republish(r)   // after its grace period no producer writes here
                 updateSwitchTimer(r)
             }

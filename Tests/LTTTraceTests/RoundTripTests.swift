@@ -237,6 +237,42 @@ struct RoundTripTests {
         try tracer.destroyTrace("p")
     }
 
+    @Test("stop and destroy end a producer's wait for room at once, however long blocking_timeout is")
+    func stopEndsProducerWaits() throws {
+        for destroy in [false, true] {
+            let tracer = Tracer(cpuCount: 1)
+            let m = try tracer.marker("app", "fill", "n %lu pad %s", as: (UInt64, String).self)
+            try tracer.setupTrace("w")
+            try tracer.updateChannel(trace: "w", channel: "app") {
+                $0.subbufferSize = 4096
+                $0.subbufferCount = 2
+                $0.blockingTimeoutMillis = 60_000
+            }
+            try tracer.allocTrace("w")
+            try tracer.startTrace("w")
+            let buffer = tracer.trace("w")!.channels["app"]!.buffers[0]
+            let finished = DispatchSemaphore(value: 0)
+            let pad = String(repeating: "p", count: 200)
+            Thread {
+                // No consumer: the buffer fills, the producer waits.
+                for i in 0..<100 { m.record(UInt64(i), pad) }
+                finished.signal()
+            }.start()
+            usleep(300_000)   // 8 KiB fill in microseconds; then the producer waits
+            let before = buffer.counters
+            #expect(before.eventsWritten < 100 && before.eventsLost == 0, "\(before)")
+            let started = Date()
+            if destroy { try tracer.destroyTrace("w") } else { try tracer.stopTrace("w") }
+            #expect(Date().timeIntervalSince(started) < 5, "destroy: \(destroy)")
+            #expect(finished.wait(timeout: .now() + 10) == .success)
+            // The event that waited is lost and counted; the later ones are
+            // not recorded at all (no trace records the marker any more).
+            let c = buffer.counters
+            #expect(c.eventsLost == 1 && c.eventsWritten == before.eventsWritten, "\(c)")
+            if !destroy { try tracer.destroyTrace("w") }
+        }
+    }
+
     @Test("destroy reports what ltt_relay_print_buffer_errors did: lost events, corrupted and unfilled sub-buffers")
     func destroyReportsErrors() throws {
         let lines = Mutex<[String]>([])
