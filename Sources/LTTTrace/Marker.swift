@@ -167,28 +167,67 @@ struct EventEmitter {
     @inlinable @inline(__always)
     func emit(size: (Int) -> Int, store: (UnsafeMutableRawPointer, Int) -> Void) {
         lttfs_rcu_read_lock()
-        defer { lttfs_rcu_read_unlock() }
-        guard let block = lttfs_rcu_dereference(sinksSlot) else { return }
-        for sink in MarkerSinks.sinks(of: block) {
+        guard let block = lttfs_rcu_dereference(sinksSlot) else {
+            lttfs_rcu_read_unlock()
+            return
+        }
+        let sinks = MarkerSinks.sinks(of: block)
+        var i = 0
+        while i < sinks.count {
+            let sink = sinks[i]
             let alignment = sink.alignment
             let dataSize = UInt64(size(alignment))
             let buffer = sink.channel._withUnsafeGuaranteedRef { $0.currentBufferUnretained }
             let largest = UInt64(PayloadLayout.largestAlign(maxIntegerSize: maxIntegerSize, alignment: alignment))
             let (id, sized) = (eventID, sizedHeader)
             let waits = sink.blockingTimeoutNanoseconds
-            var begun = buffer._withUnsafeGuaranteedRef {
+            let begun = buffer._withUnsafeGuaranteedRef {
                 $0.beginEvent(eventID: id, dataSize: dataSize, largestAlign: largest, sizedHeader: sized,
                               countFullAsLost: waits == 0)
             }
+            switch begun {
+            case .success(let event):
+                store(event.payload, alignment)
+                buffer._withUnsafeGuaranteedRef { $0.endEvent(event) }
+            case .failure(.full) where waits > 0:
+                // Waiting must not hold up RCU grace periods (stop, destroy
+                // and marker changes wait for them): keep the channels
+                // from here on, leave the read-side section, then wait.
+                let rest = sinks[i...].map { ($0, $0.channel.takeUnretainedValue()) }
+                lttfs_rcu_read_unlock()
+                emitWaiting(rest, size: size, store: store)
+                return
+            case .failure:
+                break
+            }
+            i &+= 1
+        }
+        lttfs_rcu_read_unlock()
+    }
+
+    /// The rest of `emit` once a full buffer asked to wait, outside the RCU
+    /// read-side section: the channels are held by `rest`.
+    @usableFromInline @inline(never)
+    func emitWaiting(_ rest: [(sink: MarkerSinks.Sink, channel: RelayChannel)], size: (Int) -> Int,
+                     store: (UnsafeMutableRawPointer, Int) -> Void) {
+        for (index, (sink, channel)) in rest.enumerated() {
+            let alignment = sink.alignment
+            let dataSize = UInt64(size(alignment))
+            let buffer = channel.currentBuffer
+            let largest = UInt64(PayloadLayout.largestAlign(maxIntegerSize: maxIntegerSize, alignment: alignment))
+            let waits = sink.blockingTimeoutNanoseconds
+            // The first one already found its buffer full.
+            var begun: Result<RelayBuffer.EventInProgress, ReserveFailure> = index == 0 ? .failure(.full)
+                : buffer.beginEvent(eventID: eventID, dataSize: dataSize, largestAlign: largest,
+                                    sizedHeader: sizedHeader, countFullAsLost: waits == 0)
             if case .failure(.full) = begun, waits > 0 {
-                begun = buffer._withUnsafeGuaranteedRef {
-                    _ = $0.waitForRoom(dataSize: dataSize, largestAlign: largest, timeoutNanoseconds: waits)
-                    return $0.beginEvent(eventID: id, dataSize: dataSize, largestAlign: largest, sizedHeader: sized)
-                }
+                _ = buffer.waitForRoom(dataSize: dataSize, largestAlign: largest, timeoutNanoseconds: waits)
+                begun = buffer.beginEvent(eventID: eventID, dataSize: dataSize, largestAlign: largest,
+                                          sizedHeader: sizedHeader)
             }
             guard case .success(let event) = begun else { continue }
             store(event.payload, alignment)
-            buffer._withUnsafeGuaranteedRef { $0.endEvent(event) }
+            buffer.endEvent(event)
         }
     }
 

@@ -237,11 +237,12 @@ struct RoundTripTests {
         try tracer.destroyTrace("p")
     }
 
-    @Test("stop and destroy end a producer's wait for room at once, however long blocking_timeout is")
+    @Test("a producer waiting for room holds up no control operation; stop and destroy end its wait at once")
     func stopEndsProducerWaits() throws {
         for destroy in [false, true] {
             let tracer = Tracer(cpuCount: 1)
             let m = try tracer.marker("app", "fill", "n %lu pad %s", as: (UInt64, String).self)
+            _ = try tracer.marker("app", "other", "n %d", as: Int32.self)
             try tracer.setupTrace("w")
             try tracer.updateChannel(trace: "w", channel: "app") {
                 $0.subbufferSize = 4096
@@ -261,6 +262,13 @@ struct RoundTripTests {
             usleep(300_000)   // 8 KiB fill in microseconds; then the producer waits
             let before = buffer.counters
             #expect(before.eventsWritten < 100 && before.eventsLost == 0, "\(before)")
+            // Control operations that wait for an RCU grace period are not
+            // held up by the waiting producer, and do not end its wait.
+            let changed = Date()
+            try tracer.setMarkerEnabled(channel: "app", name: "other", false)
+            _ = try tracer.marker("app", "late", "n %d", as: Int32.self)
+            #expect(Date().timeIntervalSince(changed) < 5)
+            #expect(buffer.counters == before)
             let started = Date()
             if destroy { try tracer.destroyTrace("w") } else { try tracer.stopTrace("w") }
             #expect(Date().timeIntervalSince(started) < 5, "destroy: \(destroy)")
