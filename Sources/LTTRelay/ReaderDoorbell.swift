@@ -15,16 +15,25 @@ import Synchronization
 /// Only the first ring after an `answer()` calls the listener: a delivery
 /// costs one atomic exchange, and at most one wake-up per notifier pass.
 public final class ReaderDoorbell: Sendable {
+    /// The listener, boxed: a bare function value kept in a `Mutex` is
+    /// re-wrapped in a reabstraction thunk at every `withLock` (its inout
+    /// value is converted in and back out), so each ring would add a layer
+    /// to every later call, until the stack overflows.
+    private final class Listener: Sendable {
+        let call: @Sendable () -> Void
+        init(_ call: @escaping @Sendable () -> Void) { self.call = call }
+    }
+
     private let pending = Atomic<Bool>(false)
-    private let listener = Mutex<(@Sendable () -> Void)?>(nil)
+    private let listener = Mutex<Listener?>(nil)
 
     public init() {}
 
     /// Calls the listener unless a ring is already pending.
     public func ring() {
         guard !pending.exchange(true, ordering: .acquiringAndReleasing) else { return }
-        let call = listener.withLock { $0 }
-        call?()
+        let current = listener.withLock { $0 }
+        current?.call()
     }
 
     /// Clears the pending ring: the notifier calls it before each pass, so a
@@ -35,6 +44,7 @@ public final class ReaderDoorbell: Sendable {
 
     /// Sets (or with nil, removes) the one listener.
     public func listen(_ body: (@Sendable () -> Void)?) {
-        listener.withLock { $0 = body }
+        let boxed = body.map(Listener.init)
+        listener.withLock { $0 = boxed }
     }
 }

@@ -68,6 +68,28 @@ struct PrimitiveTests {
         #expect(calls.load == 2)
     }
 
+    @Test("ringing 200,000 times costs the same each time: the listener is stored once, never re-wrapped")
+    func doorbellRingsStayFlat() {
+        let bell = ReaderDoorbell()
+        let calls = Counter()
+        bell.listen { calls.add(1) }
+        func timeRings(_ n: Int) -> Double {
+            let t0 = DispatchTime.now().uptimeNanoseconds
+            for _ in 0..<n {
+                bell.ring()
+                bell.answer()
+            }
+            return Double(DispatchTime.now().uptimeNanoseconds - t0) / Double(n)
+        }
+        let first = timeRings(1000)
+        _ = timeRings(200_000)
+        let last = timeRings(1000)
+        // A closure re-wrapped on each access would make every call walk
+        // one more thunk each time (and finally overflow the stack).
+        #expect(calls.load == 202_000)
+        #expect(last < max(first * 5, 2_000), "\(first) ns then \(last) ns a ring")
+    }
+
     @Test("a delivered sub-buffer rings the buffer's doorbell; events inside a sub-buffer do not")
     func deliveryRings() throws {
         let bell = ReaderDoorbell()
