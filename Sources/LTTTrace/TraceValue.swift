@@ -66,21 +66,29 @@ extension TraceValue {
     }
 }
 
-extension TraceValue where Self: FixedWidthInteger {
+extension TraceValue where Self: BinaryInteger {
     @inlinable public var traceInteger: UInt64 { UInt64(truncatingIfNeeded: self) }
+}
+
+/// The standard integers, whose bytes are their value. (Another integer
+/// type that conforms to TraceValue is read through `traceInteger`: its
+/// layout is its own business.)
+protocol StandardTraceInteger: TraceValue, FixedWidthInteger {}
+
+extension StandardTraceInteger {
     public static var traceRepresentation: TraceValueRepresentation { .integer(signed: Self.isSigned) }
 }
 
-extension Int: TraceValue {}
-extension Int8: TraceValue {}
-extension Int16: TraceValue {}
-extension Int32: TraceValue {}
-extension Int64: TraceValue {}
-extension UInt: TraceValue {}
-extension UInt8: TraceValue {}
-extension UInt16: TraceValue {}
-extension UInt32: TraceValue {}
-extension UInt64: TraceValue {}
+extension Int: StandardTraceInteger {}
+extension Int8: StandardTraceInteger {}
+extension Int16: StandardTraceInteger {}
+extension Int32: StandardTraceInteger {}
+extension Int64: StandardTraceInteger {}
+extension UInt: StandardTraceInteger {}
+extension UInt8: StandardTraceInteger {}
+extension UInt16: StandardTraceInteger {}
+extension UInt32: StandardTraceInteger {}
+extension UInt64: StandardTraceInteger {}
 
 extension Bool: TraceValue {
     @inlinable public var traceInteger: UInt64 { self ? 1 : 0 }
