@@ -251,7 +251,7 @@ final class FileSystem: @unchecked Sendable {
         case .control(_, let content?):
             let start = min(max(0, offset), content.count)
             let end = min(content.count, start + size)
-            _ = content.withUnsafeBytes { fuse_reply_buf(req, $0.baseAddress! + start, end - start) }
+            _ = content.withUnsafeBytes { fuse_reply_buf(req, $0.baseAddress.map { $0 + start }, end - start) }
         default:
             fuse_reply_err(req, EBADF)
         }
