@@ -40,7 +40,7 @@ public final class Tracer: @unchecked Sendable {
     public let alignment: UInt8
     private let switchTimer = PeriodicThread(name: "lttfs-switch-timer", interval: 0.005)
     /// Log sink for control refusals and destroy-time counters.
-    public var log: @Sendable (TracerLogLevel, String) -> Void
+    public let log: @Sendable (TracerLogLevel, String) -> Void
 
     public let coreMarkerID: MarkerCore
     public let coreMarkerFormat: MarkerCore
