@@ -73,6 +73,17 @@ public final class RelayBuffer: @unchecked Sendable {
         commitCounts.deallocate()
     }
 
+    /// The clock for the next record of `ring`, read under the lock and
+    /// never before the ring's last one. The header keeps only the low 27
+    /// bits of each time, so a time that went back by one tick would be
+    /// read as a jump 2^27 ticks ahead. CLOCK_MONOTONIC never goes back;
+    /// the TSCs of two CPUs may differ by a few ticks, and a thread that
+    /// moved to another CPU after picking its buffer reads the other one.
+    @inlinable @inline(__always)
+    func timestamp(_ ring: borrowing RelayRing) -> UInt64 {
+        max(clock.now(), ring.lastTSC)
+    }
+
     /// Runs `body` on the ring with the lock held.
     @usableFromInline @inline(__always)
     func locked<T, E: Error>(_ body: (inout RelayRing) throws(E) -> T) throws(E) -> T {
@@ -112,8 +123,8 @@ public final class RelayBuffer: @unchecked Sendable {
             ring.pointee.countLost(nestedLost.exchange(0, ordering: .relaxed))
         }
         let requested = EventHeader.requestedForm(eventID: eventID, sized: sizedHeader)
-        switch ring.pointee.reserve(dataSize: dataSize, largestAlign: largestAlign, form: requested, tsc: clock.now(),
-                                    countFullAsLost: countFullAsLost) {
+        switch ring.pointee.reserve(dataSize: dataSize, largestAlign: largestAlign, form: requested,
+                                    tsc: timestamp(ring.pointee), countFullAsLost: countFullAsLost) {
         case .success(let slot):
             let g = geometry
             _ = EventHeader.write(to: memory, at: g.bufferOffset(slot.headerOffset), eventID: eventID,
@@ -251,7 +262,7 @@ public final class RelayBuffer: @unchecked Sendable {
     public func forceSwitch(onlyIfWritten: Bool = false) -> Bool {
         let switched = locked { ring -> Bool in
             if onlyIfWritten && !ring.currentSubbufferHasEvents { return false }
-            let done = ring.forceSwitch(.active, tsc: clock.now())
+            let done = ring.forceSwitch(.active, tsc: timestamp(ring))
             return done
         }
         flagReadersIfNeeded()
@@ -261,7 +272,7 @@ public final class RelayBuffer: @unchecked Sendable {
     /// `ltt_relay_finish_buffer`: flush (FORCE_FLUSH), mark finalized, wake
     /// writers and readers.
     public func finalize() {
-        locked { ring in ring.finalize(tsc: clock.now()) }
+        locked { ring in ring.finalize(tsc: timestamp(ring)) }
         flagReadersIfNeeded()
         writerWait.wakeAll()
     }

@@ -198,6 +198,23 @@ struct RelayRingBranchTests {
         #expect(s4.form == .compact)
     }
 
+    @Test("a clock read that is behind the buffer's last time (another CPU's TSC) is taken as that time")
+    func clockNeverGoesBack() throws {
+        let clock = ManualClock(50_000)
+        let b = makeBuffer(clock: clock)
+        let first = b.record(eventID: 1, dataSize: 8, largestAlign: 1) { _ in }
+        clock.set(49_990)                                    // 10 ticks behind
+        let second = b.record(eventID: 1, dataSize: 8, largestAlign: 1) { _ in }
+        #expect(try first.get().tsc == 50_000)
+        #expect(try second.get().tsc == 50_000)
+        #expect(try second.get().form == .compact)          // not a 2^27 jump
+        // Switches take the same care: the sub-buffer's end is not before its events.
+        b.forceSwitch()
+        #expect(headerField(b, subbuffer: 0, SubbufferHeader.Field.cycleCountEnd, as: UInt64.self) == 50_000)
+        clock.set(60_000)
+        #expect(try b.record(eventID: 1, dataSize: 8, largestAlign: 1) { _ in }.get().tsc == 60_000)
+    }
+
     @Test("FORCE_ACTIVE closes the current sub-buffer and opens the next; nothing to do on a boundary; ignored when full")
     func forceSwitchActive() throws {
         let clock = ManualClock(5_000)
