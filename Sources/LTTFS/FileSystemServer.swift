@@ -42,6 +42,9 @@ public final class FileSystemServer: @unchecked Sendable {
     let fs: FileSystem
     let logger: Logger
     private let options: [String]
+    /// Wakes pollers of buffers with news: at once when the tracer's
+    /// doorbell rings (a delivery), and every 5 ms regardless (the seed's
+    /// wake-up timer), which also covers a ring that found the bell pending.
     private let notifier = PeriodicThread(name: "lttfs-notifier", interval: 0.005)
     private let state = Mutex<(session: UncheckedPointer?, mounted: Bool)>((nil, false))
     private var loopDone: DispatchSemaphore?
