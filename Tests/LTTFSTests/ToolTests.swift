@@ -212,20 +212,25 @@ struct ToolTests {
         #expect(!isMounted(dir))
     }
 
-    @Test("lttfs mount --clock: tsc mounts (where the CPU has an invariant TSC), anything else is refused")
+    @Test("lttfs mount --clock: auto, tsc (where the kernel trusts the TSC) and monotonic mount and say which; anything else is refused")
     func mountClock() throws {
         let bad = run([lttfsBinary, "mount", "-f", "--clock", "sundial", "/tmp"], timeout: 20)
         #expect(bad.status == 1 && bad.error.contains("choose auto, tsc or monotonic"))
-        guard TraceClock.calibratedTSC() != nil else { return }
-        let server = try ServerProcess(arguments: ["--cpus", "1", "--clock", "tsc"])
-        defer { server.stop() }
-        #expect(writeControl(server.ltt + "/setup_trace", "c\n") == 0)
-        #expect(writeControl(server.ltt + "/control/c/alloc", "1\n") == 0)
-        let fd = try BufferFD(server.ltt + "/c/metadata_0")
-        _ = fd
-        server.stop()
-        let log = String(decoding: server.log.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        #expect(log.contains("trace clock: tsc at"))
+        let tsc = TraceClock.calibratedTSC() != nil
+        var choices: [(String, String)] = [("monotonic", "trace clock: monotonic at 1000000000 Hz"),
+                                           ("auto", tsc ? "trace clock: tsc at" : "trace clock: monotonic at")]
+        if tsc { choices.append(("tsc", "trace clock: tsc at")) }
+        for (choice, said) in choices {
+            let server = try ServerProcess(arguments: ["--cpus", "1", "--clock", choice])
+            defer { server.stop() }
+            #expect(writeControl(server.ltt + "/setup_trace", "c\n") == 0)
+            #expect(writeControl(server.ltt + "/control/c/alloc", "1\n") == 0)
+            let fd = try BufferFD(server.ltt + "/c/metadata_0")
+            _ = fd
+            server.stop()
+            let log = String(decoding: server.log.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            #expect(log.contains(said), "--clock \(choice): \(log)")
+        }
     }
 
     @Test("every command has --help with an example")
