@@ -239,29 +239,18 @@ struct EventEmitter {
         emit(size: { alignment in
             var offset = 0
             for i in 0..<count {
-                let slot = slots[i]
-                if slot.size == 0 {
-                    offset &+= fields[i].textCount(in: tuple) &+ 1
-                } else {
-                    offset &+= PayloadLayout.padding(at: offset, size: slot.size, alignment: alignment) &+ slot.size
-                }
+                PayloadLayout.advance(&offset, over: slots[i], textCount: fields[i].textCount(in: tuple),
+                                      alignment: alignment)
             }
             return offset
         }, store: { base, alignment in
             var offset = 0
             for i in 0..<count {
-                let slot = slots[i]
                 let field = fields[i]
-                if slot.size == 0 {
-                    let n = field.textCount(in: tuple)
-                    field.copyText(in: tuple, to: base + offset)
-                    (base + offset + n).storeBytes(of: 0, as: UInt8.self)
-                    offset &+= n &+ 1
-                } else {
-                    offset &+= PayloadLayout.padding(at: offset, size: slot.size, alignment: alignment)
-                    PayloadLayout.storeInteger(field.load(from: tuple), size: slot.size,
-                                               networkOrder: slot.networkOrder, at: base + offset)
-                    offset &+= slot.size
+                PayloadLayout.store(&offset, into: slots[i], base: base, alignment: alignment,
+                                    integer: field.load(from: tuple)) {
+                    field.copyText(in: tuple, to: $0)
+                    return field.textCount(in: tuple)
                 }
             }
         })

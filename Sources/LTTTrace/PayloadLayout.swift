@@ -49,6 +49,36 @@ public enum PayloadLayout {
         }
     }
 
+    /// Moves `offset` past one field: an integer of the slot's size after
+    /// its padding, or a text of `textCount` bytes and its NUL.
+    @inlinable @inline(__always)
+    public static func advance(_ offset: inout Int, over slot: Slot, textCount: @autoclosure () -> Int,
+                               alignment: Int) {
+        if slot.size == 0 {
+            offset &+= textCount() &+ 1
+        } else {
+            offset &+= padding(at: offset, size: slot.size, alignment: alignment) &+ slot.size
+        }
+    }
+
+    /// Stores one field at `base + offset` and moves `offset` past it: the
+    /// integer (padded, in the slot's size and byte order), or the text that
+    /// `copyText` copies to the address it is given (returning its length)
+    /// followed by a NUL.
+    @inlinable @inline(__always)
+    public static func store(_ offset: inout Int, into slot: Slot, base: UnsafeMutableRawPointer, alignment: Int,
+                             integer: @autoclosure () -> UInt64, copyText: (UnsafeMutableRawPointer) -> Int) {
+        if slot.size == 0 {
+            let count = copyText(base + offset)
+            (base + offset + count).storeBytes(of: 0, as: UInt8.self)
+            offset &+= count &+ 1
+        } else {
+            let o = offset &+ padding(at: offset, size: slot.size, alignment: alignment)
+            storeInteger(integer(), size: slot.size, networkOrder: slot.networkOrder, at: base + o)
+            offset = o &+ slot.size
+        }
+    }
+
     /// Size of a payload given as run-time arguments, or nil when the
     /// arguments do not match the fields (count or kind).
     public static func size(of arguments: [TraceArgument], fields: [MarkerField], alignment: Int) -> Int? {

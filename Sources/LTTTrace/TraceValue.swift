@@ -44,24 +44,14 @@ extension TraceValue {
 
     @inlinable @inline(__always)
     public func traceAdvance(_ offset: inout Int, slot: PayloadLayout.Slot, alignment: Int) {
-        if slot.size == 0 {
-            offset &+= traceUTF8Count &+ 1
-        } else {
-            offset &+= PayloadLayout.padding(at: offset, size: slot.size, alignment: alignment) &+ slot.size
-        }
+        PayloadLayout.advance(&offset, over: slot, textCount: traceUTF8Count, alignment: alignment)
     }
 
     @inlinable @inline(__always)
     public func traceStore(_ offset: inout Int, slot: PayloadLayout.Slot, base: UnsafeMutableRawPointer, alignment: Int) {
-        if slot.size == 0 {
-            let count = traceUTF8Count
-            traceCopyUTF8(to: base + offset)
-            (base + offset + count).storeBytes(of: 0, as: UInt8.self)
-            offset &+= count &+ 1
-        } else {
-            let o = offset &+ PayloadLayout.padding(at: offset, size: slot.size, alignment: alignment)
-            PayloadLayout.storeInteger(traceInteger, size: slot.size, networkOrder: slot.networkOrder, at: base + o)
-            offset = o &+ slot.size
+        PayloadLayout.store(&offset, into: slot, base: base, alignment: alignment, integer: traceInteger) {
+            traceCopyUTF8(to: $0)
+            return traceUTF8Count
         }
     }
 }
