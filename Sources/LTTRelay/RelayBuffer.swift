@@ -219,13 +219,10 @@ public final class RelayBuffer: @unchecked Sendable {
 
     /// Waits until an event of `dataSize` bytes would find room (normal
     /// mode), at most `timeoutNanoseconds`. True when there is room, false
-    /// on timeout or once `endWaits()` was called; a finalized buffer ends
-    /// the wait at once (true: the retry then fails as `.finalized`).
-    ///
-    /// In-process producers wait here inside an RCU read-side section, so
-    /// the tracer ends their waits before a stop or destroy waits for a
-    /// grace period (`endWaits`): otherwise the control plane would hang for
-    /// up to the channel's timeout.
+    /// on timeout or once `endWaits()` was called (the trace stopped); a
+    /// finalized buffer ends the wait at once (true: the retry then fails
+    /// as `.finalized`). Callers must not be inside an RCU read-side
+    /// section: control operations wait for those to end.
     public func waitForRoom(dataSize: UInt64, largestAlign: UInt64, timeoutNanoseconds: UInt64) -> Bool {
         writerWait.register()
         defer { writerWait.unregister() }

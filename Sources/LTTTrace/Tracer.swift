@@ -267,7 +267,8 @@ public final class Tracer: @unchecked Sendable {
             guard let trace = r.traces[name] else { throw .traceNotFound(name) }
             guard trace.state == .active else { return }
             trace.state = .stopped
-            // Producers waiting for room hold up the grace period below.
+            // Nobody waits for room in a trace that no longer records: the
+            // waiting event is lost (and counted) at once.
             trace.forEachBuffer { $0.endWaits() }
             republish(r)
             updateSwitchTimer(r)
