@@ -1,7 +1,12 @@
 // swift-tools-version: 6.1
 // Benchmarks live in their own package so that the main build and CI do not
 // compile the benchmark harness. Run: cd Benchmarks && swift package benchmark
+import Foundation
 import PackageDescription
+
+/// SwiftPM names a path dependency after its directory, which is whatever
+/// the clone was called ("lttfs", "main", ...): take it from here.
+let lttfs = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().lastPathComponent
 
 let package = Package(
     name: "lttfs-benchmarks",
@@ -16,7 +21,7 @@ let package = Package(
             name: "RelayEngine",
             dependencies: [
                 .product(name: "Benchmark", package: "benchmark"),
-                .product(name: "LTTRelay", package: "main"),
+                .product(name: "LTTRelay", package: lttfs),
             ],
             path: "Benchmarks/RelayEngine",
             plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
@@ -25,9 +30,9 @@ let package = Package(
             name: "Tracer",
             dependencies: [
                 .product(name: "Benchmark", package: "benchmark"),
-                .product(name: "LTTTrace", package: "main"),
-                .product(name: "LTTRelay", package: "main"),
-                .product(name: "CLinuxSupport", package: "main"),
+                .product(name: "LTTTrace", package: lttfs),
+                .product(name: "LTTRelay", package: lttfs),
+                .product(name: "CLinuxSupport", package: lttfs),
             ],
             path: "Benchmarks/Tracer",
             plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
@@ -35,9 +40,9 @@ let package = Package(
         .executableTarget(
             name: "ProducerBench",
             dependencies: [
-                .product(name: "LTTFS", package: "main"),
-                .product(name: "LTTTrace", package: "main"),
-                .product(name: "LTTRelay", package: "main"),
+                .product(name: "LTTFS", package: lttfs),
+                .product(name: "LTTTrace", package: lttfs),
+                .product(name: "LTTRelay", package: lttfs),
                 .product(name: "Logging", package: "swift-log"),
             ],
             path: "Sources/ProducerBench"
@@ -45,11 +50,11 @@ let package = Package(
         .executableTarget(
             name: "DrainBench",
             dependencies: [
-                .product(name: "LTTFS", package: "main"),
-                .product(name: "LTTTrace", package: "main"),
-                .product(name: "LTTRelay", package: "main"),
-                .product(name: "CLinuxSupport", package: "main"),
-                .product(name: "CFuse", package: "main"),
+                .product(name: "LTTFS", package: lttfs),
+                .product(name: "LTTTrace", package: lttfs),
+                .product(name: "LTTRelay", package: lttfs),
+                .product(name: "CLinuxSupport", package: lttfs),
+                .product(name: "CFuse", package: lttfs),
             ],
             path: "Sources/DrainBench"
         ),
