@@ -104,6 +104,25 @@ struct RoundTripTests {
         #expect(forms == [0, 29, 30, 31])
     }
 
+    /// A started one-CPU trace whose `app` channel has a switch timer, with
+    /// a marker on that channel and the channel's buffer.
+    func startQuietTrace(_ tracer: Tracer, _ name: String, switchTimerMillis: UInt64) throws
+        -> (Marker<Int32>, RelayBuffer) {
+        let m = try tracer.marker("app", "quiet", "n %d", as: Int32.self)
+        try tracer.setupTrace(name)
+        try tracer.updateChannel(trace: name, channel: "app") { $0.switchTimerMillis = switchTimerMillis }
+        try tracer.allocTrace(name)
+        try tracer.startTrace(name)
+        return (m, tracer.trace(name)!.channels["app"]!.buffers[0])
+    }
+
+    /// Waits up to 2 s for `buffer` to have a sub-buffer to read.
+    func waitReadable(_ buffer: RelayBuffer) -> Bool {
+        var waited = 0
+        while buffer.pollState == .none && waited < 200 { usleep(10_000); waited += 1 }
+        return buffer.pollState == .readable
+    }
+
     /// The header forms of every event the reader decoded in one file
     /// (compact reported as 0).
     func formsUsed(in path: String, subbufferSize: Int, alignment: UInt8) throws -> Set<Int> {
@@ -197,17 +216,10 @@ struct RoundTripTests {
     @Test("the switch timer delivers a quiet channel's events without any other activity")
     func switchTimer() throws {
         let tracer = Tracer(cpuCount: 1)
-        let m = try tracer.marker("app", "quiet", "n %d", as: Int32.self)
-        try tracer.setupTrace("s")
-        try tracer.updateChannel(trace: "s", channel: "app") { $0.switchTimerMillis = 20 }
-        try tracer.allocTrace("s")
-        try tracer.startTrace("s")
-        let buffer = tracer.trace("s")!.channels["app"]!.buffers[0]
+        let (m, buffer) = try startQuietTrace(tracer, "s", switchTimerMillis: 20)
         m.record(1)
         #expect(buffer.pollState == .none)
-        var waited = 0
-        while buffer.pollState == .none && waited < 200 { usleep(10_000); waited += 1 }
-        #expect(buffer.pollState == .readable)
+        #expect(waitReadable(buffer))
         // A quiet buffer is not switched again and again.
         let delivered = buffer.counters.subbuffersDelivered
         usleep(100_000)
@@ -220,20 +232,13 @@ struct RoundTripTests {
         // A clock of 1000 ticks a second that only moves when told.
         let clock = TestClock()
         let tracer = Tracer(cpuCount: 1, clock: { clock.now }, clockFrequency: 1000)
-        let m = try tracer.marker("app", "quiet", "n %d", as: Int32.self)
-        try tracer.setupTrace("p")
-        try tracer.updateChannel(trace: "p", channel: "app") { $0.switchTimerMillis = 50 }
-        try tracer.allocTrace("p")
-        try tracer.startTrace("p")
-        let buffer = tracer.trace("p")!.channels["app"]!.buffers[0]
+        let (m, buffer) = try startQuietTrace(tracer, "p", switchTimerMillis: 50)
         m.record(1)
         clock.advance(49)
         usleep(100_000)                      // 20 timer ticks: 49 ticks are not 50 ms
         #expect(buffer.pollState == .none)
         clock.advance(1)
-        var waited = 0
-        while buffer.pollState == .none && waited < 200 { usleep(10_000); waited += 1 }
-        #expect(buffer.pollState == .readable)
+        #expect(waitReadable(buffer))
         try tracer.destroyTrace("p")
     }
 
