@@ -206,20 +206,19 @@ struct EventEmitter {
     }
 
     /// The rest of `emit` once a full buffer asked to wait, outside the RCU
-    /// read-side section: the channels are held by `rest`.
+    /// read-side section: the channels are held by `rest`. (The first one
+    /// is simply tried again: a full buffer counted nothing lost yet.)
     @usableFromInline @inline(never)
     func emitWaiting(_ rest: [(sink: MarkerSinks.Sink, channel: RelayChannel)], size: (Int) -> Int,
                      store: (UnsafeMutableRawPointer, Int) -> Void) {
-        for (index, (sink, channel)) in rest.enumerated() {
+        for (sink, channel) in rest {
             let alignment = sink.alignment
             let dataSize = UInt64(size(alignment))
             let buffer = channel.currentBuffer
             let largest = UInt64(PayloadLayout.largestAlign(maxIntegerSize: maxIntegerSize, alignment: alignment))
             let waits = sink.blockingTimeoutNanoseconds
-            // The first one already found its buffer full.
-            var begun: Result<RelayBuffer.EventInProgress, ReserveFailure> = index == 0 ? .failure(.full)
-                : buffer.beginEvent(eventID: eventID, dataSize: dataSize, largestAlign: largest,
-                                    sizedHeader: sizedHeader, countFullAsLost: waits == 0)
+            var begun = buffer.beginEvent(eventID: eventID, dataSize: dataSize, largestAlign: largest,
+                                          sizedHeader: sizedHeader, countFullAsLost: waits == 0)
             if case .failure(.full) = begun, waits > 0 {
                 _ = buffer.waitForRoom(dataSize: dataSize, largestAlign: largest, timeoutNanoseconds: waits)
                 begun = buffer.beginEvent(eventID: eventID, dataSize: dataSize, largestAlign: largest,
