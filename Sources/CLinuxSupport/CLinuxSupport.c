@@ -4,6 +4,9 @@
 #include <fcntl.h>
 #include <sys/ioctl.h>
 #include <spawn.h>
+#include <pthread.h>
+#include <signal.h>
+#include <string.h>
 #include "CLinuxSupport.h"
 
 __thread unsigned int lttfs_tracer_nesting __attribute__((tls_model("initial-exec")));
@@ -63,4 +66,42 @@ void lttfs_close_descriptors_from(int lowest, int keep)
 	if (keep > lowest)
 		close_range((unsigned)lowest, (unsigned)keep - 1, 0);
 	close_range((unsigned)keep + 1, ~0u, 0);
+}
+
+static void lttfs_wake_handler(int sig)
+{
+	(void)sig;
+}
+
+static int lttfs_wake_number;
+
+static void lttfs_wake_install(void)
+{
+	struct sigaction action;
+
+	memset(&action, 0, sizeof action);
+	action.sa_handler = lttfs_wake_handler;
+	sigemptyset(&action.sa_mask);
+	action.sa_flags = 0; /* no SA_RESTART: the blocking call returns EINTR */
+	lttfs_wake_number = SIGRTMIN + 7;
+	sigaction(lttfs_wake_number, &action, NULL);
+}
+
+int lttfs_wake_signal(void)
+{
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
+
+	pthread_once(&once, lttfs_wake_install);
+	return lttfs_wake_number;
+}
+
+int lttfs_wake_signal_accept(void)
+{
+	int number = lttfs_wake_signal();
+	sigset_t set;
+
+	sigemptyset(&set);
+	sigaddset(&set, number);
+	pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+	return number;
 }

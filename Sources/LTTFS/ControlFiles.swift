@@ -65,16 +65,19 @@ struct ControlFiles {
     }
 
     /// Per channel and CPU: what was written, lost, corrupted, delivered,
-    /// consumed, and what is readable now.
+    /// consumed, overwritten by the flight recorder (sub-buffers, events),
+    /// and what is readable now.
     func stats(of trace: Trace) -> String {
         var lines = ["trace \(trace.name): \(trace.state.rawValue)"]
         if trace.metadataLost > 0 { lines.append("metadata declarations lost: \(trace.metadataLost)") }
-        let header = ["buffer", "written", "lost", "corrupted", "delivered", "consumed", "readable"]
+        let header = ["buffer", "written", "lost", "corrupted", "delivered", "consumed", "overwritten",
+                      "overwritten_events", "readable"]
         var rows = [header]
         for (name, buffer) in trace.bufferFiles {
             let c = buffer.counters
             rows.append([name, "\(c.eventsWritten)", "\(c.eventsLost)", "\(c.corruptedSubbuffers)",
-                         "\(c.subbuffersDelivered)", "\(c.subbuffersConsumed)", "\(c.bytesReadable)"])
+                         "\(c.subbuffersDelivered)", "\(c.subbuffersConsumed)", "\(c.subbuffersOverwritten)",
+                         "\(c.eventsOverwritten)", "\(c.bytesReadable)"])
         }
         let widths = (0..<header.count).map { column in rows.map { $0[column].count }.max() ?? 0 }
         for row in rows {
@@ -88,34 +91,42 @@ struct ControlFiles {
 
     // MARK: Writing
 
-    /// The first whitespace-separated word of a write.
+    /// The first whitespace-separated word of a write, as the kernel's
+    /// debugfs handlers took it: any ASCII whitespace (space, tab, newline,
+    /// carriage return, vertical tab, form feed) ends a word, and a NUL ends
+    /// the text.
     static func firstWord(_ bytes: UnsafeRawBufferPointer) throws(Refusal) -> String {
-        guard let text = String(validating: bytes.prefix { $0 != 0 }, as: UTF8.self) else {
-            throw Refusal(EINVAL, "not UTF-8 text")
+        let text = bytes.prefix { $0 != 0 }
+        let isSpace: (UInt8) -> Bool = { $0 == 0x20 || ($0 >= 0x09 && $0 <= 0x0D) }
+        guard let start = text.firstIndex(where: { !isSpace($0) }) else { throw Refusal(EINVAL, "empty write") }
+        let word = text[start...].prefix { !isSpace($0) }
+        guard let string = String(validating: word, as: UTF8.self) else {
+            throw Refusal(EINVAL, "\(LogText.quoted(bytes: word)) is not UTF-8 text")
         }
-        guard let word = text.split(whereSeparator: { $0 == " " || $0 == "\n" || $0 == "\t" || $0 == "\r" }).first else {
-            throw Refusal(EINVAL, "empty write")
-        }
-        return String(word)
+        return string
     }
 
     static func bool(_ word: String) throws(Refusal) -> Bool {
         switch word {
         case "1", "y", "Y": return true
         case "0", "n", "N": return false
-        default: throw Refusal(EINVAL, "\"\(word)\" is not 1/0/y/n")
+        default: throw Refusal(EINVAL, "\(LogText.quoted(word)) is not 1/0/y/n")
         }
     }
 
-    /// A positive decimal (or 0x hexadecimal) number.
+    /// A decimal number, or a hexadecimal one after `0x`: digits only, no
+    /// sign, no space, and it must fit in 64 bits. Zero only if allowed.
     static func number(_ word: String, allowZero: Bool = false) throws(Refusal) -> UInt64 {
-        let value: UInt64?
-        if word.hasPrefix("0x") || word.hasPrefix("0X") {
-            value = UInt64(word.dropFirst(2), radix: 16)
-        } else {
-            value = UInt64(word, radix: 10)
+        var digits = Substring(word)
+        var radix = 10
+        if digits.hasPrefix("0x") || digits.hasPrefix("0X") {
+            digits = digits.dropFirst(2)
+            radix = 16
         }
-        guard let v = value else { throw Refusal(EINVAL, "\"\(word)\" is not a number") }
+        let valid = !digits.isEmpty && digits.allSatisfy { $0.isASCII && (radix == 16 ? $0.isHexDigit : $0.isNumber) }
+        guard valid, let v = UInt64(digits, radix: radix) else {
+            throw Refusal(EINVAL, "\(LogText.quoted(word)) is not a number")
+        }
         guard v > 0 || allowZero else { throw Refusal(EINVAL, "0 is not allowed here") }
         return v
     }
@@ -169,7 +180,7 @@ struct ControlFiles {
             try tracer.updateChannel(trace: trace, channel: channel) { $0.overwrite = on }
         case .subbufNum:
             guard let count = ChannelSettings.roundedSubbufferCount(try Self.number(word)) else {
-                throw Refusal(EINVAL, "\(word) sub-buffers: at most \(ChannelSettings.maximumSubbufferCount)")
+                throw Refusal(EINVAL, "\(LogText.quoted(word)) sub-buffers: at most \(ChannelSettings.maximumSubbufferCount)")
             }
             try tracer.updateChannel(trace: trace, channel: channel) { (s: inout ChannelSettings) throws(TraceError) in
                 try fitsInMemory(count: count, size: s.subbufferSize)
@@ -177,7 +188,7 @@ struct ControlFiles {
             }
         case .subbufSize:
             guard let size = ChannelSettings.roundedSubbufferSize(try Self.number(word)) else {
-                throw Refusal(EINVAL, "\(word) bytes: at most \(ChannelSettings.maximumSubbufferSize) per sub-buffer")
+                throw Refusal(EINVAL, "\(LogText.quoted(word)) bytes: at most \(ChannelSettings.maximumSubbufferSize) per sub-buffer")
             }
             try tracer.updateChannel(trace: trace, channel: channel) { (s: inout ChannelSettings) throws(TraceError) in
                 try fitsInMemory(count: s.subbufferCount, size: size)
@@ -194,16 +205,12 @@ struct ControlFiles {
         }
     }
 
-    /// A channel's buffers on every CPU must fit in memory, and one ring in
-    /// the 32-bit positions consumers see.
+    /// One ring must fit in the 32-bit positions consumers see. What all
+    /// buffers together may take is checked at alloc (the server's budget).
     private func fitsInMemory(count: UInt64, size: UInt64) throws(TraceError) {
         let ring = count.multipliedReportingOverflow(by: size)
         guard !ring.overflow, ring.partialValue <= RelayGeometry.maximumAllocSize else {
             throw .invalidValue("\(count) x \(size) bytes is more than a 4 GiB ring")
-        }
-        let physical = UInt64(sysconf(Int32(_SC_PHYS_PAGES))) * UInt64(sysconf(Int32(_SC_PAGESIZE)))
-        guard ring.partialValue * UInt64(tracer.cpuCount) <= physical else {
-            throw .invalidValue("\(count) x \(size) bytes on \(tracer.cpuCount) CPUs is more than the machine's memory")
         }
     }
 }

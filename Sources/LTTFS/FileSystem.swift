@@ -20,15 +20,24 @@ final class FileSystem: @unchecked Sendable {
     let control: ControlFiles
     /// Set once the session exists; used for kernel notifications.
     var session: OpaquePointer?
-    let uid = getuid(), gid = getgid()
+    /// Owner of every file: the user the server runs as.
+    let uid = getuid()
+    /// Group of every file: the access group (`--group`), else the server's.
+    let gid: gid_t
     let mountTime = time(nil)
+    let refusals: RefusalLog
+    /// Every write_event request waiting for room, so that shutdown can
+    /// end their waits and answer them before it unmounts.
+    private let waits = Mutex<(stopping: Bool, pending: [ObjectIdentifier: WaitCancellation])>((false, [:]))
     /// Nothing under the mount point is cached by the kernel: entries and
     /// attributes are asked again every time (filesystem.md: "visible at once").
     static let timeout = 0.0
 
-    init(tracer: Tracer, logger: Logger) {
+    init(tracer: Tracer, logger: Logger, accessGroup: gid_t? = nil) {
         self.tracer = tracer
         self.logger = logger
+        gid = accessGroup ?? getgid()
+        refusals = RefusalLog(logger: logger)
         resolver = NodeResolver(tracer: tracer)
         control = ControlFiles(tracer: tracer)
     }
@@ -104,10 +113,25 @@ final class FileSystem: @unchecked Sendable {
         fuse_reply_attr(req, &st, Self.timeout)
     }
 
-    /// Truncation (`echo x > file` opens with O_TRUNC) is accepted and
-    /// ignored: control files have no contents to cut.
-    func setattr(_ req: fuse_req_t, inode: UInt64, fh: UInt64?) {
+    /// Truncation (`echo x > file` opens with O_TRUNC) and new times are
+    /// accepted and ignored: control files have no contents to cut. Modes
+    /// and owners are the server's to set (EPERM): a chmod that answered 0
+    /// and changed nothing would lie.
+    func setattr(_ req: fuse_req_t, inode: UInt64, fh: UInt64?, changes: Int32) {
+        if changes & (FUSE_SET_ATTR_MODE | FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID) != 0 {
+            let what = inodes.node(for: inode).map(describe) ?? "inode \(inode)"
+            refusals.log(.info, "chmod/chown of \(what) refused: modes and owners are set by the server (EPERM)")
+            fuse_reply_err(req, EPERM)
+            return
+        }
         getattr(req, inode: inode, fh: fh)
+    }
+
+    /// create, mkdir, mknod, symlink, link, unlink, rmdir, rename: the tree
+    /// is the server's; users change it only through the control files.
+    func refuseTreeChange(_ req: fuse_req_t, _ operation: String) {
+        refusals.log(.info, "\(operation) refused: the tree changes only through the control files (EPERM)")
+        fuse_reply_err(req, EPERM)
     }
 
     func forget(_ inode: UInt64, count: UInt64) {
@@ -173,7 +197,7 @@ final class FileSystem: @unchecked Sendable {
         case .bufferFile:
             // Only O_RDONLY, one reader at a time (the seed's _ltt_open).
             guard accessMode == O_RDONLY else {
-                logger.warning("open \(describe(node)): buffer files are read-only (EACCES)")
+                refusals.log(.warning, "open \(describe(node)): buffer files are read-only (EACCES)")
                 fuse_reply_err(req, EACCES)
                 return
             }
@@ -182,7 +206,7 @@ final class FileSystem: @unchecked Sendable {
                 return
             }
             guard buffer.openReader() else {
-                logger.info("open \(describe(node)): already open by a reader (EBUSY)")
+                refusals.log(.info, "open \(describe(node)): already open by a reader (EBUSY)")
                 fuse_reply_err(req, EBUSY)
                 return
             }
@@ -270,8 +294,7 @@ final class FileSystem: @unchecked Sendable {
                 try control.write(bytes, to: node)
                 fuse_reply_write(req, bytes.count)
             } catch {
-                let text = String(decoding: bytes.prefix(64), as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
-                logger.warning("write \"\(text)\" to \(describe(node)) refused: \(error.reason) (\(errnoName(error.errno)))")
+                refusals.log(.warning, "write \(LogText.quoted(bytes: bytes)) to \(describe(node)) refused: \(LogText.escaped(error.reason)) (\(errnoName(error.errno)))")
                 fuse_reply_err(req, error.errno)
             }
         default:
@@ -286,26 +309,32 @@ final class FileSystem: @unchecked Sendable {
         let line = UnsafeRawBufferPointer(rebasing: bytes[..<(cut ?? bytes.count)])
         let used = cut.map { $0 + 1 } ?? bytes.count
         // A signal to the writer arrives as a FUSE interrupt: it ends the
-        // wait for room with EINTR, and nothing is written.
+        // wait for room (EINTR if the event went nowhere yet), as does
+        // shutdown.
         let cancellation = WaitCancellation()
         let token = Unmanaged.passRetained(cancellation)
         fuse_req_interrupt_func(req, { _, data in
             guard let data else { return }
             Unmanaged<WaitCancellation>.fromOpaque(data).takeUnretainedValue().cancel()
         }, token.toOpaque())
+        waits.withLock { w in
+            if w.stopping { cancellation.cancel() }
+            w.pending[ObjectIdentifier(cancellation)] = cancellation
+        }
         var failure: Int32 = 0
         do throws(Tracer.WriteEventError) {
             try tracer.writeEvent(line, cancellation: cancellation)
         } catch {
             switch error {
             case .tooLong:
-                logger.warning("write_event: a line of \(line.count) bytes does not fit in a sub-buffer (EINVAL)")
+                refusals.log(.warning, "write_event: a line of \(line.count) bytes does not fit in a sub-buffer (EINVAL)")
                 failure = EINVAL
             case .interrupted:
-                logger.info("write_event: interrupted while waiting for room (EINTR)")
+                refusals.log(.info, "write_event: interrupted while waiting for room; nothing recorded (EINTR)")
                 failure = EINTR
             }
         }
+        _ = waits.withLock { $0.pending.removeValue(forKey: ObjectIdentifier(cancellation)) }
         fuse_req_interrupt_func(req, nil, nil)
         token.release()
         if failure != 0 {
@@ -313,6 +342,16 @@ final class FileSystem: @unchecked Sendable {
         } else {
             fuse_reply_write(req, used)
         }
+    }
+
+    /// Shutdown: every write_event waiting for room stops waiting now and is
+    /// answered, and any that comes later does not wait at all.
+    func endRequestWaits() {
+        let pending = waits.withLock { w in
+            w.stopping = true
+            return Array(w.pending.values)
+        }
+        pending.forEach { $0.cancel() }
     }
 
     // MARK: ioctl and poll
@@ -349,10 +388,13 @@ final class FileSystem: @unchecked Sendable {
                 return
             }
             let cookie = input.loadUnaligned(as: UInt32.self)
-            do {
+            do throws(SubbufferAccessError) {
                 try buffer.putSubbuffer(cookie: cookie)
                 fuse_reply_ioctl(req, 0, nil, 0)
             } catch {
+                // Both are EIO to a consumer (consumer-abi.md); only the log
+                // tells them apart.
+                logger.debug("RELAY_PUT_SUBBUF \(cookie) on inode \(inode): \(error == .notHeld ? "no sub-buffer taken" : "pushed by the writer") (EIO)")
                 fuse_reply_err(req, EIO)
             }
         case .getSubbufferCount:
@@ -429,6 +471,7 @@ func errnoName(_ e: Int32) -> String {
     case EIO: "EIO"
     case ENOSPC: "ENOSPC"
     case EINTR: "EINTR"
+    case ENOMEM: "ENOMEM"
     default: "errno \(e)"
     }
 }

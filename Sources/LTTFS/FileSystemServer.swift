@@ -4,6 +4,7 @@ import Glibc
 import CFuse
 import CLinuxSupport
 import Foundation
+import LTTRelay
 import LTTTrace
 import Logging
 import Synchronization
@@ -46,21 +47,31 @@ public final class FileSystemServer: @unchecked Sendable {
     /// doorbell rings (a delivery), and every 5 ms regardless (the seed's
     /// wake-up timer), which also covers a ring that found the bell pending.
     private let notifier = PeriodicThread(name: "lttfs-notifier", interval: 0.005)
-    private let state = Mutex<(session: UncheckedPointer?, mounted: Bool)>((nil, false))
-    private var loopDone: DispatchSemaphore?
+    private struct State: @unchecked Sendable {
+        var session: UncheckedPointer?
+        var mounted = false
+        /// The thread inside libfuse's loop, while it is there.
+        var loopThread: pthread_t?
+        /// `run` is over: the loop ended, the mount is released.
+        var finished = false
+    }
+    private let state = Mutex(State())
     private let unmounting = NSLock()
     /// The operations table lives as long as the server: libfuse keeps a copy,
     /// but the userdata it passes back is this object.
     private var userdata: Unmanaged<FileSystem>?
 
-    /// `options` are FUSE mount options (`allow_other`, ...).
-    public init(tracer: Tracer, mountpoint: String, options: [String] = [],
+    /// `options` are FUSE mount options (`allow_other`, ...); the kernel
+    /// always checks permissions (`default_permissions`). `accessGroup`
+    /// owns every file as its group (the tracing group): by default the
+    /// server's own group.
+    public init(tracer: Tracer, mountpoint: String, options: [String] = [], accessGroup: gid_t? = nil,
                 logger: Logger = Logger(label: "lttfs")) {
         self.tracer = tracer
         self.mountpoint = mountpoint
         self.options = options
         self.logger = logger
-        fs = FileSystem(tracer: tracer, logger: logger)
+        fs = FileSystem(tracer: tracer, logger: logger, accessGroup: accessGroup)
     }
 
     deinit { userdata?.release() }
@@ -73,16 +84,19 @@ public final class FileSystemServer: @unchecked Sendable {
             throw .mountpointMissing("\(mountpoint): \(String(cString: strerror(errno)))")
         }
         guard st.st_mode & S_IFMT == S_IFDIR else { throw .notADirectory(mountpoint) }
-        let resolved = (try? FileManager.default.destinationOfSymbolicLink(atPath: mountpoint)) ?? mountpoint
-        if Self.mounted().contains(URL(fileURLWithPath: resolved).standardizedFileURL.path) {
+        let resolved = realpath(mountpoint, nil).map { p in defer { free(p) }; return String(cString: p) }
+        if MountTable.current().isMounted(resolved ?? mountpoint) {
             throw .alreadyMounted(mountpoint)
         }
         let fd = Glibc.open("/dev/fuse", O_RDWR)
         guard fd >= 0 else { throw .noFuseDevice(String(cString: strerror(errno))) }
         close(fd)
 
-        var arguments = ["lttfs", "-o", (["fsname=lttfs", "subtype=lttfs"] + options).joined(separator: ",")]
-        if getuid() != 0 { arguments += ["-o", "default_permissions"] }
+        // default_permissions in every mode: the kernel checks each access
+        // against the modes and owners of the tree (Node.mode), for root's
+        // mounts with allow_other as for anyone's.
+        let arguments = ["lttfs", "-o",
+                         (["fsname=lttfs", "subtype=lttfs", "default_permissions"] + options).joined(separator: ",")]
         let retained = Unmanaged.passRetained(fs)
         userdata = retained
         var ops = Operations.table()
@@ -95,16 +109,21 @@ public final class FileSystemServer: @unchecked Sendable {
             throw .mountFailed(mountpoint)
         }
         fs.session = session
-        state.withLock { $0 = (UncheckedPointer(session), true) }
+        state.withLock { $0 = State(session: UncheckedPointer(session), mounted: true) }
         logger.info("mounted on \(mountpoint)")
     }
 
-    /// Serves requests until the filesystem is unmounted or a handled
-    /// signal arrives, then unmounts and frees the session. Start it after
-    /// any daemonizing fork: threads do not survive one.
+    /// Serves requests until the filesystem is unmounted or `shutdown` is
+    /// called, then unmounts and frees the session. Start it after any
+    /// daemonizing fork: threads do not survive one.
     @discardableResult
     public func run(maxThreads: UInt32 = 16) -> Int32 {
-        guard let session = state.withLock({ $0.session })?.raw else { return -1 }
+        guard let session = state.withLock({ s -> UncheckedPointer? in
+            s.loopThread = pthread_self()
+            return s.session
+        })?.raw else { return -1 }
+        // shutdown() wakes this thread out of libfuse's wait with it.
+        _ = lttfs_wake_signal_accept()
         let doorbell = fs.tracer.readerDoorbell
         notifier.start { [fs] in
             doorbell.answer()
@@ -112,13 +131,17 @@ public final class FileSystemServer: @unchecked Sendable {
         }
         doorbell.listen { [notifier] in notifier.kick() }
         let rc = lttfs_fuse_session_loop_mt(session, maxThreads, 4)
+        state.withLock { $0.loopThread = nil }
         doorbell.listen(nil)
         notifier.stop()
+        // Closes the FUSE device first (libfuse does), which fails whatever
+        // the kernel still queues for this mount, then detaches the mount.
         unmountOnce()
         state.withLock { $0.session = nil }
         fs.session = nil
         fuse_session_destroy(session)
         logger.info("unmounted \(mountpoint)")
+        state.withLock { $0.finished = true }
         return rc
     }
 
@@ -129,8 +152,8 @@ public final class FileSystemServer: @unchecked Sendable {
     @discardableResult
     public func runUntilSignalled(maxThreads: UInt32 = 16) -> Int32 {
         let signals = SignalWaiter { [self] signal in
-            logger.info("signal \(signal): unmounting \(mountpoint)")
-            shutdown(timeout: 0)
+            logger.info("signal \(signal): stopping, then unmounting \(mountpoint)")
+            shutdown(timeout: 10)
         }
         let rc = run(maxThreads: maxThreads)
         signals.stop()
@@ -155,34 +178,37 @@ public final class FileSystemServer: @unchecked Sendable {
     /// Mounts and serves on a background thread (a program tracing itself).
     public func startInBackground() throws(MountError) {
         try mount()
-        let done = DispatchSemaphore(value: 0)
-        loopDone = done
-        let thread = Thread { [self] in
-            run()
-            done.signal()
-        }
+        let thread = Thread { [self] in run() }
         thread.name = "lttfs-session"
         thread.start()
     }
 
-    /// Ends the session: unmounts (which ends the worker threads' reads)
-    /// and waits for `run` to finish, at most `timeout` seconds.
+    /// Ends the session and waits, at most `timeout` seconds, until `run`
+    /// has unmounted. In this order: every request that waits (write_event
+    /// waiting for room) is answered; libfuse's loop is told to exit, and
+    /// its thread is woken out of its wait with a signal, after which
+    /// libfuse cancels its idle workers and joins the busy ones; then `run`
+    /// unmounts. Nothing here touches the mount point: a request to our own
+    /// mount from this process could wait for a worker that is gone.
     @discardableResult
     public func shutdown(timeout: TimeInterval = 10) -> Bool {
-        if let session = state.withLock({ $0.session })?.raw {
-            fuse_session_exit(session)
-            // libfuse's loop looks at the exit flag only after a request.
-            // The unmount below is lazy: while a reader keeps a file open
-            // the connection lives on and no request may ever come, so send
-            // one now (the root's attributes are never cached here).
-            if state.withLock({ $0.mounted }) {
-                var st = stat()
-                _ = stat(mountpoint, &st)
-            }
+        fs.endRequestWaits()
+        guard let session = state.withLock({ $0.session })?.raw else {
+            return state.withLock { $0.finished || !$0.mounted }
         }
-        unmountOnce()
-        guard let done = loopDone else { return true }
-        return done.wait(timeout: .now() + timeout) == .success
+        fuse_session_exit(session)
+        let signal = lttfs_wake_signal()
+        let deadline = MonotonicClock.now() &+ UInt64(max(0, timeout) * 1e9)
+        while true {
+            let (loop, finished) = state.withLock { ($0.loopThread, $0.finished) }
+            if finished { return true }
+            // The loop checks its exit flag before each wait; a signal sent
+            // just before that wait is lost, so keep sending until it ends.
+            if let loop { pthread_kill(loop, signal) }
+            if MonotonicClock.now() >= deadline { return false }
+            var pause = timespec(tv_sec: 0, tv_nsec: 10_000_000)
+            nanosleep(&pause, nil)
+        }
     }
 
     /// Unmounts once. Holding `unmounting` across the call matters: the
@@ -199,14 +225,6 @@ public final class FileSystemServer: @unchecked Sendable {
         if let session { fuse_session_unmount(session.raw) }
     }
 
-    /// Mount points of every mount on the machine (/proc/mounts).
-    static func mounted() -> Set<String> {
-        guard let text = try? String(contentsOfFile: "/proc/mounts", encoding: .utf8) else { return [] }
-        return Set(text.split(separator: "\n").compactMap { line in
-            let fields = line.split(separator: " ")
-            return fields.count > 1 ? String(fields[1]).replacingOccurrences(of: "\\040", with: " ") : nil
-        })
-    }
 }
 
 /// Calls `body` with argc and a NULL-terminated C argv for `strings`.

@@ -48,16 +48,20 @@ enum Node: Hashable, Sendable {
         }
     }
 
-    /// Permission bits: directories r-x, buffer files 0400 like debugfs,
-    /// control files by what they accept.
+    /// Permission bits, checked by the kernel (`default_permissions`)
+    /// against the mount's owner and its access group (`--group`, by
+    /// default the owner's group), as tracefs does with `gid=`: others get
+    /// nothing at all. The owner reads and controls everything; the group
+    /// may look around, read every status and setting, drain buffer files
+    /// (GET/PUT need only read access) and record with `write_event`, but
+    /// cannot create, change or destroy traces.
     var mode: UInt32 {
         switch self {
-        case _ where isDirectory: 0o555
-        case .setupTrace, .destroyTrace, .writeEvent: 0o200
-        case .traceControlFile(_, .alloc): 0o200
-        case .traceControlFile(_, .stats), .markerFile(_, _, .info): 0o444
-        case .bufferFile: 0o400
-        default: 0o644
+        case _ where isDirectory: 0o750
+        case .setupTrace, .destroyTrace, .traceControlFile(_, .alloc): 0o200
+        case .writeEvent: 0o220
+        case .traceControlFile(_, .stats), .markerFile(_, _, .info), .bufferFile: 0o440
+        default: 0o640
         }
     }
 }

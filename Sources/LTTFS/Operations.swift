@@ -29,9 +29,19 @@ enum Operations {
         ops.getattr = { req, ino, fi in
             fs(req).getattr(req!, inode: ino, fh: fi?.pointee.fh)
         }
-        ops.setattr = { req, ino, _, _, fi in
-            fs(req).setattr(req!, inode: ino, fh: fi?.pointee.fh)
+        ops.setattr = { req, ino, _, toSet, fi in
+            fs(req).setattr(req!, inode: ino, fh: fi?.pointee.fh, changes: toSet)
         }
+        // The tree is the server's: every call that would change it is EPERM
+        // (left out, they would answer ENOSYS).
+        ops.mkdir = { req, _, _, _ in fs(req).refuseTreeChange(req!, "mkdir") }
+        ops.mknod = { req, _, _, _, _ in fs(req).refuseTreeChange(req!, "mknod") }
+        ops.create = { req, _, _, _, _ in fs(req).refuseTreeChange(req!, "create") }
+        ops.symlink = { req, _, _, _ in fs(req).refuseTreeChange(req!, "symlink") }
+        ops.link = { req, _, _, _ in fs(req).refuseTreeChange(req!, "link") }
+        ops.unlink = { req, _, _ in fs(req).refuseTreeChange(req!, "unlink") }
+        ops.rmdir = { req, _, _ in fs(req).refuseTreeChange(req!, "rmdir") }
+        ops.rename = { req, _, _, _, _, _ in fs(req).refuseTreeChange(req!, "rename") }
         ops.opendir = { req, ino, fi in
             fs(req).opendir(req!, inode: ino, fi: fi!)
         }

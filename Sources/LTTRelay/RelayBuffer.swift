@@ -36,34 +36,49 @@ public final class RelayBuffer: @unchecked Sendable {
     @usableFromInline let doorbell: ReaderDoorbell?
     private let readers = Atomic<Int>(0)
     let writerWait = WriterWaitQueue()
-    /// Set while the trace is not recording: `waitForRoom` returns at once.
+    /// Set while the trace is not recording: `recordWaiting` gives up at once.
     private let waitsEnded = Atomic<Bool>(false)
 
     /// `LTT_RESERVE_CRITICAL`: room a blocking writer leaves for the others.
     public static let reserveCritical: UInt64 = 4096
 
+    /// The ring memory could not be had (the budget was checked before:
+    /// this is the system refusing, for example a cgroup limit).
+    public struct AllocationFailed: Error, Equatable, CustomStringConvertible {
+        public let bytes: UInt64
+        public var description: String { "cannot allocate \(bytes) bytes for a relay buffer" }
+    }
+
+    /// The budget bytes this buffer's memory counts against, shared with the
+    /// other buffers of its trace: given back when the last of them is freed.
+    public let memoryReservation: BufferMemoryBudget.Reservation?
+
     public init(geometry: RelayGeometry, overwrite: Bool, cpu: Int, trace: TraceHeaderFields, clock: TraceClock,
-                doorbell: ReaderDoorbell? = nil) {
+                doorbell: ReaderDoorbell? = nil,
+                memoryReservation: BufferMemoryBudget.Reservation? = nil) throws(AllocationFailed) {
         self.doorbell = doorbell
+        self.memoryReservation = memoryReservation
         self.geometry = geometry
         self.overwrite = overwrite
         self.cpu = cpu
         self.clock = clock
         var raw: UnsafeMutableRawPointer?
-        let rc = posix_memalign(&raw, 4096, Int(geometry.allocSize))
-        precondition(rc == 0 && raw != nil, "cannot allocate \(geometry.allocSize) bytes for a relay buffer")
-        memory = raw!
+        guard posix_memalign(&raw, 4096, Int(geometry.allocSize)) == 0, let raw else {
+            throw AllocationFailed(bytes: geometry.allocSize)
+        }
+        memory = raw
         memset(memory, 0, Int(geometry.allocSize))
-        commitCounts = .allocate(capacity: Int(geometry.subbufferCount))
+        commitCounts = .allocate(capacity: 2 * Int(geometry.subbufferCount))
         ringState = .allocate(capacity: 1)
         ringState.initialize(to: RelayRing(geometry: geometry, overwrite: overwrite, trace: trace,
-                                           memory: memory, commitCount: commitCounts))
+                                           memory: memory, commitCount: commitCounts,
+                                           eventCount: commitCounts + Int(geometry.subbufferCount)))
     }
 
     /// A buffer whose clock is a function (tests drive time by hand).
     public convenience init(geometry: RelayGeometry, overwrite: Bool, cpu: Int, trace: TraceHeaderFields,
-                            clock: @escaping @Sendable () -> UInt64) {
-        self.init(geometry: geometry, overwrite: overwrite, cpu: cpu, trace: trace, clock: TraceClock(read: clock))
+                            clock: @escaping @Sendable () -> UInt64) throws(AllocationFailed) {
+        try self.init(geometry: geometry, overwrite: overwrite, cpu: cpu, trace: trace, clock: TraceClock(read: clock))
     }
 
     deinit {
@@ -181,66 +196,88 @@ public final class RelayBuffer: @unchecked Sendable {
         }
     }
 
-    /// What a blocking write can end with, besides success.
-    public enum BlockingWriteError: Error, Equatable, Sendable {
-        case lost(ReserveFailure)
-        /// The wait was cancelled (a signal); nothing was written.
+    /// How a producer that finds the buffer full (normal mode) waits for a
+    /// reader to free room: the seed's `ltt_relay_user_blocking`, bounded.
+    public struct WaitPolicy: Sendable {
+        /// Bytes left for producers that do not wait (`LTT_RESERVE_CRITICAL`
+        /// for write_event; 0 for in-process producers, who only wait after
+        /// a reservation failed).
+        public var reserveCritical: UInt64
+        /// CLOCK_MONOTONIC nanoseconds after which the wait is given up.
+        public var deadline: UInt64?
+        /// Set by whoever may end the wait early (a FUSE interrupt, shutdown).
+        public var cancellation: WaitCancellation?
+        /// Wait only while a reader has the buffer open: nobody else would
+        /// ever free room (a trace without a consumer).
+        public var onlyWithReader: Bool
+
+        public init(reserveCritical: UInt64 = 0, timeoutNanoseconds: UInt64? = nil,
+                    cancellation: WaitCancellation? = nil, onlyWithReader: Bool = false) {
+            self.reserveCritical = reserveCritical
+            deadline = timeoutNanoseconds.map { MonotonicClock.now() &+ $0 }
+            self.cancellation = cancellation
+            self.onlyWithReader = onlyWithReader
+        }
+    }
+
+    /// How `recordWaiting` ended.
+    public enum WaitingRecord: Error, Equatable, Sendable {
+        /// Recorded.
+        case recorded
+        /// Not recorded, and counted as lost: no room in time, the trace
+        /// stopped or was destroyed (`endWaits`, finalize), nobody reads the
+        /// buffer, or a reservation failed.
+        case lost
+        /// The policy's cancellation fired while waiting: nothing was
+        /// recorded and nothing counted; the caller decides what it means.
         case cancelled
     }
 
-    /// `ltt_relay_user_blocking` then record: in normal mode, waits for a
-    /// reader to free space instead of losing the event, leaving
-    /// `reserveCritical` bytes for non-blocking producers. The wait ends when
-    /// space appears, the buffer is finalized, or `cancellation` fires.
-    public func recordBlocking(eventID: UInt16, dataSize: UInt64, largestAlign: UInt64,
-                               sizedHeader: Bool = false, cancellation: WaitCancellation? = nil,
-                               payload: (UnsafeMutableRawPointer) -> Void) -> Result<RelaySlot, BlockingWriteError> {
+    /// Records one event as a blocking producer does: while the buffer has
+    /// no room for it (normal mode), waits for a reader to free some, as
+    /// `policy` allows. Callers must not be inside an RCU read-side section
+    /// (control operations wait for those to end), and must not hold the
+    /// buffer lock. `payload` must only store bytes.
+    public func recordWaiting(eventID: UInt16, dataSize: UInt64, largestAlign: UInt64, sizedHeader: Bool = false,
+                              policy: WaitPolicy, payload: (UnsafeMutableRawPointer) -> Void) -> WaitingRecord {
         writerWait.register()
         defer { writerWait.unregister() }
         while true {
-            if cancellation?.isCancelled == true { return .failure(.cancelled) }
+            if policy.cancellation?.isCancelled == true { return .cancelled }
             let (mustWait, generation) = locked { ring in
                 (ring.writerShouldWait(dataSize: dataSize, largestAlign: largestAlign,
-                                       reserveCritical: Self.reserveCritical), writerWait.generation)
+                                       reserveCritical: policy.reserveCritical), writerWait.generation)
             }
-            if mustWait {
-                guard writerWait.wait(past: generation, cancellation: cancellation) else {
-                    return .failure(.cancelled)
-                }
-                continue
+            if !mustWait {
+                // Room is there, unless another producer took it meanwhile:
+                // then the reservation counts the loss.
+                let recorded = record(eventID: eventID, dataSize: dataSize, largestAlign: largestAlign,
+                                      sizedHeader: sizedHeader, payload: payload)
+                if case .success = recorded { return .recorded }
+                return .lost
             }
-            // Space is there, unless another producer took it meanwhile: then
-            // `record` counts a loss, which only a full-speed producer sharing
-            // this buffer can cause.
-            return record(eventID: eventID, dataSize: dataSize, largestAlign: largestAlign,
-                          sizedHeader: sizedHeader, payload: payload).mapError { .lost($0) }
+            // Each reason to end the wait is read after the generation:
+            // whoever sets one then bumps the generation (endWaits, finalize,
+            // closeReader), so a change after this point ends the sleep.
+            let ended = waitsEnded.load(ordering: .acquiring)
+                || (policy.onlyWithReader && !hasReader)
+                || policy.deadline.map { MonotonicClock.now() >= $0 } == true
+            if ended {
+                countLost(1)
+                return .lost
+            }
+            writerWait.wait(past: generation, cancellation: policy.cancellation, deadline: policy.deadline)
         }
     }
 
-    /// Waits until an event of `dataSize` bytes would find room (normal
-    /// mode), at most `timeoutNanoseconds`. True when there is room, false
-    /// on timeout or once `endWaits()` was called (the trace stopped); a
-    /// finalized buffer ends the wait at once (true: the retry then fails
-    /// as `.finalized`). Callers must not be inside an RCU read-side
-    /// section: control operations wait for those to end.
-    public func waitForRoom(dataSize: UInt64, largestAlign: UInt64, timeoutNanoseconds: UInt64) -> Bool {
-        writerWait.register()
-        defer { writerWait.unregister() }
-        let deadline = WaitCancellation(timeoutNanoseconds: timeoutNanoseconds)
-        while true {
-            let (mustWait, generation) = locked { ring in
-                (ring.writerShouldWait(dataSize: dataSize, largestAlign: largestAlign, reserveCritical: 0),
-                 writerWait.generation)
-            }
-            if !mustWait { return true }
-            // Read after the generation: endWaits sets the flag, then bumps it.
-            if waitsEnded.load(ordering: .acquiring) { return false }
-            if !writerWait.wait(past: generation, cancellation: deadline) { return false }
-        }
+    /// Counts `n` events lost that never reached a reservation (a producer
+    /// gave up waiting for room).
+    public func countLost(_ n: UInt64) {
+        locked { $0.countLost(n) }
     }
 
-    /// Ends every `waitForRoom`, now and until `allowWaits()`: the trace is
-    /// stopping.
+    /// Ends every wait for room, now and until `allowWaits()`: the trace
+    /// stopped or is being destroyed, or the server is shutting down.
     public func endWaits() {
         waitsEnded.store(true, ordering: .releasing)
         writerWait.wakeAll()
@@ -250,6 +287,9 @@ public final class RelayBuffer: @unchecked Sendable {
     public func allowWaits() {
         waitsEnded.store(false, ordering: .releasing)
     }
+
+    /// Producers between `recordWaiting`'s start and end.
+    public var waitingWriters: Int { writerWait.waiters }
 
     // MARK: Switch and finalize
 
@@ -281,16 +321,18 @@ public final class RelayBuffer: @unchecked Sendable {
         readers.compareExchange(expected: 0, desired: 1, ordering: .acquiringAndReleasing).exchanged
     }
 
-    /// `_ltt_release`.
+    /// `_ltt_release`. Producers waiting for this reader to free room stop
+    /// waiting: nobody else will.
     public func closeReader() {
         readers.store(0, ordering: .releasing)
+        writerWait.wakeAll()
     }
 
     public var hasReader: Bool { readers.load(ordering: .acquiring) != 0 }
 
     /// RELAY_GET_SUBBUF: the cookie (low 32 bits of `consumed`).
     public func getSubbuffer() -> Result<UInt32, SubbufferAccessError> {
-        locked { $0.getSubbuffer() }.map { UInt32(truncatingIfNeeded: $0) }
+        locked { ring in ring.getSubbuffer() }.map { UInt32(truncatingIfNeeded: $0) }
     }
 
     /// RELAY_PUT_SUBBUF with the cookie GET gave; wakes blocked writers.

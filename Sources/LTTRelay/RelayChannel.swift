@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import CLinuxSupport
+import Synchronization
 
 /// A channel's buffers: one `RelayBuffer` per CPU, all of one geometry and
 /// mode. A producer records into the buffer of the CPU it runs on; a thread
@@ -16,16 +17,26 @@ public final class RelayChannel: @unchecked Sendable {
     /// The same buffers, unretained, for the hot path: `buffers` owns them.
     @usableFromInline let unretained: UnsafeMutableBufferPointer<Unmanaged<RelayBuffer>>
 
+    /// Producers that left their RCU read-side section, holding this
+    /// channel, to wait for room in it (and then record, or count a loss).
+    /// They raise it before leaving that section, so that once a grace
+    /// period has passed after a trace stopped recording, none is added, and
+    /// destroy waits for the rest before it finalizes and counts.
+    public let producersOutside = Atomic<Int>(0)
+
     public init(name: String, geometry: RelayGeometry, overwrite: Bool, cpuCount: Int,
-                trace: TraceHeaderFields, clock: TraceClock, doorbell: ReaderDoorbell? = nil) {
+                trace: TraceHeaderFields, clock: TraceClock, doorbell: ReaderDoorbell? = nil,
+                memoryReservation: BufferMemoryBudget.Reservation? = nil) throws(RelayBuffer.AllocationFailed) {
         precondition(cpuCount > 0)
         self.name = name
         self.geometry = geometry
         self.overwrite = overwrite
-        buffers = (0..<cpuCount).map {
-            RelayBuffer(geometry: geometry, overwrite: overwrite, cpu: $0, trace: trace, clock: clock,
-                        doorbell: doorbell)
+        var made: [RelayBuffer] = []
+        for cpu in 0..<cpuCount {
+            made.append(try RelayBuffer(geometry: geometry, overwrite: overwrite, cpu: cpu, trace: trace,
+                                        clock: clock, doorbell: doorbell, memoryReservation: memoryReservation))
         }
+        buffers = made
         unretained = .allocate(capacity: cpuCount)
         for (i, b) in buffers.enumerated() { (unretained.baseAddress! + i).initialize(to: .passUnretained(b)) }
     }
@@ -57,6 +68,18 @@ public final class RelayChannel: @unchecked Sendable {
     public var currentBuffer: RelayBuffer { buffers[currentIndex] }
 
     public func finalize() { buffers.forEach { $0.finalize() } }
+
+    /// Waits (bounded) until no producer is outside its RCU section with
+    /// this channel. Returns false if some still were at the deadline.
+    public func waitForProducersOutside(timeoutNanoseconds: UInt64) -> Bool {
+        let deadline = MonotonicClock.now() &+ timeoutNanoseconds
+        while producersOutside.load(ordering: .acquiring) != 0 {
+            if MonotonicClock.now() >= deadline { return false }
+            var pause = timespec(tv_sec: 0, tv_nsec: 200_000)
+            nanosleep(&pause, nil)
+        }
+        return true
+    }
 
     /// The number of CPU numbers a channel needs: every configured CPU.
     public static var configuredCPUCount: Int { max(1, Int(sysconf(Int32(_SC_NPROCESSORS_CONF)))) }

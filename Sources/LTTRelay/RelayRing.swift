@@ -100,8 +100,11 @@ public enum SubbufferAccessError: Error, Equatable, Sendable {
     /// is still in it (EAGAIN).
     case notReady
     /// PUT: the cookie is not the current `consumed`: the writer pushed the
-    /// reader, or this sub-buffer was never taken (EIO).
+    /// reader past the sub-buffer that was taken (EIO).
     case pushed
+    /// PUT: no sub-buffer is taken: no GET since the last PUT, or the
+    /// writer pushed the reader past the one that was (EIO). Nothing moves.
+    case notHeld
 }
 
 /// The seed's two force-switch modes.
@@ -120,6 +123,10 @@ public struct RelayCounters: Sendable, Equatable {
     public var corruptedSubbuffers: UInt64 = 0
     public var subbuffersDelivered: UInt64 = 0
     public var subbuffersConsumed: UInt64 = 0
+    /// Flight recorder: sub-buffers the writer pushed the reader past before
+    /// anyone consumed them, and the events they held (ftrace's `overrun`).
+    public var subbuffersOverwritten: UInt64 = 0
+    public var eventsOverwritten: UInt64 = 0
     public var bytesReadable: UInt64 = 0
     public var finalized = false
     public init() {}
@@ -135,6 +142,9 @@ public struct RelayRing: ~Copyable {
     public let memory: UnsafeMutableRawPointer
     /// `subbufferCount` free-running commit counters, owned like `memory`.
     @usableFromInline let commitCount: UnsafeMutablePointer<UInt64>
+    /// `subbufferCount` event counts, one per sub-buffer, for its current
+    /// pass: what a flight-recorder push overwrites. Owned like `memory`.
+    @usableFromInline let eventCount: UnsafeMutablePointer<UInt64>
 
     // The fields the inlined fast path reads and writes are internal and
     // @usableFromInline; the diagnostics read them through `counters`.
@@ -153,17 +163,29 @@ public struct RelayRing: ~Copyable {
     @usableFromInline var eventsWritten: UInt64 = 0
     @usableFromInline var subbuffersDelivered: UInt64 = 0
     public private(set) var subbuffersConsumed: UInt64 = 0
+    public private(set) var subbuffersOverwritten: UInt64 = 0
+    public private(set) var eventsOverwritten: UInt64 = 0
+    /// The position of the sub-buffer a reader took (GET) and has not given
+    /// back (PUT). Not in the seed, whose put_subbuf trusted any cookie equal
+    /// to `consumed`: a PUT with no GET then moved `consumed` past a
+    /// sub-buffer the writer was still in. A PUT succeeds only when it names
+    /// `heldPosition` and that is still `consumed`; GET set it when
+    /// `consumed < subbufTrunc(offset)`, so the reader never passes the writer.
+    public private(set) var heldPosition: UInt64?
 
     /// `ltt_relay_create_buffer`: the first sub-buffer is opened with the
     /// trace's start clock and its header is committed.
     public init(geometry: RelayGeometry, overwrite: Bool, trace: TraceHeaderFields,
-                memory: UnsafeMutableRawPointer, commitCount: UnsafeMutablePointer<UInt64>) {
+                memory: UnsafeMutableRawPointer, commitCount: UnsafeMutablePointer<UInt64>,
+                eventCount: UnsafeMutablePointer<UInt64>) {
         self.geometry = geometry
         self.overwrite = overwrite
         self.trace = trace
         self.memory = memory
         self.commitCount = commitCount
+        self.eventCount = eventCount
         commitCount.initialize(repeating: 0, count: Int(geometry.subbufferCount))
+        eventCount.initialize(repeating: 0, count: Int(geometry.subbufferCount))
         offset = SubbufferHeader.size
         consumed = 0
         lastTSC = trace.startTSC
@@ -180,6 +202,8 @@ public struct RelayRing: ~Copyable {
         c.corruptedSubbuffers = corruptedSubbuffers
         c.subbuffersDelivered = subbuffersDelivered
         c.subbuffersConsumed = subbuffersConsumed
+        c.subbuffersOverwritten = subbuffersOverwritten
+        c.eventsOverwritten = eventsOverwritten
         c.bytesReadable = readableBytes(at: 0)
         c.finalized = finalized
         return c
@@ -365,9 +389,14 @@ public struct RelayRing: ~Copyable {
     @inline(__always)
     mutating func pushReader(_ o: inout Offsets) {
         let consumedOld = consumed
+        let writerSubbuffer = geometry.subbufTrunc(o.end &- 1)
         // Push the reader when the writer reached it (overwrite mode), or when
-        // the new sub-buffer is corrupted; never farther than the writer.
-        if geometry.subbufTrunc(o.end &- 1) &- geometry.subbufTrunc(consumedOld) >= geometry.allocSize {
+        // the new sub-buffer is corrupted; never farther than the writer. The
+        // reader is never ahead of the writer (GET and PUT keep it behind),
+        // and the first test keeps a broken state from wrapping the
+        // subtraction into a push on every event.
+        if consumedOld <= writerSubbuffer
+            && writerSubbuffer &- geometry.subbufTrunc(consumedOld) >= geometry.allocSize {
             consumed = geometry.subbufAlign(consumedOld)
         }
         guard consumed != consumedOld else { return }
@@ -380,6 +409,11 @@ public struct RelayRing: ~Copyable {
             if !overwrite || o.reserveCommitDiff != geometry.subbufferSize {
                 corruptedSubbuffers &+= 1
             }
+        } else {
+            // A complete sub-buffer nobody consumed is overwritten (flight
+            // recorder): count it and its events, which no reader will see.
+            subbuffersOverwritten &+= 1
+            eventsOverwritten &+= eventCount[geometry.subbufIndex(consumedOld)]
         }
     }
 
@@ -399,6 +433,7 @@ public struct RelayRing: ~Copyable {
     mutating func switchNewSubbuffer(_ o: inout Offsets, tsc: UInt64) {
         let beginIndex = geometry.subbufIndex(o.begin)
         bufferBegin(tsc: tsc, subbufferIndex: beginIndex)
+        eventCount[beginIndex] = 0
         commitCount[beginIndex] &+= SubbufferHeader.size
         if geometry.isComplete(commitCount: commitCount[beginIndex], at: o.end &- 1) { deliver() }
     }
@@ -426,6 +461,7 @@ public struct RelayRing: ~Copyable {
         // names the slot's sub-buffer, as `buf_offset - 1` does in the seed.
         let index = geometry.subbufIndex(slot.begin)
         commitCount[index] &+= slot.size
+        eventCount[index] &+= 1
         eventsWritten &+= 1
         if geometry.isComplete(commitCount: commitCount[index], at: slot.begin) { deliver() }
     }
@@ -479,8 +515,9 @@ public struct RelayRing: ~Copyable {
 
     // MARK: Reader side
 
-    /// `get_subbuf`: the position of the next complete sub-buffer.
-    public func getSubbuffer() -> Result<UInt64, SubbufferAccessError> {
+    /// `get_subbuf`: the position of the next complete sub-buffer, which the
+    /// reader now holds until its PUT (GET again returns the same one).
+    public mutating func getSubbuffer() -> Result<UInt64, SubbufferAccessError> {
         let index = geometry.subbufIndex(consumed)
         // Not fully committed yet?
         guard geometry.isComplete(commitCount: commitCount[index], at: consumed) else {
@@ -490,6 +527,7 @@ public struct RelayRing: ~Copyable {
         guard geometry.subbufTrunc(offset) != geometry.subbufTrunc(consumed) else {
             return .failure(.notReady)
         }
+        heldPosition = consumed
         return .success(consumed)
     }
 
@@ -499,9 +537,19 @@ public struct RelayRing: ~Copyable {
         try putSubbuffer(position: (consumed & ~UInt64(0xFFFF_FFFF)) | UInt64(cookie))
     }
 
-    /// `put_subbuf`.
+    /// `put_subbuf`, which only gives back a sub-buffer that a GET took: a
+    /// PUT with no GET, or a second PUT, changes nothing (`.notHeld`); a
+    /// PUT after the writer pushed the reader past the taken sub-buffer,
+    /// or with another cookie than GET gave, is `.pushed`, as in the seed.
     public mutating func putSubbuffer(position consumedOld: UInt64) throws(SubbufferAccessError) {
-        guard consumed == consumedOld else { throw .pushed }
+        guard let held = heldPosition else { throw .notHeld }
+        guard held == consumed else {
+            // Overwritten while held: the reader learns it once.
+            heldPosition = nil
+            throw .pushed
+        }
+        guard consumedOld == held else { throw .pushed }
+        heldPosition = nil
         consumed = geometry.subbufAlign(consumedOld)
         subbuffersConsumed &+= 1
     }

@@ -66,23 +66,21 @@ final class WriterWaitQueue: @unchecked Sendable {
     func register() { waiterCount.add(1, ordering: .sequentiallyConsistent) }
     func unregister() { waiterCount.subtract(1, ordering: .sequentiallyConsistent) }
 
-    /// Sleeps until the generation moves past `seen` or `cancellation` fires.
-    /// Returns false when cancelled.
-    func wait(past seen: UInt64, cancellation: WaitCancellation?) -> Bool {
+    /// Sleeps until the generation moves past `seen`, `cancellation` fires
+    /// or `deadline` (CLOCK_MONOTONIC ns) passes. The caller looks again
+    /// at why it waited: a return says only that something may have changed.
+    func wait(past seen: UInt64, cancellation: WaitCancellation?, deadline: UInt64? = nil) {
         pthread_mutex_lock(mutex)
         defer { pthread_mutex_unlock(mutex) }
         while generationCounter.load(ordering: .acquiring) == seen {
-            if cancellation?.isCancelled == true { return false }
-            var deadline = timespec()
-            clock_gettime(CLOCK_MONOTONIC, &deadline)
-            deadline.tv_nsec += Self.slice
-            if deadline.tv_nsec >= 1_000_000_000 {
-                deadline.tv_sec += 1
-                deadline.tv_nsec -= 1_000_000_000
-            }
-            pthread_cond_timedwait(condition, mutex, &deadline)
+            if cancellation?.isCancelled == true { return }
+            let now = MonotonicClock.now()
+            if let deadline, now >= deadline { return }
+            var until = now &+ UInt64(Self.slice)
+            if let deadline { until = min(until, deadline) }
+            var when = timespec(tv_sec: Int(until / 1_000_000_000), tv_nsec: Int(until % 1_000_000_000))
+            pthread_cond_timedwait(condition, mutex, &when)
         }
-        return cancellation?.isCancelled != true
     }
 
     /// Wakes every sleeping writer (a put, a finalize, a cancellation).

@@ -136,6 +136,38 @@ public final class MarkerCore: @unchecked Sendable, CustomStringConvertible {
     }
 }
 
+/// What became of one event across the traces recording its marker.
+public struct EmitResult: Sendable, Equatable {
+    /// Traces that have it.
+    public var recorded = 0
+    /// Traces that counted it lost.
+    public var lost = 0
+    /// A blocking writer's wait was cancelled before the event went
+    /// anywhere: nothing was recorded, nothing counted.
+    public var cancelled = false
+    public init() {}
+}
+
+/// A producer that waits for room in every full normal-mode buffer for as
+/// long as a reader is there to free it (write_event: the seed's user
+/// blocking mode), leaving `LTT_RESERVE_CRITICAL` bytes to the others.
+public struct BlockingWriter: Sendable {
+    /// Ends the wait: the writer got a signal, or the server is stopping.
+    public let cancellation: WaitCancellation?
+    public init(cancellation: WaitCancellation?) { self.cancellation = cancellation }
+}
+
+/// A full buffer's channel, held while its producer waits outside RCU.
+@usableFromInline
+struct WaitingSink {
+    @usableFromInline let sink: MarkerSinks.Sink
+    @usableFromInline let channel: RelayChannel
+    @usableFromInline init(sink: MarkerSinks.Sink, channel: RelayChannel) {
+        self.sink = sink
+        self.channel = channel
+    }
+}
+
 /// The recording loop every marker shares: for each sink (inside an RCU
 /// read-side section), size the payload for that trace's alignment,
 /// reserve, store, commit. Plain values only: no reference counting on the
@@ -161,72 +193,96 @@ struct EventEmitter {
 
     /// `size(alignment)` gives the payload size for a trace's alignment;
     /// `store(payload, alignment)` writes it (it runs under the buffer lock
-    /// and must only store bytes). A full buffer in a trace whose channel
-    /// lets producers wait is waited on (bounded), then tried once more;
-    /// only that second failure counts as a lost event.
-    @inlinable @inline(__always)
-    func emit(size: (Int) -> Int, store: (UnsafeMutableRawPointer, Int) -> Void) {
+    /// and must only store bytes).
+    ///
+    /// Every trace that records the marker gets the event once, or counts
+    /// it lost: inside the RCU read-side section each buffer with room gets
+    /// it at once; a full one whose producer may wait (`blocking_timeout`
+    /// for in-process markers, `writer` for write_event) is waited on after
+    /// that section, so that one full trace never holds up the others, nor
+    /// an RCU grace period.
+    @inlinable @inline(__always) @discardableResult
+    func emit(size: (Int) -> Int, store: (UnsafeMutableRawPointer, Int) -> Void,
+              writer: BlockingWriter? = nil) -> EmitResult {
         lttfs_rcu_read_lock()
         guard let block = lttfs_rcu_dereference(sinksSlot) else {
             lttfs_rcu_read_unlock()
-            return
+            return EmitResult()
         }
         let sinks = MarkerSinks.sinks(of: block)
+        var result = EmitResult()
+        var waiting: [WaitingSink]? = nil
         var i = 0
         while i < sinks.count {
             let sink = sinks[i]
+            i &+= 1
             let alignment = sink.alignment
             let dataSize = UInt64(size(alignment))
-            let buffer = sink.channel._withUnsafeGuaranteedRef { $0.currentBufferUnretained }
+            let channel = sink.channel
+            let buffer = channel._withUnsafeGuaranteedRef { $0.currentBufferUnretained }
             let largest = UInt64(PayloadLayout.largestAlign(maxIntegerSize: maxIntegerSize, alignment: alignment))
             let (id, sized) = (eventID, sizedHeader)
-            let waits = sink.blockingTimeoutNanoseconds
+            let mayWait = writer != nil || sink.blockingTimeoutNanoseconds > 0
             let begun = buffer._withUnsafeGuaranteedRef {
                 $0.beginEvent(eventID: id, dataSize: dataSize, largestAlign: largest, sizedHeader: sized,
-                              countFullAsLost: waits == 0)
+                              countFullAsLost: !mayWait)
             }
             switch begun {
             case .success(let event):
                 store(event.payload, alignment)
                 buffer._withUnsafeGuaranteedRef { $0.endEvent(event) }
-            case .failure(.full) where waits > 0:
-                // Waiting must not hold up RCU grace periods (stop, destroy
-                // and marker changes wait for them): keep the channels
-                // from here on, leave the read-side section, then wait.
-                let rest = sinks[i...].map { ($0, $0.channel.takeUnretainedValue()) }
-                lttfs_rcu_read_unlock()
-                emitWaiting(rest, size: size, store: store)
-                return
+                result.recorded &+= 1
+            case .failure(.full) where mayWait:
+                // Counted as outside before the read-side section ends: a
+                // destroy that waited for the grace period then waits for
+                // this producer too.
+                let held = channel.takeUnretainedValue()
+                held.producersOutside.add(1, ordering: .acquiringAndReleasing)
+                if waiting == nil { waiting = [] }
+                waiting!.append(WaitingSink(sink: sink, channel: held))
             case .failure:
-                break
+                result.lost &+= 1
             }
-            i &+= 1
         }
         lttfs_rcu_read_unlock()
+        if let waiting { emitWaiting(waiting, size: size, store: store, writer: writer, result: &result) }
+        return result
     }
 
-    /// The rest of `emit` once a full buffer asked to wait, outside the RCU
-    /// read-side section: the channels are held by `rest`. (The first one
-    /// is simply tried again: a full buffer counted nothing lost yet.)
+    /// The rest of `emit`, outside the RCU read-side section: waits for
+    /// room in each full buffer whose producer may wait, then records, or
+    /// counts the event lost there. A cancellation (the writer's signal,
+    /// shutdown) before the event went anywhere leaves it unrecorded and
+    /// uncounted (`cancelled`: the caller reports EINTR, and a retry records
+    /// it once); after it went somewhere, the rest count it lost, so that a
+    /// retry can never duplicate it.
     @usableFromInline @inline(never)
-    func emitWaiting(_ rest: [(sink: MarkerSinks.Sink, channel: RelayChannel)], size: (Int) -> Int,
-                     store: (UnsafeMutableRawPointer, Int) -> Void) {
-        for (sink, channel) in rest {
-            let alignment = sink.alignment
+    func emitWaiting(_ waiting: [WaitingSink], size: (Int) -> Int, store: (UnsafeMutableRawPointer, Int) -> Void,
+                     writer: BlockingWriter?, result: inout EmitResult) {
+        for entry in waiting {
+            defer { entry.channel.producersOutside.subtract(1, ordering: .acquiringAndReleasing) }
+            let alignment = entry.sink.alignment
             let dataSize = UInt64(size(alignment))
-            let buffer = channel.currentBuffer
+            let buffer = entry.channel.currentBuffer
             let largest = UInt64(PayloadLayout.largestAlign(maxIntegerSize: maxIntegerSize, alignment: alignment))
-            let waits = sink.blockingTimeoutNanoseconds
-            var begun = buffer.beginEvent(eventID: eventID, dataSize: dataSize, largestAlign: largest,
-                                          sizedHeader: sizedHeader, countFullAsLost: waits == 0)
-            if case .failure(.full) = begun, waits > 0 {
-                _ = buffer.waitForRoom(dataSize: dataSize, largestAlign: largest, timeoutNanoseconds: waits)
-                begun = buffer.beginEvent(eventID: eventID, dataSize: dataSize, largestAlign: largest,
-                                          sizedHeader: sizedHeader)
+            let policy = writer.map {
+                RelayBuffer.WaitPolicy(reserveCritical: RelayBuffer.reserveCritical, cancellation: $0.cancellation,
+                                       onlyWithReader: true)
+            } ?? RelayBuffer.WaitPolicy(timeoutNanoseconds: entry.sink.blockingTimeoutNanoseconds)
+            switch buffer.recordWaiting(eventID: eventID, dataSize: dataSize, largestAlign: largest,
+                                        sizedHeader: sizedHeader, policy: policy, payload: { store($0, alignment) }) {
+            case .recorded:
+                result.recorded &+= 1
+            case .lost:
+                result.lost &+= 1
+            case .cancelled:
+                if result.recorded == 0 && result.lost == 0 {
+                    result.cancelled = true
+                } else {
+                    buffer.countLost(1)
+                    result.lost &+= 1
+                }
             }
-            guard case .success(let event) = begun else { continue }
-            store(event.payload, alignment)
-            buffer.endEvent(event)
         }
     }
 

@@ -26,10 +26,11 @@ public enum Metadata {
     }
 
     /// Writes both declarations of `marker` into metadata buffer 0. They
-    /// must not be lost: a blocking write waits (bounded) for a reader if
-    /// the channel is full. Returns false if they could not be written.
+    /// must not be lost: when the channel is full, the writer waits
+    /// (bounded) for its reader to free room; with no reader nobody would,
+    /// and it does not wait. Returns false if they could not be written.
     static func declare(_ marker: MarkerCore, idMarker: MarkerCore, formatMarker: MarkerCore,
-                        in trace: Trace, timeoutNanoseconds: UInt64 = 2_000_000_000) -> Bool {
+                        in trace: TraceRecord, timeoutNanoseconds: UInt64 = 2_000_000_000) -> Bool {
         guard let metadata = trace.metadata else { return false }
         let alignment = Int(trace.header.alignment)
         let buffer = metadata.buffers[0]
@@ -41,12 +42,12 @@ public enum Metadata {
                 continue
             }
             let largest = PayloadLayout.largestAlign(maxIntegerSize: core.maxIntegerSize, alignment: alignment)
-            let result = buffer.recordBlocking(eventID: core.eventID, dataSize: UInt64(size),
-                                               largestAlign: UInt64(largest),
-                                               cancellation: WaitCancellation(timeoutNanoseconds: timeoutNanoseconds)) { p in
+            let policy = RelayBuffer.WaitPolicy(timeoutNanoseconds: timeoutNanoseconds, onlyWithReader: true)
+            let result = buffer.recordWaiting(eventID: core.eventID, dataSize: UInt64(size),
+                                              largestAlign: UInt64(largest), policy: policy) { p in
                 PayloadLayout.write(arguments, fields: core.format.fields, to: p, alignment: alignment)
             }
-            if case .failure = result { ok = false }
+            if result != .recorded { ok = false }
         }
         return ok
     }

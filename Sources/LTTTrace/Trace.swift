@@ -1,28 +1,57 @@
 import LTTRelay
 import Synchronization
 
-/// One trace: its settings, its state and, from `alloc` on, its channels.
+/// One trace as the rest of the program sees it: an immutable snapshot of
+/// its settings, state and, from `alloc` on, its channels.
 ///
-/// A Trace is changed only by its Tracer, under the tracer's control lock;
-/// what it exposes is a snapshot taken under that lock (`Tracer.withTrace`).
-public final class Trace: @unchecked Sendable {
+/// The tracer publishes a new snapshot after every control operation
+/// (`Tracer.trace(_:)`, `Tracer.traces`), so that readers (the filesystem's
+/// lookups, `cat stats`) never take the control lock and never see a trace
+/// half-changed. The buffers a snapshot names are live objects with their
+/// own locks: their counters are current, the rest of the snapshot is as of
+/// the last control operation.
+public struct Trace: Sendable {
     public let name: String
     /// Unique over the process's life: a trace set up again under the same
     /// name is another trace (the filesystem gives its files new inodes).
-    public let serial: UInt64 = Trace.nextSerial.add(1, ordering: .relaxed).newValue
-    static let nextSerial = Atomic<UInt64>(0)
-    public internal(set) var state: TraceState = .setup
+    public let serial: UInt64
+    public let state: TraceState
     /// The transport; "relay-locked" is the only one.
-    public internal(set) var transport = "relay-locked"
+    public let transport: String
     /// Settings per channel, fixed at alloc.
-    public internal(set) var settings: [String: ChannelSettings]
+    public let settings: [String: ChannelSettings]
     /// Buffers per channel, from alloc on (enabled channels only).
-    public internal(set) var channels: [String: RelayChannel] = [:]
+    public let channels: [String: RelayChannel]
     /// The trace-wide part of every sub-buffer header, set at alloc.
-    public internal(set) var header = TraceHeaderFields()
+    public let header: TraceHeaderFields
     /// Events whose declaration could not be written to the metadata
     /// channel (it was full); a non-zero value makes the trace hard to read.
-    public internal(set) var metadataLost = 0
+    public let metadataLost: Int
+    /// Every buffer of the trace, with its file name, sorted by name.
+    public let bufferFiles: [(name: String, buffer: RelayBuffer)]
+
+    /// The metadata channel's buffers (alloc on).
+    public var metadata: RelayChannel? { channels[Metadata.channel] }
+
+    /// The buffer behind a file name of `<mount>/ltt/<trace>/`.
+    public func buffer(named file: String) -> RelayBuffer? {
+        bufferFiles.first { $0.name == file }?.buffer
+    }
+}
+
+/// The tracer's own, mutable record of a trace. Reached only with the
+/// tracer's control lock held; what leaves that lock is a `Trace` snapshot.
+// Sendable only so that it can live in the control Mutex; it never leaves it.
+final class TraceRecord: @unchecked Sendable {
+    let name: String
+    let serial: UInt64 = TraceRecord.nextSerial.add(1, ordering: .relaxed).newValue
+    static let nextSerial = Atomic<UInt64>(0)
+    var state: TraceState = .setup
+    var transport = "relay-locked"
+    var settings: [String: ChannelSettings]
+    var channels: [String: RelayChannel] = [:]
+    var header = TraceHeaderFields()
+    var metadataLost = 0
     /// Last forced switch per channel, in clock ticks (for switch timers).
     var lastSwitch: [String: UInt64] = [:]
 
@@ -35,31 +64,18 @@ public final class Trace: @unchecked Sendable {
         self.settings = settings
     }
 
-    /// The metadata channel's buffers (alloc on).
-    public var metadata: RelayChannel? { channels[Metadata.channel] }
+    var metadata: RelayChannel? { channels[Metadata.channel] }
 
     /// Runs `body` on every buffer of every channel.
     func forEachBuffer(_ body: (RelayBuffer) -> Void) {
         for channel in channels.values { channel.buffers.forEach(body) }
     }
 
-    /// Every buffer of the trace, with its file name, sorted by name.
-    public var bufferFiles: [(name: String, buffer: RelayBuffer)] {
-        channels.values.flatMap { channel in
-            channel.buffers.map { (channel.fileName(cpu: $0.cpu), $0) }
+    var snapshot: Trace {
+        let files = channels.values.flatMap { channel in
+            channel.buffers.map { (name: channel.fileName(cpu: $0.cpu), buffer: $0) }
         }.sorted { $0.name < $1.name }
-    }
-
-    /// Checks a trace name: what setup_trace accepts.
-    public static func validate(name: String) throws(TraceError) {
-        if name.isEmpty { throw .invalidName("empty") }
-        if name.contains("/") { throw .invalidName("\(name) contains '/'") }
-        if name.utf8.count > 255 { throw .invalidName("longer than NAME_MAX (255 bytes)") }
-        if name.hasPrefix(".") { throw .invalidName("\(name) starts with '.'") }
-        if name.contains("\0") { throw .invalidName("contains NUL") }
-        if name == "control" { throw .invalidName("control is the directory of the control files") }
-        if ["setup_trace", "destroy_trace", "write_event", "markers"].contains(name) {
-            throw .invalidName("\(name) is a file of ltt/")
-        }
+        return Trace(name: name, serial: serial, state: state, transport: transport, settings: settings,
+                     channels: channels, header: header, metadataLost: metadataLost, bufferFiles: files)
     }
 }

@@ -22,6 +22,9 @@ public enum TraceError: Error, Equatable, Sendable, CustomStringConvertible {
     /// The marker's Swift argument types do not match its format string.
     case typeMismatch(String)
     case tooManyEvents(String)
+    /// The buffers would pass the server's buffer memory limit, or the
+    /// system refused the memory.
+    case outOfMemory(String)
 
     public var errno: Int32 {
         switch self {
@@ -31,13 +34,14 @@ public enum TraceError: Error, Equatable, Sendable, CustomStringConvertible {
         case .busy: EBUSY
         case .wrongState: EPERM
         case .tooManyEvents: ENOSPC
+        case .outOfMemory: ENOMEM
         }
     }
 
     public var description: String {
         switch self {
         case .invalidValue(let s): "invalid value: \(s)"
-        case .invalidName(let s): "invalid trace name: \(s)"
+        case .invalidName(let s): "invalid name: \(s)"
         case .traceExists(let s): "trace \(s) already exists"
         case .traceNotFound(let s): "no trace named \(s)"
         case .channelNotFound(let s): "no channel named \(s)"
@@ -48,6 +52,7 @@ public enum TraceError: Error, Equatable, Sendable, CustomStringConvertible {
         case .invalidFormat(let s): "invalid format: \(s)"
         case .typeMismatch(let s): "argument types do not match the format: \(s)"
         case .tooManyEvents(let s): "too many markers: \(s)"
+        case .outOfMemory(let s): "out of buffer memory: \(s)"
         }
     }
 }

@@ -8,10 +8,15 @@ import Synchronization
 /// The tracer: the registry of markers and the traces, with their life
 /// cycle (setup -> settings -> alloc -> start <-> stop -> destroy).
 ///
-/// Control operations are serialized by one lock and may block (an RCU
-/// grace period, a metadata write waiting for room). Producers never take
-/// it: each marker publishes, through RCU, the list of channels it records
-/// into, and control operations replace that list (`republish`).
+/// Control operations are serialized by one lock, `control`, and may block
+/// (an RCU grace period, a metadata write waiting for room, destroy waiting
+/// for producers to leave). Nobody else takes it:
+/// - producers find where to record through RCU: each marker publishes the
+///   list of channels it records into, and control operations replace that
+///   list (`republish`);
+/// - readers (the filesystem's lookups and status files) read `published`,
+///   immutable snapshots that each control operation replaces as its last
+///   step, under a lock held only for that assignment.
 public final class Tracer: @unchecked Sendable {
     /// The process-wide tracer that in-process markers use by default.
     public static let shared = Tracer()
@@ -20,10 +25,19 @@ public final class Tracer: @unchecked Sendable {
         /// channel -> marker name -> marker
         var markers: [String: [String: MarkerCore]] = [:]
         var nextEventID: [String: Int] = [:]
+        var traces: [String: TraceRecord] = [:]
+    }
+
+    /// What readers see: replaced whole, never changed in place.
+    struct Published {
         var traces: [String: Trace] = [:]
+        var markers: [String: [String: MarkerCore]] = [:]
     }
 
     private let control = Mutex(Registry())
+    private let published = Mutex(Published())
+    /// The memory every buffer of every trace may take together.
+    public let bufferMemory: BufferMemoryBudget
     /// The clock of every trace: the TSC where the kernel trusts it, else
     /// CLOCK_MONOTONIC (see TraceClock).
     public let clock: TraceClock
@@ -49,9 +63,11 @@ public final class Tracer: @unchecked Sendable {
     public init(cpuCount: Int = RelayChannel.configuredCPUCount,
                 alignment: UInt8 = UInt8(MemoryLayout<UnsafeRawPointer>.size),
                 traceClock: TraceClock = .preferred,
+                bufferMemoryLimit: UInt64 = BufferMemoryLimit.default,
                 wallClock: @escaping @Sendable () -> (seconds: UInt64, microseconds: UInt64) = Tracer.realTime,
                 log: @escaping @Sendable (TracerLogLevel, String) -> Void = { _, _ in }) {
         self.cpuCount = cpuCount
+        bufferMemory = BufferMemoryBudget(limit: bufferMemoryLimit)
         self.alignment = alignment
         self.clock = traceClock
         self.wallClock = wallClock
@@ -68,7 +84,10 @@ public final class Tracer: @unchecked Sendable {
         coreMarkerID = core(Metadata.channel, Metadata.coreMarkerID, Metadata.coreMarkerIDFormat)
         coreMarkerFormat = core(Metadata.channel, Metadata.coreMarkerFormat, Metadata.coreMarkerFormatFormat)
         userspaceEvent = core(Metadata.userspaceChannel, "event", "string %s", sized: true)
-        control.withLock { $0 = registry }
+        control.withLock { r in
+            r = registry
+            publish(r)
+        }
     }
 
     /// A tracer whose clock is a function of `clockFrequency` ticks per
@@ -76,10 +95,12 @@ public final class Tracer: @unchecked Sendable {
     public convenience init(cpuCount: Int = RelayChannel.configuredCPUCount,
                             alignment: UInt8 = UInt8(MemoryLayout<UnsafeRawPointer>.size),
                             clock: @escaping @Sendable () -> UInt64, clockFrequency: UInt64 = 1_000_000_000,
+                            bufferMemoryLimit: UInt64 = BufferMemoryLimit.default,
                             wallClock: @escaping @Sendable () -> (seconds: UInt64, microseconds: UInt64) = Tracer.realTime,
                             log: @escaping @Sendable (TracerLogLevel, String) -> Void = { _, _ in }) {
         self.init(cpuCount: cpuCount, alignment: alignment,
-                  traceClock: TraceClock(frequency: clockFrequency, read: clock), wallClock: wallClock, log: log)
+                  traceClock: TraceClock(frequency: clockFrequency, read: clock), bufferMemoryLimit: bufferMemoryLimit,
+                  wallClock: wallClock, log: log)
     }
 
     deinit { switchTimer.stop() }
@@ -99,8 +120,8 @@ public final class Tracer: @unchecked Sendable {
     @discardableResult
     public func register(channel: String, name: String, format: String, sizedHeader: Bool = false)
         throws(TraceError) -> MarkerCore {
-        try Self.validate(identifier: channel, what: "channel")
-        try Self.validate(identifier: name, what: "marker")
+        try TraceName.validate(channel, as: .channel)
+        try TraceName.validate(name, as: .marker)
         let parsed: MarkerFormat
         do { parsed = try MarkerFormat(format) } catch { throw .invalidFormat("\(channel).\(name): \(error)") }
         return try control.withLock { (r: inout Registry) throws(TraceError) -> MarkerCore in
@@ -123,6 +144,7 @@ public final class Tracer: @unchecked Sendable {
                 trace.settings[channel] = .dataDefault
             }
             republish(r)
+            publish(r)
             return marker
         }
     }
@@ -157,13 +179,22 @@ public final class Tracer: @unchecked Sendable {
 
     /// Every registered marker, sorted by channel then event id.
     public var markers: [MarkerCore] {
-        control.withLock { r in
-            r.markers.values.flatMap(\.values).sorted { ($0.channel, $0.eventID) < ($1.channel, $1.eventID) }
-        }
+        Self.sorted(published.withLock { $0.markers })
     }
 
+    /// The registered markers of `channel`, by name.
+    public func markers(channel: String) -> [String: MarkerCore] {
+        published.withLock { $0.markers[channel] ?? [:] }
+    }
+
+    public var markerChannels: [String] { published.withLock { Array($0.markers.keys) }.sorted() }
+
     public func marker(channel: String, name: String) -> MarkerCore? {
-        control.withLock { $0.markers[channel]?[name] }
+        published.withLock { $0.markers[channel]?[name] }
+    }
+
+    static func sorted(_ markers: [String: [String: MarkerCore]]) -> [MarkerCore] {
+        markers.values.flatMap(\.values).sorted { ($0.channel, $0.eventID) < ($1.channel, $1.eventID) }
     }
 
     // MARK: Traces
@@ -171,32 +202,36 @@ public final class Tracer: @unchecked Sendable {
     /// setup_trace: a new trace with every known channel at its defaults.
     @discardableResult
     public func setupTrace(_ name: String) throws(TraceError) -> Trace {
-        try Trace.validate(name: name)
+        try TraceName.validate(name, as: .trace)
         return try control.withLock { (r: inout Registry) throws(TraceError) -> Trace in
             guard r.traces[name] == nil else { throw .traceExists(name) }
-            let trace = Trace(name: name, channels: Array(r.markers.keys))
+            let trace = TraceRecord(name: name, channels: Array(r.markers.keys))
             r.traces[name] = trace
-            return trace
+            publish(r)
+            return trace.snapshot
         }
     }
 
-    /// Runs `body` on a trace under the control lock.
-    public func withTrace<T>(_ name: String, _ body: (Trace) throws(TraceError) -> T) throws(TraceError) -> T {
+    /// Runs `body` on a trace's record under the control lock, then
+    /// publishes what it changed.
+    private func withTrace<T: Sendable>(_ name: String, _ body: (TraceRecord) throws(TraceError) -> T) throws(TraceError) -> T {
         try control.withLock { (r: inout Registry) throws(TraceError) -> T in
             guard let trace = r.traces[name] else { throw .traceNotFound(name) }
-            return try body(trace)
+            let result = try body(trace)
+            publish(r)
+            return result
         }
     }
 
-    /// The traces, by name.
-    public var traces: [Trace] { control.withLock { r in r.traces.values.sorted { $0.name < $1.name } } }
+    /// The traces, by name, as of the last control operation.
+    public var traces: [Trace] { published.withLock { Array($0.traces.values) }.sorted { $0.name < $1.name } }
 
-    public func trace(_ name: String) -> Trace? { control.withLock { $0.traces[name] } }
+    public func trace(_ name: String) -> Trace? { published.withLock { $0.traces[name] } }
 
     /// Changes a channel's settings; only before alloc (else EBUSY).
     public func updateChannel(trace name: String, channel: String,
                               _ change: (inout ChannelSettings) throws(TraceError) -> Void) throws(TraceError) {
-        try withTrace(name) { (trace: Trace) throws(TraceError) in
+        try withTrace(name) { (trace: TraceRecord) throws(TraceError) in
             guard var settings = trace.settings[channel] else { throw .channelNotFound(channel) }
             guard trace.state == .setup else { throw .busy("trace \(name) is allocated; channel settings are fixed") }
             try change(&settings)
@@ -206,7 +241,7 @@ public final class Tracer: @unchecked Sendable {
 
     /// Selects the transport by name; only "relay-locked" exists.
     public func setTransport(trace name: String, _ transport: String) throws(TraceError) {
-        try withTrace(name) { (trace: Trace) throws(TraceError) in
+        try withTrace(name) { (trace: TraceRecord) throws(TraceError) in
             guard transport == "relay-locked" else { throw .unknownTransport(transport) }
             guard trace.state == .setup else { throw .busy("trace \(name) is allocated") }
             trace.transport = transport
@@ -223,25 +258,43 @@ public final class Tracer: @unchecked Sendable {
                 throw .invalidValue("the metadata channel cannot be disabled")
             }
             var geometries: [String: RelayGeometry] = [:]
+            var total: UInt64 = 0
             for (channel, settings) in trace.settings where settings.enabled {
-                geometries[channel] = try settings.geometry()
+                let geometry = try settings.geometry()
+                geometries[channel] = geometry
+                let channelBytes = geometry.allocSize.multipliedReportingOverflow(by: UInt64(cpuCount))
+                let sum = total.addingReportingOverflow(channelBytes.partialValue)
+                total = channelBytes.overflow || sum.overflow ? .max : sum.partialValue
+            }
+            // Every buffer of the trace, reserved at once: over the budget,
+            // nothing is allocated and the trace stays as it was.
+            let reservation: BufferMemoryBudget.Reservation
+            do throws(BufferMemoryBudget.Exceeded) { reservation = try bufferMemory.reserve(total) } catch {
+                throw .outOfMemory("trace \(name): \(error.description)")
             }
             let wall = wallClock()
             let start = clock.now()
-            trace.header = TraceHeaderFields(alignment: alignment, startTimeSec: wall.seconds,
-                                             startTimeUsec: wall.microseconds,
-                                             startFreq: clockFrequency, freqScale: 1, startTSC: start)
+            let header = TraceHeaderFields(alignment: alignment, startTimeSec: wall.seconds,
+                                           startTimeUsec: wall.microseconds,
+                                           startFreq: clockFrequency, freqScale: 1, startTSC: start)
+            var channels: [String: RelayChannel] = [:]
             for (channel, geometry) in geometries {
-                trace.channels[channel] = RelayChannel(name: channel, geometry: geometry,
-                                                       overwrite: trace.settings[channel]!.overwrite,
-                                                       cpuCount: cpuCount, trace: trace.header, clock: clock,
-                                                       doorbell: readerDoorbell)
+                do throws(RelayBuffer.AllocationFailed) {
+                    channels[channel] = try RelayChannel(name: channel, geometry: geometry,
+                                                         overwrite: trace.settings[channel]!.overwrite,
+                                                         cpuCount: cpuCount, trace: header, clock: clock,
+                                                         doorbell: readerDoorbell, memoryReservation: reservation)
+                } catch {
+                    throw .outOfMemory("trace \(name): \(error.description)")
+                }
             }
+            trace.header = header
+            trace.channels = channels
             trace.state = .allocated
-            let markers = r.markers.values.flatMap(\.values).sorted { ($0.channel, $0.eventID) < ($1.channel, $1.eventID) }
-            for marker in markers where trace.channels[marker.channel] != nil {
+            for marker in Self.sorted(r.markers) where trace.channels[marker.channel] != nil {
                 declare(marker, in: trace)
             }
+            publish(r)
         }
     }
 
@@ -258,6 +311,7 @@ public final class Tracer: @unchecked Sendable {
             trace.forEachBuffer { $0.allowWaits() }
             republish(r)
             updateSwitchTimer(r)
+            publish(r)
         }
     }
 
@@ -272,23 +326,33 @@ public final class Tracer: @unchecked Sendable {
             trace.forEachBuffer { $0.endWaits() }
             republish(r)
             updateSwitchTimer(r)
+            publish(r)
         }
     }
 
     /// destroy_trace: stop, flush and finalize every buffer, forget the
     /// trace. Returns it: readers that have buffers open keep draining them.
+    ///
+    /// Every event lost to the trace is counted before the counters are
+    /// logged: producers waiting for room are told to stop waiting (each
+    /// counts its event lost), and destroy waits for them to leave before
+    /// it finalizes the buffers (`ltt_relay_print_buffer_errors`).
     @discardableResult
     public func destroyTrace(_ name: String) throws(TraceError) -> Trace {
         try control.withLock { (r: inout Registry) throws(TraceError) -> Trace in
             guard let trace = r.traces.removeValue(forKey: name) else { throw .traceNotFound(name) }
             let wasActive = trace.state == .active
             trace.state = .destroyed
+            trace.forEachBuffer { $0.endWaits() }
             if wasActive {
-                trace.forEachBuffer { $0.endWaits() }
-                republish(r)   // after its grace period no producer writes here
+                republish(r)   // after its grace period no producer enters this trace
                 updateSwitchTimer(r)
             }
+            publish(r)
             for (channelName, channel) in trace.channels.sorted(by: { $0.key < $1.key }) {
+                if !channel.waitForProducersOutside(timeoutNanoseconds: 5_000_000_000) {
+                    log(.error, "trace \(name): producers still waiting on the \(channelName) channel after 5 s")
+                }
                 channel.finalize()
                 for buffer in channel.buffers {
                     // ltt_relay_print_buffer_errors
@@ -299,6 +363,9 @@ public final class Tracer: @unchecked Sendable {
                     if c.corruptedSubbuffers > 0 {
                         log(.warning, "trace \(name): \(c.corruptedSubbuffers) corrupted sub-buffers in \(channelName) channel (cpu \(buffer.cpu))")
                     }
+                    if c.subbuffersOverwritten > 0 {
+                        log(.info, "trace \(name): \(c.eventsOverwritten) events in \(c.subbuffersOverwritten) sub-buffers overwritten in \(channelName) channel (cpu \(buffer.cpu)) (flight recorder)")
+                    }
                     // ltt_relay_print_errors: unread sub-buffers whose commit
                     // count never completed (a writer that never committed).
                     let incomplete = buffer.withRing { $0.incompleteSubbuffers() }
@@ -307,7 +374,7 @@ public final class Tracer: @unchecked Sendable {
                     }
                 }
             }
-            return trace
+            return trace.snapshot
         }
     }
 
@@ -323,49 +390,55 @@ public final class Tracer: @unchecked Sendable {
     public enum WriteEventError: Error, Equatable {
         /// The line does not fit in a sub-buffer of some active trace.
         case tooLong
-        /// A signal interrupted the wait for room.
+        /// The wait for room was cancelled (a signal, or the server
+        /// stopping) before the event was recorded anywhere: nothing was
+        /// recorded, nothing counted; a retry records it once.
         case interrupted
     }
 
-    /// Records `line` as one `userspace.event` in every active trace. In
-    /// normal mode a full buffer makes the writer wait for a reader
-    /// (`ltt_relay_user_blocking`) instead of losing the event.
+    /// Records `line` as one `userspace.event` in every active trace, through
+    /// the emitter every marker uses. In normal mode a full buffer makes the
+    /// writer wait while its reader frees room (`ltt_relay_user_blocking`),
+    /// after every trace with room has the event. The wait ends when the
+    /// reader closes, the trace stops or is destroyed (the event is counted
+    /// lost there), or `cancellation` fires. Returns what became of it.
+    @discardableResult
     public func writeEvent(_ line: UnsafeRawBufferPointer, cancellation: WaitCancellation? = nil)
-        throws(WriteEventError) {
+        throws(WriteEventError) -> EmitResult {
         let marker = userspaceEvent
-        guard marker.isRecording else { return }
-        // Take the sinks out of the RCU section: a blocking wait must not
-        // hold up grace periods (destroy waits for them).
-        var targets: [(RelayChannel, Int)] = []
-        marker.forEachSink { targets.append(($0.channel.takeUnretainedValue(), $0.alignment)) }
-        let size = UInt64(line.count + 1)
-        for (channel, alignment) in targets {
-            let header = EventHeader.size(at: 0, dataSize: size, form: .idSizeTSC, trace: TraceHeaderFields(alignment: UInt8(alignment)))
-            if size + header.size + 8 > channel.geometry.subbufferSize - SubbufferHeader.size { throw .tooLong }
+        guard marker.isRecording else { return EmitResult() }
+        let size = line.count + 1
+        var fits = true
+        marker.forEachSink { sink in
+            let channel = sink.channel.takeUnretainedValue()
+            let header = EventHeader.size(at: 0, dataSize: UInt64(size), form: .idSizeTSC,
+                                          trace: TraceHeaderFields(alignment: UInt8(sink.alignment)))
+            if UInt64(size) + header.size + 8 > channel.geometry.subbufferSize - SubbufferHeader.size { fits = false }
         }
-        for (channel, _) in targets {
-            let write: (UnsafeMutableRawPointer) -> Void = { p in
-                if let base = line.baseAddress, line.count > 0 { p.copyMemory(from: base, byteCount: line.count) }
-                (p + line.count).storeBytes(of: 0, as: UInt8.self)
-            }
-            let buffer = channel.currentBuffer
-            if channel.overwrite {
-                _ = buffer.record(eventID: marker.eventID, dataSize: size, largestAlign: 1, sizedHeader: true, payload: write)
-            } else {
-                let result = buffer.recordBlocking(eventID: marker.eventID, dataSize: size, largestAlign: 1,
-                                                   sizedHeader: true, cancellation: cancellation, payload: write)
-                if case .failure(.cancelled) = result { throw .interrupted }
-            }
-        }
+        guard fits else { throw .tooLong }
+        let result = marker.emitter.emit(size: { _ in size }, store: { p, _ in
+            if let base = line.baseAddress, line.count > 0 { p.copyMemory(from: base, byteCount: line.count) }
+            (p + line.count).storeBytes(of: 0, as: UInt8.self)
+        }, writer: BlockingWriter(cancellation: cancellation))
+        if result.cancelled { throw .interrupted }
+        return result
     }
 
     // MARK: Internals (control lock held)
 
-    private func declare(_ marker: MarkerCore, in trace: Trace) {
+    private func declare(_ marker: MarkerCore, in trace: TraceRecord) {
         if !Metadata.declare(marker, idMarker: coreMarkerID, formatMarker: coreMarkerFormat, in: trace) {
             trace.metadataLost += 1
             log(.error, "trace \(trace.name): metadata channel full, declaration of \(marker) lost")
         }
+    }
+
+    /// Replaces what readers see with the registry as it is now.
+    private func publish(_ r: Registry) {
+        var next = Published()
+        for (name, trace) in r.traces { next.traces[name] = trace.snapshot }
+        next.markers = r.markers
+        published.withLock { $0 = next }
     }
 
     /// Rebuilds every marker's sinks from the active traces and publishes
@@ -421,12 +494,6 @@ public final class Tracer: @unchecked Sendable {
         }
     }
 
-    static func validate(identifier: String, what: String) throws(TraceError) {
-        guard !identifier.isEmpty, identifier.utf8.count <= 255, !identifier.contains("/"),
-              !identifier.hasPrefix("."), !identifier.contains(" "), !identifier.contains("\0") else {
-            throw .invalidName("\(what) name \"\(identifier)\" is empty, too long, or has '/', ' ' or a leading '.'")
-        }
-    }
 }
 
 public enum TracerLogLevel: Sendable { case info, warning, error }

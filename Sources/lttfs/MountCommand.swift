@@ -14,7 +14,7 @@ struct MountCommand: ParsableCommand {
         abstract: "Serve the lttfs tree at MOUNTPOINT (in the background unless -f).",
         discussion: """
             Example:
-              lttfs mount -f -o allow_other /mnt/ltt
+              lttfs mount -f -o allow_other --group tracing /mnt/ltt
             Also usable as a mount helper: mount -t fuse.lttfs lttfs /mnt/ltt
             """)
 
@@ -29,6 +29,12 @@ struct MountCommand: ParsableCommand {
 
     @Option(help: "Per-CPU buffers per channel (default: every CPU of the machine).")
     var cpus: Int?
+
+    @Option(help: ArgumentHelp("The tracing group: its members may drain buffer files, read settings and status, and record with write_event (also -o gid=GROUP). Default: the server's own group.", valueName: "group"))
+    var group: String?
+
+    @Option(help: ArgumentHelp("The most memory all buffers may take together, in bytes or with K, M, G, T (default: half of RAM or of the cgroup's memory.max, whichever is smaller).", valueName: "size"))
+    var bufferMemory: String?
 
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: Logger.Level = .info
@@ -63,16 +69,42 @@ struct MountCommand: ParsableCommand {
             throw ExitCode(1)
         }
         logger.info("trace clock: \(traceClock.name) at \(traceClock.frequency) Hz")
-        let tracer = Tracer(cpuCount: cpus ?? RelayChannel.configuredCPUCount, traceClock: traceClock, log: { lvl, message in
+        var fuseOptions: [String] = []
+        var groupName = group
+        for option in options.flatMap({ $0.split(separator: ",").map(String.init) }) {
+            if option.hasPrefix("gid=") {
+                groupName = String(option.dropFirst(4))
+            } else if !Self.mountOnlyOptions.contains(option) {
+                fuseOptions.append(option)
+            }
+        }
+        var accessGroup: gid_t?
+        if let groupName {
+            guard let gid = Self.groupID(groupName) else {
+                logger.error("--group \(groupName): no such group (a name from /etc/group, or a number)")
+                throw ExitCode(1)
+            }
+            accessGroup = gid
+        }
+        var memoryLimit = BufferMemoryLimit.default
+        if let bufferMemory {
+            guard let limit = BufferMemoryLimit.parse(bufferMemory), limit > 0 else {
+                logger.error("--buffer-memory \(bufferMemory): give a size such as 268435456, 256M or 2G")
+                throw ExitCode(1)
+            }
+            memoryLimit = limit
+        }
+        logger.info("buffer memory limit: \(memoryLimit) bytes")
+        let tracer = Tracer(cpuCount: cpus ?? RelayChannel.configuredCPUCount, traceClock: traceClock,
+                            bufferMemoryLimit: memoryLimit, log: { lvl, message in
             switch lvl {
             case .info: logger.info("\(message)")
             case .warning: logger.warning("\(message)")
             case .error: logger.error("\(message)")
             }
         })
-        let fuseOptions = options.flatMap { $0.split(separator: ",").map(String.init) }
-            .filter { !["rw", "nosuid", "nodev", "noexec", "suid", "dev", "exec", "auto", "noauto", "user", "nouser", "_netdev"].contains($0) }
-        let server = FileSystemServer(tracer: tracer, mountpoint: mountpoint, options: fuseOptions, logger: logger)
+        let server = FileSystemServer(tracer: tracer, mountpoint: mountpoint, options: fuseOptions,
+                                      accessGroup: accessGroup, logger: logger)
         do {
             try server.mount()
         } catch {
@@ -87,6 +119,18 @@ struct MountCommand: ParsableCommand {
         if !foreground { server.closeInheritedDescriptors() }
         let rc = server.runUntilSignalled()
         if rc != 0 { throw ExitCode(1) }
+    }
+
+
+    /// Options mount(8) passes to a helper that are not FUSE's.
+    static let mountOnlyOptions: Set<String> = ["rw", "nosuid", "nodev", "noexec", "suid", "dev", "exec", "auto",
+                                                "noauto", "user", "nouser", "_netdev"]
+
+    /// A group by name or number.
+    static func groupID(_ name: String) -> gid_t? {
+        if let number = gid_t(name) { return number }
+        guard let entry = getgrnam(name) else { return nil }
+        return entry.pointee.gr_gid
     }
 }
 

@@ -2,17 +2,11 @@
 import Glibc
 #endif
 import Foundation
+import LTTFS
 
 /// Finds lttfs mounts: entries of type fuse.lttfs in /proc/mounts.
 enum MountDiscovery {
-    static func lttfsMounts() -> [String] {
-        guard let text = try? String(contentsOfFile: "/proc/mounts", encoding: .utf8) else { return [] }
-        return text.split(separator: "\n").compactMap { line in
-            let f = line.split(separator: " ")
-            guard f.count > 2, f[2] == "fuse.lttfs" else { return nil }
-            return String(f[1]).replacingOccurrences(of: "\\040", with: " ")
-        }
-    }
+    static func lttfsMounts() -> [String] { MountTable.current().lttfsMountpoints }
 
     /// The mount given, or the first lttfs mount of the machine.
     static func resolve(_ given: String?) throws -> String {

@@ -3,6 +3,7 @@ import Glibc
 #endif
 import ArgumentParser
 import CLinuxSupport
+import Foundation
 import LTTFS
 
 /// RELAY_* ioctls for shell scripts: GET in one process, PUT in another.
@@ -69,7 +70,15 @@ struct SubbufCommand: ParsableCommand {
             defer { close(fd) }
             var value = cookie
             let e = SubbufCommand.ioctl(fd, .putSubbuffer, &value)
-            if e == EIO { throw Failure("\(file): the writer pushed the reader past \(cookie): that sub-buffer is lost (EIO)", code: 2) }
+            if e == EIO {
+                // The server refuses a PUT without a GET, a second PUT, and a
+                // PUT after the writer pushed the reader: one errno for all.
+                // Only a flight recorder pushes its reader.
+                let flight = (file as NSString).lastPathComponent.hasPrefix("flight-")
+                throw Failure("\(file): RELAY_PUT_SUBBUF \(cookie) refused (EIO): " + (flight
+                    ? "no sub-buffer was taken with that cookie: already put, never taken, or the writer overwrote it (flight recorder: its events show as overwritten in stats)"
+                    : "no sub-buffer was taken with that cookie: already put, or never taken; nothing was lost"), code: 2)
+            }
             guard e == 0 else { throw Failure("\(file): RELAY_PUT_SUBBUF: \(String(cString: strerror(e)))") }
         }
     }

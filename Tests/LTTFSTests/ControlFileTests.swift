@@ -105,7 +105,7 @@ struct ControlFileTests {
             #expect(list(m.ltt).contains("v"))
             var after = stat()
             #expect(stat(m.ltt + "/v/userspace_0", &after) == 0)   // the same lookup, at once
-            #expect(after.st_mode & S_IFMT == S_IFREG && after.st_mode & 0o777 == 0o400)
+            #expect(after.st_mode & S_IFMT == S_IFREG && after.st_mode & 0o777 == 0o440)
             #expect(list(m.ltt + "/v") == ["metadata_0", "userspace_0"])
             #expect(list(m.ltt + "/markers/userspace") == ["event"])
             #expect(readControl(m.ltt + "/markers/userspace/event/info")?.contains("format: string %s") == true)

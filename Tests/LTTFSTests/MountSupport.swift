@@ -19,10 +19,7 @@ func makeMountPoint() -> String {
     return path
 }
 
-func isMounted(_ path: String) -> Bool {
-    let mounts = (try? String(contentsOfFile: "/proc/mounts", encoding: .utf8)) ?? ""
-    return mounts.split(separator: "\n").contains { $0.split(separator: " ").dropFirst().first.map(String.init) == path }
-}
+func isMounted(_ path: String) -> Bool { MountTable.current().isMounted(path) }
 
 /// Unmounts whatever is left at `path`, lazily if its server is gone.
 func forceUnmount(_ path: String) {

@@ -96,7 +96,7 @@ struct PrimitiveTests {
         let calls = Counter()
         bell.listen { calls.add(1) }
         let geometry = try RelayGeometry(subbufferSize: 4096, subbufferCount: 4)
-        let buffer = RelayBuffer(geometry: geometry, overwrite: false, cpu: 0, trace: packedTrace,
+        let buffer = try RelayBuffer(geometry: geometry, overwrite: false, cpu: 0, trace: packedTrace,
                                  clock: TraceClock(read: ManualClock().function), doorbell: bell)
         for _ in 0..<10 { _ = buffer.record(eventID: 1, dataSize: 100, largestAlign: 1) { _ in } }
         #expect(calls.load == 0)
@@ -109,7 +109,7 @@ struct PrimitiveTests {
     func recordDuringRing() throws {
         let bell = ReaderDoorbell()
         let geometry = try RelayGeometry(subbufferSize: 4096, subbufferCount: 4)
-        let buffer = RelayBuffer(geometry: geometry, overwrite: false, cpu: 0, trace: packedTrace,
+        let buffer = try RelayBuffer(geometry: geometry, overwrite: false, cpu: 0, trace: packedTrace,
                                  clock: TraceClock(read: ManualClock().function), doorbell: bell)
         let inner = Mutex<Result<RelaySlot, ReserveFailure>?>(nil)
         bell.listen {

@@ -271,11 +271,61 @@ struct RelayRingBranchTests {
         #expect(b.getSubbuffer() == .failure(.notReady))
         b.forceSwitch()
         let cookie = try b.getSubbuffer().get()
-        #expect(throws: SubbufferAccessError.pushed) { try b.putSubbuffer(cookie: cookie &+ UInt32(S)) }   // never taken
+        #expect(throws: SubbufferAccessError.pushed) { try b.putSubbuffer(cookie: cookie &+ UInt32(S)) }   // not the one taken
         try b.putSubbuffer(cookie: cookie)
-        #expect(throws: SubbufferAccessError.pushed) { try b.putSubbuffer(cookie: cookie) }                // twice
+        #expect(throws: SubbufferAccessError.notHeld) { try b.putSubbuffer(cookie: cookie) }               // twice
         #expect(b.consumed == S && b.counters.subbuffersConsumed == 1)
-        #expect(throws: SubbufferAccessError.pushed) { try b.withRing { (r: inout RelayRing) throws(SubbufferAccessError) in try r.putSubbuffer(position: 0) } }
+        #expect(throws: SubbufferAccessError.notHeld) { try b.withRing { (r: inout RelayRing) throws(SubbufferAccessError) in try r.putSubbuffer(position: 0) } }
+    }
+
+    @Test("PUT without a GET is EIO and changes nothing; with events 2^27+ ticks apart the buffer still fills, drains and counts (the jammed-buffer reproducer)")
+    func putWithoutGet() throws {
+        let b = makeBuffer()                                      // 4 x 4096, normal mode
+        // The cookie equal to `consumed`, with no GET: refused.
+        #expect(throws: SubbufferAccessError.notHeld) { try b.putSubbuffer(cookie: 0) }
+        #expect(b.consumed == 0 && b.counters.subbuffersConsumed == 0)
+        // Events far apart in time: each takes the full-clock header.
+        var tsc: UInt64 = 1_000
+        var written = 0
+        for _ in 0..<200 {
+            tsc += (1 << 27) + 12_345
+            if case .success = b.put(200, tsc: tsc) { written += 1 }
+            // The reader never moves without a GET.
+            #expect(throws: SubbufferAccessError.notHeld) { try b.putSubbuffer(cookie: UInt32(truncatingIfNeeded: b.consumed)) }
+        }
+        #expect(b.consumed == 0)
+        #expect(b.pollState == .readable)                         // three sub-buffers to read, the writer in the last
+        #expect(b.counters.eventsLost == UInt64(200 - written) && written > 0)
+        // A consumer drains it the ABI's way, and the writer goes on.
+        var drained = 0
+        while case .success(let cookie) = b.getSubbuffer() {
+            try b.putSubbuffer(cookie: cookie)
+            drained += 1
+        }
+        #expect(drained == 3 && b.pollState == .none)
+        tsc += (1 << 27) + 1
+        #expect((try? b.put(200, tsc: tsc).get()) != nil)
+        #expect(b.counters.eventsWritten == UInt64(written + 1))
+    }
+
+    @Test("flight recorder: each sub-buffer the writer overwrites unread is counted, with its events")
+    func overwriteCounted() throws {
+        let b = makeBuffer(overwrite: true)                       // 4 x 4096
+        // 10 events of 396 bytes (+4 header) fill one sub-buffer: 68 + 10 * 400 = 4068.
+        for _ in 0..<(10 * 4) { _ = b.put(396) }
+        #expect(b.pollState == .readable && b.counters.subbuffersOverwritten == 0)
+        for _ in 0..<(10 * 3) { _ = b.put(396) }                  // laps sub-buffers 0, 1, 2
+        let c = b.counters
+        #expect(c.subbuffersOverwritten == 3 && c.eventsOverwritten == 30)
+        #expect(c.eventsLost == 0 && c.corruptedSubbuffers == 0 && c.eventsWritten == 70)
+        // What a reader can still read plus what was overwritten is everything.
+        var read = 0
+        while case .success(let cookie) = b.getSubbuffer() {
+            try b.putSubbuffer(cookie: cookie)
+            read += 1
+        }
+        #expect(read == 3)                                        // the writer is in the fourth
+        #expect(UInt64(read * 10 + 10) + c.eventsOverwritten == 70)
     }
 
     @Test("a read at a position returns the whole sub-buffers from consumed up to the writer's, and no more")

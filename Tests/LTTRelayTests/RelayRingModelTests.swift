@@ -13,7 +13,10 @@ struct RingModel {
     var readSeq: UInt64 = 0
     var committed: [UInt64: UInt64] = [0: 68]
     var lost: UInt64 = 0, corrupted: UInt64 = 0, delivered: UInt64 = 0
+    var overwritten: UInt64 = 0
     var finalized = false
+    /// The sub-buffer a GET took and no PUT gave back.
+    var heldSeq: UInt64?
 
     struct Slot { var seq: UInt64; var size: UInt64 }
 
@@ -45,6 +48,8 @@ struct RingModel {
             if gap != 0, let occ = occupant {
                 addCommit(occ, gap, deliverCheck: false)
                 if !overwrite || gap != S { corrupted += 1 }
+            } else {
+                overwritten += 1
             }
         }
     }
@@ -93,13 +98,22 @@ struct RingModel {
         writePos = S
     }
 
-    func get() -> UInt64? {
+    mutating func get() -> UInt64? {
         guard committed[readSeq] == S, readSeq < writerSeq else { return nil }
+        heldSeq = readSeq
         return consumed
     }
 
+    /// Only what a GET took goes back: a PUT without one, or twice, fails;
+    /// one after the writer pushed past it fails once and forgets it.
     mutating func put(_ position: UInt64) -> Bool {
+        guard let held = heldSeq else { return false }
+        guard held == readSeq else {
+            heldSeq = nil
+            return false
+        }
         guard position == consumed else { return false }
+        heldSeq = nil
         readSeq += 1
         return true
     }
@@ -177,7 +191,10 @@ struct RelayRingModelTests {
                 let n = readBuffer.withUnsafeMutableBytes { b.read(at: 0, into: $0) }
                 #expect(UInt64(n) == model.readable)
             default:
-                if let position = held ?? (rng.next() % 4 == 0 ? model.consumed + S : nil) {
+                // Mostly the PUT of what GET took; sometimes one with no GET
+                // (the current position, or the next), which must change nothing.
+                let unasked = rng.next() % 4 == 0 ? [model.consumed, model.consumed + S][Int(rng.next() % 2)] : nil
+                if let position = held ?? unasked {
                     let ok = (try? b.withRing { (r: inout RelayRing) throws(SubbufferAccessError) in
                         try r.putSubbuffer(position: position)
                     }) != nil
@@ -185,9 +202,9 @@ struct RelayRingModelTests {
                     held = nil
                 }
             }
-            let (offset, consumed, lost, corrupted, delivered, poll, readable) = b.withRing {
+            let (offset, consumed, lost, corrupted, delivered, poll, readable, overwritten) = b.withRing {
                 ($0.offset, $0.consumed, $0.eventsLost, $0.corruptedSubbuffers, $0.subbuffersDelivered,
-                 $0.pollState, $0.readableBytes(at: 0))
+                 $0.pollState, $0.readableBytes(at: 0), $0.subbuffersOverwritten)
             }
             #expect(offset == model.offset, "step \(step)")
             #expect(consumed == model.consumed, "step \(step)")
@@ -196,6 +213,7 @@ struct RelayRingModelTests {
             #expect(delivered == model.delivered, "step \(step)")
             #expect(poll == model.poll, "step \(step)")
             #expect(readable == model.readable, "step \(step)")
+            #expect(overwritten == model.overwritten, "step \(step)")
             // Invariants of the design essay.
             #expect(consumed % S == 0 && consumed <= offset / S * S && offset / S * S - consumed <= S * n)
             if offset != model.offset { return }   // one report, not thousands
@@ -203,13 +221,14 @@ struct RelayRingModelTests {
         // The walk must have gone through the interesting branches.
         #expect(model.delivered > 100 && model.lost > 0 && model.corrupted > 0 && model.readSeq > 100,
                 "delivered \(model.delivered) lost \(model.lost) corrupted \(model.corrupted) read \(model.readSeq)")
+        if overwrite { #expect(model.overwritten > 0) }
         // The end of the trace: flush, then drain to the hang-up.
         for (slot, m) in live { b.commitOnly(slot); model.commit(m) }
         b.withRing { $0.finalize(tsc: 2_000) }
         model.finalize()
         #expect(b.offset == model.offset)
         var rounds = 0
-        while let position = model.get(), rounds < 10 {
+        while rounds < 10, let position = model.get() {
             #expect((try? b.withRing { $0.getSubbuffer() }.get()) == position)
             _ = model.put(position)
             try b.withRing { (r: inout RelayRing) throws(SubbufferAccessError) in try r.putSubbuffer(position: position) }

@@ -56,7 +56,7 @@ struct RelayStressTests {
     func run(overwrite: Bool, producers: Int, perProducer: UInt64) -> (Outcome, [RelayCounters], producerLosses: UInt64) {
         let trace = TraceHeaderFields(alignment: 8, startTSC: MonotonicClock.now())
         let geometry = try! RelayGeometry(subbufferSize: 4096, subbufferCount: 8)
-        let channel = RelayChannel(name: "stress", geometry: geometry, overwrite: overwrite, cpuCount: 2,
+        let channel = try! RelayChannel(name: "stress", geometry: geometry, overwrite: overwrite, cpuCount: 2,
                                    trace: trace, clock: .monotonic)
         let producing = Counter(producers)
         let producerLosses = Counter()
@@ -169,24 +169,35 @@ struct RelayStressTests {
         #expect(consumed == UInt64(o.subbuffers) && consumed <= delivered)
     }
 
-    @Test("a blocking writer waits for a PUT instead of losing, and a cancellation ends the wait with nothing written")
+    /// Waits (bounded) until `buffer` has `count` producers inside
+    /// `recordWaiting`: the observable state a waiting test needs.
+    func waitForWriters(_ buffer: RelayBuffer, _ count: Int) -> Bool {
+        let deadline = MonotonicClock.now() + 5_000_000_000
+        while buffer.waitingWriters != count {
+            if MonotonicClock.now() > deadline { return false }
+            sched_yield()
+        }
+        return true
+    }
+
+    @Test("a waiting writer records once a PUT frees room; a cancellation leaves nothing written and nothing counted")
     func blockingWriter() throws {
         let b = makeBuffer(count: 2)
         for _ in 0..<2 { _ = try b.put(4096 - 68 - 4) }
         #expect(b.pollState == .full)
         let finished = Flag()
-        let result = Mutex<Result<RelaySlot, RelayBuffer.BlockingWriteError>?>(nil)
+        let result = Mutex<RelayBuffer.WaitingRecord?>(nil)
         let thread = Thread {
-            let r = b.recordBlocking(eventID: 1, dataSize: 100, largestAlign: 1) { _ in }
+            let r = b.recordWaiting(eventID: 1, dataSize: 100, largestAlign: 1, policy: .init()) { _ in }
             result.withLock { $0 = r }
             finished.set()
         }
         thread.start()
-        usleep(100_000)
+        #expect(waitForWriters(b, 1))
         #expect(!finished.isSet)   // nothing can free space
         try b.putSubbuffer(cookie: try b.getSubbuffer().get())
         #expect(finished.wait(seconds: 5))
-        #expect((try? result.withLock { $0 }?.get()) != nil)
+        #expect(result.withLock { $0 } == .recorded)
         #expect(b.counters.eventsLost == 0 && b.counters.eventsWritten == 3)
 
         // Full again; this time the writer is cancelled.
@@ -195,25 +206,70 @@ struct RelayStressTests {
         let cancellation = WaitCancellation()
         let cancelled = Flag()
         let t2 = Thread {
-            let r = b.recordBlocking(eventID: 1, dataSize: 100, largestAlign: 1, cancellation: cancellation) { _ in }
-            if case .failure(.cancelled) = r { cancelled.set() }
+            let r = b.recordWaiting(eventID: 1, dataSize: 100, largestAlign: 1,
+                                    policy: .init(cancellation: cancellation)) { _ in }
+            if r == .cancelled { cancelled.set() }
         }
         t2.start()
-        usleep(50_000)
+        #expect(waitForWriters(b, 1))
         cancellation.cancel()
         #expect(cancelled.wait(seconds: 5))
         #expect(b.counters.eventsLost == 0 && b.counters.eventsWritten == 4)
+    }
 
-        // A finalize ends a wait too.
-        let ended = Flag()
-        let t3 = Thread {
-            _ = b.recordBlocking(eventID: 1, dataSize: 100, largestAlign: 1) { _ in }
-            ended.set()
+    @Test("each reason to stop waiting ends the wait and counts the event lost: endWaits, finalize, no reader, the deadline")
+    func waitEnds() throws {
+        func fullBuffer() throws -> RelayBuffer {
+            let b = makeBuffer(count: 2)
+            for _ in 0..<2 { _ = try b.put(4096 - 68 - 4) }
+            return b
         }
-        t3.start()
-        usleep(50_000)
-        #expect(!ended.isSet)
-        b.finalize()
-        #expect(ended.wait(seconds: 5))
+        func waiter(_ b: RelayBuffer, _ policy: RelayBuffer.WaitPolicy) -> (Flag, Shared<RelayBuffer.WaitingRecord?>) {
+            let done = Flag()
+            let result = Shared<RelayBuffer.WaitingRecord?>(nil)
+            Thread {
+                result.set(b.recordWaiting(eventID: 1, dataSize: 100, largestAlign: 1, policy: policy) { _ in })
+                done.set()
+            }.start()
+            return (done, result)
+        }
+        // The trace stops.
+        let stopped = try fullBuffer()
+        let (s1, r1) = waiter(stopped, .init())
+        #expect(waitForWriters(stopped, 1))
+        stopped.endWaits()
+        #expect(s1.wait(seconds: 2) && r1.load == .lost)
+        #expect(stopped.counters.eventsLost == 1 && stopped.counters.eventsWritten == 2)
+        // While ended, nobody waits at all; allowWaits lets them wait again.
+        #expect(stopped.recordWaiting(eventID: 1, dataSize: 100, largestAlign: 1, policy: .init()) { _ in } == .lost)
+        #expect(stopped.counters.eventsLost == 2)
+
+        // The buffer is finalized (destroy).
+        let destroyed = try fullBuffer()
+        let (s2, r2) = waiter(destroyed, .init())
+        #expect(waitForWriters(destroyed, 1))
+        destroyed.finalize()
+        #expect(s2.wait(seconds: 2) && r2.load == .lost)
+
+        // The only reader goes away: nobody will free room.
+        let read = try fullBuffer()
+        #expect(read.openReader())
+        let (s3, r3) = waiter(read, .init(onlyWithReader: true))
+        #expect(waitForWriters(read, 1))
+        #expect(!s3.isSet)
+        read.closeReader()
+        #expect(s3.wait(seconds: 2) && r3.load == .lost)
+        // With no reader at all, such a writer does not wait.
+        #expect(read.recordWaiting(eventID: 1, dataSize: 100, largestAlign: 1,
+                                   policy: .init(onlyWithReader: true)) { _ in } == .lost)
+        #expect(read.counters.eventsLost == 2)
+
+        // The deadline passes.
+        let slow = try fullBuffer()
+        let start = MonotonicClock.now()
+        #expect(slow.recordWaiting(eventID: 1, dataSize: 100, largestAlign: 1,
+                                   policy: .init(timeoutNanoseconds: 50_000_000)) { _ in } == .lost)
+        #expect(MonotonicClock.now() - start >= 50_000_000)
+        #expect(slow.counters.eventsLost == 1)
     }
 }

@@ -17,7 +17,7 @@ let alignedTrace = TraceHeaderFields(alignment: 8, startTSC: 1_000)
 func makeBuffer(subbufferSize: UInt64 = 4096, count: UInt64 = 4, overwrite: Bool = false,
                 trace: TraceHeaderFields = packedTrace, clock: ManualClock = ManualClock()) -> RelayBuffer {
     let geometry = try! RelayGeometry(subbufferSize: subbufferSize, subbufferCount: count)
-    return RelayBuffer(geometry: geometry, overwrite: overwrite, cpu: 0, trace: trace, clock: clock.function)
+    return try! RelayBuffer(geometry: geometry, overwrite: overwrite, cpu: 0, trace: trace, clock: clock.function)
 }
 
 /// Reads a little-endian (machine order) field of a sub-buffer header.

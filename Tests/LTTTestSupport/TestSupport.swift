@@ -37,3 +37,11 @@ public final class Counter: Sendable {
     @discardableResult public func add(_ n: Int) -> Int { value.add(n, ordering: .sequentiallyConsistent).newValue }
     public var load: Int { value.load(ordering: .sequentiallyConsistent) }
 }
+
+/// A value one thread sets and another reads.
+public final class Shared<Value: Sendable>: Sendable {
+    private let value: Mutex<Value>
+    public init(_ v: Value) { value = Mutex(v) }
+    public func set(_ v: Value) { value.withLock { $0 = v } }
+    public var load: Value { value.withLock { $0 } }
+}

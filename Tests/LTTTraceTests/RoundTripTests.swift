@@ -341,7 +341,7 @@ struct RoundTripTests {
     @Test("life-cycle errors are typed and map to errno")
     func lifeCycleErrors() throws {
         let tracer = Tracer(cpuCount: 1)
-        #expect(throws: TraceError.invalidName("empty")) { try tracer.setupTrace("") }
+        #expect(throws: TraceError.invalidName("trace name is empty")) { try tracer.setupTrace("") }
         #expect(throws: TraceError.self) { try tracer.setupTrace("a/b") }
         #expect(throws: TraceError.self) { try tracer.setupTrace(String(repeating: "x", count: 256)) }
         try tracer.setupTrace("t")

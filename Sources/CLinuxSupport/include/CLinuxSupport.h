@@ -52,6 +52,16 @@ int lttfs_spawn_detached(const char *path, char *const argv[]);
 // a daemon must not hold its caller's pipes open.
 void lttfs_close_descriptors_from(int lowest, int keep);
 
+// The signal that interrupts a thread's blocking call (sem_wait, read) with
+// EINTR and does nothing else: a real-time signal (SIGRTMIN + 7, a macro
+// Swift cannot call) with an empty handler installed without SA_RESTART.
+// Installs the handler on first use; returns the signal number.
+int lttfs_wake_signal(void);
+
+// lttfs_wake_signal, unblocked in the calling thread (a parent may have
+// started this process with it blocked: the mask is inherited).
+int lttfs_wake_signal_accept(void);
+
 // SPLICE_F_MOVE.
 #define LTTFS_SPLICE_F_MOVE 1u
 
