@@ -49,6 +49,10 @@ let package = Package(
         ]),
         .testTarget(name: "LTTFSTests", dependencies: ["LTTFS", "LTTTrace", "LTTReader", "LTTRelay", "CLinuxSupport",
                                                     "LTTTestSupport"]),
+        // The tests' strict lttd-style consumer: C, independent of the Swift
+        // code, doing exactly what the 2009 lttd does to a buffer file.
+        .executableTarget(name: "lttd-conform", path: "Tests/LTTDConformance",
+                          cSettings: [.unsafeFlags(["-Wall", "-Wextra"])]),
         // Shared by the test targets: a seeded generator, flags, counters.
         .target(name: "LTTTestSupport", path: "Tests/LTTTestSupport"),
         .testTarget(name: "LTTRelayTests", dependencies: ["LTTRelay", "LTTTestSupport"]),

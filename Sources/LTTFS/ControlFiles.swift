@@ -66,18 +66,18 @@ struct ControlFiles {
 
     /// Per channel and CPU: what was written, lost, corrupted, delivered,
     /// consumed, overwritten by the flight recorder (sub-buffers, events),
-    /// and what is readable now.
+    /// what is readable now, and how many writers wait for room.
     func stats(of trace: Trace) -> String {
         var lines = ["trace \(trace.name): \(trace.state.rawValue)"]
         if trace.metadataLost > 0 { lines.append("metadata declarations lost: \(trace.metadataLost)") }
         let header = ["buffer", "written", "lost", "corrupted", "delivered", "consumed", "overwritten",
-                      "overwritten_events", "readable"]
+                      "overwritten_events", "readable", "waiting"]
         var rows = [header]
         for (name, buffer) in trace.bufferFiles {
             let c = buffer.counters
             rows.append([name, "\(c.eventsWritten)", "\(c.eventsLost)", "\(c.corruptedSubbuffers)",
                          "\(c.subbuffersDelivered)", "\(c.subbuffersConsumed)", "\(c.subbuffersOverwritten)",
-                         "\(c.eventsOverwritten)", "\(c.bytesReadable)"])
+                         "\(c.eventsOverwritten)", "\(c.bytesReadable)", "\(buffer.waitingWriters)"])
         }
         let widths = (0..<header.count).map { column in rows.map { $0[column].count }.max() ?? 0 }
         for row in rows {

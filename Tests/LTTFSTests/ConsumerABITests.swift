@@ -73,18 +73,21 @@ struct ConsumerABITests {
             var best = Double.infinity
             for i in 0..<3 {
                 #expect(writeControl(m.ltt + "/write_event", "wake \(i)\n") == 0)
-                let woke = Mutex<(Int16, Date)?>(nil)
+                let woke = Shared<(Int16, Date)?>(nil)
+                let tid = Shared<Int32>(0)
                 let t = Thread {
+                    tid.set(lttfs_gettid())
                     let r = b.poll(timeoutMs: 5_000)
-                    woke.withLock { $0 = (r, Date()) }
+                    woke.set((r, Date()))
                 }
                 t.start()
-                usleep(50_000)
+                while tid.load == 0 { sched_yield() }
+                #expect(waitUntilBlockedInPoll(tid.load))
                 let delivered = Date()
                 try m.tracer.flush("p")
-                var waited = 0
-                while woke.withLock({ $0 }) == nil && waited < 600 { usleep(10_000); waited += 1 }
-                let (revents, at) = try #require(woke.withLock { $0 })
+                let deadline = Date().addingTimeInterval(6)
+                while woke.load == nil && Date() < deadline { _ = Glibc.poll(nil, 0, 1) }
+                let (revents, at) = try #require(woke.load)
                 #expect(revents == POLLIN_)
                 best = min(best, at.timeIntervalSince(delivered))
                 let cookie = try #require(b.get())
@@ -117,15 +120,20 @@ struct ConsumerABITests {
             startTrace(m, "d")
             let b = try BufferFD(m.ltt + "/d/userspace_0")
             #expect(b.poll(timeoutMs: 0) == 0)
-            let result = Mutex<Int16?>(nil)
-            let t = Thread { let r = b.poll(timeoutMs: 10_000); result.withLock { $0 = r } }
+            let result = Shared<Int16?>(nil)
+            let tid = Shared<Int32>(0)
+            let t = Thread {
+                tid.set(lttfs_gettid())
+                result.set(b.poll(timeoutMs: 10_000))
+            }
             t.start()
-            usleep(100_000)
+            while tid.load == 0 { sched_yield() }
+            #expect(waitUntilBlockedInPoll(tid.load))
             #expect(writeControl(m.ltt + "/destroy_trace", "d\n") == 0)
-            var waited = 0
-            while result.withLock({ $0 }) == nil && waited < 500 { usleep(10_000); waited += 1 }
+            let deadline = Date().addingTimeInterval(5)
+            while result.load == nil && Date() < deadline { _ = Glibc.poll(nil, 0, 1) }
             // The final flush delivered the (empty) open sub-buffer.
-            #expect(result.withLock { $0 } == POLLIN_)
+            #expect(result.load == POLLIN_)
             let cookie = try #require(b.get())
             #expect(b.put(cookie) == 0)
             #expect(b.poll(timeoutMs: 1000) == POLLHUP_)

@@ -1,4 +1,5 @@
 import Foundation
+import LTTTestSupport
 import Testing
 import LTTReader
 import LTTTrace
@@ -67,20 +68,12 @@ struct ControlFileTests {
         #expect(w("write_event", "after the refusals\n") == 0)
         let out = NSTemporaryDirectory() + "lttfs-errno-" + UUID().uuidString
         defer { try? FileManager.default.removeItem(atPath: out) }
-        let probe = Thread {
-            _ = run([relayProbe, "-c", ltt + "/good", "-t", out, "-T", "30", "-q"], timeout: 40)
-        }
-        probe.start()
-        usleep(200_000)
+        let probe = try ConformanceConsumer(ltt + "/good", into: out, deadline: 30)
         #expect(w("control/good/enabled", "0\n") == 0)
         #expect(w("destroy_trace", "good\n") == 0)
-        var waited = 0
-        while !FileManager.default.fileExists(atPath: out + "/userspace_0") || waited < 5 {
-            usleep(100_000); waited += 1
-            if waited > 300 { break }
-        }
-        // Wait for the probe to finish: its files are complete on exit.
-        let lines = waitForDecodedLines(out, expected: 2)
+        let probed = probe.finish()
+        #expect(probed.status == 0, "\(probed.output)\(probed.error)")
+        let lines = waitForDecodedLines(out, expected: 2, seconds: 1)
         #expect(lines == ["before the refusals", "after the refusals"])
 
         // Every refusal was logged with its reason and errno.

@@ -69,7 +69,7 @@ final class SpliceConsumer: @unchecked Sendable {
 
 @Suite("End to end on real mounts")
 struct EndToEndTests {
-    @Test("relay-probe drains events from several producer threads; the reader finds each one, once")
+    @Test("lttd-conform drains events from several producer threads; the reader finds each one, once")
     func relayProbeWithProducerThreads() throws {
         try withMount(cpuCount: 2) { m in
             let marker = try m.tracer.marker("app", "work", "thread %u seq %lu note %s", as: (UInt32, UInt64, String).self)
@@ -78,13 +78,7 @@ struct EndToEndTests {
             startTrace(m, "probe", channel: "app", subbufSize: 65536, subbufNum: 16, blockingTimeoutMillis: 10_000)
             let out = NSTemporaryDirectory() + "lttfs-probe-" + UUID().uuidString
             defer { try? FileManager.default.removeItem(atPath: out) }
-            let probeResult = Mutex<RunResult?>(nil)
-            let probe = Thread {
-                let r = run([relayProbe, "-c", m.ltt + "/probe", "-t", out, "-T", "60"], timeout: 70)
-                probeResult.withLock { $0 = r }
-            }
-            probe.start()
-            usleep(300_000)   // the probe opens every buffer first
+            let probe = try ConformanceConsumer(m.ltt + "/probe", into: out, quiet: false)
             let producers = 4, perThread = 20_000
             let finished = DispatchSemaphore(value: 0)
             for t in 0..<producers {
@@ -96,9 +90,7 @@ struct EndToEndTests {
             for _ in 0..<producers { #expect(finished.wait(timeout: .now() + 60) == .success) }
             #expect(writeControl(m.ltt + "/control/probe/enabled", "0\n") == 0)
             #expect(writeControl(m.ltt + "/destroy_trace", "probe\n") == 0)
-            var waited = 0
-            while probeResult.withLock({ $0 }) == nil && waited < 700 { usleep(100_000); waited += 1 }
-            let r = try #require(probeResult.withLock { $0 })
+            let r = probe.finish()
             #expect(r.status == 0, "\(r.output)\(r.error)")
             #expect(r.output.contains("OK:"))
             let result = TraceReader().read(directory: out)
@@ -200,7 +192,7 @@ struct EndToEndTests {
         }
     }
 
-    @Test("write_event: one event per line, EINVAL for a line too long, waits when full, EINTR on a signal with nothing written")
+    @Test("write_event: one event per line, EINVAL for a line too long, waits when full while a reader is there, goes on when it frees room")
     func writeEventSemantics() throws {
         let server = try ServerProcess()
         defer { server.stop() }
@@ -215,7 +207,9 @@ struct EndToEndTests {
         #expect(n == 4)   // "one\n"
         // A line longer than a sub-buffer.
         #expect(writeControl(ltt + "/write_event", String(repeating: "x", count: 5000) + "\n") == EINVAL)
-        // Fill both sub-buffers: with no reader the next line must wait.
+        // A consumer has the buffer open: once both sub-buffers are full,
+        // the next line waits for it to free room.
+        let b = try BufferFD(ltt + "/w/userspace_0")
         let written = Counter()
         written.add(1)
         let line = Array((String(repeating: "f", count: 900) + "\n").utf8)
@@ -228,18 +222,14 @@ struct EndToEndTests {
             }
             filled.set()
         }
-        // The writer blocks once the buffer is full; it must not finish.
         writer.start()
-        usleep(500_000)
-        #expect(!filled.isSet, "the writer should be waiting for room")
-        let stats = readControl(ltt + "/control/w/stats") ?? ""
-        #expect(stats.contains("userspace_0"))
-        // A reader frees a sub-buffer: the writer goes on.
-        let b = try BufferFD(ltt + "/w/userspace_0")
+        #expect(waitForStat(ltt, "w", "userspace_0", "waiting", 1), "the writer should be waiting for room")
+        #expect(!filled.isSet)
+        // The reader frees sub-buffers: the writer goes on.
         var freed = 0
         while !filled.isSet && freed < 40 {
             if let cookie = b.get() { #expect(b.put(cookie) == 0); freed += 1 }
-            usleep(20_000)
+            _ = b.poll(timeoutMs: 20)
         }
         #expect(filled.wait(seconds: 10))
         let counters = statsRow(readControl(ltt + "/control/w/stats") ?? "", "userspace_0")
@@ -253,12 +243,14 @@ struct EndToEndTests {
         defer { server.stop() }
         let ltt = server.ltt
         startSmallUserspaceTrace(ltt, "i")
+        let reader = try BufferFD(ltt + "/i/userspace_0")   // a consumer that never frees room
+        defer { _ = reader }
         installInterruptingHandler(SIGUSR1)
         let line = Array((String(repeating: "g", count: 900) + "\n").utf8)
-        let result = Mutex<(Int, Int32)?>(nil)
-        let thread = Mutex<pthread_t?>(nil)
+        let result = Shared<(Int, Int32)?>(nil)
+        let thread = Shared<pthread_t?>(nil)
         let t = Thread {
-            thread.withLock { $0 = pthread_self() }
+            thread.set(pthread_self())
             // Threads inherit their creator's mask; this one takes SIGUSR1.
             var unblock = sigset_t()
             sigemptyset(&unblock)
@@ -270,20 +262,20 @@ struct EndToEndTests {
             while true {
                 let r = line.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
                 if r != line.count {
-                    result.withLock { $0 = (count, r < 0 ? errno : 0) }
+                    result.set((count, r < 0 ? errno : 0))
                     return
                 }
                 count += 1
             }
         }
         t.start()
-        usleep(500_000)
-        #expect(result.withLock { $0 } == nil, "the writer should be waiting")
-        let writerThread = try #require(thread.withLock { $0 })
+        #expect(waitForStat(ltt, "i", "userspace_0", "waiting", 1), "the writer should be waiting")
+        #expect(result.load == nil)
+        let writerThread = try #require(thread.load)
         pthread_kill(writerThread, SIGUSR1)
-        var waited = 0
-        while result.withLock({ $0 }) == nil && waited < 500 { usleep(10_000); waited += 1 }
-        let (count, error) = try #require(result.withLock { $0 })
+        let deadline = Date().addingTimeInterval(5)
+        while result.load == nil && Date() < deadline { _ = poll(nil, 0, 5) }
+        let (count, error) = try #require(result.load)
         #expect(error == EINTR)
         let counters = statsRow(readControl(ltt + "/control/i/stats") ?? "", "userspace_0")
         #expect(counters?["written"] == count)
@@ -298,7 +290,7 @@ struct EndToEndTests {
             .deletingLastPathComponent().appendingPathComponent("scripts/write-event-1000.sh").path
         let out = NSTemporaryDirectory() + "lttfs-shell-" + UUID().uuidString
         defer { try? FileManager.default.removeItem(atPath: out) }
-        let r = run(["bash", script, server.path, out, lttfsBinary, relayProbe], timeout: 120)
+        let r = run(["bash", script, server.path, out, lttfsBinary, conformanceConsumer], timeout: 120)
         #expect(r.status == 0, "\(r.output)\n\(r.error)")
         #expect(r.output.contains("1000 lines match"))
     }
@@ -404,6 +396,18 @@ func startSmallUserspaceTrace(_ ltt: String, _ name: String) {
     #expect(writeControl(ltt + "/control/\(name)/channel/userspace/subbuf_num", "2\n") == 0)
     #expect(writeControl(ltt + "/control/\(name)/alloc", "1\n") == 0)
     #expect(writeControl(ltt + "/control/\(name)/enabled", "1\n") == 0)
+}
+
+/// Waits (at most `seconds`) until the stats of `trace` show `value` in
+/// `column` for `buffer`: the observable state tests wait for.
+func waitForStat(_ ltt: String, _ trace: String, _ buffer: String, _ column: String, _ value: Int,
+                 seconds: Double = 10) -> Bool {
+    let deadline = Date().addingTimeInterval(seconds)
+    repeat {
+        if statsRow(readControl(ltt + "/control/\(trace)/stats") ?? "", buffer)?[column] == value { return true }
+        _ = poll(nil, 0, 5)
+    } while Date() < deadline
+    return false
 }
 
 /// The counters of one buffer in a stats file.

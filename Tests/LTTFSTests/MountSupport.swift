@@ -1,4 +1,5 @@
 import Foundation
+import LTTTestSupport
 import Synchronization
 import CLinuxSupport
 import LTTFS
@@ -10,8 +11,86 @@ let productsDirectory: String = {
     URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().path
 }()
 let lttfsBinary = productsDirectory + "/lttfs"
-let relayProbe = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-    .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("shared/tools/relay-probe.sh").path
+/// The project's strict lttd-style consumer (Tests/LTTDConformance).
+let conformanceConsumer = productsDirectory + "/lttd-conform"
+
+/// Waits (at most `seconds`) until `path` exists, or `stillRunning` says no.
+func waitForFile(_ path: String, seconds: Double = 30, while stillRunning: () -> Bool = { true }) -> Bool {
+    let deadline = Date().addingTimeInterval(seconds)
+    while !FileManager.default.fileExists(atPath: path) {
+        if Date() > deadline || !stillRunning() { return FileManager.default.fileExists(atPath: path) }
+        _ = poll(nil, 0, 5)
+    }
+    return true
+}
+
+/// Waits (at most `seconds`) until process `pid` has `path` open: a
+/// consumer holds a buffer file, so recording can start.
+func waitForOpen(_ pid: pid_t, _ path: String, seconds: Double = 30) -> Bool {
+    let deadline = Date().addingTimeInterval(seconds)
+    repeat {
+        let fds = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd")) ?? []
+        for fd in fds where (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/fd/\(fd)")) == path {
+            return true
+        }
+        _ = poll(nil, 0, 5)
+    } while Date() < deadline
+    return false
+}
+
+/// Waits (at most `seconds`) until thread `tid` of this process sleeps
+/// inside poll(2) or ppoll(2): a poll that is waiting, as the kernel says.
+func waitUntilBlockedInPoll(_ tid: Int32, seconds: Double = 5) -> Bool {
+    let deadline = Date().addingTimeInterval(seconds)
+    repeat {
+        let syscall = (try? String(contentsOfFile: "/proc/self/task/\(tid)/syscall", encoding: .utf8)) ?? ""
+        let stat = (try? String(contentsOfFile: "/proc/self/task/\(tid)/stat", encoding: .utf8)) ?? ""
+        let number = syscall.split(separator: " ").first.flatMap { Int($0) }
+        // The state follows the command name, which is in parentheses.
+        let state = stat.split(separator: ")").last?.split(separator: " ").first
+        // x86_64 numbers: poll 7, ppoll 271; aarch64 has only ppoll, 73.
+        if [7, 271, 73].contains(number ?? -1) && state == "S" { return true }
+        _ = poll(nil, 0, 1)
+    } while Date() < deadline
+    return false
+}
+
+/// lttd-conform draining a trace directory in the background. `init`
+/// returns once it holds every buffer file open (its ready file exists),
+/// so that nothing recorded afterwards can be missed.
+final class ConformanceConsumer: @unchecked Sendable {
+    let process = Process()
+    let out = Pipe(), err = Pipe()
+    let ready: String
+
+    init(_ traceDirectory: String, into output: String, deadline: Int = 60, quiet: Bool = true) throws {
+        ready = output + ".ready"
+        process.executableURL = URL(fileURLWithPath: conformanceConsumer)
+        process.arguments = ["-c", traceDirectory, "-t", output, "-T", String(deadline), "-r", ready] + (quiet ? ["-q"] : [])
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        guard waitForFile(ready, while: { process.isRunning }) else {
+            let result = finish()
+            throw ConsumerFailed(result: result)
+        }
+    }
+
+    struct ConsumerFailed: Error { let result: RunResult }
+
+    /// Waits for the consumer to exit (it does at POLLHUP on every buffer,
+    /// or at its deadline) and returns what it said.
+    @discardableResult
+    func finish() -> RunResult {
+        process.waitUntilExit()
+        try? FileManager.default.removeItem(atPath: ready)
+        return RunResult(status: process.terminationStatus,
+                         output: String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self),
+                         error: String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self))
+    }
+
+    deinit { if process.isRunning { process.terminate() } }
+}
 
 func makeMountPoint() -> String {
     let path = NSTemporaryDirectory() + "lttfs-test-" + UUID().uuidString.prefix(8)

@@ -33,7 +33,7 @@ func spawn(_ arguments: [String]) throws -> (Process, Pipe) {
 
 @Suite("The lttfs commands, end to end")
 struct ToolTests {
-    @Test("lttfs consume writes exactly the bytes relay-probe writes for the same trace, and dump --check passes")
+    @Test("lttfs consume writes exactly the bytes lttd-conform writes for the same trace, and dump --check passes")
     func consumeMatchesRelayProbe() throws {
         // Two twin traces, byte for byte: a hand-moved clock, a fixed wall
         // clock, one CPU, and every event recorded into both.
@@ -52,8 +52,8 @@ struct ToolTests {
         let outA = temporaryPath("consume"), outB = temporaryPath("probe")
         defer { try? FileManager.default.removeItem(atPath: outA); try? FileManager.default.removeItem(atPath: outB) }
         let (consume, consumeErr) = try spawn([lttfsBinary, "consume", "-n", "2", "-c", m.ltt + "/twin_a", "-t", outA])
-        let (probe, _) = try spawn(["/bin/sh", relayProbe, "-c", m.ltt + "/twin_b", "-t", outB, "-T", "60", "-q"])
-        usleep(300_000)
+        let probe = try ConformanceConsumer(m.ltt + "/twin_b", into: outB)
+        #expect(waitForOpen(consume.processIdentifier, m.ltt + "/twin_a/app_0"))
         for name in ["twin_a", "twin_b"] { #expect(writeControl(m.ltt + "/control/\(name)/enabled", "1\n") == 0) }
         for i in 0..<3000 {
             clock.withLock { $0 += 1000 + UInt64(i % 7) }
@@ -63,9 +63,10 @@ struct ToolTests {
             #expect(writeControl(m.ltt + "/control/\(name)/enabled", "0\n") == 0)
             #expect(writeControl(m.ltt + "/destroy_trace", name + "\n") == 0)
         }
-        #expect(waitExit(consume) && waitExit(probe))
+        #expect(waitExit(consume))
+        let probed = probe.finish()
         #expect(consume.terminationStatus == 0, "\(String(decoding: consumeErr.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self))")
-        #expect(probe.terminationStatus == 0)
+        #expect(probed.status == 0, "\(probed.output)\(probed.error)")
         let files = try FileManager.default.contentsOfDirectory(atPath: outA).sorted()
         #expect(files == ["app_0", "metadata_0", "userspace_0"])
         #expect(try FileManager.default.contentsOfDirectory(atPath: outB).sorted() == files)
@@ -131,7 +132,7 @@ struct ToolTests {
             let out = temporaryPath("lossy")
             defer { try? FileManager.default.removeItem(atPath: out) }
             let (consumer, err) = try spawn([lttfsBinary, "consume", "-c", m.ltt + "/lossy", "-t", out])
-            usleep(300_000)
+            #expect(waitForOpen(consumer.processIdentifier, m.ltt + "/lossy/userspace_0"))
             #expect(writeControl(m.ltt + "/control/lossy/enabled", "0\n") == 0)
             #expect(writeControl(m.ltt + "/destroy_trace", "lossy\n") == 0)
             #expect(waitExit(consumer))
@@ -152,7 +153,7 @@ struct ToolTests {
                     && notTrace.error.split(separator: "\n").count == 1, "\(notTrace.error)")
             try? FileManager.default.removeItem(atPath: out)
             let (consumer, err) = try spawn([lttfsBinary, "consume", "-c", m.ltt + "/c", "-t", out])
-            usleep(300_000)
+            #expect(waitForOpen(consumer.processIdentifier, m.ltt + "/c/userspace_0"))
             let busy = run([lttfsBinary, "consume", "-c", m.ltt + "/c", "-t", out + "-2"])
             #expect(busy.status == 1 && busy.error.contains("another consumer"))
             try? FileManager.default.removeItem(atPath: out + "-2")
@@ -160,7 +161,7 @@ struct ToolTests {
             #expect(exists.status == 1 && exists.error.contains("exists"))
             for i in 0..<20 { #expect(writeControl(m.ltt + "/write_event", "before sigint \(i)\n") == 0) }
             try m.tracer.flush("c")
-            usleep(300_000)
+            #expect(waitForStat(m.ltt, "c", "userspace_0", "consumed", 1))
             kill(consumer.processIdentifier, SIGINT)
             #expect(waitExit(consumer, seconds: 10))
             #expect(consumer.terminationStatus == 0)
@@ -273,7 +274,7 @@ struct ToolTests {
             startTrace(m, "dmg")
             for i in 0..<10 { #expect(writeControl(m.ltt + "/write_event", "line \(i)\n") == 0) }
             let (consumer, _) = try spawn([lttfsBinary, "consume", "-q", "-c", m.ltt + "/dmg", "-t", out])
-            usleep(200_000)
+            #expect(waitForOpen(consumer.processIdentifier, m.ltt + "/dmg/userspace_0"))
             #expect(writeControl(m.ltt + "/destroy_trace", "dmg\n") == 0)
             #expect(waitExit(consumer))
         }

@@ -2,9 +2,9 @@
 # The shell tour as a test: drive a trace only with echo and cat, record
 # 1000 lines through write_event, consume them lttd's way, and check that
 # the decoded trace holds exactly those lines.
-#   write-event-1000.sh MOUNT OUTDIR LTTFS RELAY_PROBE
+#   write-event-1000.sh MOUNT OUTDIR LTTFS LTTD_CONFORM
 set -euo pipefail
-mnt=$1 out=$2 lttfs=$3 probe=$4
+mnt=$1 out=$2 lttfs=$3 consumer_binary=$4
 ltt=$mnt/ltt
 
 echo shell > "$ltt/setup_trace"
@@ -15,14 +15,17 @@ echo 1 > "$ltt/control/shell/alloc"
 echo 1 > "$ltt/control/shell/enabled"
 test "$(cat "$ltt/control/shell/enabled")" = 1
 
-"$probe" -c "$ltt/shell" -t "$out" -T 60 -q > "$out.probe.log" 2>&1 &
+"$consumer_binary" -c "$ltt/shell" -t "$out" -T 60 -q -r "$out.ready" > "$out.probe.log" 2>&1 &
 consumer=$!
-# Write only once the consumer holds the buffer files open: on a busy
-# machine it may start after the lines are written and the trace destroyed.
-for _ in $(seq 1 200); do
-    ls -l "/proc/$consumer/fd" 2>/dev/null | grep -q "userspace_0" && break
+# Write only once the consumer holds the buffer files open (it creates its
+# ready file then): on a busy machine it may start after the lines are
+# written and the trace destroyed.
+for _ in $(seq 1 600); do
+    [ -e "$out.ready" ] && break
+    kill -0 "$consumer" 2>/dev/null || break
     sleep 0.05
 done
+[ -e "$out.ready" ] || { cat "$out.probe.log"; echo "the consumer never opened the buffers" >&2; exit 1; }
 
 for i in $(seq 1 1000); do
     echo "line $i of the shell tour" > "$ltt/write_event"
@@ -39,4 +42,4 @@ wait "$consumer" || { cat "$out.probe.log"; exit 1; }
 seq 1 1000 | sed -e 's/.*/line & of the shell tour/' > "$out.expected"
 diff -u "$out.expected" "$out.lines"
 echo "1000 lines match"
-rm -f "$out.lines" "$out.expected" "$out.probe.log"
+rm -f "$out.lines" "$out.expected" "$out.probe.log" "$out.ready"
