@@ -32,6 +32,11 @@ final class FileSystem: @unchecked Sendable {
     /// Nothing under the mount point is cached by the kernel: entries and
     /// attributes are asked again every time (filesystem.md: "visible at once").
     static let timeout = 0.0
+    /// Zeros for page-cache reads past the readable bytes (at most what the
+    /// kernel asks in one read: max_read, 128 KiB by default; 1 MiB here).
+    /// Written once, at its initialization; only read after.
+    nonisolated(unsafe) static let zeros = UnsafeRawBufferPointer(UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 4096)
+        .initializeMemory(as: UInt8.self, repeating: 0))
 
     init(tracer: Tracer, logger: Logger, accessGroup: gid_t? = nil) {
         self.tracer = tracer
@@ -255,7 +260,7 @@ final class FileSystem: @unchecked Sendable {
 
     // MARK: Read and write
 
-    func read(_ req: fuse_req_t, size: Int, offset: Int, fh: UInt64) {
+    func read(_ req: fuse_req_t, size: Int, offset: Int, fh: UInt64, fillsPageCache: Bool) {
         guard let handle = handles.get(fh) else {
             fuse_reply_err(req, EBADF)
             return
@@ -267,6 +272,17 @@ final class FileSystem: @unchecked Sendable {
             // "read and splice": the bytes at consumed + offset).
             let regions = buffer.readableRegions(at: UInt64(max(0, offset)), maxLength: size)
             var iov = regions.map { iovec(iov_base: UnsafeMutableRawPointer(mutating: $0.baseAddress), iov_len: $0.count) }
+            // A short read into the page cache makes the kernel shrink the
+            // file to it (fuse_short_read), and an mmap of the file then
+            // dies of SIGBUS past that point (MAP_PRIVATE cannot be refused
+            // on a direct_io file; MAP_SHARED is, with ENODEV). So the cache
+            // gets whole pages: zeros past the readable bytes. read(2) still
+            // ends at them: it never goes through the cache.
+            let copied = regions.reduce(0) { $0 + $1.count }
+            if fillsPageCache && copied < size {
+                iov.append(iovec(iov_base: UnsafeMutableRawPointer(mutating: Self.zeros.baseAddress),
+                                 iov_len: min(size - copied, Self.zeros.count)))
+            }
             if iov.isEmpty {
                 fuse_reply_buf(req, nil, 0)
             } else {

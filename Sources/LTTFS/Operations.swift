@@ -58,7 +58,11 @@ enum Operations {
             fs(req).release(req!, fh: fi!.pointee.fh)
         }
         ops.read = { req, _, size, off, fi in
-            fs(req).read(req!, size: size, offset: Int(off), fh: fi!.pointee.fh)
+            // The kernel names a lock owner for read(2) on a direct_io file
+            // (fuse_send_read) and none when it fills its page cache
+            // (splice, an mmap fault: fuse_read_folio, fuse_readahead).
+            fs(req).read(req!, size: size, offset: Int(off), fh: fi!.pointee.fh,
+                         fillsPageCache: fi!.pointee.lock_owner == 0)
         }
         ops.write = { req, _, buf, size, _, fi in
             fs(req).write(req!, bytes: UnsafeRawBufferPointer(start: buf, count: size), fh: fi!.pointee.fh)

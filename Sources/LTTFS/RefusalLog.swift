@@ -24,18 +24,21 @@ final class RefusalLog: Sendable {
     /// burst is spent.
     func log(_ level: Logger.Level, _ message: @autoclosure () -> String) {
         let now = MonotonicClock.now()
-        let held: Int? = window.withLock { w in
+        let (held, firstHeld): (Int?, Bool) = window.withLock { w in
             if now &- w.start >= 1_000_000_000 {
                 w.start = now
                 w.logged = 0
             }
             guard w.logged < burst else {
                 w.suppressed += 1
-                return nil
+                return (nil, w.suppressed == 1)
             }
             w.logged += 1
             defer { w.suppressed = 0 }
-            return w.suppressed
+            return (w.suppressed, false)
+        }
+        if firstHeld {
+            logger.warning("more than \(burst) refusals in a second: the next ones are counted, not logged")
         }
         guard let held else { return }
         let note = held > 0 ? " (\(held) earlier refusals not logged)" : ""
