@@ -200,8 +200,12 @@ struct TrustTests {
         let line = String(repeating: "s", count: 900) + "\n"
         let completed = Counter()
         let finished = Flag()
+        let hold = Flag(), resume = Flag()   // the writer pauses between lines while held
         Thread {
-            for _ in 0..<30 { if writeControl(ltt + "/write_event", line) == 0 { completed.add(1) } }
+            for _ in 0..<30 {
+                if hold.isSet { _ = resume.wait(seconds: 30) }
+                if writeControl(ltt + "/write_event", line) == 0 { completed.add(1) }
+            }
             finished.set()
         }.start()
         // "small" fills, and the writer waits for room there...
@@ -212,6 +216,7 @@ struct TrustTests {
         // ...while "big" already has the waiting line: one full trace holds up no other.
         #expect(statsRow(readControl(ltt + "/control/big/stats") ?? "", "userspace_0")?["written"] == done + 1)
         // Stop ends the wait: the line is counted lost in "small", never recorded there.
+        hold.set()
         #expect(writeControl(ltt + "/control/small/enabled", "0\n") == 0)
         #expect(waitForStat(ltt, "small", "userspace_0", "lost", 1))
         #expect(waitForStat(ltt, "small", "userspace_0", "waiting", 0))
@@ -219,6 +224,7 @@ struct TrustTests {
         // Started again, the writer waits again; destroy ends that wait too,
         // and its log counts both losses.
         #expect(writeControl(ltt + "/control/small/enabled", "1\n") == 0)
+        resume.set()
         #expect(waitForStat(ltt, "small", "userspace_0", "waiting", 1))
         #expect(writeControl(ltt + "/destroy_trace", "small\n") == 0)
         #expect(finished.wait(seconds: 10))
