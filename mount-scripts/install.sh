@@ -5,9 +5,12 @@
 #   install.sh [--prefix /usr/local] [--mountpoint /mnt/ltt] [--no-systemd]
 #              [--helper-dir /sbin] [--systemd-dir /etc/systemd/system]
 #              [--binary PATH]   (install this lttfs instead of building one)
+#              [--group NAME]    (the tracing group of the systemd unit's mount:
+#                                 its members drain buffers, read status and
+#                                 record with write_event; others get nothing)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-prefix=/usr/local mountpoint=/mnt/ltt systemd=1 helperdir=/sbin unitdir=/etc/systemd/system binary=
+prefix=/usr/local mountpoint=/mnt/ltt systemd=1 helperdir=/sbin unitdir=/etc/systemd/system binary= group=
 while [ $# -gt 0 ]; do
     case "$1" in
         --prefix) prefix=$2; shift 2 ;;
@@ -16,6 +19,7 @@ while [ $# -gt 0 ]; do
         --helper-dir) helperdir=$2; shift 2 ;;
         --systemd-dir) unitdir=$2; shift 2 ;;
         --binary) binary=$2; shift 2 ;;
+        --group) group=$2; shift 2 ;;
         *) echo "install.sh: unknown option $1" >&2; exit 1 ;;
     esac
 done
@@ -37,7 +41,7 @@ After=local-fs.target
 Type=simple
 ExecStartPre=/bin/mkdir -p $mountpoint
 ExecStartPre=-/bin/sh -c 'stat $mountpoint >/dev/null 2>&1 || fusermount3 -u -z $mountpoint'
-ExecStart=$prefix/bin/lttfs mount -f -o allow_other $mountpoint
+ExecStart=$prefix/bin/lttfs mount -f -o allow_other${group:+ --group $group} $mountpoint
 ExecStopPost=-/bin/sh -c 'grep -q " $mountpoint fuse" /proc/mounts && fusermount3 -u -z $mountpoint'
 Restart=on-failure
 

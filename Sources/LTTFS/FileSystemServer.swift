@@ -50,8 +50,10 @@ public final class FileSystemServer: @unchecked Sendable {
     private struct State: @unchecked Sendable {
         var session: UncheckedPointer?
         var mounted = false
-        /// The thread inside libfuse's loop, while it is there.
-        var loopThread: pthread_t?
+        /// The workers serving requests, while they do.
+        var loop: SessionLoop?
+        /// `shutdown` was asked before `run` started its loop.
+        var stopping = false
         /// `run` is over: the loop ended, the mount is released.
         var finished = false
     }
@@ -118,20 +120,24 @@ public final class FileSystemServer: @unchecked Sendable {
     /// daemonizing fork: threads do not survive one.
     @discardableResult
     public func run(maxThreads: UInt32 = 16) -> Int32 {
-        guard let session = state.withLock({ s -> UncheckedPointer? in
-            s.loopThread = pthread_self()
-            return s.session
-        })?.raw else { return -1 }
-        // shutdown() wakes this thread out of libfuse's wait with it.
+        // Workers inherit this thread's signal mask: shutdown wakes them
+        // out of their reads with this signal.
         _ = lttfs_wake_signal_accept()
+        guard let session = state.withLock({ $0.session })?.raw else { return -1 }
         let doorbell = fs.tracer.readerDoorbell
         notifier.start { [fs] in
             doorbell.answer()
             fs.notifyPollers()
         }
         doorbell.listen { [notifier] in notifier.kick() }
-        let rc = lttfs_fuse_session_loop_mt(session, maxThreads, 4)
-        state.withLock { $0.loopThread = nil }
+        let loop = SessionLoop(session: session, maxThreads: Int(maxThreads), idleThreads: 4)
+        let stopAtOnce = state.withLock { s -> Bool in
+            s.loop = loop
+            return s.stopping
+        }
+        if stopAtOnce { _ = loop.stop(timeout: 10) }
+        let rc = loop.wait()
+        state.withLock { $0.loop = nil }
         doorbell.listen(nil)
         notifier.stop()
         // Closes the FUSE device first (libfuse does), which fails whatever
@@ -185,30 +191,26 @@ public final class FileSystemServer: @unchecked Sendable {
 
     /// Ends the session and waits, at most `timeout` seconds, until `run`
     /// has unmounted. In this order: every request that waits (write_event
-    /// waiting for room) is answered; libfuse's loop is told to exit, and
-    /// its thread is woken out of its wait with a signal, after which
-    /// libfuse cancels its idle workers and joins the busy ones; then `run`
-    /// unmounts. Nothing here touches the mount point: a request to our own
-    /// mount from this process could wait for a worker that is gone.
+    /// waiting for room) is answered; the workers are told to stop and woken
+    /// out of their reads (`SessionLoop.stop`), each finishing the request
+    /// it serves; then `run` unmounts. Nothing here touches the mount point:
+    /// a request to our own mount from this process could wait for a worker
+    /// that is gone.
     @discardableResult
     public func shutdown(timeout: TimeInterval = 10) -> Bool {
         fs.endRequestWaits()
-        guard let session = state.withLock({ $0.session })?.raw else {
-            return state.withLock { $0.finished || !$0.mounted }
+        let loop = state.withLock { s -> SessionLoop? in
+            s.stopping = true
+            return s.loop
         }
-        fuse_session_exit(session)
-        let signal = lttfs_wake_signal()
-        let deadline = MonotonicClock.now() &+ UInt64(max(0, timeout) * 1e9)
-        while true {
-            let (loop, finished) = state.withLock { ($0.loopThread, $0.finished) }
-            if finished { return true }
-            // The loop checks its exit flag before each wait; a signal sent
-            // just before that wait is lost, so keep sending until it ends.
-            if let loop { pthread_kill(loop, signal) }
-            if MonotonicClock.now() >= deadline { return false }
-            var pause = timespec(tv_sec: 0, tv_nsec: 10_000_000)
+        let deadline = Date().addingTimeInterval(timeout)
+        if let loop, !loop.stop(timeout: timeout) { return false }
+        while !state.withLock({ $0.finished || $0.session == nil && !$0.mounted }) {
+            if Date() >= deadline { return false }
+            var pause = timespec(tv_sec: 0, tv_nsec: 2_000_000)
             nanosleep(&pause, nil)
         }
+        return true
     }
 
     /// Unmounts once. Holding `unmounting` across the call matters: the

@@ -132,7 +132,11 @@ public struct RelayCounters: Sendable, Equatable {
     public init() {}
 }
 
-public struct RelayRing: ~Copyable {
+/// Copyable only because a `~Copyable` struct holding pointers crashes the
+/// compiler under `-sanitize=thread` (swiftlang/swift#86265, Swift 6.3.1):
+/// RelayBuffer keeps the one instance in place behind a pointer and never
+/// copies it; everything else gets it `inout` under the lock.
+public struct RelayRing {
     public let geometry: RelayGeometry
     /// Flight-recorder mode: the writer pushes the reader instead of losing.
     public let overwrite: Bool

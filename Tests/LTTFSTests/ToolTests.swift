@@ -250,18 +250,20 @@ struct ToolTests {
         try FileManager.default.createDirectory(atPath: root + "/units", withIntermediateDirectories: true)
         let r = run(["bash", repositoryRoot + "/mount-scripts/install.sh", "--prefix", root + "/usr",
                      "--helper-dir", root + "/sbin", "--systemd-dir", root + "/units", "--mountpoint", "/mnt/ltt-test",
-                     "--binary", lttfsBinary], timeout: 60)
+                     "--binary", lttfsBinary, "--group", "tracing"], timeout: 60)
         #expect(r.status == 0, "\(r.output)\(r.error)")
         #expect(FileManager.default.isExecutableFile(atPath: root + "/usr/bin/lttfs"))
         let unit = (try? String(contentsOfFile: root + "/units/lttfs.service", encoding: .utf8)) ?? ""
-        #expect(unit.contains("ExecStart=\(root)/usr/bin/lttfs mount -f -o allow_other /mnt/ltt-test"))
+        #expect(unit.contains("ExecStart=\(root)/usr/bin/lttfs mount -f -o allow_other --group tracing /mnt/ltt-test"))
         let helper = (try? String(contentsOfFile: root + "/sbin/mount.fuse.lttfs", encoding: .utf8)) ?? ""
         #expect(helper.contains(root + "/usr/bin/lttfs"))
         // The installed helper mounts with the installed binary.
         let dir = makeMountPoint()
         defer { forceUnmount(dir); try? FileManager.default.removeItem(atPath: dir) }
-        #expect(run(["sh", root + "/sbin/mount.fuse.lttfs", "lttfs", dir, "-o", "rw"], environment: ["LTTFS": ""]).status == 0)
+        #expect(run(["sh", root + "/sbin/mount.fuse.lttfs", "lttfs", dir, "-o", "rw,gid=65534"], environment: ["LTTFS": ""]).status == 0)
         #expect(isMounted(dir))
+        var st = stat()
+        #expect(stat(dir + "/ltt/setup_trace", &st) == 0 && st.st_gid == 65534)   // -o gid= names the tracing group
         #expect(run([root + "/usr/bin/lttfs", "umount", dir]).status == 0)
         #expect(!isMounted(dir))
     }
