@@ -54,7 +54,7 @@ let package = Package(
         .executableTarget(name: "lttd-conform", path: "Tests/LTTDConformance",
                           cSettings: [.unsafeFlags(["-Wall", "-Wextra"])]),
         // Shared by the test targets: a seeded generator, flags, counters.
-        .target(name: "LTTTestSupport", path: "Tests/LTTTestSupport"),
+        .target(name: "LTTTestSupport", dependencies: ["LTTRelay"], path: "Tests/LTTTestSupport"),
         .testTarget(name: "LTTRelayTests", dependencies: ["LTTRelay", "LTTTestSupport"]),
     ]
 )

@@ -105,3 +105,22 @@ int lttfs_wake_signal_accept(void)
 	pthread_sigmask(SIG_UNBLOCK, &set, NULL);
 	return number;
 }
+
+#if defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define LTTFS_THREAD_SANITIZER 1
+#endif
+#endif
+#if defined(__SANITIZE_THREAD__)
+#define LTTFS_THREAD_SANITIZER 1
+#endif
+
+#ifdef LTTFS_THREAD_SANITIZER
+void __tsan_acquire(void *address);
+void __tsan_release(void *address);
+void lttfs_tsan_acquire(void *address) { __tsan_acquire(address); }
+void lttfs_tsan_release(void *address) { __tsan_release(address); }
+#else
+void lttfs_tsan_acquire(void *address) { (void)address; }
+void lttfs_tsan_release(void *address) { (void)address; }
+#endif

@@ -28,7 +28,7 @@ final class FileSystem: @unchecked Sendable {
     let refusals: RefusalLog
     /// Every write_event request waiting for room, so that shutdown can
     /// end their waits and answer them before it unmounts.
-    private let waits = Mutex<(stopping: Bool, pending: [ObjectIdentifier: WaitCancellation])>((false, [:]))
+    private let waits = Locked<(stopping: Bool, pending: [ObjectIdentifier: WaitCancellation])>((false, [:]))
     /// Nothing under the mount point is cached by the kernel: entries and
     /// attributes are asked again every time (filesystem.md: "visible at once").
     static let timeout = 0.0

@@ -57,7 +57,7 @@ public final class FileSystemServer: @unchecked Sendable {
         /// `run` is over: the loop ended, the mount is released.
         var finished = false
     }
-    private let state = Mutex(State())
+    private let state = Locked(State())
     private let unmounting = NSLock()
     /// The operations table lives as long as the server: libfuse keeps a copy,
     /// but the userdata it passes back is this object.
@@ -77,6 +77,17 @@ public final class FileSystemServer: @unchecked Sendable {
     }
 
     deinit { userdata?.release() }
+
+    /// The mount's source in /proc/mounts, `lttfs:<pid>`: `lttfs umount`
+    /// finds the server there, to ask it to stop (SIGTERM) rather than
+    /// detach the mount under a server that still serves open files.
+    static var source: String { "lttfs:\(getpid())" }
+
+    /// The server process of a mount whose source is `lttfs:<pid>`.
+    public static func serverProcess(source: String) -> pid_t? {
+        guard source.hasPrefix("lttfs:"), let pid = pid_t(source.dropFirst(6)), pid > 0 else { return nil }
+        return pid
+    }
 
     /// Checks the mount point and /dev/fuse, creates the session and mounts.
     public func mount() throws(MountError) {
@@ -98,7 +109,8 @@ public final class FileSystemServer: @unchecked Sendable {
         // against the modes and owners of the tree (Node.mode), for root's
         // mounts with allow_other as for anyone's.
         let arguments = ["lttfs", "-o",
-                         (["fsname=lttfs", "subtype=lttfs", "default_permissions"] + options).joined(separator: ",")]
+                         (["fsname=\(Self.source)", "subtype=lttfs", "default_permissions"] + options)
+                            .joined(separator: ",")]
         let retained = Unmanaged.passRetained(fs)
         userdata = retained
         var ops = Operations.table()

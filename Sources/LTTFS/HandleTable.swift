@@ -22,7 +22,7 @@ final class Handle: @unchecked Sendable {
     /// Buffer files: no GET answered yet on this handle.
     let firstGet = Atomic<Bool>(true)
     /// The kernel's poll handle of the last POLL on this file (buffer files).
-    private let poll = Mutex<UncheckedPointer?>(nil)
+    private let poll = Locked<UncheckedPointer?>(nil)
 
     init(_ kind: Kind) { self.kind = kind }
 
@@ -56,7 +56,7 @@ final class HandleTable: Sendable {
         var handles: [UInt64: Handle] = [:]
         var next: UInt64 = 1
     }
-    private let state = Mutex(State())
+    private let state = Locked(State())
 
     func add(_ handle: Handle) -> UInt64 {
         state.withLock { s in

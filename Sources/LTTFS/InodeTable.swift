@@ -1,3 +1,4 @@
+import LTTRelay
 import Synchronization
 
 /// Inode numbers for nodes, stable while the kernel knows them.
@@ -14,7 +15,7 @@ final class InodeTable: Sendable {
         var next: UInt64 = 2
     }
 
-    private let state = Mutex(State())
+    private let state = Locked(State())
 
     /// The inode of `node`, counting one kernel lookup when `lookup` is set.
     func inode(for node: Node, lookup: Bool) -> UInt64 {

@@ -11,7 +11,7 @@ final class RefusalLog: Sendable {
         var logged = 0
         var suppressed = 0
     }
-    private let window = Mutex(Window())
+    private let window = Locked(Window())
     private let logger: Logger
     let burst: Int
 

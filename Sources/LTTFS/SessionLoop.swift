@@ -4,6 +4,7 @@ import Glibc
 import CFuse
 import CLinuxSupport
 import Foundation
+import LTTRelay
 import Synchronization
 
 /// libfuse's multithreaded loop, kept in our hands so that it can end
@@ -30,7 +31,7 @@ final class SessionLoop: @unchecked Sendable {
         var waiting = 0
         var error: Int32 = 0
     }
-    private let workers = Mutex(Workers())
+    private let workers = Locked(Workers())
     private let running = DispatchGroup()
 
     init(session: OpaquePointer, maxThreads: Int, idleThreads: Int) {

@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import Foundation
+import LTTRelay
 import Synchronization
 
 /// One thread that takes termination signals with sigwait(2) and runs a
@@ -20,7 +21,7 @@ public final class SignalWaiter: @unchecked Sendable {
         var thread: pthread_t?
         var waiting = true
     }
-    private let state = Mutex(State())
+    private let state = Locked(State())
     private let finished = DispatchSemaphore(value: 0)
 
     /// Blocks `signals` (and the internal release signal) from here on.

@@ -10,7 +10,7 @@ import Synchronization
 public final class BufferMemoryBudget: Sendable {
     /// The most bytes all buffers may hold together.
     public let limit: UInt64
-    private let used = Mutex<UInt64>(0)
+    private let used = Locked<UInt64>(0)
 
     public init(limit: UInt64) { self.limit = limit }
 

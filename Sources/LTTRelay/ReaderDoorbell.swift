@@ -25,7 +25,7 @@ public final class ReaderDoorbell: Sendable {
     }
 
     private let pending = Atomic<Bool>(false)
-    private let listener = Mutex<Listener?>(nil)
+    private let listener = Locked<Listener?>(nil)
 
     public init() {}
 

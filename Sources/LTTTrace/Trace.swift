@@ -41,7 +41,7 @@ public struct Trace: Sendable {
 
 /// The tracer's own, mutable record of a trace. Reached only with the
 /// tracer's control lock held; what leaves that lock is a `Trace` snapshot.
-// Sendable only so that it can live in the control Mutex; it never leaves it.
+// Sendable only so that it can live in the control lock; it never leaves it.
 final class TraceRecord: @unchecked Sendable {
     let name: String
     let serial: UInt64 = TraceRecord.nextSerial.add(1, ordering: .relaxed).newValue

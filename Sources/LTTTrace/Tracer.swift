@@ -34,8 +34,8 @@ public final class Tracer: @unchecked Sendable {
         var markers: [String: [String: MarkerCore]] = [:]
     }
 
-    private let control = Mutex(Registry())
-    private let published = Mutex(Published())
+    private let control = Locked(Registry())
+    private let published = Locked(Published())
     /// The memory every buffer of every trace may take together.
     public let bufferMemory: BufferMemoryBudget
     /// The clock of every trace: the TSC where the kernel trusts it, else

@@ -73,8 +73,8 @@ final class TraceConsumer: @unchecked Sendable {
     let bytes = Atomic<Int>(0)
     let subbuffers = Atomic<Int>(0)
     let pushed = Atomic<Int>(0)
-    let lost = Mutex<[String: (events: UInt32, corrupted: UInt32)]>([:])
-    private let failureList = Mutex<[String]>([])
+    let lost = Locked<[String: (events: UInt32, corrupted: UInt32)]>([:])
+    private let failureList = Locked<[String]>([])
     let started = Date()
 
     var failures: [String] { failureList.withLock { $0 } }

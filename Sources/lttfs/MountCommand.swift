@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import ArgumentParser
+import Foundation
 import CFuse
 import LTTFS
 import LTTRelay
@@ -139,13 +140,30 @@ extension Logger.Level: @retroactive ExpressibleByArgument {}
 struct UnmountCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "umount",
-        abstract: "Unmount an lttfs mount point (lazily if its server died).",
-        discussion: "Example:\n  lttfs umount /mnt/ltt")
+        abstract: "Stop an lttfs server and unmount its mount point (lazily if the server died).",
+        discussion: """
+            A server started by `lttfs mount` is asked to stop with SIGTERM, as systemctl
+            stop does: it answers every request that waits, then unmounts. Otherwise
+            (a program serving lttfs itself, or a dead server) the mount is detached.
+            Example:
+              lttfs umount /mnt/ltt
+            """)
 
     @Argument(help: "The mount point.")
     var mountpoint: String
 
     func run() throws {
+        let path = realpath(mountpoint, nil).map { p in defer { free(p) }; return String(cString: p) } ?? mountpoint
+        if let entry = MountTable.current().entries.last(where: { $0.mountpoint == path && $0.type == "fuse.lttfs" }),
+           let pid = FileSystemServer.serverProcess(source: entry.source), Self.isLttfsServer(pid) {
+            kill(pid, SIGTERM)
+            let deadline = MonotonicClock.now() + 10_000_000_000
+            while MountTable.current().isMounted(path) && MonotonicClock.now() < deadline {
+                var pause = timespec(tv_sec: 0, tv_nsec: 10_000_000)
+                nanosleep(&pause, nil)
+            }
+            if !MountTable.current().isMounted(path) { return }
+        }
         for arguments in [["-u", mountpoint], ["-u", "-z", mountpoint]] {
             var pid: pid_t = 0
             let rc = withCStringArray(["fusermount3"] + arguments) { _, argv in
@@ -158,6 +176,13 @@ struct UnmountCommand: ParsableCommand {
         }
         StandardError.write("lttfs: cannot unmount \(mountpoint)\n")
         throw ExitCode(1)
+    }
+
+    /// Whether `pid` runs the lttfs command (not a program serving lttfs
+    /// itself, which SIGTERM would simply end).
+    static func isLttfsServer(_ pid: pid_t) -> Bool {
+        let comm = (try? String(contentsOfFile: "/proc/\(pid)/comm", encoding: .utf8)) ?? ""
+        return comm.trimmingCharacters(in: .whitespacesAndNewlines) == "lttfs"
     }
 }
 

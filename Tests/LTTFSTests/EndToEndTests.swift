@@ -13,7 +13,7 @@ import LTTTrace
 final class SpliceConsumer: @unchecked Sendable {
     let out: String
     let cycles = Counter()
-    let failures = Mutex<[String]>([])
+    let failures = Locked<[String]>([])
     private let done = DispatchSemaphore(value: 0)
     private var threads = 0
 

@@ -207,7 +207,7 @@ func run(_ arguments: [String], input: String? = nil, timeout: TimeInterval = 60
         try? inPipe.fileHandleForWriting.close()
     }
     // Read while it runs, so a full pipe never blocks it.
-    let collected = Mutex<(Data, Data)>((Data(), Data()))
+    let collected = Locked<(Data, Data)>((Data(), Data()))
     let group = DispatchGroup()
     for (index, pipe) in [out, err].enumerated() {
         group.enter()

@@ -37,7 +37,7 @@ struct ToolTests {
     func consumeMatchesRelayProbe() throws {
         // Two twin traces, byte for byte: a hand-moved clock, a fixed wall
         // clock, one CPU, and every event recorded into both.
-        let clock = Mutex<UInt64>(1_000_000_000)
+        let clock = Locked<UInt64>(1_000_000_000)
         let tracer = Tracer(cpuCount: 1, clock: { clock.withLock { $0 } }, wallClock: { (1_700_000_000, 250_000) })
         let m = try TestMount(tracer: tracer)
         defer { m.close() }

@@ -188,6 +188,26 @@ struct TrustTests {
         #expect(reader.ioctl(.getSubbufferSize).0 == ENOTCONN)
     }
 
+    @Test("lttfs umount with a writer blocked in write_event stops the server the same way: answered, unmounted, gone")
+    func umountWithBlockedWriter() throws {
+        let server = try ServerProcess()
+        defer { server.stop() }
+        startSmallUserspaceTrace(server.ltt, "u")
+        let reader = try BufferFD(server.ltt + "/u/userspace_0")
+        let writer = try startShellWriter(server.ltt)
+        defer { if writer.isRunning { kill(writer.processIdentifier, SIGKILL) } }
+        #expect(waitForStat(server.ltt, "u", "userspace_0", "waiting", 1))
+        #expect(MountTable.current().entries.contains {
+            $0.mountpoint == server.path && $0.source == "lttfs:\(server.process.processIdentifier)"
+        })
+        let r = run([lttfsBinary, "umount", server.path], timeout: 10)
+        #expect(r.status == 0, "\(r.error)")
+        #expect(waitExit(server.process, seconds: 2) && server.process.terminationStatus == 0)
+        #expect(!isMounted(server.path))
+        #expect(waitExit(writer, seconds: 2))
+        _ = reader
+    }
+
     @Test("stop and destroy end a write_event's wait; the event never enters a stopped trace and every loss is counted and logged")
     func stopAndDestroyEndWaits() throws {
         let logged = try LoggedMount()

@@ -111,7 +111,7 @@ struct PrimitiveTests {
         let geometry = try RelayGeometry(subbufferSize: 4096, subbufferCount: 4)
         let buffer = try RelayBuffer(geometry: geometry, overwrite: false, cpu: 0, trace: packedTrace,
                                  clock: TraceClock(read: ManualClock().function), doorbell: bell)
-        let inner = Mutex<Result<RelaySlot, ReserveFailure>?>(nil)
+        let inner = Locked<Result<RelaySlot, ReserveFailure>?>(nil)
         bell.listen {
             let r = buffer.record(eventID: 2, dataSize: 8, largestAlign: 1) { _ in }
             inner.withLock { $0 = r }

@@ -60,7 +60,7 @@ struct RelayStressTests {
                                    trace: trace, clock: .monotonic)
         let producing = Counter(producers)
         let producerLosses = Counter()
-        let outcome = Mutex(Outcome(received: Array(repeating: [], count: producers)))
+        let outcome = Locked(Outcome(received: Array(repeating: [], count: producers)))
 
         let finished = onThreads(producers + 1) { index in
             if index < producers {
@@ -186,7 +186,7 @@ struct RelayStressTests {
         for _ in 0..<2 { _ = try b.put(4096 - 68 - 4) }
         #expect(b.pollState == .full)
         let finished = Flag()
-        let result = Mutex<RelayBuffer.WaitingRecord?>(nil)
+        let result = Locked<RelayBuffer.WaitingRecord?>(nil)
         let thread = Thread {
             let r = b.recordWaiting(eventID: 1, dataSize: 100, largestAlign: 1, policy: .init()) { _ in }
             result.withLock { $0 = r }

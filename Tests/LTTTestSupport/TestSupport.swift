@@ -1,6 +1,7 @@
 // What every test target shares: a deterministic generator, thread-safe
 // flags and counters.
 import Foundation
+import LTTRelay
 import Synchronization
 
 /// SplitMix64: a fixed seed replays a failure.
@@ -40,8 +41,8 @@ public final class Counter: Sendable {
 
 /// A value one thread sets and another reads.
 public final class Shared<Value: Sendable>: Sendable {
-    private let value: Mutex<Value>
-    public init(_ v: Value) { value = Mutex(v) }
+    private let value: Locked<Value>
+    public init(_ v: Value) { value = Locked(v) }
     public func set(_ v: Value) { value.withLock { $0 = v } }
     public var load: Value { value.withLock { $0 } }
 }

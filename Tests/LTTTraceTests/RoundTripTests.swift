@@ -288,7 +288,7 @@ struct RoundTripTests {
 
     @Test("destroy reports what ltt_relay_print_buffer_errors did: lost events, corrupted and unfilled sub-buffers")
     func destroyReportsErrors() throws {
-        let lines = Mutex<[String]>([])
+        let lines = Locked<[String]>([])
         let tracer = Tracer(cpuCount: 1, log: { _, line in lines.withLock { $0.append(line) } })
         try tracer.setupTrace("d")
         try tracer.updateChannel(trace: "d", channel: "userspace") { $0.subbufferSize = 4096; $0.subbufferCount = 2 }

@@ -62,6 +62,11 @@ int lttfs_wake_signal(void);
 // started this process with it blocked: the mask is inherited).
 int lttfs_wake_signal_accept(void);
 
+// Tell ThreadSanitizer about an ordering it cannot see (no-ops in other
+// builds): an acquire at `address` follows every release made there before.
+void lttfs_tsan_acquire(void *address);
+void lttfs_tsan_release(void *address);
+
 // SPLICE_F_MOVE.
 #define LTTFS_SPLICE_F_MOVE 1u
 
