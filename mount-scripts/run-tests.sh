@@ -21,9 +21,9 @@ if [ "${1:-}" = "--thread-sanitizer" ]; then
     TSAN_OPTIONS="log_path=$reports/report halt_on_error=0" \
         swift test --skip-build --sanitize=thread --scratch-path "$scratch" --filter "$suites" 2>&1 \
         | tee "$scratch/test.log" || status=$?
-    if [ -n "$(ls -A "$reports")" ]; then
+    if [ -n "$(ls -A "$reports")" ] || grep -q "ThreadSanitizer" "$scratch/test.log"; then
         echo "FAIL: ThreadSanitizer reports:" >&2
-        cat "$reports"/* >&2
+        cat "$reports"/* >&2 2>/dev/null || true
         status=1
     fi
     rm -rf "$reports"

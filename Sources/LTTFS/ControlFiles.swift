@@ -183,7 +183,7 @@ struct ControlFiles {
                 throw Refusal(EINVAL, "\(LogText.quoted(word)) sub-buffers: at most \(ChannelSettings.maximumSubbufferCount)")
             }
             try tracer.updateChannel(trace: trace, channel: channel) { (s: inout ChannelSettings) throws(TraceError) in
-                try fitsInMemory(count: count, size: s.subbufferSize)
+                try fitsInRing(count: count, size: s.subbufferSize)
                 s.subbufferCount = count
             }
         case .subbufSize:
@@ -191,7 +191,7 @@ struct ControlFiles {
                 throw Refusal(EINVAL, "\(LogText.quoted(word)) bytes: at most \(ChannelSettings.maximumSubbufferSize) per sub-buffer")
             }
             try tracer.updateChannel(trace: trace, channel: channel) { (s: inout ChannelSettings) throws(TraceError) in
-                try fitsInMemory(count: s.subbufferCount, size: size)
+                try fitsInRing(count: s.subbufferCount, size: size)
                 s.subbufferSize = size
             }
         case .switchTimer:
@@ -207,7 +207,7 @@ struct ControlFiles {
 
     /// One ring must fit in the 32-bit positions consumers see. What all
     /// buffers together may take is checked at alloc (the server's budget).
-    private func fitsInMemory(count: UInt64, size: UInt64) throws(TraceError) {
+    private func fitsInRing(count: UInt64, size: UInt64) throws(TraceError) {
         let ring = count.multipliedReportingOverflow(by: size)
         guard !ring.overflow, ring.partialValue <= RelayGeometry.maximumAllocSize else {
             throw .invalidValue("\(count) x \(size) bytes is more than a 4 GiB ring")
