@@ -20,7 +20,7 @@ let clock = TraceClock.preferred
 
 func makeChannel() -> RelayChannel {
     let geometry = try! RelayGeometry(subbufferSize: 1 << 16, subbufferCount: 8)
-    return RelayChannel(name: "bench", geometry: geometry, overwrite: true,
+    return try! RelayChannel(name: "bench", geometry: geometry, overwrite: true,
                         cpuCount: RelayChannel.configuredCPUCount,
                         trace: TraceHeaderFields(startTSC: clock.now()), clock: clock)
 }
