@@ -97,7 +97,7 @@ struct NodeResolver {
         case .channelDir(let trace, let channel):
             return Node.ChannelFile(rawValue: name).map { .channelFile(trace: trace, channel: channel, $0) }
         case .markersDir:
-            return tracer.markers.contains { $0.channel == name } ? .markerChannelDir(channel: name) : nil
+            return tracer.markers(channel: name).isEmpty ? nil : .markerChannelDir(channel: name)
         case .markerChannelDir(let channel):
             return tracer.marker(channel: channel, name: name) != nil ? .markerDir(channel: channel, marker: name) : nil
         case .markerDir(let channel, let marker):
@@ -118,7 +118,7 @@ struct NodeResolver {
         case .traceControl(let t), .channelsDir(let t): return tracer.trace(t) != nil
         case .traceControlFile(let t, _): return tracer.trace(t) != nil
         case .channelDir(let t, let c), .channelFile(let t, let c, _): return tracer.trace(t)?.settings[c] != nil
-        case .markerChannelDir(let c): return tracer.markers.contains { $0.channel == c }
+        case .markerChannelDir(let c): return !tracer.markers(channel: c).isEmpty
         case .markerDir(let c, let m), .markerFile(let c, let m, _): return tracer.marker(channel: c, name: m) != nil
         case .traceDir(let t, let serial):
             guard let trace = tracer.trace(t) else { return false }
@@ -140,8 +140,8 @@ struct NodeResolver {
         case .traceControl: return ["channel"] + Node.TraceControlFile.allCases.map(\.rawValue)
         case .channelsDir(let t): return (tracer.trace(t)?.settings.keys.map { $0 } ?? []).sorted()
         case .channelDir: return Node.ChannelFile.allCases.map(\.rawValue)
-        case .markersDir: return Array(Set(tracer.markers.map(\.channel))).sorted()
-        case .markerChannelDir(let c): return tracer.markers.filter { $0.channel == c }.map(\.name).sorted()
+        case .markersDir: return tracer.markerChannels
+        case .markerChannelDir(let c): return tracer.markers(channel: c).keys.sorted()
         case .markerDir: return Node.MarkerFile.allCases.map(\.rawValue)
         case .traceDir(let t, let serial):
             guard let trace = tracer.trace(t), trace.serial == serial else { return [] }

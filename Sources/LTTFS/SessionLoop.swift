@@ -57,7 +57,12 @@ final class SessionLoop: @unchecked Sendable {
         let deadline = Date().addingTimeInterval(timeout)
         while true {
             if running.wait(timeout: .now()) == .success { return true }
-            for thread in workers.withLock({ $0.threads }) { pthread_kill(thread, signal) }
+            // Under the lock: a worker leaves the list under it before it
+            // returns, so every thread signalled here is still alive
+            // (signalling a finished thread is undefined behaviour).
+            workers.withLock { w in
+                for thread in w.threads { pthread_kill(thread, signal) }
+            }
             if Date() >= deadline { return false }
             _ = running.wait(timeout: .now() + .milliseconds(10))
         }

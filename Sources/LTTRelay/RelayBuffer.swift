@@ -221,7 +221,7 @@ public final class RelayBuffer: @unchecked Sendable {
     }
 
     /// How `recordWaiting` ended.
-    public enum WaitingRecord: Error, Equatable, Sendable {
+    public enum WaitingRecord: Equatable, Sendable {
         /// Recorded.
         case recorded
         /// Not recorded, and counted as lost: no room in time, the trace

@@ -268,6 +268,9 @@ struct TrustTests {
             let line = Array((String(repeating: "i", count: 900) + "\n").utf8)
             let outcome = Shared<(successes: Int, lastError: Int32)?>(nil)
             let tid = Shared<pthread_t?>(nil)
+            // The writer outlives the signalling loop: a signal to a thread
+            // that has finished is undefined behaviour.
+            let doneSignalling = Flag()
             // Like a retrying writer: a write that fails is written again.
             Thread {
                 tid.set(pthread_self())
@@ -288,7 +291,9 @@ struct TrustTests {
                     if r == line.count { successes += 1 }
                 }
                 outcome.set((successes, 0))
+                _ = doneSignalling.wait(seconds: 60)
             }.start()
+            defer { doneSignalling.set() }
             // The writer waits on "b" for each line past what it holds; send
             // a signal every time it does, until all 12 lines are written.
             let deadline = Date().addingTimeInterval(20)
@@ -299,6 +304,7 @@ struct TrustTests {
                 }
                 _ = poll(nil, 0, 2)
             }
+            doneSignalling.set()
             let done = try #require(outcome.load)
             #expect(done.successes == 12)
             let a = statsRow(readControl(ltt + "/control/a/stats") ?? "", "userspace_0")

@@ -17,6 +17,9 @@ struct RingModel {
     var finalized = false
     /// The sub-buffer a GET took and no PUT gave back.
     var heldSeq: UInt64?
+    /// The clock of the last reservation or switch: an event 2^27 ticks or
+    /// more after it carries the full clock (16 header bytes, packed).
+    var lastTSC: UInt64 = 1_000
 
     struct Slot { var seq: UInt64; var size: UInt64 }
 
@@ -54,9 +57,9 @@ struct RingModel {
         }
     }
 
-    mutating func reserve(_ d: UInt64) -> Slot? {
+    mutating func reserve(_ d: UInt64, tsc: UInt64) -> Slot? {
         if finalized { lost += 1; return nil }
-        let size = 4 + d
+        let size = (tsc - lastTSC >= 1 << 27 ? 16 : 4) + d
         var switching = false, closeOld = false
         if writePos == S { switching = true }
         else if writePos + size > S { switching = true; closeOld = true }
@@ -71,6 +74,7 @@ struct RingModel {
             addCommit(next, 68)
         }
         let slot = Slot(seq: writeSeq, size: size)
+        lastTSC = tsc
         writePos += size
         if writePos == S { addCommit(writeSeq, 0) }
         return slot
@@ -78,10 +82,11 @@ struct RingModel {
 
     mutating func commit(_ slot: Slot) { addCommit(slot.seq, slot.size) }
 
-    mutating func forceActive() -> Bool {
+    mutating func forceActive(tsc: UInt64) -> Bool {
         if writePos == S { return false }
         let next = writeSeq + 1
         if open(next, liveSwitchOnly: true) == nil { return false }
+        lastTSC = tsc
         pushAndOpen(next)
         addCommit(writeSeq, S - writePos)
         writeSeq = next
@@ -137,6 +142,7 @@ struct RelayRingModelTests {
         var rng = SplitMix64(state: seed)
         var live: [(RelaySlot, RingModel.Slot)] = []
         var held: UInt64? = nil
+        var now: UInt64 = 1_000
         var readBuffer = [UInt8](repeating: 0, count: Int(S * n))
         // Before a switch into sub-buffer `next`, commit (in random order)
         // the live slots it would recycle: a commit arriving after its
@@ -160,9 +166,12 @@ struct RelayRingModelTests {
                 // lap one: the model does not track a commit that arrives
                 // after its sub-buffer was recycled (the seed cannot either).
                 let d: UInt64 = rng.next() % 8 == 0 ? rng.next() % (S + 200) : rng.next() % 600
-                if model.writePos == S || model.writePos + 4 + d > S { settle(model.writeSeq + 1) }
-                let real = b.reserveOnly(d)
-                let expected = model.reserve(d)
+                // Now and then the clock jumps 2^27 ticks or more: the
+                // full-clock header, and a reader push that must not wrap.
+                now += rng.next() % 16 == 0 ? (1 << 27) + rng.next() % 5_000 : rng.next() % 200
+                if model.writePos == S || model.writePos + 16 + d > S { settle(model.writeSeq + 1) }
+                let real = b.reserveOnly(d, tsc: now)
+                let expected = model.reserve(d, tsc: now)
                 #expect(((try? real.get()) != nil) == (expected != nil), "step \(step): reserve \(d)")
                 if let slot = try? real.get(), let m = expected {
                     #expect(slot.size == m.size)
@@ -181,7 +190,7 @@ struct RelayRingModelTests {
                 if !live.isEmpty { live.removeLast() }
             case 72..<77:
                 settle(model.writeSeq + 1)
-                #expect(b.withRing { $0.forceSwitch(.active, tsc: 1_000) } == model.forceActive(), "step \(step)")
+                #expect(b.withRing { $0.forceSwitch(.active, tsc: now) } == model.forceActive(tsc: now), "step \(step)")
             case 77..<88:
                 let got = b.withRing { $0.getSubbuffer() }
                 let want = model.get()
@@ -224,7 +233,7 @@ struct RelayRingModelTests {
         if overwrite { #expect(model.overwritten > 0) }
         // The end of the trace: flush, then drain to the hang-up.
         for (slot, m) in live { b.commitOnly(slot); model.commit(m) }
-        b.withRing { $0.finalize(tsc: 2_000) }
+        b.withRing { $0.finalize(tsc: now) }
         model.finalize()
         #expect(b.offset == model.offset)
         var rounds = 0
