@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The project's test command: builds and runs every test (unit, model,
-# stress, and real FUSE mounts), then checks that no lttfs mount is left.
+# The project's test command: installs what is missing, builds and runs
+# every test (unit, model, stress, and real FUSE mounts), then checks that
+# no lttfs mount is left.
 #
 #   run-tests.sh                     every test
 #   run-tests.sh --thread-sanitizer  the suites that run the control files,
@@ -9,6 +10,7 @@
 #                                    included); any report fails the run
 set -euo pipefail
 cd "$(dirname "$0")/.."
+./mount-scripts/install-deps.sh
 
 status=0
 if [ "${1:-}" = "--thread-sanitizer" ]; then
