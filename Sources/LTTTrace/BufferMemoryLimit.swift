@@ -5,7 +5,8 @@ import Foundation
 
 /// The default limit on all relay buffers of a server: half of the memory
 /// the process may use, which is the smaller of the machine's RAM and the
-/// `memory.max` of its cgroup and every cgroup above it (cgroup v2). An
+/// memory limit of its cgroup and every cgroup above it (`memory.max` in
+/// cgroup v2, `memory.limit_in_bytes` in v1's memory hierarchy). An
 /// allocation past what the cgroup allows would not fail: the kernel's OOM
 /// killer would end the server, and its mount with it.
 public enum BufferMemoryLimit {
@@ -14,23 +15,38 @@ public enum BufferMemoryLimit {
     /// The memory this process may use: RAM, or less if its cgroups say so.
     public static var available: UInt64 {
         let ram = UInt64(sysconf(Int32(_SC_PHYS_PAGES))) &* UInt64(sysconf(Int32(_SC_PAGESIZE)))
-        return min(ram, cgroupLimit ?? .max)
+        return min(ram, cgroupLimit(procCgroup: (try? String(contentsOfFile: "/proc/self/cgroup", encoding: .utf8)) ?? "")
+                            ?? .max)
     }
 
-    /// The smallest `memory.max` on the path of this process's cgroup.
-    static var cgroupLimit: UInt64? {
-        guard let text = try? String(contentsOfFile: "/proc/self/cgroup", encoding: .utf8),
-              let line = text.split(separator: "\n").first(where: { $0.hasPrefix("0::") }) else { return nil }
-        var path = String(line.dropFirst(3))
+    /// The smallest memory limit on the path of this process's cgroups, as
+    /// /proc/self/cgroup names them (`0::/path` for v2, `N:memory:/path` or
+    /// `N:...,memory,...:/path` for v1), read under `root`.
+    public static func cgroupLimit(procCgroup: String, root: String = "/sys/fs/cgroup") -> UInt64? {
         var smallest: UInt64?
-        while true {
-            let file = "/sys/fs/cgroup" + (path == "/" ? "" : path) + "/memory.max"
-            if let value = try? String(contentsOfFile: file, encoding: .utf8)
-                .trimmingCharacters(in: .whitespacesAndNewlines), let limit = UInt64(value) {
-                smallest = min(smallest ?? .max, limit)
+        for line in procCgroup.split(separator: "\n") {
+            let fields = line.split(separator: ":", maxSplits: 2, omittingEmptySubsequences: false)
+            guard fields.count == 3 else { continue }
+            let places: [(directory: String, file: String)]
+            if fields[0] == "0" && fields[1].isEmpty {
+                places = [(root, "memory.max"), (root + "/unified", "memory.max")]
+            } else if fields[1].split(separator: ",").contains("memory") {
+                places = [(root + "/memory", "memory.limit_in_bytes")]
+            } else {
+                continue
             }
-            guard path != "/", let slash = path.lastIndex(of: "/") else { break }
-            path = slash == path.startIndex ? "/" : String(path[..<slash])
+            for (directory, file) in places {
+                var path = String(fields[2])
+                while true {
+                    let name = directory + (path == "/" ? "" : path) + "/" + file
+                    if let text = try? String(contentsOfFile: name, encoding: .utf8),
+                       let limit = UInt64(text.trimmingCharacters(in: .whitespacesAndNewlines)) {
+                        smallest = min(smallest ?? .max, limit)
+                    }
+                    guard path != "/", let slash = path.lastIndex(of: "/") else { break }
+                    path = slash == path.startIndex ? "/" : String(path[..<slash])
+                }
+            }
         }
         return smallest
     }
