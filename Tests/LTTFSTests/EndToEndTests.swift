@@ -251,11 +251,7 @@ struct EndToEndTests {
         let thread = Shared<pthread_t?>(nil)
         let t = Thread {
             thread.set(pthread_self())
-            // Threads inherit their creator's mask; this one takes SIGUSR1.
-            var unblock = sigset_t()
-            sigemptyset(&unblock)
-            sigaddset(&unblock, SIGUSR1)
-            pthread_sigmask(SIG_UNBLOCK, &unblock, nil)
+            acceptSignalInThisThread(SIGUSR1)
             let fd = open(ltt + "/write_event", O_WRONLY)
             defer { close(fd) }
             var count = 0
@@ -419,6 +415,15 @@ func statsRow(_ stats: String, _ buffer: String) -> [String: Int]? {
     var result: [String: Int] = [:]
     for (name, value) in zip(header.dropFirst(), row.dropFirst()) { result[String(name)] = Int(value) }
     return result
+}
+
+/// Unblocks `signal` in the calling thread (threads inherit their
+/// creator's mask, and the test runner blocks some).
+func acceptSignalInThisThread(_ signal: Int32) {
+    var unblock = sigset_t()
+    sigemptyset(&unblock)
+    sigaddset(&unblock, signal)
+    pthread_sigmask(SIG_UNBLOCK, &unblock, nil)
 }
 
 /// A handler that does nothing and does not restart system calls: the

@@ -39,6 +39,18 @@ func startShellWriter(_ ltt: String, line: String = String(repeating: "w", count
     return p
 }
 
+/// A server whose trace `name` has a full userspace buffer that a reader
+/// holds open and never frees, and a shell writer blocked on it (the stats
+/// say it waits).
+func serverWithBlockedWriter(_ name: String) throws -> (server: ServerProcess, reader: BufferFD, writer: Process) {
+    let server = try ServerProcess()
+    startSmallUserspaceTrace(server.ltt, name)
+    let reader = try BufferFD(server.ltt + "/\(name)/userspace_0")
+    let writer = try startShellWriter(server.ltt)
+    #expect(waitForStat(server.ltt, name, "userspace_0", "waiting", 1))
+    return (server, reader, writer)
+}
+
 /// The scheduler state of a process ("R", "S", "D", ...), nil once reaped.
 func processState(_ pid: pid_t) -> String? {
     guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8) else { return nil }
@@ -168,12 +180,8 @@ struct TrustTests {
 
     @Test("a writer blocked in write_event and killed with -9 is gone within 1 s")
     func killedWriterLeaves() throws {
-        let server = try ServerProcess()
+        let (server, reader, writer) = try serverWithBlockedWriter("k")
         defer { server.stop() }
-        startSmallUserspaceTrace(server.ltt, "k")
-        let reader = try BufferFD(server.ltt + "/k/userspace_0")   // a consumer that frees nothing
-        let writer = try startShellWriter(server.ltt)
-        #expect(waitForStat(server.ltt, "k", "userspace_0", "waiting", 1))
         let killed = Date()
         kill(writer.processIdentifier, SIGKILL)
         #expect(waitExit(writer, seconds: 1))
@@ -184,13 +192,9 @@ struct TrustTests {
 
     @Test("SIGTERM with a writer blocked in write_event: the server answers it, unmounts and exits within 2 s; nothing stays in D state")
     func sigtermWithBlockedWriter() throws {
-        let server = try ServerProcess()
+        let (server, reader, writer) = try serverWithBlockedWriter("s")
         defer { server.stop() }
-        startSmallUserspaceTrace(server.ltt, "s")
-        let reader = try BufferFD(server.ltt + "/s/userspace_0")
-        let writer = try startShellWriter(server.ltt)
         defer { if writer.isRunning { kill(writer.processIdentifier, SIGKILL) } }
-        #expect(waitForStat(server.ltt, "s", "userspace_0", "waiting", 1))
         let sent = Date()
         kill(server.process.processIdentifier, SIGTERM)
         #expect(waitExit(server.process, seconds: 2))
@@ -206,13 +210,9 @@ struct TrustTests {
 
     @Test("lttfs umount with a writer blocked in write_event stops the server the same way: answered, unmounted, gone")
     func umountWithBlockedWriter() throws {
-        let server = try ServerProcess()
+        let (server, reader, writer) = try serverWithBlockedWriter("u")
         defer { server.stop() }
-        startSmallUserspaceTrace(server.ltt, "u")
-        let reader = try BufferFD(server.ltt + "/u/userspace_0")
-        let writer = try startShellWriter(server.ltt)
         defer { if writer.isRunning { kill(writer.processIdentifier, SIGKILL) } }
-        #expect(waitForStat(server.ltt, "u", "userspace_0", "waiting", 1))
         #expect(MountTable.current().entries.contains {
             $0.mountpoint == server.path && $0.source == "lttfs:\(server.process.processIdentifier)"
         })
@@ -293,10 +293,7 @@ struct TrustTests {
             // Like a retrying writer: a write that fails is written again.
             Thread {
                 tid.set(pthread_self())
-                var unblock = sigset_t()
-                sigemptyset(&unblock)
-                sigaddset(&unblock, SIGUSR1)
-                pthread_sigmask(SIG_UNBLOCK, &unblock, nil)
+                acceptSignalInThisThread(SIGUSR1)
                 let fd = open(ltt + "/write_event", O_WRONLY)
                 defer { close(fd) }
                 var successes = 0
