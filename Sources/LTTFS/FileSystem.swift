@@ -32,6 +32,11 @@ final class FileSystem: @unchecked Sendable {
     /// Nothing under the mount point is cached by the kernel: entries and
     /// attributes are asked again every time (filesystem.md: "visible at once").
     static let timeout = 0.0
+    /// The longest line `write_event` takes (the kernel never cuts a line
+    /// this long across two requests).
+    static let maximumLine = 65536
+    /// A control write must be shorter than a page (what stdio writes at once).
+    static let maximumControlWrite = 4096
     /// Zeros for page-cache reads past the readable bytes (at most what the
     /// kernel asks in one read: max_read, 128 KiB by default; 1 MiB here).
     /// Written once, at its initialization; only read after.
@@ -306,6 +311,13 @@ final class FileSystem: @unchecked Sendable {
         case .writeEvent:
             writeEvent(req, bytes)
         case .control(let node, _):
+            // stdio cuts writes at 4 KiB: a longer value would arrive as two
+            // writes, the second read as a value of its own.
+            guard bytes.count < Self.maximumControlWrite else {
+                refusals.log(.warning, "write of \(bytes.count) bytes to \(describe(node)) refused: control values are shorter than \(Self.maximumControlWrite) bytes (EINVAL)")
+                fuse_reply_err(req, EINVAL)
+                return
+            }
             do {
                 try control.write(bytes, to: node)
                 fuse_reply_write(req, bytes.count)
@@ -324,6 +336,15 @@ final class FileSystem: @unchecked Sendable {
         let cut = bytes.firstIndex { $0 == 0x0A || $0 == 0 }
         let line = UnsafeRawBufferPointer(rebasing: bytes[..<(cut ?? bytes.count)])
         let used = cut.map { $0 + 1 } ?? bytes.count
+        // The kernel cuts a large write(2) into requests of about max_write
+        // bytes, never fewer than 124 KiB but for the last: a line longer
+        // than that could arrive as two, and become two events. Lines are
+        // therefore at most `maximumLine` bytes, whole in any request.
+        guard line.count <= Self.maximumLine else {
+            refusals.log(.warning, "write_event: a line of \(line.count) bytes or more is longer than \(Self.maximumLine) (EINVAL)")
+            fuse_reply_err(req, EINVAL)
+            return
+        }
         // A signal to the writer arrives as a FUSE interrupt: it ends the
         // wait for room (EINTR if the event went nowhere yet), as does
         // shutdown.

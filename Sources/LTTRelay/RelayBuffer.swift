@@ -38,6 +38,10 @@ public final class RelayBuffer: @unchecked Sendable {
     let writerWait = WriterWaitQueue()
     /// Set while the trace is not recording: `recordWaiting` gives up at once.
     private let waitsEnded = Atomic<Bool>(false)
+    /// Set when a wait for room ran out of time: the reader is not keeping
+    /// up, and writers whose policy says so lose their event at once instead
+    /// of each waiting in turn. Cleared when a reader frees a sub-buffer.
+    private let readerStalled = Atomic<Bool>(false)
 
     /// `LTT_RESERVE_CRITICAL`: room a blocking writer leaves for the others.
     public static let reserveCritical: UInt64 = 4096
@@ -62,12 +66,12 @@ public final class RelayBuffer: @unchecked Sendable {
         self.overwrite = overwrite
         self.cpu = cpu
         self.clock = clock
-        var raw: UnsafeMutableRawPointer?
-        guard posix_memalign(&raw, 4096, Int(geometry.allocSize)) == 0, let raw else {
-            throw AllocationFailed(bytes: geometry.allocSize)
-        }
+        // Anonymous pages: zero, and taken from the system as the writer
+        // first touches them, so an alloc of gigabytes returns at once (the
+        // budget, not the allocation, is what bounds the memory).
+        let raw = mmap(nil, Int(geometry.allocSize), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
+        guard let raw, raw != MAP_FAILED else { throw AllocationFailed(bytes: geometry.allocSize) }
         memory = raw
-        memset(memory, 0, Int(geometry.allocSize))
         commitCounts = .allocate(capacity: 2 * Int(geometry.subbufferCount))
         ringState = .allocate(capacity: 1)
         ringState.initialize(to: RelayRing(geometry: geometry, overwrite: overwrite, trace: trace,
@@ -84,7 +88,7 @@ public final class RelayBuffer: @unchecked Sendable {
     deinit {
         ringState.deinitialize(count: 1)
         ringState.deallocate()
-        free(memory)
+        munmap(memory, Int(geometry.allocSize))
         commitCounts.deallocate()
     }
 
@@ -210,13 +214,19 @@ public final class RelayBuffer: @unchecked Sendable {
         /// Wait only while a reader has the buffer open: nobody else would
         /// ever free room (a trace without a consumer).
         public var onlyWithReader: Bool
+        /// Once a wait ran out of time, do not wait again until the reader
+        /// frees a sub-buffer (write_event: writers queue behind each other
+        /// in the kernel, and each would wait its full time).
+        public var notWhileStalled: Bool
 
         public init(reserveCritical: UInt64 = 0, timeoutNanoseconds: UInt64? = nil,
-                    cancellation: WaitCancellation? = nil, onlyWithReader: Bool = false) {
+                    cancellation: WaitCancellation? = nil, onlyWithReader: Bool = false,
+                    notWhileStalled: Bool = false) {
             self.reserveCritical = reserveCritical
             deadline = timeoutNanoseconds.map { MonotonicClock.now() &+ $0 }
             self.cancellation = cancellation
             self.onlyWithReader = onlyWithReader
+            self.notWhileStalled = notWhileStalled
         }
     }
 
@@ -259,10 +269,13 @@ public final class RelayBuffer: @unchecked Sendable {
             // Each reason to end the wait is read after the generation:
             // whoever sets one then bumps the generation (endWaits, finalize,
             // closeReader), so a change after this point ends the sleep.
+            let timedOut = policy.deadline.map { MonotonicClock.now() >= $0 } == true
             let ended = waitsEnded.load(ordering: .acquiring)
                 || (policy.onlyWithReader && !hasReader)
-                || policy.deadline.map { MonotonicClock.now() >= $0 } == true
+                || (policy.notWhileStalled && readerStalled.load(ordering: .acquiring))
+                || timedOut
             if ended {
+                if timedOut { readerStalled.store(true, ordering: .releasing) }
                 countLost(1)
                 return .lost
             }
@@ -338,6 +351,7 @@ public final class RelayBuffer: @unchecked Sendable {
     /// RELAY_PUT_SUBBUF with the cookie GET gave; wakes blocked writers.
     public func putSubbuffer(cookie: UInt32) throws(SubbufferAccessError) {
         try locked { (ring: inout RelayRing) throws(SubbufferAccessError) in try ring.putSubbuffer(cookie: cookie) }
+        readerStalled.store(false, ordering: .releasing)
         writerWait.wakeAll()
     }
 

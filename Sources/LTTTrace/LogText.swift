@@ -11,7 +11,8 @@ public enum LogText {
     }
 
     /// `text` with everything but printable ASCII escaped, not quoted: for
-    /// messages that may carry what a user wrote.
+    /// messages that may carry what a user wrote. A backslash stays as it
+    /// is, so a message that quotes text already is not escaped twice.
     public static func escaped(_ text: String, limit: Int = 512) -> String {
         escaped(bytes: Array(text.utf8), limit: limit, quote: false)
     }
@@ -24,7 +25,7 @@ public enum LogText {
             case UInt8(ascii: "\r"): out += "\\r"
             case UInt8(ascii: "\t"): out += "\\t"
             case UInt8(ascii: "\"") where quote: out += "\\\""
-            case UInt8(ascii: "\\"): out += "\\\\"
+            case UInt8(ascii: "\\") where quote: out += "\\\\"
             case 0x20..<0x7F: out.unicodeScalars.append(Unicode.Scalar(b))
             default:
                 let hex = String(b, radix: 16)

@@ -148,13 +148,22 @@ public struct EmitResult: Sendable, Equatable {
     public init() {}
 }
 
-/// A producer that waits for room in every full normal-mode buffer for as
-/// long as a reader is there to free it (write_event: the seed's user
-/// blocking mode), leaving `LTT_RESERVE_CRITICAL` bytes to the others.
+/// A producer that waits for room in every full normal-mode buffer while a
+/// reader is there to free it (write_event: the seed's user blocking mode),
+/// leaving `LTT_RESERVE_CRITICAL` bytes to the others, for at most
+/// `maximumWait` (or the channel's `blocking_timeout`, if longer). Once a
+/// wait ran out, the next events are lost at once until the reader frees a
+/// sub-buffer: a FUSE write holds its file's lock in the kernel, so every
+/// other writer of the file waits behind it, unkillable, for as long.
 public struct BlockingWriter: Sendable {
     /// Ends the wait: the writer got a signal, or the server is stopping.
     public let cancellation: WaitCancellation?
-    public init(cancellation: WaitCancellation?) { self.cancellation = cancellation }
+    public let maximumWaitNanoseconds: UInt64
+    public static let defaultMaximumWaitNanoseconds: UInt64 = 1_000_000_000
+    public init(cancellation: WaitCancellation?, maximumWaitNanoseconds: UInt64 = defaultMaximumWaitNanoseconds) {
+        self.cancellation = cancellation
+        self.maximumWaitNanoseconds = maximumWaitNanoseconds
+    }
 }
 
 /// A full buffer's channel, held while its producer waits outside RCU.
@@ -266,8 +275,10 @@ struct EventEmitter {
             let buffer = entry.channel.currentBuffer
             let largest = UInt64(PayloadLayout.largestAlign(maxIntegerSize: maxIntegerSize, alignment: alignment))
             let policy = writer.map {
-                RelayBuffer.WaitPolicy(reserveCritical: RelayBuffer.reserveCritical, cancellation: $0.cancellation,
-                                       onlyWithReader: true)
+                RelayBuffer.WaitPolicy(reserveCritical: RelayBuffer.reserveCritical,
+                                       timeoutNanoseconds: max($0.maximumWaitNanoseconds,
+                                                               entry.sink.blockingTimeoutNanoseconds),
+                                       cancellation: $0.cancellation, onlyWithReader: true, notWhileStalled: true)
             } ?? RelayBuffer.WaitPolicy(timeoutNanoseconds: entry.sink.blockingTimeoutNanoseconds)
             switch buffer.recordWaiting(eventID: eventID, dataSize: dataSize, largestAlign: largest,
                                         sizedHeader: sizedHeader, policy: policy, payload: { store($0, alignment) }) {

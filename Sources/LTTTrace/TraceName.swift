@@ -30,7 +30,7 @@ public enum TraceName {
         }
         for b in bytes where !(isAlphanumeric(b) || b == UInt8(ascii: "_") || b == UInt8(ascii: "-")
                                || b == UInt8(ascii: ".")) {
-            throw .invalidName("\(kind.rawValue) name \(LogText.quoted(name)) has \(LogText.quoted(String(decoding: [b], as: UTF8.self))): use letters, digits, '_', '-' and '.'")
+            throw .invalidName("\(kind.rawValue) name \(LogText.quoted(name)) has \(LogText.quoted(bytes: [b])): use letters, digits, '_', '-' and '.'")
         }
         if kind == .trace && reservedTraceNames.contains(name) {
             throw .invalidName("\(name) is a name of ltt/ itself")

@@ -388,7 +388,8 @@ public final class Tracer: @unchecked Sendable {
     // MARK: write_event
 
     public enum WriteEventError: Error, Equatable {
-        /// The line does not fit in a sub-buffer of some active trace.
+        /// The line fits in no active trace's sub-buffers (or is longer than
+        /// `maximumLine`): nothing was recorded, nothing counted.
         case tooLong
         /// The wait for room was cancelled (a signal, or the server
         /// stopping) before the event was recorded anywhere: nothing was
@@ -399,23 +400,28 @@ public final class Tracer: @unchecked Sendable {
     /// Records `line` as one `userspace.event` in every active trace, through
     /// the emitter every marker uses. In normal mode a full buffer makes the
     /// writer wait while its reader frees room (`ltt_relay_user_blocking`),
-    /// after every trace with room has the event. The wait ends when the
-    /// reader closes, the trace stops or is destroyed (the event is counted
-    /// lost there), or `cancellation` fires. Returns what became of it.
+    /// bounded (`BlockingWriter`), after every trace with room has the
+    /// event. The wait ends when the reader closes, the trace stops or is
+    /// destroyed (the event is counted lost there), or `cancellation` fires.
+    /// A line that fits in some traces' sub-buffers but not in others is
+    /// recorded where it fits and counted lost elsewhere. Returns what
+    /// became of it.
     @discardableResult
     public func writeEvent(_ line: UnsafeRawBufferPointer, cancellation: WaitCancellation? = nil)
         throws(WriteEventError) -> EmitResult {
         let marker = userspaceEvent
         guard marker.isRecording else { return EmitResult() }
         let size = line.count + 1
-        var fits = true
+        var fitsSomewhere = false
         marker.forEachSink { sink in
             let channel = sink.channel.takeUnretainedValue()
             let header = EventHeader.size(at: 0, dataSize: UInt64(size), form: .idSizeTSC,
                                           trace: TraceHeaderFields(alignment: UInt8(sink.alignment)))
-            if UInt64(size) + header.size + 8 > channel.geometry.subbufferSize - SubbufferHeader.size { fits = false }
+            if UInt64(size) + header.size + 8 <= channel.geometry.subbufferSize - SubbufferHeader.size {
+                fitsSomewhere = true
+            }
         }
-        guard fits else { throw .tooLong }
+        guard fitsSomewhere else { throw .tooLong }
         let result = marker.emitter.emit(size: { _ in size }, store: { p, _ in
             if let base = line.baseAddress, line.count > 0 { p.copyMemory(from: base, byteCount: line.count) }
             (p + line.count).storeBytes(of: 0, as: UInt8.self)

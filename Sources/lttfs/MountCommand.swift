@@ -155,7 +155,7 @@ struct UnmountCommand: ParsableCommand {
     func run() throws {
         let path = realpath(mountpoint, nil).map { p in defer { free(p) }; return String(cString: p) } ?? mountpoint
         if let entry = MountTable.current().entries.last(where: { $0.mountpoint == path && $0.type == "fuse.lttfs" }),
-           let pid = FileSystemServer.serverProcess(source: entry.source), Self.isLttfsServer(pid) {
+           let pid = FileSystemServer.serverProcess(source: entry.source), Self.isLttfsServer(pid, serving: path) {
             kill(pid, SIGTERM)
             let deadline = MonotonicClock.now() + 10_000_000_000
             while MountTable.current().isMounted(path) && MonotonicClock.now() < deadline {
@@ -178,11 +178,21 @@ struct UnmountCommand: ParsableCommand {
         throw ExitCode(1)
     }
 
-    /// Whether `pid` runs the lttfs command (not a program serving lttfs
-    /// itself, which SIGTERM would simply end).
-    static func isLttfsServer(_ pid: pid_t) -> Bool {
+    /// Whether `pid` is `lttfs mount ... MOUNTPOINT` for this mount point:
+    /// the mount source names a PID, and anybody who can mount FUSE can
+    /// name any PID there, so the process itself must say it serves `path`
+    /// (not a program serving lttfs itself either, which SIGTERM would end).
+    static func isLttfsServer(_ pid: pid_t, serving path: String) -> Bool {
         let comm = (try? String(contentsOfFile: "/proc/\(pid)/comm", encoding: .utf8)) ?? ""
-        return comm.trimmingCharacters(in: .whitespacesAndNewlines) == "lttfs"
+        guard comm.trimmingCharacters(in: .whitespacesAndNewlines) == "lttfs",
+              let cmdline = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline") else { return false }
+        let arguments = cmdline.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
+        guard arguments.count > 2, arguments[1] == "mount", var last = arguments.last else { return false }
+        if !last.hasPrefix("/"), let cwd = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/cwd") {
+            last = cwd + "/" + last
+        }
+        let served = realpath(last, nil).map { p in defer { free(p) }; return String(cString: p) } ?? last
+        return served == path
     }
 }
 

@@ -224,6 +224,83 @@ struct TrustTests {
         _ = reader
     }
 
+    @Test("a second writer queued behind a waiting one (the kernel holds write_event's lock) is answered within the wait's bound, then nobody waits until the reader frees room")
+    func queuedWritersAreBounded() throws {
+        let (server, reader, first) = try serverWithBlockedWriter("q")
+        defer { server.stop() }
+        defer { if first.isRunning { kill(first.processIdentifier, SIGKILL) } }
+        let began = Date()
+        let second = run(["sh", "-c", "echo second > \(server.ltt)/write_event"], timeout: 10)
+        #expect(second.status == 0)
+        #expect(Date().timeIntervalSince(began) < 3, "the second writer waited \(Date().timeIntervalSince(began)) s")
+        // The stalled reader makes writes lose their line at once, counted.
+        let fast = Date()
+        for _ in 0..<20 { #expect(writeControl(server.ltt + "/write_event", "more\n") == 0) }
+        #expect(Date().timeIntervalSince(fast) < 1)
+        let row = statsRow(readControl(server.ltt + "/control/q/stats") ?? "", "userspace_0")
+        #expect((row?["lost"] ?? 0) >= 20)
+        // Once the reader frees a sub-buffer, writers wait (and record) again.
+        let cookie = try #require(reader.get())
+        #expect(reader.put(cookie) == 0)
+        #expect(waitForStat(server.ltt, "q", "userspace_0", "waiting", 1))
+    }
+
+    @Test("a line is recorded where it fits and counted lost where it does not; longer than 64 KiB, or fitting nowhere, it is EINVAL")
+    func lineLengths() throws {
+        try withMount(cpuCount: 1) { m in
+            #expect(writeControl(m.ltt + "/setup_trace", "wide\n") == 0)
+            #expect(writeControl(m.ltt + "/control/wide/alloc", "1\n") == 0)      // 256 KiB sub-buffers
+            #expect(writeControl(m.ltt + "/control/wide/enabled", "1\n") == 0)
+            startSmallUserspaceTrace(m.ltt, "narrow")                               // 4 KiB sub-buffers
+            #expect(writeControl(m.ltt + "/write_event", String(repeating: "l", count: 10_000) + "\n") == 0)
+            let wide = statsRow(readControl(m.ltt + "/control/wide/stats") ?? "", "userspace_0")
+            let narrow = statsRow(readControl(m.ltt + "/control/narrow/stats") ?? "", "userspace_0")
+            #expect(wide?["written"] == 1 && wide?["lost"] == 0)
+            #expect(narrow?["written"] == 0 && narrow?["lost"] == 1)
+            #expect(writeControl(m.ltt + "/write_event", String(repeating: "x", count: 65_537) + "\n") == EINVAL)
+            #expect(writeControl(m.ltt + "/control/wide/enabled", "0\n") == 0)
+            #expect(writeControl(m.ltt + "/write_event", String(repeating: "y", count: 5_000) + "\n") == EINVAL)
+            #expect(statsRow(readControl(m.ltt + "/control/narrow/stats") ?? "", "userspace_0")?["lost"] == 1)
+            // A control value of a page or more would reach the server in pieces.
+            #expect(writeControl(m.ltt + "/setup_trace", String(repeating: " ", count: 4094) + "xyzw\n") == EINVAL)
+            let traces = (try? FileManager.default.contentsOfDirectory(atPath: m.ltt + "/control"))?.sorted()
+            #expect(traces == ["narrow", "wide"])
+        }
+    }
+
+    @Test("alloc of gigabytes returns at once: buffer pages are taken as they are written")
+    func largeAllocIsQuick() throws {
+        let server = try ServerProcess(arguments: ["--cpus", "2", "--buffer-memory", "8G"])
+        defer { server.stop() }
+        #expect(writeControl(server.ltt + "/setup_trace", "huge\n") == 0)
+        #expect(writeControl(server.ltt + "/control/huge/channel/userspace/subbuf_size", "67108864\n") == 0)
+        #expect(writeControl(server.ltt + "/control/huge/channel/userspace/subbuf_num", "16\n") == 0)
+        let began = Date()
+        #expect(writeControl(server.ltt + "/control/huge/alloc", "1\n") == 0)    // 2 x 1 GiB
+        #expect(Date().timeIntervalSince(began) < 2)
+        #expect(writeControl(server.ltt + "/control/huge/enabled", "1\n") == 0)
+        #expect(writeControl(server.ltt + "/write_event", "into a large buffer\n") == 0)
+        let sent = Date()
+        kill(server.process.processIdentifier, SIGTERM)
+        #expect(waitExit(server.process, seconds: 2) && Date().timeIntervalSince(sent) < 2)
+    }
+
+    @Test("lttfs umount never signals a process that does not serve that mount, whatever the mount's source says")
+    func umountChecksTheServer() throws {
+        let real = try ServerProcess()
+        defer { real.stop() }
+        let path = makeMountPoint()
+        defer { forceUnmount(path); try? FileManager.default.removeItem(atPath: path) }
+        let impostor = FileSystemServer(tracer: Tracer(cpuCount: 1), mountpoint: path,
+                                        options: ["fsname=lttfs:\(real.process.processIdentifier)"])
+        try impostor.startInBackground()
+        defer { impostor.shutdown(timeout: 10) }
+        #expect(MountTable.current().entries.contains { $0.mountpoint == path && $0.source == "lttfs:\(real.process.processIdentifier)" })
+        #expect(run([lttfsBinary, "umount", path], timeout: 20).status == 0)
+        #expect(!isMounted(path))
+        #expect(real.process.isRunning && isMounted(real.path))
+    }
+
     @Test("stop and destroy end a write_event's wait; the event never enters a stopped trace and every loss is counted and logged")
     func stopAndDestroyEndWaits() throws {
         let logged = try LoggedMount()
