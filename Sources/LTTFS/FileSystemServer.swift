@@ -159,6 +159,8 @@ public final class FileSystemServer: @unchecked Sendable {
         fs.session = nil
         fuse_session_destroy(session)
         logger.info("unmounted \(mountpoint)")
+        // Traces that were never destroyed: their losses are said too.
+        tracer.logErrorsOfEveryTrace()
         state.withLock { $0.finished = true }
         return rc
     }

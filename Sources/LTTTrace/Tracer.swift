@@ -354,27 +354,43 @@ public final class Tracer: @unchecked Sendable {
                     log(.error, "trace \(name): producers still waiting on the \(channelName) channel after 5 s")
                 }
                 channel.finalize()
-                for buffer in channel.buffers {
-                    // ltt_relay_print_buffer_errors
-                    let c = buffer.counters
-                    if c.eventsLost > 0 {
-                        log(.warning, "trace \(name): \(c.eventsLost) events lost in \(channelName) channel (cpu \(buffer.cpu))")
-                    }
-                    if c.corruptedSubbuffers > 0 {
-                        log(.warning, "trace \(name): \(c.corruptedSubbuffers) corrupted sub-buffers in \(channelName) channel (cpu \(buffer.cpu))")
-                    }
-                    if c.subbuffersOverwritten > 0 {
-                        log(.info, "trace \(name): \(c.eventsOverwritten) events in \(c.subbuffersOverwritten) sub-buffers overwritten in \(channelName) channel (cpu \(buffer.cpu)) (flight recorder)")
-                    }
-                    // ltt_relay_print_errors: unread sub-buffers whose commit
-                    // count never completed (a writer that never committed).
-                    let incomplete = buffer.withRing { $0.incompleteSubbuffers() }
-                    if !incomplete.isEmpty {
-                        log(.error, "trace \(name): \(channelName) channel (cpu \(buffer.cpu)): sub-buffers \(incomplete) have non filled commit counts")
-                    }
-                }
+                logErrors(of: name, channelName, channel)
             }
             return trace.snapshot
+        }
+    }
+
+    /// `ltt_relay_print_buffer_errors` and `ltt_relay_print_errors`: what a
+    /// channel lost, what was corrupted or overwritten, and unread
+    /// sub-buffers whose commit count never completed (a writer that never
+    /// committed).
+    private func logErrors(of trace: String, _ channelName: String, _ channel: RelayChannel) {
+        for buffer in channel.buffers {
+            let c = buffer.counters
+            let at = "\(channelName) channel (cpu \(buffer.cpu))"
+            if c.eventsLost > 0 { log(.warning, "trace \(trace): \(c.eventsLost) events lost in \(at)") }
+            if c.corruptedSubbuffers > 0 {
+                log(.warning, "trace \(trace): \(c.corruptedSubbuffers) corrupted sub-buffers in \(at)")
+            }
+            if c.subbuffersOverwritten > 0 {
+                log(.info, "trace \(trace): \(c.eventsOverwritten) events in \(c.subbuffersOverwritten) sub-buffers overwritten in \(at) (flight recorder)")
+            }
+            let incomplete = buffer.withRing { $0.incompleteSubbuffers() }
+            if !incomplete.isEmpty {
+                log(.error, "trace \(trace): \(at): sub-buffers \(incomplete) have non filled commit counts")
+            }
+        }
+    }
+
+    /// At the end of a program or server: logs what every trace still set up
+    /// lost so far, as destroy would, so that no loss goes unreported.
+    public func logErrorsOfEveryTrace() {
+        control.withLock { r in
+            for (name, trace) in r.traces.sorted(by: { $0.key < $1.key }) {
+                for (channelName, channel) in trace.channels.sorted(by: { $0.key < $1.key }) {
+                    logErrors(of: name, channelName, channel)
+                }
+            }
         }
     }
 

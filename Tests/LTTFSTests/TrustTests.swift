@@ -428,6 +428,18 @@ struct TrustTests {
         }
     }
 
+    @Test("a server stopped with traces still set up logs their losses, as destroy would")
+    func shutdownLogsLosses() throws {
+        let server = try ServerProcess()
+        startSmallUserspaceTrace(server.ltt, "kept")
+        for _ in 0..<40 { #expect(writeControl(server.ltt + "/write_event", String(repeating: "k", count: 900) + "\n") == 0) }
+        let lost = statsRow(readControl(server.ltt + "/control/kept/stats") ?? "", "userspace_0")?["lost"] ?? 0
+        #expect(lost > 30)
+        server.stop()
+        let log = String(decoding: server.log.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        #expect(log.contains("trace kept: \(lost) events lost in userspace channel (cpu 0)"), "\(log)")
+    }
+
     // MARK: The consumer ABI against misuse
 
     @Test("PUT without a GET on a real mount is EIO and moves nothing; lttfs subbuf put says what a double PUT is")
