@@ -58,7 +58,6 @@ public final class FileSystemServer: @unchecked Sendable {
         var finished = false
     }
     private let state = Locked(State())
-    private let unmounting = NSLock()
     /// The operations table lives as long as the server: libfuse keeps a copy,
     /// but the userdata it passes back is this object.
     private var userdata: Unmanaged<FileSystem>?
@@ -227,12 +226,8 @@ public final class FileSystemServer: @unchecked Sendable {
         return true
     }
 
-    /// Unmounts once. Holding `unmounting` across the call matters: the
-    /// session thread frees the session right after its own call here, and
-    /// must not do so while another thread is still inside the unmount.
+    /// Unmounts once (the session thread, after its workers are gone).
     private func unmountOnce() {
-        unmounting.lock()
-        defer { unmounting.unlock() }
         let session = state.withLock { s -> UncheckedPointer? in
             guard s.mounted else { return nil }
             s.mounted = false
