@@ -151,7 +151,7 @@ public struct EmitResult: Sendable, Equatable {
 /// A producer that waits for room in every full normal-mode buffer while a
 /// reader is there to free it (write_event: the seed's user blocking mode),
 /// leaving `LTT_RESERVE_CRITICAL` bytes to the others, for at most
-/// `maximumWait` (or the channel's `blocking_timeout`, if longer). Once a
+/// `maximumWaitNanoseconds` (or the channel's `blocking_timeout`, if longer). Once a
 /// wait ran out, the next events are lost at once until the reader frees a
 /// sub-buffer: a FUSE write holds its file's lock in the kernel, so every
 /// other writer of the file waits behind it, unkillable, for as long.
