@@ -154,6 +154,6 @@ struct NodeResolver {
     func buffer(_ node: Node) -> RelayBuffer? {
         guard case .bufferFile(let t, let serial, let file) = node, let trace = tracer.trace(t),
               trace.serial == serial else { return nil }
-        return trace.bufferFiles.first { $0.name == file }?.buffer
+        return trace.buffer(named: file)
     }
 }

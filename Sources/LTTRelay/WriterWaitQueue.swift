@@ -4,26 +4,16 @@ import Glibc
 import Synchronization
 
 /// Lets a blocking writer be told to give up waiting (a signal reached the
-/// process writing to `write_event`: FUSE forwards it as an interrupt).
-/// A deadline, when given, cancels the wait by itself once passed.
+/// process writing to `write_event`: FUSE forwards it as an interrupt; or
+/// the server is stopping). Deadlines are the wait policy's own.
 public final class WaitCancellation: Sendable {
     private let flag = Atomic<Bool>(false)
-    private let deadline: UInt64?
 
-    public init() { deadline = nil }
-
-    /// Cancels itself `nanoseconds` from now (CLOCK_MONOTONIC).
-    public init(timeoutNanoseconds nanoseconds: UInt64) {
-        deadline = MonotonicClock.now() &+ nanoseconds
-    }
+    public init() {}
 
     public func cancel() { flag.store(true, ordering: .releasing) }
 
-    public var isCancelled: Bool {
-        if flag.load(ordering: .acquiring) { return true }
-        if let deadline, MonotonicClock.now() >= deadline { return true }
-        return false
-    }
+    public var isCancelled: Bool { flag.load(ordering: .acquiring) }
 }
 
 /// Where writers in the seed's "user blocking" mode sleep until a reader
