@@ -321,10 +321,13 @@ public final class Tracer: @unchecked Sendable {
             guard let trace = r.traces[name] else { throw .traceNotFound(name) }
             guard trace.state == .active else { return }
             trace.state = .stopped
-            // Nobody waits for room in a trace that no longer records: the
-            // waiting event is lost (and counted) at once.
-            trace.forEachBuffer { $0.endWaits() }
+            // First no producer may enter the trace (after the grace period),
+            // then nobody waits for room in it: each waiting event is lost
+            // and counted once, and the producer's next events find no trace
+            // to record into (ending the waits first would let them enter,
+            // find the buffer full, and be counted lost too).
             republish(r)
+            trace.forEachBuffer { $0.endWaits() }
             updateSwitchTimer(r)
             publish(r)
         }
@@ -343,11 +346,11 @@ public final class Tracer: @unchecked Sendable {
             guard let trace = r.traces.removeValue(forKey: name) else { throw .traceNotFound(name) }
             let wasActive = trace.state == .active
             trace.state = .destroyed
-            trace.forEachBuffer { $0.endWaits() }
             if wasActive {
                 republish(r)   // after its grace period no producer enters this trace
                 updateSwitchTimer(r)
             }
+            trace.forEachBuffer { $0.endWaits() }   // as stop does, after the grace period
             publish(r)
             for (channelName, channel) in trace.channels.sorted(by: { $0.key < $1.key }) {
                 if !channel.waitForProducersOutside(timeoutNanoseconds: 5_000_000_000) {

@@ -264,7 +264,10 @@ struct RoundTripTests {
                 for i in 0..<100 { m.record(UInt64(i), pad) }
                 finished.signal()
             }.start()
-            usleep(300_000)   // 8 KiB fill in microseconds; then the producer waits
+            // 8 KiB fill in microseconds; then the producer waits.
+            let deadline = Date().addingTimeInterval(10)
+            while buffer.waitingWriters != 1 && Date() < deadline { sched_yield() }
+            #expect(buffer.waitingWriters == 1)
             let before = buffer.counters
             #expect(before.eventsWritten < 100 && before.eventsLost == 0, "\(before)")
             // Control operations that wait for an RCU grace period are not
