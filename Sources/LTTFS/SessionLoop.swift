@@ -27,17 +27,22 @@ final class SessionLoop: @unchecked Sendable {
     private let maxThreads: Int
     private struct Workers {
         var threads: [pthread_t] = []
+        /// Workers started, including one about to be: at most maxThreads.
         var started = 0
-        var waiting = 0
         var error: Int32 = 0
     }
     private let workers = Locked(Workers())
+    /// Workers waiting in read(2) for a request: counted without the lock,
+    /// which is taken only when none is left (to start one more).
+    private let waiting = Atomic<Int>(0)
     private let running = DispatchGroup()
 
     init(session: OpaquePointer, maxThreads: Int, idleThreads: Int) {
         self.session = session
         self.maxThreads = max(1, maxThreads)
-        for _ in 0..<min(max(1, idleThreads), self.maxThreads) { startWorker() }
+        let idle = min(max(1, idleThreads), self.maxThreads)
+        workers.withLock { $0.started = idle }
+        for _ in 0..<idle { startWorker() }
     }
 
     /// Waits until every worker has returned (the session exited, or the
@@ -68,8 +73,8 @@ final class SessionLoop: @unchecked Sendable {
         }
     }
 
+    /// Starts a worker whose place in `started` is already taken.
     private func startWorker() {
-        workers.withLock { $0.started += 1 }
         running.enter()
         let thread = Thread { [self] in
             serve()
@@ -86,11 +91,14 @@ final class SessionLoop: @unchecked Sendable {
         var buffer = fuse_buf()
         defer { free(buffer.mem) }
         while fuse_session_exited(session) == 0 {
-            workers.withLock { $0.waiting += 1 }
+            waiting.add(1, ordering: .relaxed)
             let received = fuse_session_receive_buf(session, &buffer)
-            let spawn = workers.withLock { w -> Bool in
-                w.waiting -= 1
-                guard received > 0, w.waiting == 0, w.started < maxThreads else { return false }
+            let idleLeft = waiting.subtract(1, ordering: .relaxed).newValue
+            // The last idle worker takes a request: start another, so that
+            // an INTERRUPT or a PUT always finds one free.
+            let spawn = received > 0 && idleLeft == 0 && workers.withLock { w -> Bool in
+                guard w.started < maxThreads else { return false }
+                w.started += 1
                 return true
             }
             if received == -EINTR { continue }
@@ -102,7 +110,7 @@ final class SessionLoop: @unchecked Sendable {
                 }
                 break
             }
-            if spawn && fuse_session_exited(session) == 0 { startWorker() }
+            if spawn { startWorker() }
             fuse_session_process_buf(session, &buffer)
         }
     }
