@@ -5,6 +5,7 @@ let package = Package(
     name: "lttfs",
     platforms: [.macOS(.v15)],
     products: [
+        .library(name: "LTTFormat", targets: ["LTTFormat"]),
         .library(name: "LTTRelay", targets: ["LTTRelay"]),
         .library(name: "LTTTrace", targets: ["LTTTrace"]),
         .library(name: "LTTReader", targets: ["LTTReader"]),
@@ -19,27 +20,33 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
     ],
     targets: [
-        // The seed's locked relay transport: pure Swift, no FUSE, no I/O.
-        // Linux calls Swift's Glibc module leaves out (sched_getcpu, gettid).
+        // What Swift cannot call: the rseq CPU number, ioctl, splice, rdtsc,
+        // __thread, the wake signal, ThreadSanitizer marks.
         .target(name: "CLinuxSupport"),
-        .target(name: "LTTRelay", dependencies: ["CLinuxSupport"]),
+        // LTT 2.3 on disk and the consumer ABI: headers, alignment, marker
+        // formats, payloads, metadata names, ioctl numbers, poll values.
+        // Imports nothing.
+        .target(name: "LTTFormat"),
+        .testTarget(name: "LTTFormatTests", dependencies: ["LTTFormat"]),
+        // The seed's locked relay transport: pure Swift, no FUSE, no I/O.
+        .target(name: "LTTRelay", dependencies: ["LTTFormat", "CLinuxSupport"]),
         // Userspace RCU (Debian's liburcu-dev): the producers' view of the
         // active traces, as the kernel tracer walked its trace list.
         .systemLibrary(name: "CURCU", pkgConfig: "liburcu-bp", providers: [.apt(["liburcu-dev"])]),
         // Markers, event encoding, metadata, traces and their life cycle.
-        .target(name: "LTTTrace", dependencies: ["LTTRelay", "CURCU", "CLinuxSupport"]),
+        .target(name: "LTTTrace", dependencies: ["LTTFormat", "LTTRelay", "CURCU", "CLinuxSupport"]),
         // Reads a consumer's trace directory back, strictly.
-        .target(name: "LTTReader", dependencies: ["LTTTrace", "LTTRelay"]),
-        .testTarget(name: "LTTTraceTests", dependencies: ["LTTTrace", "LTTRelay", "LTTReader", "LTTTestSupport"]),
+        .target(name: "LTTReader", dependencies: ["LTTFormat"]),
+        .testTarget(name: "LTTTraceTests", dependencies: ["LTTFormat", "LTTTrace", "LTTRelay", "LTTReader", "LTTTestSupport"]),
         // The C shim over libfuse3 (Debian's libfuse3-dev).
         .target(name: "CFuse", linkerSettings: [.linkedLibrary("fuse3"), .linkedLibrary("pthread")]),
         // The filesystem: the tree, the handlers, the notifier thread.
         .target(name: "LTTFS", dependencies: [
-            "CFuse", "LTTTrace", "LTTRelay", "CLinuxSupport",
+            "CFuse", "LTTFormat", "LTTTrace", "LTTRelay", "CLinuxSupport",
             .product(name: "Logging", package: "swift-log"),
         ]),
         .executableTarget(name: "lttfs", dependencies: [
-            "LTTFS", "LTTTrace", "LTTReader", "LTTRelay", "CLinuxSupport",
+            "LTTFS", "LTTFormat", "LTTTrace", "LTTReader", "LTTRelay", "CLinuxSupport",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),
@@ -47,7 +54,7 @@ let package = Package(
         .executableTarget(name: "lttfs-demo", dependencies: [
             "LTTFS", "LTTTrace", .product(name: "Logging", package: "swift-log"),
         ]),
-        .testTarget(name: "LTTFSTests", dependencies: ["LTTFS", "LTTTrace", "LTTReader", "LTTRelay", "CLinuxSupport",
+        .testTarget(name: "LTTFSTests", dependencies: ["LTTFS", "LTTFormat", "LTTTrace", "LTTReader", "LTTRelay", "CLinuxSupport",
                                                     "LTTTestSupport"]),
         // The tests' strict lttd-style consumer: C, independent of the Swift
         // code, doing exactly what the 2009 lttd does to a buffer file.
@@ -55,6 +62,6 @@ let package = Package(
                           cSettings: [.unsafeFlags(["-Wall", "-Wextra"])]),
         // Shared by the test targets: a seeded generator, flags, counters.
         .target(name: "LTTTestSupport", dependencies: ["LTTRelay"], path: "Tests/LTTTestSupport"),
-        .testTarget(name: "LTTRelayTests", dependencies: ["LTTRelay", "LTTTestSupport"]),
+        .testTarget(name: "LTTRelayTests", dependencies: ["LTTFormat", "LTTRelay", "LTTTestSupport"]),
     ]
 )

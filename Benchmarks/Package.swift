@@ -21,6 +21,7 @@ let package = Package(
             name: "RelayEngine",
             dependencies: [
                 .product(name: "Benchmark", package: "benchmark"),
+                .product(name: "LTTFormat", package: lttfs),
                 .product(name: "LTTRelay", package: lttfs),
             ],
             path: "Benchmarks/RelayEngine",
@@ -31,6 +32,7 @@ let package = Package(
             dependencies: [
                 .product(name: "Benchmark", package: "benchmark"),
                 .product(name: "LTTTrace", package: lttfs),
+                .product(name: "LTTFormat", package: lttfs),
                 .product(name: "LTTRelay", package: lttfs),
                 .product(name: "CLinuxSupport", package: lttfs),
             ],
@@ -42,6 +44,7 @@ let package = Package(
             dependencies: [
                 .product(name: "LTTFS", package: lttfs),
                 .product(name: "LTTTrace", package: lttfs),
+                .product(name: "LTTFormat", package: lttfs),
                 .product(name: "LTTRelay", package: lttfs),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -52,6 +55,7 @@ let package = Package(
             dependencies: [
                 .product(name: "LTTFS", package: lttfs),
                 .product(name: "LTTTrace", package: lttfs),
+                .product(name: "LTTFormat", package: lttfs),
                 .product(name: "LTTRelay", package: lttfs),
                 .product(name: "CLinuxSupport", package: lttfs),
                 .product(name: "CFuse", package: lttfs),

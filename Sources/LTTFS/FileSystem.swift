@@ -3,6 +3,7 @@ import Glibc
 #endif
 import CFuse
 import Foundation
+import LTTFormat
 import LTTRelay
 import LTTTrace
 import Logging

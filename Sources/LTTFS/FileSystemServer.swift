@@ -4,6 +4,7 @@ import Glibc
 import CFuse
 import CLinuxSupport
 import Foundation
+import LTTFormat
 import LTTRelay
 import LTTTrace
 import Logging

@@ -1,4 +1,5 @@
 import CFuse
+import LTTFormat
 import LTTRelay
 import Synchronization
 

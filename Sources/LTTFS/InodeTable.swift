@@ -1,3 +1,4 @@
+import LTTFormat
 import LTTRelay
 import Synchronization
 

@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import Foundation
+import LTTFormat
 import LTTRelay
 import Synchronization
 

@@ -1,17 +1,4 @@
-/// One field of a decoded event.
-public enum FieldValue: Sendable, Equatable, CustomStringConvertible {
-    case signed(Int64)
-    case unsigned(UInt64)
-    case string(String)
-
-    public var description: String {
-        switch self {
-        case .signed(let v): String(v)
-        case .unsigned(let v): String(v)
-        case .string(let s): "\"" + s + "\""
-        }
-    }
-}
+import LTTFormat
 
 /// One event read back from a trace.
 public struct DecodedEvent: Sendable, Equatable {

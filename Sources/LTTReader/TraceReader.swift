@@ -1,6 +1,5 @@
 import Foundation
-import LTTRelay
-import LTTTrace
+import LTTFormat
 
 /// Reads a trace directory written by a consumer (one file per buffer),
 /// checks everything, and decodes the events.
@@ -267,42 +266,11 @@ public struct TraceReader {
         let limit = dataEnd
         while base + o < dataEnd {
             let eventStart = base + o
-            o += Int(trace.padding(at: UInt64(o), forSize: 4))
-            let word = try b.load(base + o, as: UInt32.self, limit: limit)
-            o += 4
-            let top = UInt16(word >> EventHeader.tscBits)
-            var id = top
-            var declaredSize: Int?
-            var fullClock: UInt64?
-            switch top {
-            case 29, 30:
-                id = try b.load(base + o, as: UInt16.self, limit: limit)
-                var s = Int(try b.load(base + o + 2, as: UInt16.self, limit: limit))
-                o += 4
-                if s == 0xFFFF {
-                    s = Int(try b.load(base + o, as: UInt32.self, limit: limit))
-                    o += 4
-                }
-                declaredSize = s
-                if top == 29 {
-                    o += Int(trace.padding(at: UInt64(o), forSize: 8))
-                    fullClock = try b.load(base + o, as: UInt64.self, limit: limit)
-                    o += 8
-                }
-            case 31:
-                id = try b.load(base + o, as: UInt16.self, limit: limit)
-                o += 2
-            default:
-                break
-            }
-            // The clock: 27 low bits, one wrap at most, or the full value.
-            var next: UInt64
-            if let full = fullClock {
-                next = full
-            } else {
-                next = (cycles & ~UInt64(EventHeader.tscMask)) | UInt64(word & EventHeader.tscMask)
-                if next < cycles { next &+= 1 << 27 }
-            }
+            let header = try EventHeader.read(from: b, base: base, offset: o, limit: limit, trace: trace)
+            o = header.end
+            let id = header.eventID
+            let declaredSize = header.dataSize
+            let next = header.clock(after: cycles)
             if next < cycles {
                 problem(sub, eventStart, "clock goes back from \(cycles) to \(next)")
             }
@@ -317,43 +285,11 @@ public struct TraceReader {
                 o += s
                 continue
             }
-            // The payload, aligned to its largest field.
-            let maxInt = format.fields.compactMap(\.storedSize).max() ?? 1
-            let largest = PayloadLayout.largestAlign(maxIntegerSize: maxInt, alignment: Int(alignment))
-            o += PayloadLayout.padding(at: o, size: largest, alignment: Int(alignment))
-            let payloadStart = o
-            var fields: [(name: String, value: FieldValue, conversion: Character)] = []
-            fields.reserveCapacity(format.fields.count)
-            for field in format.fields {
-                switch field.kind {
-                case .string:
-                    let (s, after) = try b.cString(base + o, limit: limit)
-                    fields.append((field.name, .string(s), "s"))
-                    o = after - base
-                case .integer(let bytes, let signed, let network):
-                    o += PayloadLayout.padding(at: o - payloadStart, size: bytes, alignment: Int(alignment))
-                    var raw: UInt64
-                    switch bytes {
-                    case 1: raw = UInt64(try b.load(base + o, as: UInt8.self, limit: limit))
-                    case 2:
-                        let v = try b.load(base + o, as: UInt16.self, limit: limit)
-                        raw = UInt64(network ? v.bigEndian : v)
-                    case 4:
-                        let v = try b.load(base + o, as: UInt32.self, limit: limit)
-                        raw = UInt64(network ? v.bigEndian : v)
-                    default:
-                        let v = try b.load(base + o, as: UInt64.self, limit: limit)
-                        raw = network ? v.bigEndian : v
-                    }
-                    o += bytes
-                    if signed {
-                        let shift = UInt64(64 - 8 * bytes)
-                        fields.append((field.name, .signed(Int64(bitPattern: raw << shift) >> Int64(shift)), field.conversion))
-                    } else {
-                        fields.append((field.name, .unsigned(raw), field.conversion))
-                    }
-                }
-            }
+            let payload = try PayloadLayout.read(format.fields, from: b, base: base, offset: o, limit: limit,
+                                                 alignment: Int(alignment))
+            let payloadStart = payload.start
+            let fields = payload.fields
+            o = payload.end
             if let s = declaredSize, s != o - payloadStart {
                 problem(sub, eventStart, "\(file.channel).\(declared.name): header says \(s) payload bytes, the format gives \(o - payloadStart)")
                 o = payloadStart + s

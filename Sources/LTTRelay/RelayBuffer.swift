@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import LTTFormat
 import Synchronization
 
 /// One per-CPU buffer of a channel: a `RelayRing` under a lock, plus what

@@ -1,3 +1,4 @@
+import LTTFormat
 /*
  * The locked relay ring: ltt-relay-locked.c's algorithm as a value.
  *
@@ -76,21 +77,6 @@ public struct RelaySlot: Sendable, Equatable {
         self.payloadOffset = payloadOffset
         self.tsc = tsc
         self.form = form
-    }
-}
-
-/// What poll(2) reports for a ring: exactly one value, never a combination.
-public enum RelayPollState: Sendable, Equatable {
-    case none, readable, full, hungUp
-
-    /// The poll(2) bit: 0, POLLIN, POLLPRI or POLLHUP.
-    public var pollMask: Int16 {
-        switch self {
-        case .none: 0
-        case .readable: 0x001
-        case .full: 0x002
-        case .hungUp: 0x010
-        }
     }
 }
 
@@ -218,36 +204,18 @@ public struct RelayRing {
     /// `ltt_buffer_begin_callback`.
     @inline(__always)
     mutating func bufferBegin(tsc: UInt64, subbufferIndex: Int) {
-        let h = memory + subbufferIndex &* Int(geometry.subbufferSize)
-        h.storeBytes(of: tsc, toByteOffset: SubbufferHeader.Field.cycleCountBegin, as: UInt64.self)
-        h.storeBytes(of: 0, toByteOffset: SubbufferHeader.Field.cycleCountEnd, as: UInt64.self)
-        h.storeBytes(of: SubbufferHeader.magic, toByteOffset: SubbufferHeader.Field.magicNumber, as: UInt32.self)
-        h.storeBytes(of: SubbufferHeader.majorVersion, toByteOffset: SubbufferHeader.Field.majorVersion, as: UInt8.self)
-        h.storeBytes(of: SubbufferHeader.minorVersion, toByteOffset: SubbufferHeader.Field.minorVersion, as: UInt8.self)
-        h.storeBytes(of: trace.archSize, toByteOffset: SubbufferHeader.Field.archSize, as: UInt8.self)
-        h.storeBytes(of: trace.alignment, toByteOffset: SubbufferHeader.Field.alignment, as: UInt8.self)
-        h.storeBytes(of: trace.startTimeSec, toByteOffset: SubbufferHeader.Field.startTimeSec, as: UInt64.self)
-        h.storeBytes(of: trace.startTimeUsec, toByteOffset: SubbufferHeader.Field.startTimeUsec, as: UInt64.self)
-        h.storeBytes(of: trace.startFreq, toByteOffset: SubbufferHeader.Field.startFreq, as: UInt64.self)
-        h.storeBytes(of: trace.freqScale, toByteOffset: SubbufferHeader.Field.freqScale, as: UInt32.self)
-        h.storeBytes(of: SubbufferHeader.lostSizeOpen, toByteOffset: SubbufferHeader.Field.lostSize, as: UInt32.self)
-        h.storeBytes(of: UInt32(truncatingIfNeeded: geometry.subbufferSize),
-                     toByteOffset: SubbufferHeader.Field.bufSize, as: UInt32.self)
-        h.storeBytes(of: 0, toByteOffset: SubbufferHeader.Field.eventsLost, as: UInt32.self)
-        h.storeBytes(of: 0, toByteOffset: SubbufferHeader.Field.subbufCorrupt, as: UInt32.self)
+        SubbufferHeader.writeBegin(at: memory + subbufferIndex &* Int(geometry.subbufferSize), tsc: tsc,
+                                   bufSize: UInt32(truncatingIfNeeded: geometry.subbufferSize), trace: trace)
     }
-
     /// `ltt_buffer_end_callback`: `endOffset` is the position where the data
     /// of the sub-buffer ends; never the sub-buffer's very start.
     @inline(__always)
     mutating func bufferEnd(tsc: UInt64, endOffset: UInt64, subbufferIndex: Int) {
-        let h = memory + subbufferIndex &* Int(geometry.subbufferSize)
         let lost = geometry.subbufOffset(geometry.subbufferSize &- endOffset)
-        h.storeBytes(of: UInt32(truncatingIfNeeded: lost), toByteOffset: SubbufferHeader.Field.lostSize, as: UInt32.self)
-        h.storeBytes(of: tsc, toByteOffset: SubbufferHeader.Field.cycleCountEnd, as: UInt64.self)
-        h.storeBytes(of: UInt32(truncatingIfNeeded: eventsLost), toByteOffset: SubbufferHeader.Field.eventsLost, as: UInt32.self)
-        h.storeBytes(of: UInt32(truncatingIfNeeded: corruptedSubbuffers),
-                     toByteOffset: SubbufferHeader.Field.subbufCorrupt, as: UInt32.self)
+        SubbufferHeader.writeEnd(at: memory + subbufferIndex &* Int(geometry.subbufferSize), tsc: tsc,
+                                 lostSize: UInt32(truncatingIfNeeded: lost),
+                                 eventsLost: UInt32(truncatingIfNeeded: eventsLost),
+                                 subbufCorrupt: UInt32(truncatingIfNeeded: corruptedSubbuffers))
     }
 
     /// `ltt_deliver`: only flags the readers; the caller's notifier wakes them.

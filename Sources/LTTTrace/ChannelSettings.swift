@@ -1,3 +1,4 @@
+import LTTFormat
 import LTTRelay
 
 /// What a user may set on a channel of a trace before `alloc`

@@ -1,4 +1,5 @@
 import CURCU
+import LTTFormat
 import LTTRelay
 import Synchronization
 

@@ -1,17 +1,11 @@
+import LTTFormat
 import LTTRelay
 
 /// The metadata channel: two event kinds that declare every marker that
 /// can appear in the trace (trace-format.md, "Metadata channel").
-public enum Metadata {
-    public static let channel = "metadata"
-    public static let userspaceChannel = "userspace"
-
-    public static let coreMarkerID = "core_marker_id"
-    public static let coreMarkerIDFormat =
-        "channel %s name %s event_id %hu int #1u%zu long #1u%zu pointer #1u%zu size_t #1u%zu alignment #1u%u"
-    public static let coreMarkerFormat = "core_marker_format"
-    public static let coreMarkerFormatFormat = "channel %s name %s format %s"
-
+/// Declaring markers in the metadata channel (the names and formats are
+/// the format's: `LTTFormat.Metadata`).
+extension Metadata {
     /// The arguments of a core_marker_id event declaring `marker`.
     static func idDeclaration(of marker: MarkerCore, alignment: UInt8) -> [TraceArgument] {
         [.string(marker.channel), .string(marker.name), .unsigned(UInt64(marker.eventID)),

@@ -1,3 +1,5 @@
+import LTTFormat
+
 /// A Swift value that can fill a marker field: integers fill integer fields,
 /// strings fill `%s` fields. Recording a value allocates nothing and formats
 /// nothing: integers are stored as they are, strings are copied as UTF-8.
@@ -149,5 +151,28 @@ public enum TraceArgument: Sendable, Equatable, TraceValue {
     }
     public func traceCopyUTF8(to destination: UnsafeMutableRawPointer) {
         if case .string(let s) = self { s.traceCopyUTF8(to: destination) }
+    }
+}
+
+extension PayloadLayout {
+    /// Size of a payload given as run-time arguments, or nil when the
+    /// arguments do not match the fields (count or kind).
+    public static func size(of arguments: [TraceArgument], fields: [MarkerField], alignment: Int) -> Int? {
+        guard arguments.count == fields.count else { return nil }
+        var offset = 0
+        for (argument, field) in zip(arguments, fields) {
+            guard argument.isString == (field.kind == .string) else { return nil }
+            argument.traceAdvance(&offset, slot: Slot(field), alignment: alignment)
+        }
+        return offset
+    }
+
+    /// Writes run-time arguments already checked by `size(of:...)`.
+    public static func write(_ arguments: [TraceArgument], fields: [MarkerField], to base: UnsafeMutableRawPointer,
+                             alignment: Int) {
+        var offset = 0
+        for (argument, field) in zip(arguments, fields) {
+            argument.traceStore(&offset, slot: Slot(field), base: base, alignment: alignment)
+        }
     }
 }

@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import CURCU
+import LTTFormat
 import LTTRelay
 import Synchronization
 

@@ -5,6 +5,7 @@ import ArgumentParser
 import CLinuxSupport
 import Foundation
 import LTTFS
+import LTTFormat
 import LTTRelay
 import LTTTrace
 import Synchronization

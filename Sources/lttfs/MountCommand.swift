@@ -5,6 +5,7 @@ import ArgumentParser
 import Foundation
 import CFuse
 import LTTFS
+import LTTFormat
 import LTTRelay
 import LTTTrace
 import Logging

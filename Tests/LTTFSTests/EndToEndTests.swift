@@ -5,6 +5,7 @@ import LTTTestSupport
 import CLinuxSupport
 import LTTFS
 import LTTReader
+import LTTFormat
 import LTTRelay
 import LTTTrace
 

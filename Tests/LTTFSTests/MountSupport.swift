@@ -3,6 +3,7 @@ import LTTTestSupport
 import Synchronization
 import CLinuxSupport
 import LTTFS
+import LTTFormat
 import LTTRelay
 import LTTTrace
 

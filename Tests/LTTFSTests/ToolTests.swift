@@ -4,6 +4,7 @@ import Testing
 import LTTTestSupport
 import LTTFS
 import LTTReader
+import LTTFormat
 import LTTRelay
 import LTTTrace
 

@@ -4,6 +4,7 @@ import CLinuxSupport
 import Testing
 import LTTTestSupport
 import LTTFS
+import LTTFormat
 import LTTRelay
 import LTTTrace
 

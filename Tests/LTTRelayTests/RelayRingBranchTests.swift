@@ -1,3 +1,4 @@
+import LTTFormat
 import Testing
 @testable import LTTRelay
 

@@ -1,3 +1,4 @@
+import LTTFormat
 import Testing
 import LTTTestSupport
 @testable import LTTRelay

@@ -1,3 +1,4 @@
+import LTTFormat
 import Foundation
 import Synchronization
 import Testing

@@ -1,3 +1,4 @@
+import LTTFormat
 import Synchronization
 @testable import LTTRelay
 

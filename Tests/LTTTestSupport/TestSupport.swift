@@ -1,6 +1,7 @@
 // What every test target shares: a deterministic generator, thread-safe
 // flags and counters.
 import Foundation
+import LTTFormat
 import LTTRelay
 import Synchronization
 

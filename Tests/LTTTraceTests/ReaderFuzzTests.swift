@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import LTTTestSupport
+import LTTFormat
 import LTTRelay
 import LTTReader
 @testable import LTTTrace

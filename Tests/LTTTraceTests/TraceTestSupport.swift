@@ -1,5 +1,6 @@
 import Foundation
 import Synchronization
+import LTTFormat
 import LTTRelay
 import LTTReader
 @testable import LTTTrace

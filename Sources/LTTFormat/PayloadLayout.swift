@@ -7,8 +7,7 @@ public enum PayloadLayout {
     /// Padding before an integer of `size` bytes at `offset`.
     @inlinable @inline(__always)
     public static func padding(at offset: Int, size: Int, alignment: Int) -> Int {
-        guard alignment != 0, size > 1 else { return 0 }
-        return (0 &- offset) & (min(size, alignment) &- 1)
+        lttAlignPadding(at: offset, size: size, alignment: alignment)
     }
 
     /// The alignment the payload start needs: its largest field's.
@@ -78,25 +77,74 @@ public enum PayloadLayout {
             offset = o &+ slot.size
         }
     }
+}
 
-    /// Size of a payload given as run-time arguments, or nil when the
-    /// arguments do not match the fields (count or kind).
-    public static func size(of arguments: [TraceArgument], fields: [MarkerField], alignment: Int) -> Int? {
-        guard arguments.count == fields.count else { return nil }
-        var offset = 0
-        for (argument, field) in zip(arguments, fields) {
-            guard argument.isString == (field.kind == .string) else { return nil }
-            argument.traceAdvance(&offset, slot: Slot(field), alignment: alignment)
+/// One field of a decoded payload.
+public enum FieldValue: Sendable, Equatable, CustomStringConvertible {
+    case signed(Int64)
+    case unsigned(UInt64)
+    case string(String)
+
+    public var description: String {
+        switch self {
+        case .signed(let v): String(v)
+        case .unsigned(let v): String(v)
+        case .string(let s): "\"" + s + "\""
         }
-        return offset
+    }
+}
+
+extension PayloadLayout {
+    /// A payload as a reader finds it.
+    public struct Decoded: Sendable {
+        /// Where the payload starts (after its alignment padding) and ends,
+        /// relative to the sub-buffer.
+        public var start: Int
+        public var end: Int
+        public var fields: [(name: String, value: FieldValue, conversion: Character)]
     }
 
-    /// Writes run-time arguments already checked by `size(of:...)`.
-    public static func write(_ arguments: [TraceArgument], fields: [MarkerField], to base: UnsafeMutableRawPointer,
-                             alignment: Int) {
-        var offset = 0
-        for (argument, field) in zip(arguments, fields) {
-            argument.traceStore(&offset, slot: Slot(field), base: base, alignment: alignment)
+    /// Reads the payload of `fields` that follows an event header ending at
+    /// `offset` (relative to the sub-buffer at `base`), reading nothing at or
+    /// past `limit` (absolute): the inverse of `store`.
+    public static func read(_ fields: [MarkerField], from bytes: ByteReader, base: Int, offset: Int, limit: Int,
+                            alignment: Int) throws(ByteReader.OutOfBounds) -> Decoded {
+        let maxInteger = fields.compactMap(\.storedSize).max() ?? 1
+        let largest = largestAlign(maxIntegerSize: maxInteger, alignment: alignment)
+        var o = offset + padding(at: offset, size: largest, alignment: alignment)
+        let start = o
+        var values: [(name: String, value: FieldValue, conversion: Character)] = []
+        values.reserveCapacity(fields.count)
+        for field in fields {
+            switch field.kind {
+            case .string:
+                let (text, after) = try bytes.cString(base + o, limit: limit)
+                values.append((field.name, .string(text), "s"))
+                o = after - base
+            case .integer(let size, let signed, let network):
+                o += padding(at: o - start, size: size, alignment: alignment)
+                let raw: UInt64
+                switch size {
+                case 1: raw = UInt64(try bytes.load(base + o, as: UInt8.self, limit: limit))
+                case 2:
+                    let v = try bytes.load(base + o, as: UInt16.self, limit: limit)
+                    raw = UInt64(network ? v.bigEndian : v)
+                case 4:
+                    let v = try bytes.load(base + o, as: UInt32.self, limit: limit)
+                    raw = UInt64(network ? v.bigEndian : v)
+                default:
+                    let v = try bytes.load(base + o, as: UInt64.self, limit: limit)
+                    raw = network ? v.bigEndian : v
+                }
+                o += size
+                if signed {
+                    let shift = UInt64(64 - 8 * size)
+                    values.append((field.name, .signed(Int64(bitPattern: raw << shift) >> Int64(shift)), field.conversion))
+                } else {
+                    values.append((field.name, .unsigned(raw), field.conversion))
+                }
+            }
         }
+        return Decoded(start: start, end: o, fields: values)
     }
 }

@@ -20,3 +20,19 @@ public enum RelayIoctl: UInt32, Sendable, CaseIterable {
         }
     }
 }
+
+/// What poll(2) reports on a buffer file: exactly one value, never a
+/// combination (fuse-kernel-notes.md: lttd compares the mask with ==).
+public enum RelayPollState: Sendable, Equatable {
+    case none, readable, full, hungUp
+
+    /// The poll(2) bit: 0, POLLIN, POLLPRI or POLLHUP.
+    public var pollMask: Int16 {
+        switch self {
+        case .none: 0
+        case .readable: 0x001   // POLLIN: a sub-buffer can be taken
+        case .full: 0x002       // POLLPRI: full, and the writers wait or lose
+        case .hungUp: 0x010     // POLLHUP: finalized and drained
+        }
+    }
+}

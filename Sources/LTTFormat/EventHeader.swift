@@ -93,3 +93,76 @@ public enum EventHeader {
         return eventID < freeEvents ? .compact : .id
     }
 }
+
+extension EventHeader {
+    /// One event header as a reader finds it.
+    public struct Decoded: Sendable, Equatable {
+        /// The id: the word's 5 bits, or the explicit u16 of forms 29 to 31.
+        public var eventID: UInt16
+        /// The word's top bits: 0...28 (compact), 29, 30 or 31.
+        public var form: EventHeaderForm
+        /// The explicit payload size (forms 29 and 30).
+        public var dataSize: Int?
+        /// The full clock (form 29); else only `tscLow` is known.
+        public var fullTSC: UInt64?
+        /// The clock's 27 low bits, from the word.
+        public var tscLow: UInt32
+        /// Where the header ends, relative to the sub-buffer start.
+        public var end: Int
+
+        public init(eventID: UInt16, form: EventHeaderForm, dataSize: Int?, fullTSC: UInt64?, tscLow: UInt32, end: Int) {
+            self.eventID = eventID
+            self.form = form
+            self.dataSize = dataSize
+            self.fullTSC = fullTSC
+            self.tscLow = tscLow
+            self.end = end
+        }
+
+        /// The event's full clock, given the previous event's (or the
+        /// sub-buffer's begin clock): the full value, or the 27 low bits
+        /// with at most one wrap since `previous`.
+        public func clock(after previous: UInt64) -> UInt64 {
+            if let fullTSC { return fullTSC }
+            var next = (previous & ~UInt64(EventHeader.tscMask)) | UInt64(tscLow)
+            if next < previous { next &+= 1 << UInt64(EventHeader.tscBits) }
+            return next
+        }
+    }
+
+    /// Reads the header of the event at `offset` (relative to the sub-buffer
+    /// that starts at `base` in `bytes`, before the header's padding),
+    /// reading nothing at or past `limit` (absolute).
+    public static func read(from bytes: ByteReader, base: Int, offset: Int, limit: Int,
+                            trace: TraceHeaderFields) throws(ByteReader.OutOfBounds) -> Decoded {
+        var o = offset + Int(trace.padding(at: UInt64(offset), forSize: 4))
+        let word = try bytes.load(base + o, as: UInt32.self, limit: limit)
+        o += 4
+        let top = UInt8(word >> tscBits)
+        var decoded = Decoded(eventID: UInt16(top), form: EventHeaderForm(rawValue: top) ?? .compact,
+                              dataSize: nil, fullTSC: nil, tscLow: word & tscMask, end: 0)
+        switch decoded.form {
+        case .idSizeTSC, .idSize:
+            decoded.eventID = try bytes.load(base + o, as: UInt16.self, limit: limit)
+            var size = Int(try bytes.load(base + o + 2, as: UInt16.self, limit: limit))
+            o += 4
+            if size == 0xFFFF {
+                size = Int(try bytes.load(base + o, as: UInt32.self, limit: limit))
+                o += 4
+            }
+            decoded.dataSize = size
+            if decoded.form == .idSizeTSC {
+                o += Int(trace.padding(at: UInt64(o), forSize: 8))
+                decoded.fullTSC = try bytes.load(base + o, as: UInt64.self, limit: limit)
+                o += 8
+            }
+        case .id:
+            decoded.eventID = try bytes.load(base + o, as: UInt16.self, limit: limit)
+            o += 2
+        case .compact:
+            break
+        }
+        decoded.end = o
+        return decoded
+    }
+}
