@@ -6,6 +6,7 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .library(name: "LTTFormat", targets: ["LTTFormat"]),
+        .library(name: "LTTSystem", targets: ["LTTSystem"]),
         .library(name: "LTTRelay", targets: ["LTTRelay"]),
         .library(name: "LTTTrace", targets: ["LTTTrace"]),
         .library(name: "LTTReader", targets: ["LTTReader"]),
@@ -18,6 +19,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.6.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/apple/swift-system", from: "1.4.0"),
     ],
     targets: [
         // What Swift cannot call: the rseq CPU number, ioctl, splice, rdtsc,
@@ -28,40 +30,51 @@ let package = Package(
         // Imports nothing.
         .target(name: "LTTFormat"),
         .testTarget(name: "LTTFormatTests", dependencies: ["LTTFormat"]),
-        // The seed's locked relay transport: pure Swift, no FUSE, no I/O.
-        .target(name: "LTTRelay", dependencies: ["LTTFormat", "CLinuxSupport"]),
+        // The system layer: system calls with typed errors (swift-system's
+        // Errno) and EINTR handled in one place, locks, threads, signals,
+        // clocks, processes.
+        .target(name: "LTTSystem", dependencies: [
+            "CLinuxSupport", .product(name: "SystemPackage", package: "swift-system"),
+        ]),
+        .testTarget(name: "LTTSystemTests", dependencies: ["LTTSystem", "CLinuxSupport",
+                                                          .product(name: "SystemPackage", package: "swift-system")]),
+        // The seed's locked relay transport: pure Swift, no FUSE, no I/O (of
+        // the system layer it takes its locks and the monotonic clock).
+        .target(name: "LTTRelay", dependencies: ["LTTFormat", "LTTSystem", "CLinuxSupport"]),
         // Userspace RCU (Debian's liburcu-dev): the producers' view of the
         // active traces, as the kernel tracer walked its trace list.
         .systemLibrary(name: "CURCU", pkgConfig: "liburcu-bp", providers: [.apt(["liburcu-dev"])]),
         // Markers, event encoding, metadata, traces and their life cycle.
-        .target(name: "LTTTrace", dependencies: ["LTTFormat", "LTTRelay", "CURCU", "CLinuxSupport"]),
+        .target(name: "LTTTrace", dependencies: ["LTTFormat", "LTTRelay", "LTTSystem", "CURCU", "CLinuxSupport"]),
         // Reads a consumer's trace directory back, strictly.
         .target(name: "LTTReader", dependencies: ["LTTFormat"]),
-        .testTarget(name: "LTTTraceTests", dependencies: ["LTTFormat", "LTTTrace", "LTTRelay", "LTTReader", "LTTTestSupport"]),
+        .testTarget(name: "LTTTraceTests", dependencies: ["LTTFormat", "LTTTrace", "LTTRelay", "LTTSystem", "LTTReader", "LTTTestSupport"]),
         // The C shim over libfuse3 (Debian's libfuse3-dev).
         .target(name: "CFuse", linkerSettings: [.linkedLibrary("fuse3"), .linkedLibrary("pthread")]),
         // The filesystem: the tree, the handlers, the notifier thread.
         .target(name: "LTTFS", dependencies: [
-            "CFuse", "LTTFormat", "LTTTrace", "LTTRelay", "CLinuxSupport",
+            "CFuse", "LTTFormat", "LTTTrace", "LTTRelay", "LTTSystem", "CLinuxSupport",
+            .product(name: "SystemPackage", package: "swift-system"),
             .product(name: "Logging", package: "swift-log"),
         ]),
         .executableTarget(name: "lttfs", dependencies: [
-            "LTTFS", "LTTFormat", "LTTTrace", "LTTReader", "LTTRelay", "CLinuxSupport",
+            "LTTFS", "LTTFormat", "LTTTrace", "LTTReader", "LTTRelay", "LTTSystem", "CLinuxSupport",
+            .product(name: "SystemPackage", package: "swift-system"),
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),
         // A Swift program that traces itself through lttfs (the quick start's workload).
         .executableTarget(name: "lttfs-demo", dependencies: [
-            "LTTFS", "LTTTrace", .product(name: "Logging", package: "swift-log"),
+            "LTTFS", "LTTTrace", "LTTSystem", .product(name: "Logging", package: "swift-log"),
         ]),
-        .testTarget(name: "LTTFSTests", dependencies: ["LTTFS", "LTTFormat", "LTTTrace", "LTTReader", "LTTRelay", "CLinuxSupport",
+        .testTarget(name: "LTTFSTests", dependencies: ["LTTFS", "LTTFormat", "LTTSystem", "LTTTrace", "LTTReader", "LTTRelay", "CLinuxSupport",
                                                     "LTTTestSupport"]),
         // The tests' strict lttd-style consumer: C, independent of the Swift
         // code, doing exactly what the 2009 lttd does to a buffer file.
         .executableTarget(name: "lttd-conform", path: "Tests/LTTDConformance",
                           cSettings: [.unsafeFlags(["-Wall", "-Wextra"])]),
         // Shared by the test targets: a seeded generator, flags, counters.
-        .target(name: "LTTTestSupport", dependencies: ["LTTRelay"], path: "Tests/LTTTestSupport"),
-        .testTarget(name: "LTTRelayTests", dependencies: ["LTTFormat", "LTTRelay", "LTTTestSupport"]),
+        .target(name: "LTTTestSupport", dependencies: ["LTTSystem"], path: "Tests/LTTTestSupport"),
+        .testTarget(name: "LTTRelayTests", dependencies: ["LTTFormat", "LTTRelay", "LTTSystem", "LTTTestSupport"]),
     ]
 )

@@ -124,3 +124,8 @@ void lttfs_tsan_release(void *address) { __tsan_release(address); }
 void lttfs_tsan_acquire(void *address) { (void)address; }
 void lttfs_tsan_release(void *address) { (void)address; }
 #endif
+
+const char *lttfs_errno_name(int error)
+{
+	return strerrorname_np(error);
+}

@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import LTTSystem
 import CFuse
 import CLinuxSupport
 import Foundation
@@ -237,12 +238,4 @@ public final class FileSystemServer: @unchecked Sendable {
         if let session { fuse_session_unmount(session.raw) }
     }
 
-}
-
-/// Calls `body` with argc and a NULL-terminated C argv for `strings`.
-public func withCStringArray<R>(_ strings: [String], _ body: (Int32, UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>) -> R) -> R {
-    let duplicated = strings.map { strdup($0) }
-    defer { duplicated.forEach { free($0) } }
-    var argv = duplicated + [nil]
-    return argv.withUnsafeMutableBufferPointer { body(Int32(strings.count), $0.baseAddress!) }
 }

@@ -1,3 +1,4 @@
+import LTTSystem
 import CFuse
 import LTTFormat
 import LTTRelay

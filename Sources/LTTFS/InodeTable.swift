@@ -1,3 +1,4 @@
+import LTTSystem
 import LTTFormat
 import LTTRelay
 import Synchronization

@@ -1,3 +1,4 @@
+import LTTSystem
 import Synchronization
 
 /// The memory all relay buffers of a server may take together.

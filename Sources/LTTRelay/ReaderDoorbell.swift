@@ -1,3 +1,4 @@
+import LTTSystem
 import Synchronization
 
 /// How a buffer tells whoever wakes its readers that there is news (a

@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import LTTSystem
 import Synchronization
 
 /// Lets a blocking writer be told to give up waiting (a signal reached the

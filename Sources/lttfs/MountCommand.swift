@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import LTTSystem
 import ArgumentParser
 import Foundation
 import CFuse

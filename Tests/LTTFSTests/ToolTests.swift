@@ -1,3 +1,4 @@
+import LTTSystem
 import Foundation
 import Synchronization
 import Testing

@@ -1,8 +1,7 @@
 // What every test target shares: a deterministic generator, thread-safe
 // flags and counters.
+import LTTSystem
 import Foundation
-import LTTFormat
-import LTTRelay
 import Synchronization
 
 /// SplitMix64: a fixed seed replays a failure.

@@ -1,3 +1,4 @@
+import LTTSystem
 import LTTFormat
 import Foundation
 import Synchronization

@@ -1,3 +1,4 @@
+import LTTSystem
 import Foundation
 import Testing
 import LTTReader

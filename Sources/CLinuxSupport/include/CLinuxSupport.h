@@ -111,3 +111,7 @@ static inline unsigned int lttfs_nesting_depth(void) {
 }
 
 #endif
+
+/* The errno's symbolic name ("EINVAL"), or NULL if it has none
+ * (glibc's strerrorname_np). */
+const char *lttfs_errno_name(int error);

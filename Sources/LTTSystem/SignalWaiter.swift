@@ -2,8 +2,6 @@
 import Glibc
 #endif
 import Foundation
-import LTTFormat
-import LTTRelay
 import Synchronization
 
 /// One thread that takes termination signals with sigwait(2) and runs a
