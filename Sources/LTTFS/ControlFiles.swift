@@ -180,21 +180,11 @@ struct ControlFiles {
             if channel == Metadata.channel && on { throw Refusal(EINVAL, "the metadata channel cannot overwrite") }
             try tracer.updateChannel(trace: trace, channel: channel) { $0.overwrite = on }
         case .subbufNum:
-            guard let count = ChannelSettings.roundedSubbufferCount(try Self.number(word)) else {
-                throw Refusal(EINVAL, "\(LogText.quoted(word)) sub-buffers: at most \(ChannelSettings.maximumSubbufferCount)")
-            }
-            try tracer.updateChannel(trace: trace, channel: channel) { (s: inout ChannelSettings) throws(TraceError) in
-                try fitsInRing(count: count, size: s.subbufferSize)
-                s.subbufferCount = count
-            }
+            let count = try Self.number(word)
+            try tracer.updateChannel(trace: trace, channel: channel) { $0.subbufferCount = count }
         case .subbufSize:
-            guard let size = ChannelSettings.roundedSubbufferSize(try Self.number(word)) else {
-                throw Refusal(EINVAL, "\(LogText.quoted(word)) bytes: at most \(ChannelSettings.maximumSubbufferSize) per sub-buffer")
-            }
-            try tracer.updateChannel(trace: trace, channel: channel) { (s: inout ChannelSettings) throws(TraceError) in
-                try fitsInRing(count: s.subbufferCount, size: size)
-                s.subbufferSize = size
-            }
+            let size = try Self.number(word)
+            try tracer.updateChannel(trace: trace, channel: channel) { $0.subbufferSize = size }
         case .switchTimer:
             let ms = try Self.number(word, allowZero: true)
             guard ms <= 3_600_000 else { throw Refusal(EINVAL, "switch_timer \(ms) ms: at most an hour") }
@@ -203,15 +193,6 @@ struct ControlFiles {
             let ms = try Self.number(word, allowZero: true)
             guard ms <= 3_600_000 else { throw Refusal(EINVAL, "blocking_timeout \(ms) ms: at most an hour") }
             try tracer.updateChannel(trace: trace, channel: channel) { $0.blockingTimeoutMillis = ms }
-        }
-    }
-
-    /// One ring must fit in the 32-bit positions consumers see. What all
-    /// buffers together may take is checked at alloc (the server's budget).
-    private func fitsInRing(count: UInt64, size: UInt64) throws(TraceError) {
-        let ring = count.multipliedReportingOverflow(by: size)
-        guard !ring.overflow, ring.partialValue <= RelayGeometry.maximumAllocSize else {
-            throw .invalidValue("\(count) x \(size) bytes is more than a 4 GiB ring")
         }
     }
 }

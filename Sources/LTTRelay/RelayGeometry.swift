@@ -25,14 +25,18 @@ public struct RelayGeometry: Sendable, Equatable, CustomStringConvertible {
         case subbufferCountNotPowerOfTwo(UInt64)
         case subbufferCountTooSmall(UInt64)
         case tooLarge(UInt64)
+        case subbufferSizeOutOfRange(UInt64, maximum: UInt64)
+        case subbufferCountOutOfRange(UInt64, maximum: UInt64)
 
         public var description: String {
             switch self {
+            case .subbufferSizeOutOfRange(let v, let m): "sub-buffer size \(v): give 1 to \(m) bytes"
+            case .subbufferCountOutOfRange(let v, let m): "sub-buffer count \(v): give 1 to \(m)"
             case .subbufferSizeNotPowerOfTwo(let v): "sub-buffer size \(v) is not a power of two"
             case .subbufferSizeTooSmall(let v, let m): "sub-buffer size \(v) is below \(m)"
             case .subbufferCountNotPowerOfTwo(let v): "sub-buffer count \(v) is not a power of two"
             case .subbufferCountTooSmall(let v): "sub-buffer count \(v) is below 2"
-            case .tooLarge(let v): "ring of \(v) sub-buffer bytes is too large"
+            case .tooLarge(let v): "a ring of \(v) bytes is more than 4 GiB"
             }
         }
     }
@@ -40,6 +44,27 @@ public struct RelayGeometry: Sendable, Equatable, CustomStringConvertible {
     /// The largest ring the engine accepts (4 GiB): the consumer's cookie is
     /// the low 32 bits of a position, so a ring must fit in 32 bits.
     public static let maximumAllocSize: UInt64 = 1 << 32
+
+    /// The largest sub-buffer a user may ask for: 256 MiB.
+    public static let maximumSubbufferSize: UInt64 = 256 << 20
+    /// The most sub-buffers a user may ask for per ring.
+    public static let maximumSubbufferCount: UInt64 = 1 << 16
+
+    /// What a user asks for (`subbuf_size`, `subbuf_num`), rounded the
+    /// kernel's way (up to powers of two, at least a page and 2
+    /// sub-buffers), then checked: the one place a ring's size is validated.
+    public init(requestedSubbufferSize size: UInt64, requestedSubbufferCount count: UInt64,
+                pageSize: UInt64 = 4096) throws(Invalid) {
+        guard size > 0, size <= Self.maximumSubbufferSize else {
+            throw .subbufferSizeOutOfRange(size, maximum: Self.maximumSubbufferSize)
+        }
+        guard count > 0, count <= Self.maximumSubbufferCount else {
+            throw .subbufferCountOutOfRange(count, maximum: Self.maximumSubbufferCount)
+        }
+        // Both maxima are far below 2^62: rounding cannot fail here.
+        try self.init(subbufferSize: Self.roundUpPowerOfTwo(size, minimum: pageSize) ?? size,
+                      subbufferCount: Self.roundUpPowerOfTwo(count, minimum: 2) ?? count, minimumSubbufferSize: pageSize)
+    }
 
     public init(subbufferSize: UInt64, subbufferCount: UInt64, minimumSubbufferSize: UInt64 = 4096) throws(Invalid) {
         guard subbufferSize > 0, subbufferSize & (subbufferSize - 1) == 0 else {

@@ -7,7 +7,8 @@ public struct ChannelSettings: Sendable, Equatable {
     public var enabled = true
     /// Flight-recorder mode: the writer pushes the reader.
     public var overwrite = false
-    /// Sub-buffers per CPU: a power of two, at least 2.
+    /// Sub-buffers per CPU: a power of two, at least 2 (what is asked is
+    /// rounded up when the settings change: `Tracer.updateChannel`).
     public var subbufferCount: UInt64
     /// Bytes per sub-buffer: a power of two, at least a page.
     public var subbufferSize: UInt64
@@ -31,27 +32,11 @@ public struct ChannelSettings: Sendable, Equatable {
     /// several hundred thousand small events between two consumer passes.
     public static let dataDefault = ChannelSettings(subbufferCount: 8, subbufferSize: 256 * 1024)
 
-    public static let pageSize: UInt64 = 4096
-    /// The largest sub-buffer accepted: 256 MiB.
-    public static let maximumSubbufferSize: UInt64 = 256 << 20
-    /// The most sub-buffers accepted per CPU.
-    public static let maximumSubbufferCount: UInt64 = 1 << 16
-
-    /// Rounds a requested sub-buffer size the kernel's way; nil if unusable.
-    public static func roundedSubbufferSize(_ requested: UInt64) -> UInt64? {
-        guard requested > 0, requested <= maximumSubbufferSize else { return nil }
-        return RelayGeometry.roundUpPowerOfTwo(requested, minimum: pageSize)
-    }
-
-    /// Rounds a requested sub-buffer count the kernel's way; nil if unusable.
-    public static func roundedSubbufferCount(_ requested: UInt64) -> UInt64? {
-        guard requested > 0, requested <= maximumSubbufferCount else { return nil }
-        return RelayGeometry.roundUpPowerOfTwo(requested, minimum: 2)
-    }
-
+    /// The ring these settings ask for: the requested numbers rounded and
+    /// checked by `RelayGeometry`, the one place that validates a size.
     func geometry() throws(TraceError) -> RelayGeometry {
         do {
-            return try RelayGeometry(subbufferSize: subbufferSize, subbufferCount: subbufferCount)
+            return try RelayGeometry(requestedSubbufferSize: subbufferSize, requestedSubbufferCount: subbufferCount)
         } catch {
             throw .invalidValue(error.description)
         }

@@ -237,6 +237,11 @@ public final class Tracer: @unchecked Sendable {
             guard var settings = trace.settings[channel] else { throw .channelNotFound(channel) }
             guard trace.state == .setup else { throw .busy("trace \(name) is allocated; channel settings are fixed") }
             try change(&settings)
+            // A refused value changes nothing; an accepted one is stored
+            // as the ring will have it (rounded).
+            let geometry = try settings.geometry()
+            settings.subbufferSize = geometry.subbufferSize
+            settings.subbufferCount = geometry.subbufferCount
             trace.settings[channel] = settings
         }
     }
