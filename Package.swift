@@ -45,7 +45,8 @@ let package = Package(
         // active traces, as the kernel tracer walked its trace list.
         .systemLibrary(name: "CURCU", pkgConfig: "liburcu-bp", providers: [.apt(["liburcu-dev"])]),
         // Markers, event encoding, metadata, traces and their life cycle.
-        .target(name: "LTTTrace", dependencies: ["LTTFormat", "LTTRelay", "LTTSystem", "CURCU", "CLinuxSupport"]),
+        .target(name: "LTTTrace", dependencies: ["LTTFormat", "LTTRelay", "LTTSystem", "CURCU", "CLinuxSupport",
+                                                .product(name: "SystemPackage", package: "swift-system")]),
         // Reads a consumer's trace directory back, strictly.
         .target(name: "LTTReader", dependencies: ["LTTFormat"]),
         .testTarget(name: "LTTTraceTests", dependencies: ["LTTFormat", "LTTTrace", "LTTRelay", "LTTSystem", "LTTReader", "LTTTestSupport"]),

@@ -4,6 +4,7 @@ import Glibc
 import LTTFormat
 import LTTRelay
 import LTTTrace
+import SystemPackage
 
 /// What the control files show and accept. Writes are parsed like the
 /// kernel's debugfs handlers: the first whitespace-separated word counts, a
@@ -13,9 +14,9 @@ struct ControlFiles {
 
     /// An error for write(2): the errno and the reason logged with it.
     struct Refusal: Error {
-        let errno: Int32
+        let errno: Errno
         let reason: String
-        init(_ errno: Int32, _ reason: String) {
+        init(_ errno: Errno, _ reason: String) {
             self.errno = errno
             self.reason = reason
         }
@@ -31,7 +32,7 @@ struct ControlFiles {
     func content(of node: Node) throws(Refusal) -> String? {
         switch node {
         case .traceControlFile(let name, let file):
-            guard let trace = tracer.trace(name) else { throw Refusal(ENOENT, "no trace named \(name)") }
+            guard let trace = tracer.trace(name) else { throw Refusal(.noSuchFileOrDirectory, "no trace named \(name)") }
             switch file {
             case .trans: return trace.transport + "\n"
             case .enabled: return (trace.state == .active ? "1" : "0") + "\n"
@@ -40,7 +41,7 @@ struct ControlFiles {
             }
         case .channelFile(let name, let channel, let file):
             guard let settings = tracer.trace(name)?.settings[channel] else {
-                throw Refusal(ENOENT, "no channel \(channel) in trace \(name)")
+                throw Refusal(.noSuchFileOrDirectory, "no channel \(channel) in trace \(name)")
             }
             switch file {
             case .enable: return (settings.enabled ? "1" : "0") + "\n"
@@ -52,7 +53,7 @@ struct ControlFiles {
             }
         case .markerFile(let channel, let name, let file):
             guard let marker = tracer.marker(channel: channel, name: name) else {
-                throw Refusal(ENOENT, "no marker \(channel).\(name)")
+                throw Refusal(.noSuchFileOrDirectory, "no marker \(channel).\(name)")
             }
             switch file {
             case .enable: return (marker.isEnabled ? "1" : "0") + "\n"
@@ -99,10 +100,10 @@ struct ControlFiles {
     static func firstWord(_ bytes: UnsafeRawBufferPointer) throws(Refusal) -> String {
         let text = bytes.prefix { $0 != 0 }
         let isSpace: (UInt8) -> Bool = { $0 == 0x20 || ($0 >= 0x09 && $0 <= 0x0D) }
-        guard let start = text.firstIndex(where: { !isSpace($0) }) else { throw Refusal(EINVAL, "empty write") }
+        guard let start = text.firstIndex(where: { !isSpace($0) }) else { throw Refusal(.invalidArgument, "empty write") }
         let word = text[start...].prefix { !isSpace($0) }
         guard let string = String(validating: word, as: UTF8.self) else {
-            throw Refusal(EINVAL, "\(LogText.quoted(bytes: word)) is not UTF-8 text")
+            throw Refusal(.invalidArgument, "\(LogText.quoted(bytes: word)) is not UTF-8 text")
         }
         return string
     }
@@ -111,7 +112,7 @@ struct ControlFiles {
         switch word {
         case "1", "y", "Y": return true
         case "0", "n", "N": return false
-        default: throw Refusal(EINVAL, "\(LogText.quoted(word)) is not 1/0/y/n")
+        default: throw Refusal(.invalidArgument, "\(LogText.quoted(word)) is not 1/0/y/n")
         }
     }
 
@@ -126,9 +127,9 @@ struct ControlFiles {
         }
         let valid = !digits.isEmpty && digits.allSatisfy { $0.isASCII && (radix == 16 ? $0.isHexDigit : $0.isNumber) }
         guard valid, let v = UInt64(digits, radix: radix) else {
-            throw Refusal(EINVAL, "\(LogText.quoted(word)) is not a number")
+            throw Refusal(.invalidArgument, "\(LogText.quoted(word)) is not a number")
         }
-        guard v > 0 || allowZero else { throw Refusal(EINVAL, "0 is not allowed here") }
+        guard v > 0 || allowZero else { throw Refusal(.invalidArgument, "0 is not allowed here") }
         return v
     }
 
@@ -145,26 +146,26 @@ struct ControlFiles {
                 switch file {
                 case .trans: try tracer.setTransport(trace: name, word)
                 case .alloc:
-                    guard try Self.bool(word) else { throw Refusal(EINVAL, "alloc takes 1, y or Y") }
+                    guard try Self.bool(word) else { throw Refusal(.invalidArgument, "alloc takes 1, y or Y") }
                     try tracer.allocTrace(name)
                 case .enabled:
                     if try Self.bool(word) { try tracer.startTrace(name) } else { try tracer.stopTrace(name) }
                 case .stats:
-                    throw Refusal(EACCES, "stats is read-only")
+                    throw Refusal(.permissionDenied, "stats is read-only")
                 }
             case .channelFile(let name, let channel, let file):
                 try channelSetting(trace: name, channel: channel, file, word)
             case .markerFile(let channel, let marker, .enable):
                 try tracer.setMarkerEnabled(channel: channel, name: marker, try Self.bool(word))
             default:
-                throw Refusal(EACCES, "not writable")
+                throw Refusal(.permissionDenied, "not writable")
             }
         } catch let error as TraceError {
             throw Refusal(error)
         } catch let refusal as Refusal {
             throw refusal
         } catch {
-            throw Refusal(EIO, "\(error)")
+            throw Refusal(.ioError, "\(error)")
         }
     }
 
@@ -173,11 +174,11 @@ struct ControlFiles {
         switch file {
         case .enable:
             let on = try Self.bool(word)
-            if channel == Metadata.channel && !on { throw Refusal(EINVAL, "the metadata channel cannot be disabled") }
+            if channel == Metadata.channel && !on { throw Refusal(.invalidArgument, "the metadata channel cannot be disabled") }
             try tracer.updateChannel(trace: trace, channel: channel) { $0.enabled = on }
         case .overwrite:
             let on = try Self.bool(word)
-            if channel == Metadata.channel && on { throw Refusal(EINVAL, "the metadata channel cannot overwrite") }
+            if channel == Metadata.channel && on { throw Refusal(.invalidArgument, "the metadata channel cannot overwrite") }
             try tracer.updateChannel(trace: trace, channel: channel) { $0.overwrite = on }
         case .subbufNum:
             let count = try Self.number(word)
@@ -187,11 +188,11 @@ struct ControlFiles {
             try tracer.updateChannel(trace: trace, channel: channel) { $0.subbufferSize = size }
         case .switchTimer:
             let ms = try Self.number(word, allowZero: true)
-            guard ms <= 3_600_000 else { throw Refusal(EINVAL, "switch_timer \(ms) ms: at most an hour") }
+            guard ms <= 3_600_000 else { throw Refusal(.invalidArgument, "switch_timer \(ms) ms: at most an hour") }
             try tracer.updateChannel(trace: trace, channel: channel) { $0.switchTimerMillis = ms }
         case .blockingTimeout:
             let ms = try Self.number(word, allowZero: true)
-            guard ms <= 3_600_000 else { throw Refusal(EINVAL, "blocking_timeout \(ms) ms: at most an hour") }
+            guard ms <= 3_600_000 else { throw Refusal(.invalidArgument, "blocking_timeout \(ms) ms: at most an hour") }
             try tracer.updateChannel(trace: trace, channel: channel) { $0.blockingTimeoutMillis = ms }
         }
     }

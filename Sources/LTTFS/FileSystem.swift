@@ -1,29 +1,30 @@
 #if canImport(Glibc)
 import Glibc
 #endif
-import LTTSystem
-import CFuse
 import Foundation
 import LTTFormat
 import LTTRelay
+import LTTSystem
 import LTTTrace
 import Logging
-import Synchronization
+import SystemPackage
 
-/// The request handlers: the tree of filesystem.md and, for buffer files,
-/// the consumer ABI of consumer-abi.md. One instance per mounted session;
-/// libfuse calls it from its worker threads (see Operations.swift).
-final class FileSystem: @unchecked Sendable {
+/// The filesystem's logic: the tree of filesystem.md and, for buffer
+/// files, the consumer ABI of consumer-abi.md. Every handler returns a value
+/// or throws the errno the caller answers with; none knows of libfuse
+/// (`FuseAdapter` turns them into replies), so each can be tested without
+/// a mount. One instance per mounted session; called from the FUSE workers.
+final class FileSystem: Sendable {
     let tracer: Tracer
     let logger: Logger
     let inodes = InodeTable()
     let handles = HandleTable()
     let resolver: NodeResolver
     let control: ControlFiles
-    /// Set once the session exists; used for kernel notifications.
-    var session: OpaquePointer?
+    /// The kernel's page cache, once there is a session (`attach`).
+    private let pageCache = Locked<(any PageCache)?>(nil)
     /// Owner of every file: the user the server runs as.
-    let uid = getuid()
+    let uid: uid_t
     /// Group of every file: the access group (`--group`), else the server's.
     let gid: gid_t
     let mountTime = time(nil)
@@ -31,9 +32,6 @@ final class FileSystem: @unchecked Sendable {
     /// Every write_event request waiting for room, so that shutdown can
     /// end their waits and answer them before it unmounts.
     private let waits = Locked<(stopping: Bool, pending: [ObjectIdentifier: WaitCancellation])>((false, [:]))
-    /// Nothing under the mount point is cached by the kernel: entries and
-    /// attributes are asked again every time (filesystem.md: "visible at once").
-    static let timeout = 0.0
     /// The longest line `write_event` takes (the kernel never cuts a line
     /// this long across two requests).
     static let maximumLine = 65536
@@ -48,10 +46,16 @@ final class FileSystem: @unchecked Sendable {
     init(tracer: Tracer, logger: Logger, accessGroup: gid_t? = nil) {
         self.tracer = tracer
         self.logger = logger
+        uid = getuid()
         gid = accessGroup ?? getgid()
         refusals = RefusalLog(logger: logger)
         resolver = NodeResolver(tracer: tracer)
         control = ControlFiles(tracer: tracer)
+    }
+
+    /// The session's page cache, from mount to unmount (nil: none).
+    func attach(_ cache: (any PageCache)?) {
+        pageCache.withLock { $0 = cache }
     }
 
     // MARK: Attributes
@@ -97,53 +101,55 @@ final class FileSystem: @unchecked Sendable {
         }
     }
 
-    // MARK: Lookup, getattr, forget
 
-    func lookup(_ req: fuse_req_t, parent: UInt64, name: String) {
+    // MARK: Lookup, attributes, forget
+
+    /// The inode and attributes of `name` in directory `parent` (ENOENT).
+    func lookup(parent: UInt64, name: String) throws(Errno) -> (inode: UInt64, attributes: stat) {
         guard let parentNode = inodes.node(for: parent), let child = resolver.child(of: parentNode, named: name) else {
-            fuse_reply_err(req, ENOENT)
-            return
+            throw .noSuchFileOrDirectory
         }
-        var entry = fuse_entry_param()
-        entry.ino = inodes.inode(for: child, lookup: true)
-        entry.generation = 1
-        entry.attr = attributes(of: child, inode: entry.ino)
-        entry.attr_timeout = Self.timeout
-        entry.entry_timeout = Self.timeout
-        fuse_reply_entry(req, &entry)
+        let inode = inodes.inode(for: child, lookup: true)
+        return (inode, attributes(of: child, inode: inode))
     }
 
-    func getattr(_ req: fuse_req_t, inode: UInt64, fh: UInt64?) {
+    func getattr(inode: UInt64, fh: UInt64?) throws(Errno) -> stat {
         // fstat(2) reaches here without a file handle: a buffer file whose
         // trace was destroyed still exists for the reader that holds it open.
         let handle = fh.flatMap { handles.get($0) } ?? handles.bufferHandle(inode: inode)
         guard let node = inodes.node(for: inode), handle != nil || resolver.exists(node) else {
-            fuse_reply_err(req, ENOENT)
-            return
+            throw .noSuchFileOrDirectory
         }
-        var st = attributes(of: node, inode: inode, buffer: handle?.buffer)
-        fuse_reply_attr(req, &st, Self.timeout)
+        return attributes(of: node, inode: inode, buffer: handle?.buffer)
+    }
+
+    /// What a setattr asks to change.
+    struct AttributeChanges: OptionSet, Sendable {
+        let rawValue: Int32
+        static let mode = AttributeChanges(rawValue: 1 << 0)      // FUSE_SET_ATTR_MODE
+        static let owner = AttributeChanges(rawValue: 1 << 1)     // FUSE_SET_ATTR_UID
+        static let group = AttributeChanges(rawValue: 1 << 2)     // FUSE_SET_ATTR_GID
+        static let size = AttributeChanges(rawValue: 1 << 3)      // FUSE_SET_ATTR_SIZE
     }
 
     /// Truncation (`echo x > file` opens with O_TRUNC) and new times are
     /// accepted and ignored: control files have no contents to cut. Modes
     /// and owners are the server's to set (EPERM): a chmod that answered 0
     /// and changed nothing would lie.
-    func setattr(_ req: fuse_req_t, inode: UInt64, fh: UInt64?, changes: Int32) {
-        if changes & (FUSE_SET_ATTR_MODE | FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID) != 0 {
+    func setattr(inode: UInt64, fh: UInt64?, changes: AttributeChanges) throws(Errno) -> stat {
+        if !changes.isDisjoint(with: [.mode, .owner, .group]) {
             let what = inodes.node(for: inode).map(describe) ?? "inode \(inode)"
             refusals.log(.info, "chmod/chown of \(what) refused: modes and owners are set by the server (EPERM)")
-            fuse_reply_err(req, EPERM)
-            return
+            throw .notPermitted
         }
-        getattr(req, inode: inode, fh: fh)
+        return try getattr(inode: inode, fh: fh)
     }
 
     /// create, mkdir, mknod, symlink, link, unlink, rmdir, rename: the tree
     /// is the server's; users change it only through the control files.
-    func refuseTreeChange(_ req: fuse_req_t, _ operation: String) {
+    func refuseTreeChange(_ operation: String) -> Errno {
         refusals.log(.info, "\(operation) refused: the tree changes only through the control files (EPERM)")
-        fuse_reply_err(req, EPERM)
+        return .notPermitted
     }
 
     func forget(_ inode: UInt64, count: UInt64) {
@@ -152,56 +158,40 @@ final class FileSystem: @unchecked Sendable {
 
     // MARK: Directories
 
-    func opendir(_ req: fuse_req_t, inode: UInt64, fi: UnsafeMutablePointer<fuse_file_info>) {
+    /// Takes the listing at open, so that offsets stay valid while the
+    /// tree changes. Returns the directory handle.
+    func opendir(inode: UInt64) throws(Errno) -> UInt64 {
         guard let node = inodes.node(for: inode), node.isDirectory, resolver.exists(node) else {
-            fuse_reply_err(req, ENOENT)
-            return
+            throw .noSuchFileOrDirectory
         }
-        var entries: [(name: String, inode: UInt64, isDirectory: Bool)] = [(".", inode, true), ("..", 1, true)]
+        var entries = [DirectoryEntry(name: ".", inode: inode, isDirectory: true),
+                       DirectoryEntry(name: "..", inode: 1, isDirectory: true)]
         for name in resolver.list(node) {
             guard let child = resolver.child(of: node, named: name) else { continue }
-            entries.append((name, inodes.inode(for: child, lookup: false), child.isDirectory))
+            entries.append(DirectoryEntry(name: name, inode: inodes.inode(for: child, lookup: false),
+                                          isDirectory: child.isDirectory))
         }
-        fi.pointee.fh = handles.add(Handle(.directory(entries)))
-        fuse_reply_open(req, fi)
+        return handles.add(Handle(.directory(entries)))
     }
 
-    func readdir(_ req: fuse_req_t, size: Int, offset: Int, fh: UInt64) {
-        guard let handle = handles.get(fh), case .directory(let entries) = handle.kind else {
-            fuse_reply_err(req, EBADF)
-            return
-        }
-        var buffer = [CChar](repeating: 0, count: size)
-        var used = 0
-        var index = offset
-        while index < entries.count {
-            let e = entries[index]
-            var st = stat()
-            st.st_ino = UInt(e.inode)
-            st.st_mode = e.isDirectory ? S_IFDIR : S_IFREG
-            let needed = buffer.withUnsafeMutableBufferPointer { b in
-                fuse_add_direntry(req, b.baseAddress! + used, size - used, e.name, &st, off_t(index + 1))
-            }
-            if needed > size - used { break }
-            used += needed
-            index += 1
-        }
-        fuse_reply_buf(req, buffer, used)
+    /// The entries from `offset` on (an entry's offset is its index + 1).
+    func readdir(fh: UInt64, offset: Int) throws(Errno) -> ArraySlice<DirectoryEntry> {
+        guard let handle = handles.get(fh), case .directory(let entries) = handle.kind else { throw .badFileDescriptor }
+        return entries[min(max(0, offset), entries.count)...]
     }
 
-    func releasedir(_ req: fuse_req_t, fh: UInt64) {
+    func releasedir(fh: UInt64) {
         handles.remove(fh)
-        fuse_reply_err(req, 0)
     }
 
     // MARK: Open and release
 
-    func open(_ req: fuse_req_t, inode: UInt64, fi: UnsafeMutablePointer<fuse_file_info>) {
+    /// Opens `inode` with open(2)'s `flags`; returns the file handle.
+    func open(inode: UInt64, flags: Int32) throws(Errno) -> UInt64 {
         guard let node = inodes.node(for: inode), resolver.exists(node), !node.isDirectory else {
-            fuse_reply_err(req, ENOENT)
-            return
+            throw .noSuchFileOrDirectory
         }
-        let accessMode = fi.pointee.flags & O_ACCMODE
+        let accessMode = flags & O_ACCMODE
         let reading = accessMode == O_RDONLY || accessMode == O_RDWR
         let writing = accessMode == O_WRONLY || accessMode == O_RDWR
         let handle: Handle
@@ -210,75 +200,57 @@ final class FileSystem: @unchecked Sendable {
             // Only O_RDONLY, one reader at a time (the seed's _ltt_open).
             guard accessMode == O_RDONLY else {
                 refusals.log(.warning, "open \(describe(node)): buffer files are read-only (EACCES)")
-                fuse_reply_err(req, EACCES)
-                return
+                throw .permissionDenied
             }
-            guard let buffer = resolver.buffer(node) else {
-                fuse_reply_err(req, ENOENT)
-                return
-            }
+            guard let buffer = resolver.buffer(node) else { throw .noSuchFileOrDirectory }
             guard buffer.openReader() else {
                 refusals.log(.info, "open \(describe(node)): already open by a reader (EBUSY)")
-                fuse_reply_err(req, EBUSY)
-                return
+                throw .resourceBusy
             }
             handle = Handle(.buffer(buffer, inode: inode))
         case .writeEvent, .setupTrace, .destroyTrace:
-            guard !reading else {
-                fuse_reply_err(req, EACCES)
-                return
-            }
+            guard !reading else { throw .permissionDenied }
             handle = Handle(node == .writeEvent ? .writeEvent : .control(node, content: nil))
         default:
-            if writing && node.mode & 0o200 == 0 {
-                fuse_reply_err(req, EACCES)
-                return
-            }
+            if writing && node.mode & 0o200 == 0 { throw .permissionDenied }
             var content: [UInt8]?
             if reading {
-                do {
-                    guard let text = try control.content(of: node) else {
-                        fuse_reply_err(req, EACCES)
-                        return
-                    }
-                    content = Array(text.utf8)
-                } catch {
-                    fuse_reply_err(req, error.errno)
-                    return
-                }
+                let text: String?
+                do { text = try control.content(of: node) } catch { throw error.errno }
+                guard let text else { throw .permissionDenied }
+                content = Array(text.utf8)
             }
             handle = Handle(.control(node, content: content))
         }
-        lttfs_fi_set_direct_io(fi, 1)
-        lttfs_fi_set_keep_cache(fi, 0)
-        // Never nonseekable: lttd splices with an explicit offset.
-        lttfs_fi_set_nonseekable(fi, 0)
-        fi.pointee.fh = handles.add(handle)
-        fuse_reply_open(req, fi)
+        return handles.add(handle)
     }
 
-    func release(_ req: fuse_req_t, fh: UInt64) {
+    func release(fh: UInt64) {
         if let handle = handles.remove(fh), let buffer = handle.buffer {
-            if let ph = handle.takePollHandle() { fuse_pollhandle_destroy(ph) }
+            _ = handle.takePollWaiter()
             buffer.closeReader()
         }
-        fuse_reply_err(req, 0)
     }
 
     // MARK: Read and write
 
-    func read(_ req: fuse_req_t, size: Int, offset: Int, fh: UInt64, fillsPageCache: Bool) {
-        guard let handle = handles.get(fh) else {
-            fuse_reply_err(req, EBADF)
-            return
-        }
+    /// What a read answers: memory of the ring (valid while the file is
+    /// open: the handle keeps its buffer) or a control file's text.
+    enum ReadReply {
+        case regions([UnsafeRawBufferPointer])
+        case text(ArraySlice<UInt8>)
+    }
+
+    /// `fillsPageCache`: the kernel reads to fill its page cache (splice, an
+    /// mmap fault), not for read(2).
+    func read(fh: UInt64, size: Int, offset: Int, fillsPageCache: Bool) throws(Errno) -> ReadReply {
+        guard let handle = handles.get(fh) else { throw .badFileDescriptor }
         switch handle.kind {
         case .buffer(let buffer, _):
             handle.readSinceGet.store(true, ordering: .relaxed)
             // Zero copy: the reply points into the ring (consumer-abi.md,
             // "read and splice": the bytes at consumed + offset).
-            let regions = buffer.readableRegions(at: UInt64(max(0, offset)), maxLength: size)
-            var iov = regions.map { iovec(iov_base: UnsafeMutableRawPointer(mutating: $0.baseAddress), iov_len: $0.count) }
+            var regions = buffer.readableRegions(at: UInt64(max(0, offset)), maxLength: size)
             // A short read into the page cache makes the kernel shrink the
             // file to it (fuse_short_read), and an mmap of the file then
             // dies of SIGBUS past that point (MAP_PRIVATE cannot be refused
@@ -287,54 +259,47 @@ final class FileSystem: @unchecked Sendable {
             // ends at them: it never goes through the cache.
             let copied = regions.reduce(0) { $0 + $1.count }
             if fillsPageCache && copied < size {
-                iov.append(iovec(iov_base: UnsafeMutableRawPointer(mutating: Self.zeros.baseAddress),
-                                 iov_len: min(size - copied, Self.zeros.count)))
+                regions.append(UnsafeRawBufferPointer(rebasing: Self.zeros[..<min(size - copied, Self.zeros.count)]))
             }
-            if iov.isEmpty {
-                fuse_reply_buf(req, nil, 0)
-            } else {
-                fuse_reply_iov(req, &iov, Int32(iov.count))
-            }
+            return .regions(regions)
         case .control(_, let content?):
             let start = min(max(0, offset), content.count)
-            let end = min(content.count, start + size)
-            _ = content.withUnsafeBytes { fuse_reply_buf(req, $0.baseAddress.map { $0 + start }, end - start) }
+            return .text(content[start..<min(content.count, start + size)])
         default:
-            fuse_reply_err(req, EBADF)
+            throw .badFileDescriptor
         }
     }
 
-    func write(_ req: fuse_req_t, bytes: UnsafeRawBufferPointer, fh: UInt64) {
-        guard let handle = handles.get(fh) else {
-            fuse_reply_err(req, EBADF)
-            return
-        }
+    /// A write to a control file or to write_event; returns the bytes used.
+    /// `cancellation` ends a write_event's wait for room (the adapter
+    /// cancels it on a FUSE interrupt: a signal to the writer).
+    func write(fh: UInt64, bytes: UnsafeRawBufferPointer, cancellation: WaitCancellation) throws(Errno) -> Int {
+        guard let handle = handles.get(fh) else { throw .badFileDescriptor }
         switch handle.kind {
         case .writeEvent:
-            writeEvent(req, bytes)
+            return try writeEvent(bytes, cancellation: cancellation)
         case .control(let node, _):
             // stdio cuts writes at 4 KiB: a longer value would arrive as two
             // writes, the second read as a value of its own.
             guard bytes.count < Self.maximumControlWrite else {
                 refusals.log(.warning, "write of \(bytes.count) bytes to \(describe(node)) refused: control values are shorter than \(Self.maximumControlWrite) bytes (EINVAL)")
-                fuse_reply_err(req, EINVAL)
-                return
+                throw .invalidArgument
             }
             do {
                 try control.write(bytes, to: node)
-                fuse_reply_write(req, bytes.count)
+                return bytes.count
             } catch {
-                refusals.log(.warning, "write \(LogText.quoted(bytes: bytes)) to \(describe(node)) refused: \(LogText.escaped(error.reason)) (\(errnoName(error.errno)))")
-                fuse_reply_err(req, error.errno)
+                refusals.log(.warning, "write \(LogText.quoted(bytes: bytes)) to \(describe(node)) refused: \(LogText.escaped(error.reason)) (\(error.errno.name))")
+                throw error.errno
             }
         default:
-            fuse_reply_err(req, EBADF)
+            throw .badFileDescriptor
         }
     }
 
     /// One event per line (ltt-userspace-event.c): the write is cut at the
     /// first newline or NUL, and write(2) returns the bytes used.
-    func writeEvent(_ req: fuse_req_t, _ bytes: UnsafeRawBufferPointer) {
+    private func writeEvent(_ bytes: UnsafeRawBufferPointer, cancellation: WaitCancellation) throws(Errno) -> Int {
         let cut = bytes.firstIndex { $0 == 0x0A || $0 == 0 }
         let line = UnsafeRawBufferPointer(rebasing: bytes[..<(cut ?? bytes.count)])
         let used = cut.map { $0 + 1 } ?? bytes.count
@@ -344,42 +309,26 @@ final class FileSystem: @unchecked Sendable {
         // therefore at most `maximumLine` bytes, whole in any request.
         guard line.count <= Self.maximumLine else {
             refusals.log(.warning, "write_event: a line of \(line.count) bytes or more is longer than \(Self.maximumLine) (EINVAL)")
-            fuse_reply_err(req, EINVAL)
-            return
+            throw .invalidArgument
         }
-        // A signal to the writer arrives as a FUSE interrupt: it ends the
-        // wait for room (EINTR if the event went nowhere yet), as does
-        // shutdown.
-        let cancellation = WaitCancellation()
-        let token = Unmanaged.passRetained(cancellation)
-        fuse_req_interrupt_func(req, { _, data in
-            guard let data else { return }
-            Unmanaged<WaitCancellation>.fromOpaque(data).takeUnretainedValue().cancel()
-        }, token.toOpaque())
+        // Shutdown ends this wait too (`endRequestWaits`).
         waits.withLock { w in
             if w.stopping { cancellation.cancel() }
             w.pending[ObjectIdentifier(cancellation)] = cancellation
         }
-        var failure: Int32 = 0
+        defer { _ = waits.withLock { $0.pending.removeValue(forKey: ObjectIdentifier(cancellation)) } }
         do throws(Tracer.WriteEventError) {
             try tracer.writeEvent(line, cancellation: cancellation)
+            return used
         } catch {
             switch error {
             case .tooLong:
                 refusals.log(.warning, "write_event: a line of \(line.count) bytes does not fit in a sub-buffer (EINVAL)")
-                failure = EINVAL
+                throw .invalidArgument
             case .interrupted:
                 refusals.log(.info, "write_event: interrupted while waiting for room; nothing recorded (EINTR)")
-                failure = EINTR
+                throw .interrupted
             }
-        }
-        _ = waits.withLock { $0.pending.removeValue(forKey: ObjectIdentifier(cancellation)) }
-        fuse_req_interrupt_func(req, nil, nil)
-        token.release()
-        if failure != 0 {
-            fuse_reply_err(req, failure)
-        } else {
-            fuse_reply_write(req, used)
         }
     }
 
@@ -395,51 +344,42 @@ final class FileSystem: @unchecked Sendable {
 
     // MARK: ioctl and poll
 
-    func ioctl(_ req: fuse_req_t, command: UInt32, fh: UInt64, input: UnsafeRawBufferPointer, outputSize: Int) {
-        guard let handle = handles.get(fh), case .buffer(let buffer, let inode) = handle.kind else {
-            fuse_reply_err(req, ENOTTY)
-            return
+    /// A buffer file's ioctl; returns the `__u32` it answers, if any.
+    func ioctl(fh: UInt64, command: UInt32, input: UnsafeRawBufferPointer, outputSize: Int) throws(Errno) -> UInt32? {
+        guard let handle = handles.get(fh), case .buffer(let buffer, let inode) = handle.kind,
+              let ioctl = RelayIoctl(rawValue: command) else {
+            throw .inappropriateIOCTLForDevice
         }
-        guard let ioctl = RelayIoctl(rawValue: command) else {
-            fuse_reply_err(req, ENOTTY)
-            return
-        }
-        func replyU32(_ value: UInt32) {
-            guard outputSize >= 4 else {
-                fuse_reply_err(req, EINVAL)
-                return
-            }
-            var v = value
-            fuse_reply_ioctl(req, 0, &v, 4)
+        func output(_ value: UInt32) throws(Errno) -> UInt32 {
+            guard outputSize >= 4 else { throw .invalidArgument }
+            return value
         }
         switch ioctl {
         case .getSubbuffer:
+            guard outputSize >= 4 else { throw .invalidArgument }
             switch buffer.getSubbuffer() {
             case .success(let cookie):
                 refreshPageCache(inode: inode, buffer: buffer, handle: handle)
-                replyU32(cookie)
+                return cookie
             case .failure:
-                fuse_reply_err(req, EAGAIN)
+                throw .resourceTemporarilyUnavailable
             }
         case .putSubbuffer:
-            guard input.count >= 4 else {
-                fuse_reply_err(req, EINVAL)
-                return
-            }
+            guard input.count >= 4 else { throw .invalidArgument }
             let cookie = input.loadUnaligned(as: UInt32.self)
             do throws(SubbufferAccessError) {
                 try buffer.putSubbuffer(cookie: cookie)
-                fuse_reply_ioctl(req, 0, nil, 0)
+                return nil
             } catch {
                 // Both are EIO to a consumer (consumer-abi.md); only the log
                 // tells them apart.
                 logger.debug("RELAY_PUT_SUBBUF \(cookie) on inode \(inode): \(error == .notHeld ? "no sub-buffer taken" : "pushed by the writer") (EIO)")
-                fuse_reply_err(req, EIO)
+                throw .ioError
             }
         case .getSubbufferCount:
-            replyU32(UInt32(buffer.geometry.subbufferCount))
+            return try output(UInt32(buffer.geometry.subbufferCount))
         case .getSubbufferSize:
-            replyU32(UInt32(buffer.geometry.subbufferSize))
+            return try output(UInt32(buffer.geometry.subbufferSize))
         }
     }
 
@@ -455,33 +395,32 @@ final class FileSystem: @unchecked Sendable {
     /// - a READ since the last GET (a read() consumer, or the kernel
     ///   filling its cache): drop every cached page, store nothing;
     /// - the first GET on a handle knows nothing of the cache: both.
-    func refreshPageCache(inode: UInt64, buffer: RelayBuffer, handle: Handle) {
-        guard let session else { return }
+    private func refreshPageCache(inode: UInt64, buffer: RelayBuffer, handle: Handle) {
+        guard let cache = pageCache.withLock({ $0 }) else { return }
         let first = handle.firstGet.exchange(false, ordering: .relaxed)
         let sawReads = handle.readSinceGet.exchange(false, ordering: .relaxed)
         if first || sawReads {
-            let rc = fuse_lowlevel_notify_inval_inode(session, inode, 0, 0)
-            if rc != 0 && rc != -ENOENT { logger.debug("inval_inode \(inode): \(rc)") }
+            cache.invalidate(inode: inode)
         }
         if first || !sawReads {
             // The held sub-buffer is contiguous in the ring (it never wraps).
-            let regions = buffer.readableRegions(at: 0, maxLength: Int(buffer.geometry.subbufferSize))
-            if let region = regions.first, let base = region.baseAddress {
-                let rc = lttfs_fuse_notify_store(session, inode, 0, base, region.count)
-                if rc != 0 && rc != -ENOENT { logger.debug("notify_store \(inode): \(rc)") }
+            if let region = buffer.readableRegions(at: 0, maxLength: Int(buffer.geometry.subbufferSize)).first {
+                cache.store(inode: inode, bytes: region)
             }
         }
     }
 
-    func poll(_ req: fuse_req_t, fh: UInt64, pollHandle: OpaquePointer?) {
+    /// The poll mask of the file now; `waiter`, if given, is woken when a
+    /// buffer file has news (`notifyPollers`). Other files are always
+    /// readable and writable.
+    func poll(fh: UInt64, waiter: (any PollWaiter)?) -> Int16 {
         guard let handle = handles.get(fh), let buffer = handle.buffer else {
-            fuse_reply_poll(req, UInt32(POLLIN | POLLOUT))
-            return
+            return Int16(POLLIN | POLLOUT)
         }
-        // Keep the handle before looking at the state: a delivery after this
+        // Keep the waiter before looking at the state: a delivery after this
         // point is seen by the notifier, one before it by the state below.
-        if let pollHandle { handle.setPollHandle(pollHandle) }
-        fuse_reply_poll(req, UInt32(buffer.pollState.pollMask))
+        if let waiter { handle.setPollWaiter(waiter) }
+        return buffer.pollState.pollMask
     }
 
     // MARK: The notifier
@@ -491,26 +430,7 @@ final class FileSystem: @unchecked Sendable {
     func notifyPollers() {
         for handle in handles.bufferHandles {
             guard let buffer = handle.buffer, buffer.takeReaderWakeup() else { continue }
-            if let ph = handle.takePollHandle() {
-                fuse_lowlevel_notify_poll(ph)
-                fuse_pollhandle_destroy(ph)
-            }
+            handle.takePollWaiter()?.wake()
         }
-    }
-}
-
-func errnoName(_ e: Int32) -> String {
-    switch e {
-    case EINVAL: "EINVAL"
-    case ENOENT: "ENOENT"
-    case EEXIST: "EEXIST"
-    case EBUSY: "EBUSY"
-    case EACCES: "EACCES"
-    case EPERM: "EPERM"
-    case EIO: "EIO"
-    case ENOSPC: "ENOSPC"
-    case EINTR: "EINTR"
-    case ENOMEM: "ENOMEM"
-    default: "errno \(e)"
     }
 }

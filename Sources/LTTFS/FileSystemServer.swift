@@ -114,7 +114,7 @@ public final class FileSystemServer: @unchecked Sendable {
                             .joined(separator: ",")]
         let retained = Unmanaged.passRetained(fs)
         userdata = retained
-        var ops = Operations.table()
+        var ops = FuseAdapter.operations()
         let session: OpaquePointer? = withCStringArray(arguments) { argc, argv in
             lttfs_fuse_session_new(argc, argv, &ops, MemoryLayout<fuse_lowlevel_ops>.size, retained.toOpaque())
         }
@@ -123,7 +123,8 @@ public final class FileSystemServer: @unchecked Sendable {
             fuse_session_destroy(session)
             throw .mountFailed(mountpoint)
         }
-        fs.session = session
+        let logger = logger
+        fs.attach(FusePageCache(session: session) { logger.debug("\($0)") })
         state.withLock { $0 = State(session: UncheckedPointer(session), mounted: true) }
         logger.info("mounted on \(mountpoint)")
     }
@@ -157,7 +158,7 @@ public final class FileSystemServer: @unchecked Sendable {
         // the kernel still queues for this mount, then detaches the mount.
         unmountOnce()
         state.withLock { $0.session = nil }
-        fs.session = nil
+        fs.attach(nil)
         fuse_session_destroy(session)
         logger.info("unmounted \(mountpoint)")
         // Traces that were never destroyed: their losses are said too.

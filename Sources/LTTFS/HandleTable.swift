@@ -1,5 +1,4 @@
 import LTTSystem
-import CFuse
 import LTTFormat
 import LTTRelay
 import Synchronization
@@ -8,7 +7,7 @@ import Synchronization
 final class Handle: @unchecked Sendable {
     enum Kind {
         /// A directory listing taken at opendir, so offsets stay valid.
-        case directory([(name: String, inode: UInt64, isDirectory: Bool)])
+        case directory([DirectoryEntry])
         /// A control file; `content` is the text taken at open for readers.
         case control(Node, content: [UInt8]?)
         case writeEvent
@@ -23,8 +22,8 @@ final class Handle: @unchecked Sendable {
     let readSinceGet = Atomic<Bool>(false)
     /// Buffer files: no GET answered yet on this handle.
     let firstGet = Atomic<Bool>(true)
-    /// The kernel's poll handle of the last POLL on this file (buffer files).
-    private let poll = Locked<UncheckedPointer?>(nil)
+    /// The last poll(2) waiting on this file (buffer files).
+    private let pollWaiter = Locked<(any PollWaiter)?>(nil)
 
     init(_ kind: Kind) { self.kind = kind }
 
@@ -33,23 +32,30 @@ final class Handle: @unchecked Sendable {
         return nil
     }
 
-    /// Keeps `handle`, destroying the one it replaces.
-    func setPollHandle(_ handle: OpaquePointer) {
-        let new = UncheckedPointer(handle)
-        let old = poll.withLock { p -> UncheckedPointer? in
-            defer { p = new }
-            return p
+    /// Keeps `waiter`; the one it replaces is dropped (it was answered by
+    /// the poll reply that came with it).
+    func setPollWaiter(_ waiter: any PollWaiter) {
+        let old = pollWaiter.withLock { w -> (any PollWaiter)? in
+            defer { w = waiter }
+            return w
         }
-        if let old { fuse_pollhandle_destroy(old.raw) }
+        _ = old   // released here, outside the lock
     }
 
-    /// Takes the poll handle out (to notify it, or to drop it at release).
-    func takePollHandle() -> OpaquePointer? {
-        poll.withLock { p in
-            defer { p = nil }
-            return p
-        }?.raw
+    /// Takes the waiter out (to wake it, or to drop it at release).
+    func takePollWaiter() -> (any PollWaiter)? {
+        pollWaiter.withLock { w in
+            defer { w = nil }
+            return w
+        }
     }
+}
+
+/// One entry of a directory listing.
+struct DirectoryEntry: Equatable, Sendable {
+    let name: String
+    let inode: UInt64
+    let isDirectory: Bool
 }
 
 /// fh -> Handle, for every open file and directory.

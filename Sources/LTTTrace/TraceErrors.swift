@@ -1,6 +1,4 @@
-#if canImport(Glibc)
-import Glibc
-#endif
+import SystemPackage
 
 /// Why a tracer operation was refused. Each maps to the errno that the
 /// filesystem returns from write(2) (filesystem.md's table).
@@ -26,15 +24,15 @@ public enum TraceError: Error, Equatable, Sendable, CustomStringConvertible {
     /// system refused the memory.
     case outOfMemory(String)
 
-    public var errno: Int32 {
+    public var errno: Errno {
         switch self {
-        case .invalidValue, .invalidName, .unknownTransport, .invalidFormat, .typeMismatch: EINVAL
-        case .traceExists: EEXIST
-        case .traceNotFound, .channelNotFound, .markerNotFound: ENOENT
-        case .busy: EBUSY
-        case .wrongState: EPERM
-        case .tooManyEvents: ENOSPC
-        case .outOfMemory: ENOMEM
+        case .invalidValue, .invalidName, .unknownTransport, .invalidFormat, .typeMismatch: .invalidArgument
+        case .traceExists: .fileExists
+        case .traceNotFound, .channelNotFound, .markerNotFound: .noSuchFileOrDirectory
+        case .busy: .resourceBusy
+        case .wrongState: .notPermitted
+        case .tooManyEvents: .noSpace
+        case .outOfMemory: .noMemory
         }
     }
 

@@ -546,7 +546,7 @@ struct TrustTests {
         let tracer = Tracer(cpuCount: 2, bufferMemoryLimit: 1 << 20)
         try tracer.setupTrace("big")
         #expect(throws: TraceError.self) { try tracer.allocTrace("big") }
-        do { try tracer.allocTrace("big") } catch { #expect(error.errno == ENOMEM) }
+        do { try tracer.allocTrace("big") } catch { #expect(error.errno == .noMemory) }
         #expect(tracer.bufferMemory.inUse == 0)
         #expect(tracer.trace("big")?.state == .setup)
         try tracer.updateChannel(trace: "big", channel: "userspace") { $0.subbufferSize = 4096; $0.subbufferCount = 2 }

@@ -357,8 +357,8 @@ struct RoundTripTests {
         try tracer.allocTrace("t")
         #expect(throws: TraceError.busy("trace t is already allocated")) { try tracer.allocTrace("t") }
         #expect((try? tracer.updateChannel(trace: "t", channel: "userspace") { $0.overwrite = true }) == nil)
-        #expect(TraceError.busy("").errno == EBUSY && TraceError.traceExists("").errno == EEXIST)
-        #expect(TraceError.traceNotFound("").errno == ENOENT && TraceError.invalidValue("").errno == EINVAL)
+        #expect(TraceError.busy("").errno == .resourceBusy && TraceError.traceExists("").errno == .fileExists)
+        #expect(TraceError.traceNotFound("").errno == .noSuchFileOrDirectory && TraceError.invalidValue("").errno == .invalidArgument)
         #expect(throws: TraceError.traceNotFound("zz")) { try tracer.destroyTrace("zz") }
         #expect(throws: TraceError.typeMismatch("app.bad: field n is an integer")) {
             _ = try tracer.marker("app", "bad", "n %d", as: String.self)
