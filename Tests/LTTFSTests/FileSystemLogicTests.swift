@@ -1,0 +1,317 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+import LTTFormat
+import LTTRelay
+import LTTSystem
+import LTTTestSupport
+import LTTTrace
+import SystemPackage
+import Testing
+@testable import LTTFS
+
+/// `body` over a copy of `bytes` (the standard library's withUnsafeBytes
+/// rethrows untyped errors).
+func withBytes<R>(_ bytes: [UInt8], _ body: (UnsafeRawBufferPointer) throws(Errno) -> R) throws(Errno) -> R {
+    let copy = UnsafeMutableRawBufferPointer.allocate(byteCount: max(1, bytes.count), alignment: 8)
+    defer { copy.deallocate() }
+    copy.copyBytes(from: bytes)
+    return try body(UnsafeRawBufferPointer(rebasing: copy[..<bytes.count]))
+}
+
+/// `value`'s four bytes, as an ioctl argument.
+func bytes(of value: UInt32) -> [UInt8] { withUnsafeBytes(of: value) { Array($0) } }
+
+/// What the page-cache policy asked of the kernel, in order.
+final class RecordingPageCache: PageCache, @unchecked Sendable {
+    enum Call: Equatable { case invalidate(UInt64), store(UInt64, bytes: Int) }
+    private let recorded = Shared<[Call]>([])
+    var calls: [Call] { recorded.load }
+    func reset() { recorded.set([]) }
+    func invalidate(inode: UInt64) { recorded.set(recorded.load + [.invalidate(inode)]) }
+    func store(inode: UInt64, bytes: UnsafeRawBufferPointer) { recorded.set(recorded.load + [.store(inode, bytes: bytes.count)]) }
+}
+
+/// A poll waiting on a buffer file: counts its wake-ups.
+final class CountingPollWaiter: PollWaiter {
+    let wakes = Counter()
+    func wake() { wakes.add(1) }
+}
+
+/// The filesystem's logic driven the way the kernel drives it (lookup,
+/// open, write, ioctl, poll, release), without a mount: each handler's
+/// value or errno, checked directly. What only a mount shows (the kernel's
+/// permission checks, splice through the page cache, real poll) stays in
+/// the mount tests.
+@Suite("Filesystem logic, without a mount")
+struct FileSystemLogicTests {
+    let tracer = Tracer(cpuCount: 1, log: { _, _ in })
+    let fs: FileSystem
+    let cache = RecordingPageCache()
+
+    init() {
+        fs = FileSystem(tracer: tracer, logger: .init(label: "test"))
+        fs.attach(cache)
+    }
+
+    /// The inode of `path` (relative to the mount root), looked up name by name.
+    func inode(_ path: String) throws(Errno) -> UInt64 {
+        var inode: UInt64 = 1
+        for name in path.split(separator: "/") { inode = try fs.lookup(parent: inode, name: String(name)).inode }
+        return inode
+    }
+
+    /// `echo text > path`: open for writing, write, release.
+    func write(_ path: String, _ text: String) throws(Errno) -> Int {
+        let fh = try fs.open(inode: try inode(path), flags: O_WRONLY)
+        defer { fs.release(fh: fh) }
+        return try withBytes(Array(text.utf8)) { (b) throws(Errno) -> Int in
+            try fs.write(fh: fh, bytes: b, cancellation: WaitCancellation())
+        }
+    }
+
+    /// `cat path`.
+    func read(_ path: String) throws(Errno) -> String {
+        let fh = try fs.open(inode: try inode(path), flags: O_RDONLY)
+        defer { fs.release(fh: fh) }
+        guard case .text(let text) = try fs.read(fh: fh, size: 65536, offset: 0, fillsPageCache: false) else {
+            throw .badFileDescriptor
+        }
+        return String(decoding: text, as: UTF8.self)
+    }
+
+    func startSmallTrace(_ name: String) throws(Errno) {
+        _ = try write("ltt/setup_trace", name + "\n")
+        _ = try write("ltt/control/\(name)/channel/userspace/subbuf_size", "4096\n")
+        _ = try write("ltt/control/\(name)/channel/userspace/subbuf_num", "2\n")
+        _ = try write("ltt/control/\(name)/alloc", "1\n")
+        _ = try write("ltt/control/\(name)/enabled", "1\n")
+    }
+
+    /// The errno `body` throws; nil if it throws nothing.
+    func errno(_ body: () throws -> Void) -> Errno? {
+        do {
+            try body()
+            return nil
+        } catch let error as Errno {
+            return error
+        } catch {
+            Issue.record("not an errno: \(error)")
+            return Errno(rawValue: -1)
+        }
+    }
+
+    // MARK: The tree
+
+    @Test("lookup, attributes and listings follow the tracer's state; modes are the documented ones")
+    func treeAndModes() throws {
+        #expect(errno { _ = try inode("nothing") } == .noSuchFileOrDirectory)
+        #expect(try fs.getattr(inode: try inode("ltt"), fh: nil).st_mode == S_IFDIR | 0o750)
+        #expect(try fs.getattr(inode: try inode("ltt/setup_trace"), fh: nil).st_mode == S_IFREG | 0o200)
+        #expect(try fs.getattr(inode: try inode("ltt/write_event"), fh: nil).st_mode == S_IFREG | 0o220)
+        #expect(errno { _ = try inode("ltt/t") } == .noSuchFileOrDirectory)
+        try startSmallTrace("t")
+        let buffer = try fs.getattr(inode: try inode("ltt/t/userspace_0"), fh: nil)
+        #expect(buffer.st_mode == S_IFREG | 0o440)
+        #expect(buffer.st_size == 2 * 4096, "a buffer file is as long as its ring (splice stops at the size)")
+        #expect(buffer.st_uid == getuid())
+        let dir = try fs.opendir(inode: try inode("ltt/t"))
+        defer { fs.releasedir(fh: dir) }
+        let names = try fs.readdir(fh: dir, offset: 0).map(\.name)
+        #expect(names.prefix(2) == [".", ".."])
+        #expect(names.contains("userspace_0") && names.contains("metadata_0"))
+        #expect(try fs.readdir(fh: dir, offset: names.count).isEmpty)
+        #expect(try fs.readdir(fh: dir, offset: 2).first?.name == names[2], "offsets resume where they left off")
+        #expect(errno { _ = try fs.readdir(fh: 9999, offset: 0) } == .badFileDescriptor)
+    }
+
+    @Test("chmod, chown and every tree change are EPERM; truncation is accepted")
+    func treeIsTheServers() throws {
+        let setup = try inode("ltt/setup_trace")
+        #expect(errno { _ = try fs.setattr(inode: setup, fh: nil, changes: .mode) } == .notPermitted)
+        #expect(errno { _ = try fs.setattr(inode: setup, fh: nil, changes: [.size, .owner]) } == .notPermitted)
+        #expect(try fs.setattr(inode: setup, fh: nil, changes: .size).st_mode == S_IFREG | 0o200)
+        #expect(fs.refuseTreeChange("mkdir") == .notPermitted)
+    }
+
+    // MARK: Control files
+
+    @Test("control writes: applied, rounded, refused with the table's errno and nothing changed")
+    func controlWrites() throws {
+        #expect(try write("ltt/setup_trace", "c\n") == 2)
+        let num = "ltt/control/c/channel/userspace/subbuf_num"
+        #expect(try write(num, "5\n") == 2)
+        #expect(try read(num) == "8\n", "rounded up to a power of two")
+        #expect(errno { _ = try write(num, "lots\n") } == .invalidArgument)
+        #expect(errno { _ = try write(num, "100000\n") } == .invalidArgument)
+        #expect(errno { _ = try write("ltt/control/c/channel/userspace/subbuf_size", "\(1 << 30)\n") } == .invalidArgument)
+        #expect(try read(num) == "8\n", "a refused write changes nothing")
+        #expect(errno { _ = try write(num, String(repeating: "1", count: 4096)) } == .invalidArgument,
+                "a control value must be shorter than a page")
+        #expect(errno { _ = try write("ltt/setup_trace", "c\n") } == .fileExists)
+        #expect(errno { _ = try write("ltt/destroy_trace", "nope\n") } == .noSuchFileOrDirectory)
+        #expect(errno { _ = try fs.open(inode: try inode("ltt/setup_trace"), flags: O_RDONLY) } == .permissionDenied)
+        #expect(errno { _ = try fs.open(inode: try inode("ltt/control/c/stats"), flags: O_WRONLY) } == .permissionDenied)
+    }
+
+    // MARK: write_event
+
+    @Test("write_event: one event per line, cut at the newline; an over-long line is EINVAL")
+    func writeEventLines() throws {
+        try startSmallTrace("w")
+        let buffer = try #require(tracer.trace("w")?.bufferFiles.first { $0.0 == "userspace_0" }?.1)
+        #expect(try write("ltt/write_event", "hello\nworld") == 6)
+        #expect(buffer.counters.eventsWritten == 1)
+        #expect(errno { _ = try write("ltt/write_event", String(repeating: "x", count: FileSystem.maximumLine + 1)) }
+                == .invalidArgument)
+        #expect(errno { _ = try write("ltt/write_event", String(repeating: "x", count: 5000)) } == .invalidArgument,
+                "longer than a 4 KiB sub-buffer")
+        #expect(buffer.counters.eventsWritten == 1)
+    }
+
+    @Test("write_event waiting for room ends on cancellation (a FUSE interrupt) and on shutdown, with EINTR")
+    func writeEventWaitsEnd() throws {
+        try startSmallTrace("b")
+        let reader = try fs.open(inode: try inode("ltt/b/userspace_0"), flags: O_RDONLY)
+        defer { fs.release(fh: reader) }
+        let buffer = try #require(tracer.trace("b")?.bufferFiles.first { $0.0 == "userspace_0" }?.1)
+        // Fill the ring: with its reader open and nothing consumed, the next
+        // line must wait for room.
+        // (A cancelled wait does not wait: the line that finds no room
+        // fails at once, and the ring is full.)
+        let noWait = WaitCancellation()
+        noWait.cancel()
+        let line = Array(String(repeating: "f", count: 500).utf8)
+        var fitted = 0
+        while (try? line.withUnsafeBytes { try tracer.writeEvent($0, cancellation: noWait) }) != nil { fitted += 1 }
+        #expect(fitted > 0 && buffer.counters.eventsWritten == UInt64(fitted))
+        for end in ["cancel", "shutdown"] {
+            let cancellation = WaitCancellation()
+            let outcome = Shared<Errno?>(nil)
+            let done = Flag()
+            let writer = Thread { [fs] in
+                let fh = try! fs.open(inode: try! inode("ltt/write_event"), flags: O_WRONLY)
+                defer { fs.release(fh: fh) }
+                do {
+                    _ = try withBytes(line + [0x0A]) { (b) throws(Errno) -> Int in
+                        try fs.write(fh: fh, bytes: b, cancellation: cancellation)
+                    }
+                } catch let error as Errno {
+                    outcome.set(error)
+                } catch {
+                    Issue.record("not an errno: \(error)")
+                }
+                done.set()
+            }
+            writer.start()
+            let deadline = Date().addingTimeInterval(10)
+            while buffer.waitingWriters == 0 && Date() < deadline { _ = poll(nil, 0, 1) }
+            #expect(buffer.waitingWriters == 1, "the writer waits for room")
+            if end == "cancel" { cancellation.cancel() } else { fs.endRequestWaits() }
+            #expect(done.wait(seconds: 10))
+            #expect(outcome.load == .interrupted, "\(end): nothing recorded, EINTR")
+        }
+    }
+
+    // MARK: Buffer files
+
+    @Test("buffer files: read-only, one reader, GET/PUT by cookie, errno for every misuse")
+    func bufferFileABI() throws {
+        try startSmallTrace("g")
+        let inode = try inode("ltt/g/userspace_0")
+        #expect(errno { _ = try fs.open(inode: inode, flags: O_WRONLY) } == .permissionDenied)
+        let fh = try fs.open(inode: inode, flags: O_RDONLY)
+        defer { fs.release(fh: fh) }
+        #expect(errno { _ = try fs.open(inode: inode, flags: O_RDONLY) } == .resourceBusy, "one reader at a time")
+        func ioctl(_ request: RelayIoctl, _ input: UInt32? = nil, outputSize: Int = 4) throws(Errno) -> UInt32? {
+            try withBytes(input.map(bytes(of:)) ?? []) { (b) throws(Errno) -> UInt32? in
+                try fs.ioctl(fh: fh, command: request.rawValue, input: b, outputSize: outputSize)
+            }
+        }
+        #expect(try ioctl(.getSubbufferSize) == 4096)
+        #expect(try ioctl(.getSubbufferCount) == 2)
+        #expect(errno { _ = try ioctl(.getSubbufferSize, outputSize: 2) } == .invalidArgument)
+        #expect(errno { _ = try fs.ioctl(fh: fh, command: 0x1234, input: .init(start: nil, count: 0), outputSize: 4) }
+                == .inappropriateIOCTLForDevice)
+        #expect(errno { _ = try ioctl(.getSubbuffer) } == .resourceTemporarilyUnavailable, "nothing delivered yet")
+        #expect(errno { _ = try ioctl(.putSubbuffer, 0) } == .ioError, "PUT with nothing taken")
+        #expect(errno { _ = try ioctl(.putSubbuffer) } == .invalidArgument, "PUT without its cookie")
+
+        _ = try write("ltt/write_event", "one\n")
+        try tracer.flush("g")
+        let cookie = try #require(try ioctl(.getSubbuffer))
+        #expect(errno { _ = try ioctl(.putSubbuffer, cookie &+ 4096) } == .ioError, "the wrong cookie")
+        #expect(try ioctl(.putSubbuffer, cookie) == nil)
+        #expect(errno { _ = try ioctl(.putSubbuffer, cookie) } == .ioError, "PUT twice")
+        // Control files have no ioctls.
+        let control = try fs.open(inode: try self.inode("ltt/control/g/stats"), flags: O_RDONLY)
+        defer { fs.release(fh: control) }
+        #expect(errno { _ = try fs.ioctl(fh: control, command: RelayIoctl.getSubbuffer.rawValue,
+                                         input: .init(start: nil, count: 0), outputSize: 4) } == .inappropriateIOCTLForDevice)
+    }
+
+    @Test("the page-cache policy: first GET drops and stores, splice-only GETs store, a READ since the last GET drops")
+    func pageCachePolicy() throws {
+        try startSmallTrace("p")
+        let inode = try inode("ltt/p/userspace_0")
+        let fh = try fs.open(inode: inode, flags: O_RDONLY)
+        defer { fs.release(fh: fh) }
+        func get() throws(Errno) -> UInt32 {
+            _ = try write("ltt/write_event", "x\n")
+            try? tracer.flush("p")
+            return try fs.ioctl(fh: fh, command: RelayIoctl.getSubbuffer.rawValue, input: .init(start: nil, count: 0),
+                         outputSize: 4) ?? 0
+        }
+        func put(_ cookie: UInt32) throws(Errno) {
+            _ = try withBytes(bytes(of: cookie)) { (b) throws(Errno) -> UInt32? in
+                try fs.ioctl(fh: fh, command: RelayIoctl.putSubbuffer.rawValue, input: b, outputSize: 0)
+            }
+        }
+        var cookie = try get()
+        #expect(cache.calls == [.invalidate(inode), .store(inode, bytes: 4096)])
+        try put(cookie)
+        cache.reset()
+        cookie = try get()
+        #expect(cache.calls == [.store(inode, bytes: 4096)], "lttd's splice: the stored pages are replaced")
+        // A read(2) consumer: the cache may hold pages the server did not store.
+        guard case .regions(let regions) = try fs.read(fh: fh, size: 8192, offset: 0, fillsPageCache: false) else {
+            Issue.record("a buffer file reads ring memory")
+            return
+        }
+        #expect(regions.reduce(0) { $0 + $1.count } == 4096, "read(2) ends at the readable bytes")
+        try put(cookie)
+        cache.reset()
+        cookie = try get()
+        #expect(cache.calls == [.invalidate(inode)])
+        // The kernel filling its cache gets whole pages: zeros after the data.
+        guard case .regions(let filled) = try fs.read(fh: fh, size: 8192, offset: 0, fillsPageCache: true) else {
+            Issue.record("a buffer file reads ring memory")
+            return
+        }
+        #expect(filled.reduce(0) { $0 + $1.count } == 8192)
+        #expect(filled.last?.allSatisfy { $0 == 0 } == true)
+        try put(cookie)
+    }
+
+    @Test("poll: the exact mask, and a waiter woken once per delivery by the notifier")
+    func pollWakeUps() throws {
+        try startSmallTrace("n")
+        let fh = try fs.open(inode: try inode("ltt/n/userspace_0"), flags: O_RDONLY)
+        defer { fs.release(fh: fh) }
+        let waiter = CountingPollWaiter()
+        #expect(fs.poll(fh: fh, waiter: waiter) == 0, "nothing to read")
+        fs.notifyPollers()
+        #expect(waiter.wakes.load == 0, "no news, no wake-up")
+        _ = try write("ltt/write_event", "x\n")
+        try tracer.flush("n")
+        fs.notifyPollers()
+        #expect(waiter.wakes.load == 1)
+        fs.notifyPollers()
+        #expect(waiter.wakes.load == 1, "a waiter is woken once, then dropped")
+        #expect(fs.poll(fh: fh, waiter: nil) == RelayPollState.readable.pollMask)
+        let control = try fs.open(inode: try inode("ltt/control/n/stats"), flags: O_RDONLY)
+        defer { fs.release(fh: control) }
+        #expect(fs.poll(fh: control, waiter: nil) == Int16(POLLIN | POLLOUT))
+    }
+}
