@@ -29,7 +29,7 @@ final class BufferReader: Sendable {
 
     /// Opens the buffer file (read-only, non-blocking, as lttd), checks it
     /// is one with RELAY_GET_SUBBUF_SIZE, and opens or creates its output:
-    /// truncated, or with `append` in append mode. Whatever fails,
+    /// truncated, or with `append` positioned at its end. Whatever fails,
     /// nothing it opened stays open.
     init(path: String, outputPath: String, append: Bool) throws(ConsumerError) {
         let file: FileDescriptor
@@ -50,12 +50,13 @@ final class BufferReader: Sendable {
             throw .notABufferFile(path, error)
         }
 
+        // Not O_APPEND: splice(2) refuses (EINVAL) an output opened in
+        // append mode, so appending is a seek to the end, as lttd -a does.
         let output: FileDescriptor
         do throws(Errno) {
             output = try typedErrno {
                 try FileDescriptor.open(FilePath(outputPath), .readWrite,
-                                        options: append ? [.create, .append, .closeOnExec]
-                                            : [.create, .truncate, .closeOnExec],
+                                        options: append ? [.create, .closeOnExec] : [.create, .truncate, .closeOnExec],
                                         permissions: [.ownerReadWrite, .groupRead, .otherRead])
             }
         } catch {
@@ -63,6 +64,13 @@ final class BufferReader: Sendable {
         }
         var keepOutput = false
         defer { if !keepOutput { try? output.close() } }
+        if append {
+            do throws(Errno) {
+                _ = try typedErrno { try output.seek(offset: 0, from: .end) }
+            } catch {
+                throw .cannotCreateOutput(outputPath, error)
+            }
+        }
 
         buffer = TraceConsumer.Buffer(path: path, outputPath: outputPath, subbufferSize: Int(size))
         self.file = file
@@ -91,7 +99,7 @@ final class BufferReader: Sendable {
 
         // Where this sub-buffer starts in the output (its header, to read
         // back). Not knowing only costs the accounting, as before.
-        let start = try? typedErrno { try output.seek(offset: 0, from: .end) }
+        let start = try? typedErrno { try output.seek(offset: 0, from: .current) }
         var offset: Int64 = 0
         var left = buffer.subbufferSize
         while left > 0 {

@@ -239,6 +239,39 @@ struct TraceConsumerTests {
         }
     }
 
+    @Test("append: a second trace is added at the end of each output file, the first left as it was")
+    func appendToExistingOutput() throws {
+        try withMount(cpuCount: 1) { m in
+            let out = TemporaryPath()
+            defer { out.remove() }
+            var sizes: [[String: Int]] = []
+            var firstContents: [String: Data] = [:]
+            for (round, name) in ["first", "second"].enumerated() {
+                let marker = try makeTrace(m, name)
+                for i in 0..<300 { marker.record(UInt64(i), 0) }
+                let consumer = try TraceConsumer(traceDirectory: m.ltt + "/" + name, outputDirectory: out.path,
+                                                 append: round == 1)
+                let run = BackgroundRun(consumer, threads: 1)
+                defer { run.end() }
+                try m.tracer.destroyTrace(name)
+                #expect(run.wait() == .drained)
+                #expect(consumer.failures.isEmpty, "\(consumer.failures)")
+                let now = fileSizes(out.path)
+                #expect(consumer.progress.bytes == now.values.reduce(0, +) - (sizes.first?.values.reduce(0, +) ?? 0))
+                sizes.append(now)
+                if round == 0 {
+                    #expect(TraceReader().read(directory: out.path).problems.isEmpty)
+                    for file in now.keys { firstContents[file] = FileManager.default.contents(atPath: out.path + "/" + file) }
+                }
+            }
+            #expect(sizes.count == 2 && sizes[0].keys.sorted() == sizes[1].keys.sorted())
+            for (file, first) in firstContents {
+                let both = FileManager.default.contents(atPath: out.path + "/" + file) ?? Data()
+                #expect(both.count > first.count && both.prefix(first.count) == first, "\(file)")
+            }
+        }
+    }
+
     @Test("refusals: no trace directory, an existing output, a file that is no buffer, a buffer another reader has; nothing left open")
     func refusals() throws {
         try withMount(cpuCount: 2) { m in
