@@ -11,6 +11,7 @@ let package = Package(
         .library(name: "LTTTrace", targets: ["LTTTrace"]),
         .library(name: "LTTReader", targets: ["LTTReader"]),
         .library(name: "LTTFS", targets: ["LTTFS"]),
+        .library(name: "LTTConsumer", targets: ["LTTConsumer"]),
         .library(name: "CLinuxSupport", targets: ["CLinuxSupport"]),
         .library(name: "CFuse", targets: ["CFuse"]),
         .executable(name: "lttfs", targets: ["lttfs"]),
@@ -58,7 +59,15 @@ let package = Package(
             .product(name: "SystemPackage", package: "swift-system"),
             .product(name: "Logging", package: "swift-log"),
         ]),
+        // The lttd-style consumer (poll, GET, splice, PUT) as a library: the
+        // format and the system layer, nothing of the tracer or the filesystem.
+        .target(name: "LTTConsumer", dependencies: [
+            "LTTFormat", "LTTSystem", .product(name: "SystemPackage", package: "swift-system"),
+        ]),
+        .testTarget(name: "LTTConsumerTests", dependencies: ["LTTConsumer", "LTTFS", "LTTTrace", "LTTReader", "LTTFormat",
+                                                          "LTTSystem", "LTTTestSupport"]),
         .executableTarget(name: "lttfs", dependencies: [
+            "LTTConsumer",
             "LTTFS", "LTTFormat", "LTTTrace", "LTTReader", "LTTRelay", "LTTSystem", "CLinuxSupport",
             .product(name: "SystemPackage", package: "swift-system"),
             .product(name: "ArgumentParser", package: "swift-argument-parser"),

@@ -1,0 +1,299 @@
+// The consumer's loop follows lttd, the LTTng 0.x daemon (2009):
+//
+// - every regular file below the trace directory is a per-CPU buffer; it is
+//   opened O_RDONLY|O_NONBLOCK (one reader per buffer: a second open gets
+//   EBUSY) and checked with RELAY_GET_SUBBUF_SIZE;
+// - N reader threads each own a share of the buffers and poll(2) them for
+//   POLLIN|POLLPRI. poll reports exactly one value per buffer: POLLIN (a
+//   sub-buffer can be taken), POLLPRI (the buffer is full: served first),
+//   POLLHUP (finalized and drained: that buffer is done), anything else is
+//   an error;
+// - on POLLIN or POLLPRI, until RELAY_GET_SUBBUF says EAGAIN: take the
+//   next sub-buffer (GET gives a cookie), splice the whole sub-buffer from
+//   offset 0 of the buffer file into a pipe and from the pipe to the end of
+//   the output file, give it back with the cookie (PUT). EIO on PUT means
+//   the writer pushed the sub-buffer while it was copied: counted, not
+//   fatal;
+// - the run ends when every buffer has hung up (the trace was destroyed and
+//   everything read), when stop() is called (after the sub-buffer in hand),
+//   or at the first failure.
+//
+// Beyond lttd: each reader's poll set also holds the read end of a wake
+// pipe, written once by stop() or by a failing reader, so that every
+// reader leaves its poll at once; and each sub-buffer's header is read
+// back from the output to account the events lost and corrupted
+// sub-buffers it reports.
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+import LTTFormat
+import LTTSystem
+import SystemPackage
+import Synchronization
+
+/// An lttd-style consumer of a trace directory in a mounted lttfs: drains
+/// every buffer file of the trace to one output file each.
+///
+///     let consumer = try TraceConsumer(traceDirectory: "/mnt/ltt/ltt/t", outputDirectory: "/tmp/t")
+///     let outcome = consumer.run(threads: 2)   // until the trace is destroyed, or stop()
+///     print(consumer.summary(stopped: outcome == .stopped))
+///
+/// The buffer files stay open (so no other consumer can take them) until
+/// the consumer goes away.
+public final class TraceConsumer: Sendable {
+    /// A buffer file and where it is written.
+    public struct Buffer: Sendable, Equatable {
+        /// The buffer file: the trace directory, "/", its relative path.
+        public let path: String
+        /// The output file: the output directory, "/", the same relative path.
+        public let outputPath: String
+        /// Bytes per sub-buffer (RELAY_GET_SUBBUF_SIZE).
+        public let subbufferSize: Int
+    }
+
+    /// How `run` ended.
+    public enum Outcome: Sendable, Equatable {
+        /// Every buffer hung up: the trace was destroyed and all of it read.
+        case drained
+        /// `stop()` ended it before every buffer hung up.
+        case stopped
+        /// A failure ended it (see `failures`).
+        case failed
+    }
+
+    public let traceDirectory: String
+    public let outputDirectory: String
+    /// The buffer files, in the order of their relative paths.
+    public var buffers: [Buffer] { readers.map(\.buffer) }
+
+    private let readers: [BufferReader]
+    /// How long a reader waits in poll(2) before polling again with no news.
+    private let pollTimeout: Int32
+    /// Written once to end every reader's poll: by stop() or a failure.
+    private let wake: OwnedPipe
+    private let woken = Atomic<Bool>(false)
+    private let stopRequested = Atomic<Bool>(false)
+    private let started = Atomic<Bool>(false)
+    private let failureList = Locked<[ConsumerError]>([])
+    private let startTime = MonotonicClock.now()
+
+    /// Opens every buffer file below `traceDirectory` and its output below
+    /// `outputDirectory`, which must not exist unless `append` (it is
+    /// created with its parents; with `append` each output file is
+    /// extended, else truncated).
+    ///
+    /// A reader waits in poll(2) at most `pollTimeout` milliseconds before
+    /// it polls again (-1: until the filesystem says something, as lttd
+    /// does); a stop wakes it at once in any case. Throws the first problem;
+    /// then nothing it opened stays open.
+    public init(traceDirectory: String, outputDirectory: String, append: Bool = false,
+                pollTimeout milliseconds: Int32 = 100) throws(ConsumerError) {
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: traceDirectory, isDirectory: &isDirectory),
+              isDirectory.boolValue else {
+            throw .notATraceDirectory(traceDirectory)
+        }
+        if FileManager.default.fileExists(atPath: outputDirectory) && !append {
+            throw .outputExists(outputDirectory)
+        }
+        do throws(Errno) { try Self.makeDirectory(outputDirectory) } catch {
+            throw .cannotCreateDirectory(outputDirectory, error)
+        }
+        // Every regular file below the directory is a buffer, as lttd
+        // assumes (hidden ones aside); on any failure below, the readers
+        // made so far go away and close what they opened.
+        var readers: [BufferReader] = []
+        for name in Self.regularFiles(below: traceDirectory) {
+            let outputPath = outputDirectory + "/" + name
+            let parent = (outputPath as NSString).deletingLastPathComponent
+            // A failure here is the output file's open to report.
+            try? Self.makeDirectory(parent)
+            readers.append(try BufferReader(path: traceDirectory + "/" + name, outputPath: outputPath, append: append))
+        }
+        guard !readers.isEmpty else { throw .noBufferFiles(traceDirectory) }
+        do throws(Errno) { wake = try OwnedPipe() } catch { throw .pipe(error) }
+        self.traceDirectory = traceDirectory
+        self.outputDirectory = outputDirectory
+        self.readers = readers
+        pollTimeout = milliseconds
+    }
+
+    // MARK: Running
+
+    /// Runs `threads` reader threads, each owning every `threads`-th buffer
+    /// (at most one thread per buffer), until every buffer hung up, `stop()`
+    /// or a failure. Call it once.
+    public func run(threads: Int = 1) -> Outcome {
+        precondition(threads >= 1, "TraceConsumer.run needs at least one thread")
+        precondition(!started.exchange(true, ordering: .acquiringAndReleasing), "TraceConsumer.run is called once")
+        let count = min(threads, readers.count)
+        let groups = (0..<count).map { t in stride(from: t, to: readers.count, by: count).map { readers[$0] } }
+        let outcomes = Locked<[Outcome]>([])
+        let done = DispatchSemaphore(value: 0)
+        for (index, group) in groups.enumerated() {
+            let thread = Thread { [self] in
+                let outcome = read(group)
+                outcomes.withLock { $0.append(outcome) }
+                done.signal()
+            }
+            thread.name = "lttfs-consume-\(index)"
+            thread.start()
+        }
+        for _ in groups { done.wait() }
+        let all = outcomes.withLock { $0 }
+        if all.contains(.failed) || !failures.isEmpty { return .failed }
+        return all.allSatisfy { $0 == .drained } ? .drained : .stopped
+    }
+
+    /// Asks every reader to stop after the sub-buffer in hand and wakes
+    /// those waiting in poll. Thread-safe; any number of times, before or
+    /// during `run` (before: `run` returns `.stopped` at once).
+    public func stop() {
+        stopRequested.store(true, ordering: .releasing)
+        wakeReaders()
+    }
+
+    /// Whether `stop()` was called.
+    public var isStopRequested: Bool { stopRequested.load(ordering: .acquiring) }
+
+    /// What ended or disturbed the run, in the order it happened.
+    public var failures: [ConsumerError] { failureList.withLock { $0 } }
+
+    // MARK: Progress
+
+    /// The counters so far; any thread, any time.
+    public var progress: ConsumerProgress {
+        var p = ConsumerProgress()
+        p.buffers = readers.count
+        for r in readers {
+            p.bytes += r.bytes.load(ordering: .relaxed)
+            p.subbuffers += r.subbuffers.load(ordering: .relaxed)
+            p.pushed += r.pushed.load(ordering: .relaxed)
+            p.eventsLost += UInt64(r.eventsLost.load(ordering: .relaxed))
+            p.corruptedSubbuffers += UInt64(r.corruptedSubbuffers.load(ordering: .relaxed))
+        }
+        return p
+    }
+
+    /// Seconds since the consumer was made.
+    public var elapsedSeconds: Double { Double(MonotonicClock.now() - startTime) / 1e9 }
+
+    /// The progress line: bytes, sub-buffers, buffers, rate, losses.
+    public func progressLine() -> String { progress.line(seconds: elapsedSeconds) }
+
+    /// "done: ..." or "stopped: ...": the progress line as a summary.
+    public func summary(stopped: Bool) -> String { progress.summary(stopped: stopped, seconds: elapsedSeconds) }
+
+    // MARK: The readers
+
+    private var ending: Bool { woken.load(ordering: .acquiring) }
+
+    private func wakeReaders() {
+        guard !woken.exchange(true, ordering: .acquiringAndReleasing) else { return }
+        // One byte, never read: the pipe stays readable for every poll.
+        // It cannot fail short of a bug (the pipe is empty and ours).
+        try? wake.writeEnd.writeFully([1])
+    }
+
+    private func fail(_ error: ConsumerError) {
+        failureList.withLock { $0.append(error) }
+        wakeReaders()
+    }
+
+    /// One reader thread: poll its buffers and move what they deliver until
+    /// each hung up, or the run ends.
+    private func read(_ group: [BufferReader]) -> Outcome {
+        let pipe: OwnedPipe
+        do throws(Errno) { pipe = try OwnedPipe() } catch {
+            fail(.pipe(error))
+            return .failed
+        }
+        // A larger pipe moves a sub-buffer in fewer splices; the default
+        // size works too (the copy loops until the sub-buffer is moved).
+        _ = try? pipe.writeEnd.setPipeSize(1 << 20)
+
+        let wanted = Int16(POLLIN | POLLPRI)
+        var live = group
+        // Slot 0 is the wake pipe; slot i + 1 is live[i].
+        var slots = [pollfd(fd: wake.readEnd.rawValue, events: Int16(POLLIN), revents: 0)]
+            + live.map { pollfd(fd: $0.file.rawValue, events: wanted, revents: 0) }
+        while !live.isEmpty {
+            do throws(Errno) {
+                _ = try LTTSystem.poll(&slots, milliseconds: pollTimeout)
+            } catch {
+                fail(.poll(error))
+                return .failed
+            }
+            if slots[0].revents != 0 || ending { return endedBy() }
+            // Full buffers first, as lttd serves them.
+            let ready = live.indices.filter { slots[$0 + 1].revents == RelayPollState.full.pollMask }
+                + live.indices.filter { slots[$0 + 1].revents != RelayPollState.full.pollMask }
+            var hungUp: [Int] = []
+            for i in ready {
+                let reader = live[i]
+                switch slots[i + 1].revents {
+                case 0:
+                    break
+                case RelayPollState.readable.pollMask, RelayPollState.full.pollMask:
+                    do throws(ConsumerError) {
+                        while try reader.moveSubbuffer(through: pipe) {
+                            if ending { return endedBy() }
+                        }
+                    } catch {
+                        fail(error)
+                        return .failed
+                    }
+                case RelayPollState.hungUp.pollMask:
+                    hungUp.append(i)
+                default:
+                    fail(.unexpectedPollEvents(reader.buffer.path, slots[i + 1].revents))
+                    return .failed
+                }
+            }
+            for i in hungUp.sorted(by: >) {
+                live.remove(at: i)
+                slots.remove(at: i + 1)
+            }
+        }
+        return .drained
+    }
+
+    /// Why a reader leaves with buffers still live.
+    private func endedBy() -> Outcome { failures.isEmpty ? .stopped : .failed }
+
+    // MARK: Files
+
+    /// The regular files below `directory` (symbolic links followed), by
+    /// relative path, sorted; names starting with "." are left out.
+    private static func regularFiles(below directory: String) -> [String] {
+        var found: [String] = []
+        let walker = FileManager.default.enumerator(atPath: directory)
+        while let name = walker?.nextObject() as? String {
+            if (name as NSString).lastPathComponent.hasPrefix(".") { continue }
+            var isDirectory: ObjCBool = false
+            if FileManager.default.fileExists(atPath: directory + "/" + name, isDirectory: &isDirectory),
+               !isDirectory.boolValue {
+                found.append(name)
+            }
+        }
+        return found.sorted()
+    }
+
+    /// mkdir -p.
+    private static func makeDirectory(_ path: String) throws(Errno) {
+        var prefix = path.hasPrefix("/") ? "" : "."
+        for component in path.split(separator: "/") {
+            prefix += "/" + component
+            do throws(Errno) {
+                _ = try systemCall { mkdir(prefix, 0o755) }
+            } catch .fileExists {
+                continue
+            }
+        }
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue else {
+            throw .notDirectory
+        }
+    }
+}

@@ -1,0 +1,174 @@
+// What the consumer's tests need of a real mount, copied in small from
+// Tests/LTTFSTests/MountSupport.swift (that target stays as it is): an
+// in-process server on a fresh mount point, torn down on every path, and
+// the control files read back.
+#if canImport(Glibc)
+import Glibc
+#endif
+import Dispatch
+import Foundation
+import LTTConsumer
+import LTTFS
+import LTTSystem
+import LTTTrace
+
+/// An in-process server on a fresh mount point under /tmp: the test process
+/// is the traced program.
+final class TestMount: @unchecked Sendable {
+    let path: String
+    let tracer: Tracer
+    let server: FileSystemServer
+    private var closed = false
+
+    init(cpuCount: Int) throws {
+        path = NSTemporaryDirectory() + "lttfs-consumer-test-" + UUID().uuidString.prefix(8)
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        tracer = Tracer(cpuCount: cpuCount)
+        server = FileSystemServer(tracer: tracer, mountpoint: path)
+        do {
+            try server.startInBackground()
+        } catch {
+            Self.forceUnmount(path)
+            try? FileManager.default.removeItem(atPath: path)
+            throw error
+        }
+    }
+
+    /// The tracer's tree: setup_trace, control/, and one directory per trace.
+    var ltt: String { path + "/ltt" }
+
+    func close() {
+        guard !closed else { return }
+        closed = true
+        _ = server.shutdown(timeout: 10)
+        Self.forceUnmount(path)
+        try? FileManager.default.removeItem(atPath: path)
+    }
+
+    deinit { close() }
+
+    /// Unmounts whatever is left at `path`, lazily if its server is gone.
+    static func forceUnmount(_ path: String) {
+        guard MountTable.current().isMounted(path) else { return }
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        p.arguments = ["fusermount3", "-u", "-z", path]
+        p.standardOutput = FileHandle.nullDevice
+        p.standardError = FileHandle.nullDevice
+        if (try? p.run()) != nil { p.waitUntilExit() }
+    }
+}
+
+/// Runs `body` with a mount that is torn down however `body` ends.
+func withMount<T>(cpuCount: Int = 2, _ body: (TestMount) throws -> T) throws -> T {
+    let mount = try TestMount(cpuCount: cpuCount)
+    defer { mount.close() }
+    return try body(mount)
+}
+
+/// A fresh path under /tmp (not created), removed by `remove()`.
+struct TemporaryPath {
+    let path = NSTemporaryDirectory() + "lttfs-consumer-out-" + UUID().uuidString
+    func remove() { try? FileManager.default.removeItem(atPath: path) }
+}
+
+/// Polls `condition` until it holds or `seconds` pass: waits for state the
+/// test can observe, never for a time.
+func waitUntil(seconds: Double = 20, _ condition: () -> Bool) -> Bool {
+    let deadline = Date().addingTimeInterval(seconds)
+    repeat {
+        if condition() { return true }
+        _ = Glibc.poll(nil, 0, 2)
+    } while Date() < deadline
+    return condition()
+}
+
+/// `TraceConsumer.run` on a thread of its own.
+final class BackgroundRun: Sendable {
+    let consumer: TraceConsumer
+    private let outcome = Locked<TraceConsumer.Outcome?>(nil)
+    private let finished = DispatchSemaphore(value: 0)
+
+    init(_ consumer: TraceConsumer, threads: Int) {
+        self.consumer = consumer
+        let thread = Thread { [outcome, finished] in
+            let result = consumer.run(threads: threads)
+            outcome.withLock { $0 = result }
+            finished.signal()
+        }
+        thread.name = "consumer-test-run"
+        thread.start()
+    }
+
+    /// The outcome, or nil if `run` has not returned within `seconds`.
+    func wait(seconds: Double = 30) -> TraceConsumer.Outcome? {
+        if let done = outcome.withLock({ $0 }) { return done }
+        guard finished.wait(timeout: .now() + seconds) == .success else { return nil }
+        return outcome.withLock { $0 }
+    }
+
+    /// Ends the run however the test went (stop, then wait for it).
+    func end() {
+        consumer.stop()
+        _ = wait(seconds: 30)
+    }
+}
+
+/// One buffer's counters in a trace's `stats` control file.
+func statsRows(_ stats: String) -> [String: [String: Int]] {
+    let lines = stats.split(separator: "\n")
+    guard let header = lines.first(where: { $0.hasPrefix("buffer") })?.split(separator: " ") else { return [:] }
+    var rows: [String: [String: Int]] = [:]
+    for line in lines where !line.hasPrefix("buffer") && !line.hasPrefix("trace ") && !line.contains(":") {
+        let cells = line.split(separator: " ")
+        guard cells.count == header.count else { continue }
+        var row: [String: Int] = [:]
+        for (name, value) in zip(header.dropFirst(), cells.dropFirst()) { row[String(name)] = Int(value) }
+        rows[String(cells[0])] = row
+    }
+    return rows
+}
+
+/// A column of a trace's stats file summed over its buffers.
+func statsTotal(_ m: TestMount, _ trace: String, _ column: String) -> Int? {
+    guard let text = try? String(contentsOfFile: m.ltt + "/control/\(trace)/stats", encoding: .utf8) else { return nil }
+    let rows = statsRows(text)
+    guard !rows.isEmpty else { return nil }
+    return rows.values.reduce(0) { $0 + ($1[column] ?? 0) }
+}
+
+/// Descriptors open in this process now.
+func openDescriptors() -> [String: String] {
+    var result: [String: String] = [:]
+    for fd in (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd")) ?? [] {
+        result[fd] = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/fd/" + fd)) ?? "?"
+    }
+    return result
+}
+
+/// Runs `body` on a new thread bound to `cpu`; false if it could not be
+/// bound there (then `body` does not run).
+func onCPU(_ cpu: Int, _ body: @escaping @Sendable () -> Void) -> Bool {
+    let bound = Locked(false)
+    let done = DispatchSemaphore(value: 0)
+    Thread {
+        if setAffinity(cpu) {
+            bound.withLock { $0 = true }
+            body()
+        }
+        done.signal()
+    }.start()
+    done.wait()
+    return bound.withLock { $0 }
+}
+
+/// sched_setaffinity(2) of the calling thread to one CPU (Glibc's Swift
+/// module leaves the GNU call out: it is looked up by name).
+private func setAffinity(_ cpu: Int) -> Bool {
+    typealias SetAffinity = @convention(c) (pid_t, Int, UnsafeRawPointer) -> Int32
+    guard let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "sched_setaffinity") else { return false }
+    var set = cpu_set_t()
+    withUnsafeMutableBytes(of: &set) { $0[cpu / 8] |= UInt8(1 << (cpu % 8)) }
+    let call = unsafeBitCast(symbol, to: SetAffinity.self)
+    return withUnsafeBytes(of: &set) { call(0, $0.count, $0.baseAddress!) } == 0
+}

@@ -1,0 +1,361 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+import LTTConsumer
+import LTTFormat
+import LTTReader
+import LTTSystem
+import LTTTrace
+import SystemPackage
+import Testing
+
+/// The library consumer over a real mount: real buffer files, real poll,
+/// ioctl and splice; the output read back by the strict reader.
+/// Serialized: one test counts this process's descriptors.
+@Suite("LTTConsumer: TraceConsumer drains real buffer files", .serialized)
+struct TraceConsumerTests {
+    /// The events recorded on each CPU by `recordOnEveryCPU`.
+    static let eventsPerCPU = 1500
+
+    /// A trace of `cpuCount` CPUs with an `app` channel holding room for
+    /// everything recorded (no loss whatever the consumer's pace), started.
+    func makeTrace(_ m: TestMount, _ name: String, subbuffers: UInt64 = 64) throws -> Marker<UInt64, UInt32> {
+        let marker = try m.tracer.marker("app", "item", "seq %lu cpu %u", as: (UInt64, UInt32).self)
+        try m.tracer.setupTrace(name)
+        try m.tracer.updateChannel(trace: name, channel: "app") {
+            $0.subbufferSize = 4096
+            $0.subbufferCount = subbuffers
+        }
+        try m.tracer.allocTrace(name)
+        try m.tracer.startTrace(name)
+        return marker
+    }
+
+    /// Records `eventsPerCPU` events from a thread bound to each CPU in
+    /// turn: every per-CPU buffer of `app` gets events. Returns the
+    /// (seq, cpu) pairs recorded.
+    func recordOnEveryCPU(_ m: TestMount, _ marker: Marker<UInt64, UInt32>) throws -> [Pair] {
+        var recorded: [Pair] = []
+        for cpu in 0..<m.tracer.cpuCount {
+            let base = UInt64(cpu * 1_000_000)
+            let bound = onCPU(cpu) {
+                for i in 0..<UInt64(Self.eventsPerCPU) { marker.record(base + i, UInt32(cpu)) }
+            }
+            try #require(bound, "cannot bind a thread to CPU \(cpu)")
+            recorded += (0..<UInt64(Self.eventsPerCPU)).map { Pair(seq: base + $0, cpu: cpu) }
+        }
+        return recorded
+    }
+
+    struct Pair: Hashable, Comparable {
+        let seq: UInt64
+        let cpu: Int
+        static func < (a: Pair, b: Pair) -> Bool { (a.seq, a.cpu) < (b.seq, b.cpu) }
+    }
+
+    /// The app events of a trace read back: (seq, the CPU of the file it
+    /// was in), each checked to carry the CPU it was recorded on.
+    func appEvents(_ result: TraceReader.Result) -> [Pair] {
+        result.events.filter { $0.channel == "app" }.compactMap { event in
+            guard case .unsigned(let seq)? = event.field("seq"), case .unsigned(let cpu)? = event.field("cpu"),
+                  Int(cpu) == event.cpu else { return nil }
+            return Pair(seq: seq, cpu: event.cpu)
+        }
+    }
+
+    /// Bytes of every regular file in `directory`.
+    func fileSizes(_ directory: String) -> [String: Int] {
+        var sizes: [String: Int] = [:]
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? [] {
+            let attributes = try? FileManager.default.attributesOfItem(atPath: directory + "/" + name)
+            sizes[name] = (attributes?[.size] as? NSNumber)?.intValue
+        }
+        return sizes
+    }
+
+    /// Consumes a trace recorded on every CPU with `threads` readers while
+    /// it is recorded, then destroys it; checks everything.
+    func drainWhileRecording(threads: Int) throws {
+        try withMount(cpuCount: 2) { m in
+            let name = "drain\(threads)"
+            let marker = try makeTrace(m, name)
+            let out = TemporaryPath()
+            defer { out.remove() }
+            let consumer = try TraceConsumer(traceDirectory: m.ltt + "/" + name, outputDirectory: out.path)
+            #expect(consumer.buffers.map { ($0.path as NSString).lastPathComponent }
+                    == ["app_0", "app_1", "metadata_0", "metadata_1", "userspace_0", "userspace_1"])
+            #expect(consumer.buffers.allSatisfy { $0.outputPath == out.path + "/" + ($0.path as NSString).lastPathComponent })
+            let run = BackgroundRun(consumer, threads: threads)
+            defer { run.end() }
+            let recorded = try recordOnEveryCPU(m, marker)
+            try m.tracer.stopTrace(name)
+            try m.tracer.destroyTrace(name)
+            let outcome = run.wait()
+            #expect(outcome == .drained)
+            #expect(consumer.failures.isEmpty, "\(consumer.failures)")
+
+            let result = TraceReader().read(directory: out.path)
+            #expect(result.problems.isEmpty, "\(result.problems)")
+            let events = appEvents(result)
+            #expect(events.count == recorded.count)
+            #expect(events.sorted() == recorded.sorted())
+            #expect(Set(events.map(\.cpu)) == [0, 1])
+            #expect(result.eventsLost == 0 && result.corruptedSubbuffers == 0)
+
+            // The counters are those of the files written.
+            let progress = consumer.progress
+            let sizes = fileSizes(out.path)
+            #expect(progress.buffers == 6)
+            #expect(progress.subbuffers == result.subbuffers)
+            #expect(progress.bytes == sizes.values.reduce(0, +))
+            #expect(progress.eventsLost == 0 && progress.corruptedSubbuffers == 0 && progress.pushed == 0)
+            for buffer in consumer.buffers {
+                let size = sizes[(buffer.outputPath as NSString).lastPathComponent] ?? -1
+                #expect(size > 0 && size % buffer.subbufferSize == 0, "\(buffer.outputPath): \(size) bytes")
+            }
+            // 1500 events of 8 + 12 bytes or more on each CPU: several 4 KiB sub-buffers each.
+            #expect(sizes["app_0", default: 0] >= 4 * 4096 && sizes["app_1", default: 0] >= 4 * 4096)
+            let summary = consumer.summary(stopped: false)
+            #expect(summary.hasPrefix("done: ")
+                    && summary.contains(" in \(progress.subbuffers) sub-buffers from 6 buffers, ")
+                    && summary.contains(", 0 events lost, 0 corrupted sub-buffers, 0 pushed by the writer (EIO)"),
+                    "\(summary)")
+        }
+    }
+
+    @Test("one reader drains every CPU's buffers: every event recorded is read back, the counters match the files")
+    func drainsEveryBuffer() throws {
+        try drainWhileRecording(threads: 1)
+    }
+
+    @Test("several readers, and more readers than buffers, give the same result", arguments: [2, 9])
+    func multipleReaders(threads: Int) throws {
+        try drainWhileRecording(threads: threads)
+    }
+
+    @Test("stop() from another thread ends a live run at once, with everything consumed so far on disk and valid")
+    func stopWhileLive() throws {
+        // One CPU's buffers whichever CPU records: app_0 and metadata_0 get
+        // everything, userspace_0 nothing.
+        try withMount(cpuCount: 1) { m in
+            let marker = try makeTrace(m, "live")
+            let out = TemporaryPath()
+            defer { out.remove() }
+            // No periodic poll: only the stop can wake a reader that waits.
+            let consumer = try TraceConsumer(traceDirectory: m.ltt + "/live", outputDirectory: out.path,
+                                             pollTimeout: -1)
+            let run = BackgroundRun(consumer, threads: 2)
+            defer { run.end() }
+            for i in 0..<200 { marker.record(UInt64(i), 0) }
+            try m.tracer.flush("live")
+            // Everything delivered is consumed: then nothing more comes.
+            var delivered = 0
+            #expect(waitUntil {
+                delivered = statsTotal(m, "live", "delivered") ?? -1
+                return delivered > 0 && consumer.progress.subbuffers == delivered
+                    && statsTotal(m, "live", "consumed") == delivered
+            }, "delivered \(delivered), consumed \(consumer.progress.subbuffers)")
+            #expect(run.wait(seconds: 0) == nil)   // the trace is live: still running
+
+            let stopper = Thread { consumer.stop() }
+            let asked = MonotonicClock.now()
+            stopper.start()
+            let outcome = run.wait(seconds: 10)
+            let seconds = Double(MonotonicClock.now() - asked) / 1e9
+            #expect(outcome == .stopped)
+            #expect(seconds < 5, "run() took \(seconds) s to return after stop()")
+            #expect(consumer.isStopRequested && consumer.failures.isEmpty)
+            #expect(consumer.progress.subbuffers == delivered)
+            #expect(consumer.summary(stopped: outcome == .stopped).hasPrefix("stopped: "))
+
+            // The buffers nothing was written to have delivered nothing yet:
+            // their files are empty, all the others decode cleanly.
+            let result = TraceReader().read(directory: out.path)
+            let empty = fileSizes(out.path).filter { $0.value == 0 }.keys.sorted()
+            #expect(empty == ["userspace_0"])
+            #expect(result.problems.map(\.file).sorted() == empty
+                    && result.problems.allSatisfy { $0.message.contains("0 bytes") }, "\(result.problems)")
+            let seqs = appEvents(result).map(\.seq)
+            #expect(Set(seqs).count == 200 && seqs.count == 200 && Set(seqs) == Set(0..<200))
+            try m.tracer.destroyTrace("live")
+        }
+    }
+
+    @Test("stop() before run(): run() returns .stopped at once and moves nothing")
+    func stopBeforeRun() throws {
+        try withMount(cpuCount: 1) { m in
+            let marker = try makeTrace(m, "early")
+            for i in 0..<50 { marker.record(UInt64(i), 0) }
+            try m.tracer.flush("early")
+            #expect(waitUntil { (statsTotal(m, "early", "delivered") ?? 0) > 0 })
+            let out = TemporaryPath()
+            defer { out.remove() }
+            let consumer = try TraceConsumer(traceDirectory: m.ltt + "/early", outputDirectory: out.path,
+                                             pollTimeout: -1)
+            consumer.stop()
+            let run = BackgroundRun(consumer, threads: 3)
+            defer { run.end() }
+            #expect(run.wait(seconds: 10) == .stopped)
+            #expect(consumer.progress.subbuffers == 0 && consumer.progress.bytes == 0)
+            try m.tracer.destroyTrace("early")
+        }
+    }
+
+    @Test("events lost while nobody read are accounted: the summary's count is the trace's own")
+    func lostEvents() throws {
+        try withMount(cpuCount: 1) { m in
+            // Two 4 KiB sub-buffers, normal mode, no reader: the writer
+            // does not wait, most of the burst is lost.
+            let marker = try makeTrace(m, "lossy", subbuffers: 2)
+            let recorded = 5000
+            for i in 0..<recorded { marker.record(UInt64(i), 0) }
+            try m.tracer.stopTrace("lossy")
+            let stats = statsRows((try? String(contentsOfFile: m.ltt + "/control/lossy/stats", encoding: .utf8)) ?? "")
+            let lost = stats.values.reduce(0) { $0 + ($1["lost"] ?? 0) }
+            let appLost = stats["app_0"]?["lost"] ?? -1
+            #expect(lost > 3000 && appLost == lost, "\(stats)")
+
+            let out = TemporaryPath()
+            defer { out.remove() }
+            let consumer = try TraceConsumer(traceDirectory: m.ltt + "/lossy", outputDirectory: out.path)
+            let run = BackgroundRun(consumer, threads: 1)
+            defer { run.end() }
+            // The full sub-buffers are consumed before the trace is
+            // finalized, so its last sub-buffer finds room for its header.
+            let delivered = statsTotal(m, "lossy", "delivered") ?? -1
+            #expect(waitUntil { consumer.progress.subbuffers == delivered })
+            try m.tracer.destroyTrace("lossy")
+            #expect(run.wait() == .drained)
+            #expect(consumer.failures.isEmpty, "\(consumer.failures)")
+
+            #expect(consumer.progress.eventsLost == UInt64(lost))
+            let summary = consumer.summary(stopped: false)
+            #expect(summary.contains(" \(lost) events lost,"), "\(summary)")
+            let result = TraceReader().read(directory: out.path)
+            #expect(result.problems.isEmpty, "\(result.problems)")
+            #expect(result.eventsLost == UInt64(lost))
+            #expect(appEvents(result).count == recorded - lost)
+        }
+    }
+
+    @Test("append: a second trace is added at the end of each output file, the first left as it was")
+    func appendToExistingOutput() throws {
+        try withMount(cpuCount: 1) { m in
+            let out = TemporaryPath()
+            defer { out.remove() }
+            var sizes: [[String: Int]] = []
+            var firstContents: [String: Data] = [:]
+            for (round, name) in ["first", "second"].enumerated() {
+                let marker = try makeTrace(m, name)
+                for i in 0..<300 { marker.record(UInt64(i), 0) }
+                let consumer = try TraceConsumer(traceDirectory: m.ltt + "/" + name, outputDirectory: out.path,
+                                                 append: round == 1)
+                let run = BackgroundRun(consumer, threads: 1)
+                defer { run.end() }
+                try m.tracer.destroyTrace(name)
+                #expect(run.wait() == .drained)
+                #expect(consumer.failures.isEmpty, "\(consumer.failures)")
+                let now = fileSizes(out.path)
+                #expect(consumer.progress.bytes == now.values.reduce(0, +) - (sizes.first?.values.reduce(0, +) ?? 0))
+                sizes.append(now)
+                if round == 0 {
+                    #expect(TraceReader().read(directory: out.path).problems.isEmpty)
+                    for file in now.keys { firstContents[file] = FileManager.default.contents(atPath: out.path + "/" + file) }
+                }
+            }
+            #expect(sizes.count == 2 && sizes[0].keys.sorted() == sizes[1].keys.sorted())
+            for (file, first) in firstContents {
+                let both = FileManager.default.contents(atPath: out.path + "/" + file) ?? Data()
+                #expect(both.count > first.count && both.prefix(first.count) == first, "\(file)")
+            }
+        }
+    }
+
+    @Test("refusals: no trace directory, an existing output, a file that is no buffer, a buffer another reader has; nothing left open")
+    func refusals() throws {
+        try withMount(cpuCount: 2) { m in
+            _ = try makeTrace(m, "r")
+            let out = TemporaryPath()
+            defer { out.remove() }
+
+            // No such trace: refused before anything is created.
+            #expect(throws: ConsumerError.notATraceDirectory(m.ltt + "/nope")) {
+                try TraceConsumer(traceDirectory: m.ltt + "/nope", outputDirectory: out.path)
+            }
+            #expect(!FileManager.default.fileExists(atPath: out.path))
+
+            // An existing output directory, without append.
+            try FileManager.default.createDirectory(atPath: out.path, withIntermediateDirectories: true)
+            #expect(throws: ConsumerError.outputExists(out.path)) {
+                try TraceConsumer(traceDirectory: m.ltt + "/r", outputDirectory: out.path)
+            }
+            out.remove()
+
+            // A control directory: its files are no buffers (the first may
+            // not even open for reading).
+            let before = openDescriptors()
+            do throws(ConsumerError) {
+                _ = try TraceConsumer(traceDirectory: m.ltt + "/control/r", outputDirectory: out.path)
+                Issue.record("a control directory was taken for a trace")
+            } catch {
+                let path = error.path ?? ""
+                #expect(path.hasPrefix(m.ltt + "/control/r/"), "\(error)")
+                #expect(error == .cannotOpen(path, .permissionDenied)
+                        || error == .notABufferFile(path, .inappropriateIOCTLForDevice), "\(error)")
+                #expect(error.description.contains(path) && error.errno.map { error.description.contains($0.name) } == true,
+                        "\(error)")
+            }
+            out.remove()
+
+            // Buffers first, then a control file: the buffers opened before
+            // the refusal are closed again.
+            let mixed = TemporaryPath()
+            try FileManager.default.createDirectory(atPath: mixed.path, withIntermediateDirectories: true)
+            defer { mixed.remove() }
+            for file in ["app_0", "metadata_0"] {
+                try FileManager.default.createSymbolicLink(atPath: mixed.path + "/" + file,
+                                                           withDestinationPath: m.ltt + "/r/" + file)
+            }
+            try FileManager.default.createSymbolicLink(atPath: mixed.path + "/zz_stats",
+                                                       withDestinationPath: m.ltt + "/control/r/stats")
+            do throws(ConsumerError) {
+                _ = try TraceConsumer(traceDirectory: mixed.path, outputDirectory: out.path)
+                Issue.record("a control file was taken for a buffer")
+            } catch {
+                #expect(error == .notABufferFile(mixed.path + "/zz_stats", .inappropriateIOCTLForDevice))
+                #expect(error.description.contains(mixed.path + "/zz_stats") && error.description.contains("ENOTTY"),
+                        "\(error)")
+            }
+            out.remove()
+            #expect(openDescriptors().count == before.count, "\(openDescriptors()) vs \(before)")
+            #expect(openDescriptors().values.filter { $0.hasPrefix(m.path) || $0.hasPrefix(out.path) }.isEmpty)
+            // lttfs lets one reader open a buffer: the refused consumer let
+            // go of app_0 (FUSE sends the release just after close returns).
+            #expect(waitUntil { reopens(m.ltt + "/r/app_0") })
+
+            // A buffer another reader holds: EBUSY, named; nothing left open.
+            let held = try FileDescriptor.open(FilePath(m.ltt + "/r/userspace_1"), .readOnly)
+            defer { try? held.close() }
+            let beforeBusy = openDescriptors()
+            do throws(ConsumerError) {
+                _ = try TraceConsumer(traceDirectory: m.ltt + "/r", outputDirectory: out.path)
+                Issue.record("a busy buffer was opened twice")
+            } catch {
+                #expect(error == .cannotOpen(m.ltt + "/r/userspace_1", .resourceBusy))
+                #expect(error.description.contains("EBUSY") && error.description.contains("another consumer"), "\(error)")
+            }
+            #expect(openDescriptors().count == beforeBusy.count)
+            #expect(openDescriptors().values.filter { $0.hasPrefix(m.ltt + "/r/") }.count == 1)
+            #expect(waitUntil { reopens(m.ltt + "/r/app_0") && reopens(m.ltt + "/r/metadata_1") })
+            try m.tracer.destroyTrace("r")
+        }
+    }
+
+    /// Whether a buffer file can be opened now (nobody else has it).
+    func reopens(_ path: String) -> Bool {
+        guard let fd = try? FileDescriptor.open(FilePath(path), .readOnly) else { return false }
+        try? fd.close()
+        return true
+    }
+}
