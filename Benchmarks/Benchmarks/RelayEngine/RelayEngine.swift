@@ -12,6 +12,7 @@
 // Goal (issue 2): engine <= 2x floor, and 0 mallocs per event.
 import Benchmark
 import Foundation
+import LTTFormat
 import LTTRelay
 import Synchronization
 

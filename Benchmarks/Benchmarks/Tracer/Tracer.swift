@@ -8,8 +8,10 @@
 // clock:     the two trace clocks: CLOCK_MONOTONIC (exact nanoseconds, no
 //            calibration) next to rdtsc (the default where the kernel
 //            keeps time with the TSC).
+import LTTSystem
 import Benchmark
 import CLinuxSupport
+import LTTFormat
 import LTTRelay
 import LTTTrace
 

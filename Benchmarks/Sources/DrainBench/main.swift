@@ -9,6 +9,7 @@ import Glibc
 import CLinuxSupport
 import Foundation
 import LTTFS
+import LTTFormat
 import LTTRelay
 import LTTTrace
 

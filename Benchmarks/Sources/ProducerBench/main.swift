@@ -16,6 +16,7 @@ import Glibc
 #endif
 import Foundation
 import LTTFS
+import LTTFormat
 import LTTRelay
 import LTTTrace
 import Logging
