@@ -68,7 +68,7 @@ let package = Package(
                                                           "LTTSystem", "LTTTestSupport"]),
         .executableTarget(name: "lttfs", dependencies: [
             "LTTConsumer",
-            "LTTFS", "LTTFormat", "LTTTrace", "LTTReader", "LTTRelay", "LTTSystem", "CLinuxSupport",
+            "LTTFS", "LTTFormat", "LTTTrace", "LTTReader", "LTTRelay", "LTTSystem",
             .product(name: "SystemPackage", package: "swift-system"),
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),

@@ -10,6 +10,7 @@ import LTTRelay
 import LTTTrace
 import Logging
 import Synchronization
+import SystemPackage
 
 /// A mounted lttfs: the FUSE session, its worker threads and the notifier.
 ///
@@ -27,6 +28,7 @@ public final class FileSystemServer: @unchecked Sendable {
         case noFuseDevice(String)
         case sessionFailed(String)
         case mountFailed(String)
+        case daemonizeFailed
 
         public var description: String {
             switch self {
@@ -36,6 +38,7 @@ public final class FileSystemServer: @unchecked Sendable {
             case .noFuseDevice(let why): "cannot use /dev/fuse: \(why) (is the fuse module loaded, and fuse3 installed?)"
             case .sessionFailed(let why): "cannot create the FUSE session: \(why)"
             case .mountFailed(let p): "mounting \(p) failed (see the message above)"
+            case .daemonizeFailed: "cannot go to the background"
             }
         }
     }
@@ -93,18 +96,23 @@ public final class FileSystemServer: @unchecked Sendable {
     /// Checks the mount point and /dev/fuse, creates the session and mounts.
     public func mount() throws(MountError) {
         var st = stat()
-        guard stat(mountpoint, &st) == 0 else {
-            if errno == ENOENT { throw .mountpointMissing(mountpoint) }
-            throw .mountpointMissing("\(mountpoint): \(String(cString: strerror(errno)))")
+        do {
+            _ = try systemCall { stat(mountpoint, &st) }
+        } catch .noSuchFileOrDirectory {
+            throw .mountpointMissing(mountpoint)
+        } catch {
+            throw .mountpointMissing("\(mountpoint): \(error.explained)")
         }
         guard st.st_mode & S_IFMT == S_IFDIR else { throw .notADirectory(mountpoint) }
         let resolved = realpath(mountpoint, nil).map { p in defer { free(p) }; return String(cString: p) }
         if MountTable.current().isMounted(resolved ?? mountpoint) {
             throw .alreadyMounted(mountpoint)
         }
-        let fd = Glibc.open("/dev/fuse", O_RDWR)
-        guard fd >= 0 else { throw .noFuseDevice(String(cString: strerror(errno))) }
-        close(fd)
+        do {
+            try FileDescriptor.open("/dev/fuse", .readWrite, options: .closeOnExec).close()
+        } catch {
+            throw .noFuseDevice((error as? Errno)?.explained ?? "\(error)")
+        }
 
         // default_permissions in every mode: the kernel checks each access
         // against the modes and owners of the tree (Node.mode), for root's
@@ -182,11 +190,15 @@ public final class FileSystemServer: @unchecked Sendable {
         return rc
     }
 
-    /// After daemonizing: closes every inherited descriptor but the FUSE
-    /// device, so the server holds none of its caller's pipes open.
-    public func closeInheritedDescriptors() {
-        guard let session = state.withLock({ $0.session })?.raw else { return }
-        lttfs_close_descriptors_from(3, fuse_session_fd(session))
+    /// Goes to the background after `mount` and before `run` (threads do
+    /// not survive the fork): libfuse's daemonize (fork, setsid, chdir /,
+    /// standard streams on /dev/null; the parent exits once the child is
+    /// ready), then every other inherited descriptor but the FUSE device is
+    /// closed, so the server holds none of its caller's pipes open.
+    public func daemonize() throws(MountError) {
+        guard let session = state.withLock({ $0.session })?.raw else { throw .sessionFailed("not mounted") }
+        guard fuse_daemonize(0) == 0 else { throw .daemonizeFailed }
+        ProcessControl.closeDescriptors(from: 3, keeping: fuse_session_fd(session))
     }
 
     /// Blocks the termination signals in the calling thread and every

@@ -3,8 +3,8 @@ import Glibc
 #endif
 import LTTSystem
 import ArgumentParser
-import CLinuxSupport
 import Foundation
+import SystemPackage
 import LTTFS
 
 /// lttctl's options, working through the mounted tree.
@@ -100,30 +100,12 @@ struct CtlCommand: ParsableCommand {
     func startConsumer(trace: String, out: String) throws {
         var arguments = [CommandLine.arguments[0], "consume", "-q", "-c", trace, "-t", out, "-n", String(threads)]
         if append { arguments.append("-a") }
-        let pid = withCStringArray(arguments) { _, argv in lttfs_spawn_detached(CommandLine.arguments[0], argv) }
-        guard pid > 0 else { throw Failure("cannot start the consumer: \(String(cString: strerror(-pid)))") }
-        print("consumer \(pid) writing \(trace) to \(out)")
-    }
-}
-
-struct StatCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "stat",
-        abstract: "Per-buffer counters of one trace or of all: written, lost, corrupted, delivered, consumed.",
-        discussion: "Example:\n  lttfs stat mytrace")
-
-    @Option(help: "The lttfs mount point (default: the first one in /proc/mounts).") var mount: String?
-    @Argument(help: "A trace name (default: every trace).") var name: String?
-
-    func run() throws {
-        let control = try MountDiscovery.resolve(mount) + "/ltt/control"
-        let names = try name.map { [$0] } ?? FileManager.default.contentsOfDirectory(atPath: control).sorted()
-        if names.isEmpty { print("no trace") }
-        for (i, trace) in names.enumerated() {
-            guard let text = try? String(contentsOfFile: control + "/\(trace)/stats", encoding: .utf8) else {
-                throw Failure("no trace named \(trace)")
-            }
-            print((i > 0 ? "\n" : "") + text, terminator: "")
+        let pid: pid_t
+        do throws(Errno) {
+            pid = try ProcessControl.spawnDetached(CommandLine.arguments[0], arguments: arguments)
+        } catch {
+            throw Failure("cannot start the consumer: \(error.explained)")
         }
+        print("consumer \(pid) writing \(trace) to \(out)")
     }
 }

@@ -4,7 +4,6 @@ import Glibc
 import LTTSystem
 import ArgumentParser
 import Foundation
-import CFuse
 import LTTFS
 import LTTFormat
 import LTTRelay
@@ -114,12 +113,14 @@ struct MountCommand: ParsableCommand {
             logger.error("\(error.description)")
             throw ExitCode(1)
         }
-        // Fork before any thread starts: threads do not survive it.
-        if fuse_daemonize(foreground ? 1 : 0) != 0 {
-            logger.error("cannot go to the background")
-            throw ExitCode(1)
+        if !foreground {
+            do throws(FileSystemServer.MountError) {
+                try server.daemonize()
+            } catch {
+                logger.error("\(error.description)")
+                throw ExitCode(1)
+            }
         }
-        if !foreground { server.closeInheritedDescriptors() }
         let rc = server.runUntilSignalled()
         if rc != 0 { throw ExitCode(1) }
     }
@@ -138,70 +139,3 @@ struct MountCommand: ParsableCommand {
 }
 
 extension Logger.Level: @retroactive ExpressibleByArgument {}
-
-struct UnmountCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "umount",
-        abstract: "Stop an lttfs server and unmount its mount point (lazily if the server died).",
-        discussion: """
-            A server started by `lttfs mount` is asked to stop with SIGTERM, as systemctl
-            stop does: it answers every request that waits, then unmounts. Otherwise
-            (a program serving lttfs itself, or a dead server) the mount is detached.
-            Example:
-              lttfs umount /mnt/ltt
-            """)
-
-    @Argument(help: "The mount point.")
-    var mountpoint: String
-
-    func run() throws {
-        let path = realpath(mountpoint, nil).map { p in defer { free(p) }; return String(cString: p) } ?? mountpoint
-        if let entry = MountTable.current().entries.last(where: { $0.mountpoint == path && $0.type == "fuse.lttfs" }),
-           let pid = FileSystemServer.serverProcess(source: entry.source), Self.isLttfsServer(pid, serving: path) {
-            kill(pid, SIGTERM)
-            let deadline = MonotonicClock.now() + 10_000_000_000
-            while MountTable.current().isMounted(path) && MonotonicClock.now() < deadline {
-                var pause = timespec(tv_sec: 0, tv_nsec: 10_000_000)
-                nanosleep(&pause, nil)
-            }
-            if !MountTable.current().isMounted(path) { return }
-        }
-        for arguments in [["-u", mountpoint], ["-u", "-z", mountpoint]] {
-            var pid: pid_t = 0
-            let rc = withCStringArray(["fusermount3"] + arguments) { _, argv in
-                posix_spawnp(&pid, "fusermount3", nil, nil, argv, environ)
-            }
-            guard rc == 0 else { continue }
-            var status: Int32 = 0
-            waitpid(pid, &status, 0)
-            if status == 0 { return }
-        }
-        StandardError.write("lttfs: cannot unmount \(mountpoint)\n")
-        throw ExitCode(1)
-    }
-
-    /// Whether `pid` is `lttfs mount ... MOUNTPOINT` for this mount point:
-    /// the mount source names a PID, and anybody who can mount FUSE can
-    /// name any PID there, so the process itself must say it serves `path`
-    /// (not a program serving lttfs itself either, which SIGTERM would end).
-    static func isLttfsServer(_ pid: pid_t, serving path: String) -> Bool {
-        let comm = (try? String(contentsOfFile: "/proc/\(pid)/comm", encoding: .utf8)) ?? ""
-        guard comm.trimmingCharacters(in: .whitespacesAndNewlines) == "lttfs",
-              let cmdline = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline") else { return false }
-        let arguments = cmdline.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
-        guard arguments.count > 2, arguments[1] == "mount", var last = arguments.last else { return false }
-        if !last.hasPrefix("/"), let cwd = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/cwd") {
-            last = cwd + "/" + last
-        }
-        let served = realpath(last, nil).map { p in defer { free(p) }; return String(cString: p) } ?? last
-        return served == path
-    }
-}
-
-/// One message on stderr, written whole (no buffering to lose at exit).
-enum StandardError {
-    static func write(_ s: String) {
-        var s = s
-        s.withUTF8 { _ = Glibc.write(2, $0.baseAddress, $0.count) }
-    }
-}

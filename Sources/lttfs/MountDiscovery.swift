@@ -3,6 +3,8 @@ import Glibc
 #endif
 import Foundation
 import LTTFS
+import LTTSystem
+import SystemPackage
 
 /// Finds lttfs mounts: entries of type fuse.lttfs in /proc/mounts.
 enum MountDiscovery {
@@ -19,13 +21,17 @@ enum MountDiscovery {
 
     /// Writes `text` to a control file; a refusal becomes a one-line error.
     static func write(_ path: String, _ text: String) throws {
-        let fd = open(path, O_WRONLY | O_TRUNC)
-        guard fd >= 0 else { throw Failure("\(path): \(String(cString: strerror(errno)))") }
-        defer { close(fd) }
-        let bytes = Array((text + "\n").utf8)
-        let n = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
-        guard n == bytes.count else {
-            throw Failure("writing \"\(text)\" to \(path): \(String(cString: strerror(errno)))")
+        let fd: FileDescriptor
+        do {
+            fd = try FileDescriptor.open(path, .writeOnly, options: [.truncate, .closeOnExec])
+        } catch let error as Errno {
+            throw Failure("\(path): \(error.explained)")
+        }
+        defer { try? fd.close() }
+        do throws(Errno) {
+            try fd.writeFully(Array((text + "\n").utf8))
+        } catch {
+            throw Failure("writing \"\(text)\" to \(path): \(error.explained)")
         }
     }
 }

@@ -3,9 +3,9 @@ import Glibc
 #endif
 import LTTFormat
 import ArgumentParser
-import CLinuxSupport
 import Foundation
-import LTTFS
+import LTTSystem
+import SystemPackage
 
 /// RELAY_* ioctls for shell scripts: GET in one process, PUT in another.
 struct SubbufCommand: ParsableCommand {
@@ -21,14 +21,22 @@ struct SubbufCommand: ParsableCommand {
             """,
         subcommands: [Info.self, Get.self, Put.self])
 
-    static func open(_ path: String) throws -> Int32 {
-        let fd = Glibc.open(path, O_RDONLY | O_NONBLOCK)
-        guard fd >= 0 else { throw Failure("cannot open \(path): \(String(cString: strerror(errno)))") }
-        return fd
+    static func open(_ path: String) throws -> FileDescriptor {
+        do {
+            return try FileDescriptor.open(path, .readOnly, options: [.nonBlocking, .closeOnExec])
+        } catch let error as Errno {
+            throw Failure("cannot open \(path): \(error.explained)")
+        }
     }
 
-    static func ioctl(_ fd: Int32, _ request: RelayIoctl, _ value: inout UInt32) -> Int32 {
-        lttfs_ioctl_u32(fd, UInt(request.rawValue), &value) == 0 ? 0 : errno
+    /// The ioctl's errno, nil when it succeeded.
+    static func ioctl(_ fd: FileDescriptor, _ request: RelayIoctl, _ value: inout UInt32) -> Errno? {
+        do throws(Errno) {
+            try fd.ioctl(request.rawValue, &value)
+            return nil
+        } catch {
+            return error
+        }
     }
 
     struct Info: ParsableCommand {
@@ -37,11 +45,11 @@ struct SubbufCommand: ParsableCommand {
         @Argument(help: "A buffer file.") var file: String
         func run() throws {
             let fd = try SubbufCommand.open(file)
-            defer { close(fd) }
+            defer { try? fd.close() }
             var count: UInt32 = 0, size: UInt32 = 0
             let e1 = SubbufCommand.ioctl(fd, .getSubbufferCount, &count)
             let e2 = SubbufCommand.ioctl(fd, .getSubbufferSize, &size)
-            guard e1 == 0, e2 == 0 else { throw Failure("\(file): not a buffer file (\(String(cString: strerror(max(e1, e2)))))") }
+            if let e = e1 ?? e2 { throw Failure("\(file): not a buffer file (\(e.explained))") }
             print("n_subbufs \(count)\nsubbuf_size \(size)")
         }
     }
@@ -52,11 +60,13 @@ struct SubbufCommand: ParsableCommand {
         @Argument(help: "A buffer file.") var file: String
         func run() throws {
             let fd = try SubbufCommand.open(file)
-            defer { close(fd) }
+            defer { try? fd.close() }
             var cookie: UInt32 = 0
             let e = SubbufCommand.ioctl(fd, .getSubbuffer, &cookie)
-            if e == EAGAIN { throw Failure("\(file): no complete sub-buffer to take yet (EAGAIN)", code: 2) }
-            guard e == 0 else { throw Failure("\(file): RELAY_GET_SUBBUF: \(String(cString: strerror(e)))") }
+            if e == .resourceTemporarilyUnavailable {
+                throw Failure("\(file): no complete sub-buffer to take yet (EAGAIN)", code: 2)
+            }
+            if let e { throw Failure("\(file): RELAY_GET_SUBBUF: \(e.explained)") }
             print(cookie)
         }
     }
@@ -68,10 +78,10 @@ struct SubbufCommand: ParsableCommand {
         @Argument(help: "The cookie `get` printed.") var cookie: UInt32
         func run() throws {
             let fd = try SubbufCommand.open(file)
-            defer { close(fd) }
+            defer { try? fd.close() }
             var value = cookie
             let e = SubbufCommand.ioctl(fd, .putSubbuffer, &value)
-            if e == EIO {
+            if e == .ioError {
                 // The server refuses a PUT without a GET, a second PUT, and a
                 // PUT after the writer pushed the reader: one errno for all.
                 // Only a flight recorder pushes its reader.
@@ -80,17 +90,7 @@ struct SubbufCommand: ParsableCommand {
                     ? "no sub-buffer was taken with that cookie: already put, never taken, or the writer overwrote it (flight recorder: its events show as overwritten in stats)"
                     : "no sub-buffer was taken with that cookie: already put, or never taken; nothing was lost"), code: 2)
             }
-            guard e == 0 else { throw Failure("\(file): RELAY_PUT_SUBBUF: \(String(cString: strerror(e)))") }
+            if let e { throw Failure("\(file): RELAY_PUT_SUBBUF: \(e.explained)") }
         }
-    }
-}
-
-/// A one-line error for stderr and an exit status.
-struct Failure: Error, CustomStringConvertible {
-    let description: String
-    let code: Int32
-    init(_ message: String, code: Int32 = 1) {
-        description = message
-        self.code = code
     }
 }

@@ -35,7 +35,7 @@ final class SpliceConsumer: @unchecked Sendable {
 
     private func consume(_ b: BufferFD, into path: String) {
         let size = Int(b.ioctl(.getSubbufferSize).1)
-        FileManager.default.createFile(atPath: path, contents: nil)
+        _ = FileManager.default.createFile(atPath: path, contents: nil)
         let file = FileHandle(forWritingAtPath: path)!
         defer { try? file.close() }
         let deadline = Date().addingTimeInterval(60)

@@ -234,9 +234,11 @@ struct TrustTests {
         let second = run(["sh", "-c", "echo second > \(server.ltt)/write_event"], timeout: 10)
         #expect(second.status == 0)
         #expect(Date().timeIntervalSince(began) < 3, "the second writer waited \(Date().timeIntervalSince(began)) s")
-        // The stalled reader makes writes lose their line at once, counted.
+        // The stalled reader makes writes lose their line at once, counted
+        // (lines as long as the writer's: a shorter one could still fit).
         let fast = Date()
-        for _ in 0..<20 { #expect(writeControl(server.ltt + "/write_event", "more\n") == 0) }
+        let more = String(repeating: "m", count: 900) + "\n"
+        for _ in 0..<20 { #expect(writeControl(server.ltt + "/write_event", more) == 0) }
         #expect(Date().timeIntervalSince(fast) < 1)
         let row = statsRow(readControl(server.ltt + "/control/q/stats") ?? "", "userspace_0")
         #expect((row?["lost"] ?? 0) >= 20)
