@@ -50,6 +50,7 @@ let package = Package(
                                                 .product(name: "SystemPackage", package: "swift-system")]),
         // Reads a consumer's trace directory back, strictly.
         .target(name: "LTTReader", dependencies: ["LTTFormat"]),
+        .testTarget(name: "LTTReaderTests", dependencies: ["LTTReader", "LTTFormat"]),
         .testTarget(name: "LTTTraceTests", dependencies: ["LTTFormat", "LTTTrace", "LTTRelay", "LTTSystem", "LTTReader", "LTTTestSupport"]),
         // The C shim over libfuse3 (Debian's libfuse3-dev).
         .target(name: "CFuse", linkerSettings: [.linkedLibrary("fuse3"), .linkedLibrary("pthread")]),

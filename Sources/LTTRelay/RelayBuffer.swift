@@ -116,19 +116,38 @@ public final class RelayBuffer: @unchecked Sendable {
     // MARK: Producers
 
     /// An event being written: its slot is reserved, its header written,
-    /// and the buffer lock is held until `endEvent`.
-    public struct EventInProgress {
+    /// and the buffer lock is held until `commit()`, which consumes it: an
+    /// event is committed exactly once, and one that is dropped without
+    /// `commit()` is committed by its deinit (the lock is never left held).
+    @frozen
+    public struct EventInProgress: ~Copyable {
         public let payload: UnsafeMutableRawPointer
         @usableFromInline let slot: RelaySlot
-        @usableFromInline init(payload: UnsafeMutableRawPointer, slot: RelaySlot) {
+        @usableFromInline let buffer: Unmanaged<RelayBuffer>
+
+        @usableFromInline init(payload: UnsafeMutableRawPointer, slot: RelaySlot, buffer: Unmanaged<RelayBuffer>) {
             self.payload = payload
             self.slot = slot
+            self.buffer = buffer
         }
+
+        /// commit_slot: commits the event and unlocks the buffer.
+        @inlinable @inline(__always)
+        @discardableResult
+        public consuming func commit() -> RelaySlot {
+            let (slot, buffer) = (self.slot, self.buffer)
+            discard self
+            buffer._withUnsafeGuaranteedRef { $0.endEvent(slot) }
+            return slot
+        }
+
+        @inlinable
+        deinit { buffer._withUnsafeGuaranteedRef { $0.endEvent(slot) } }
     }
 
     /// Reserves room for an event and writes its header (reserve_slot),
-    /// leaving the lock held: store the payload at `payload`, then call
-    /// `endEvent`. Nothing may block in between. Returns the failure,
+    /// leaving the lock held: store the payload at `payload`, then
+    /// `commit()`. Nothing may block in between. Returns the failure,
     /// already counted as lost, when there is no room.
     @inlinable @inline(__always)
     public func beginEvent(eventID: UInt16, dataSize: UInt64, largestAlign: UInt64,
@@ -150,7 +169,8 @@ public final class RelayBuffer: @unchecked Sendable {
             let g = geometry
             _ = EventHeader.write(to: memory, at: g.bufferOffset(slot.headerOffset), eventID: eventID,
                                   dataSize: dataSize, tsc: slot.tsc, form: slot.form, trace: ring.pointee.trace)
-            return .success(EventInProgress(payload: memory + Int(g.bufferOffset(slot.payloadOffset)), slot: slot))
+            return .success(EventInProgress(payload: memory + Int(g.bufferOffset(slot.payloadOffset)), slot: slot,
+                                            buffer: Unmanaged.passUnretained(self)))
         case .failure(let why):
             let wake = ring.pointee.wakeupReaders
             ring.pointee.wakeupReaders = false
@@ -161,11 +181,12 @@ public final class RelayBuffer: @unchecked Sendable {
         }
     }
 
-    /// Commits the event `beginEvent` started (commit_slot) and unlocks.
-    @inlinable @inline(__always)
-    public func endEvent(_ event: EventInProgress) {
+    /// Commits the event `beginEvent` started (commit_slot) and unlocks:
+    /// `EventInProgress.commit()`.
+    @usableFromInline @inline(__always)
+    func endEvent(_ slot: RelaySlot) {
         let ring = ringState
-        ring.pointee.commit(event.slot)
+        ring.pointee.commit(slot)
         let wake = ring.pointee.wakeupReaders
         ring.pointee.wakeupReaders = false
         lock.unlock()
@@ -195,8 +216,7 @@ public final class RelayBuffer: @unchecked Sendable {
         switch beginEvent(eventID: eventID, dataSize: dataSize, largestAlign: largestAlign, sizedHeader: sizedHeader) {
         case .success(let event):
             payload(event.payload)
-            endEvent(event)
-            return .success(event.slot)
+            return .success(event.commit())
         case .failure(let why):
             return .failure(why)
         }

@@ -233,16 +233,23 @@ struct EventEmitter {
             let largest = UInt64(PayloadLayout.largestAlign(maxIntegerSize: maxIntegerSize, alignment: alignment))
             let (id, sized) = (eventID, sizedHeader)
             let mayWait = writer != nil || sink.blockingTimeoutNanoseconds > 0
-            let begun = buffer._withUnsafeGuaranteedRef {
-                $0.beginEvent(eventID: id, dataSize: dataSize, largestAlign: largest, sizedHeader: sized,
-                              countFullAsLost: !mayWait)
+            // nil: recorded; else why not (already counted as lost unless
+            // the producer may wait).
+            let failure: ReserveFailure? = buffer._withUnsafeGuaranteedRef { b in
+                switch b.beginEvent(eventID: id, dataSize: dataSize, largestAlign: largest, sizedHeader: sized,
+                                    countFullAsLost: !mayWait) {
+                case .success(let event):
+                    store(event.payload, alignment)
+                    event.commit()
+                    return nil
+                case .failure(let why):
+                    return why
+                }
             }
-            switch begun {
-            case .success(let event):
-                store(event.payload, alignment)
-                buffer._withUnsafeGuaranteedRef { $0.endEvent(event) }
+            switch failure {
+            case nil:
                 result.recorded &+= 1
-            case .failure(.full) where mayWait:
+            case .full? where mayWait:
                 // Counted as outside before the read-side section ends: a
                 // destroy that waited for the grace period then waits for
                 // this producer too.
@@ -250,7 +257,7 @@ struct EventEmitter {
                 held.producersOutside.add(1, ordering: .acquiringAndReleasing)
                 if waiting == nil { waiting = [] }
                 waiting!.append(WaitingSink(sink: sink, channel: held))
-            case .failure:
+            case .some:
                 result.lost &+= 1
             }
         }

@@ -106,6 +106,32 @@ struct PrimitiveTests {
         #expect(buffer.takeReaderWakeup())
     }
 
+    @Test("an event in progress holds the lock until it is committed, once; dropped, its deinit commits it")
+    func eventInProgressCommitsOnce() throws {
+        let buffer = makeBuffer()
+        switch buffer.beginEvent(eventID: 1, dataSize: 8, largestAlign: 1) {
+        case .success(let event):
+            let free = buffer.lock.tryLock()
+            #expect(!free, "the buffer lock is held while the payload is stored")
+            event.payload.storeBytes(of: UInt64(42), as: UInt64.self)
+            let slot = event.commit()
+            #expect(slot.payloadOffset > 0)
+        case .failure(let why):
+            Issue.record("no room: \(why)")
+        }
+        let released = buffer.lock.tryLock()
+        #expect(released, "commit released it")
+        if released { buffer.lock.unlock() }
+        #expect(buffer.counters.eventsWritten == 1)
+        // An event that goes out of scope without commit() is committed by
+        // its deinit: the lock is never left held, the event is counted.
+        if case .success = buffer.beginEvent(eventID: 1, dataSize: 8, largestAlign: 1) {}
+        let releasedByDeinit = buffer.lock.tryLock()
+        #expect(releasedByDeinit)
+        if releasedByDeinit { buffer.lock.unlock() }
+        #expect(buffer.counters.eventsWritten == 2)
+    }
+
     @Test("an event recorded while the bell rings (a signal handler's) is nested: lost and counted, never re-entrant")
     func recordDuringRing() throws {
         let bell = ReaderDoorbell()

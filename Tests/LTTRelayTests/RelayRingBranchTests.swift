@@ -39,14 +39,14 @@ struct RelayRingBranchTests {
     @Test("alignment pads the header word to 4 and the payload to its largest field, only when the trace is aligned")
     func alignment() throws {
         let aligned = makeBuffer(trace: alignedTrace)
-        _ = try aligned.put(1)                      // 68..73
+        _ = aligned.put(1)                      // 68..73
         let a = try aligned.put(8, align: 8).get()  // pad 3 to 76, header to 80, payload at 80
         #expect(a.begin == 73 && a.headerOffset == 76 && a.payloadOffset == 80 && a.size == 15)
         let b2 = try aligned.put(8, align: 8, form: .idSizeTSC).get() // 88: word, id+size to 96, clock 96..104
         #expect(b2.headerOffset == 88 && b2.payloadOffset == 104 && b2.size == 24)
 
         let packed = makeBuffer(trace: packedTrace)
-        _ = try packed.put(1)
+        _ = packed.put(1)
         let p = try packed.put(8, align: 8).get()
         #expect(p.begin == 73 && p.headerOffset == 73 && p.payloadOffset == 77 && p.size == 12)
     }
@@ -69,7 +69,7 @@ struct RelayRingBranchTests {
     @Test("an event that does not fit closes the old sub-buffer (lost_size, end clock, padding) and opens the next")
     func switchOnOverflow() throws {
         let b = makeBuffer()
-        _ = try b.put(S - 68 - 4 - 100, tsc: 2_000)   // offset 3996
+        _ = b.put(S - 68 - 4 - 100, tsc: 2_000)   // offset 3996
         #expect(b.offset == 3996)
         let slot = try b.put(200, tsc: 3_000).get()
         #expect(slot.begin == S + 68)
@@ -88,7 +88,7 @@ struct RelayRingBranchTests {
     @Test("an event ending exactly on a boundary closes its sub-buffer at once; the next one opens without padding")
     func endExactlyOnBoundary() throws {
         let b = makeBuffer()
-        _ = try b.put(S - 68 - 4, tsc: 2_000)
+        _ = b.put(S - 68 - 4, tsc: 2_000)
         #expect(b.offset == S)
         #expect(headerField(b, subbuffer: 0, SubbufferHeader.Field.lostSize, as: UInt32.self) == 0)
         #expect(headerField(b, subbuffer: 0, SubbufferHeader.Field.cycleCountEnd, as: UInt64.self) == 2_000)
@@ -103,10 +103,10 @@ struct RelayRingBranchTests {
     @Test("normal mode: a full buffer loses the event and counts it; a put makes room")
     func fullLosesEvent() throws {
         let b = makeBuffer()
-        for _ in 0..<3 { _ = try b.put(S - 68 - 4) }
-        _ = try b.put(100)
+        for _ in 0..<3 { _ = b.put(S - 68 - 4) }
+        _ = b.put(100)
         #expect(b.pollState == .readable)   // 3 sub-buffers readable, writer in the 4th
-        _ = try b.put(S - 68 - 4 - 104)     // 4th ends on the boundary
+        _ = b.put(S - 68 - 4 - 104)     // 4th ends on the boundary
         #expect(b.offset == 4 * S)
         #expect(b.pollState == .full)
         let before = b.offset
@@ -136,10 +136,10 @@ struct RelayRingBranchTests {
         #expect(b.withRing { $0.commitCount(ofSubbuffer: 0) } == S - 104)
         #expect(b.delivered == 0)
         #expect(b.getSubbuffer() == .failure(.notReady))
-        for _ in 1..<4 { _ = try b.put(S - 68 - 4) }  // sub-buffers 1-3 full and complete
+        for _ in 1..<4 { _ = b.put(S - 68 - 4) }  // sub-buffers 1-3 full and complete
         #expect(b.offset == 4 * S)
         #expect(b.withRing { $0.incompleteSubbuffers() } == [0])
-        _ = try b.put(10)                             // wraps onto sub-buffer 0
+        _ = b.put(10)                             // wraps onto sub-buffer 0
         #expect(b.consumed == S)
         #expect(b.corrupted == 1 && b.eventsLost == 0)
         #expect(b.withRing { $0.commitCount(ofSubbuffer: 0) } == S + 68 + 14)
@@ -155,12 +155,12 @@ struct RelayRingBranchTests {
     @Test("overwrite mode: the writer laps the reader, which gets EIO on PUT; a whole sub-buffer skipped is not corruption")
     func overwritePushesReader() throws {
         let b = makeBuffer(overwrite: true)
-        _ = try b.put(S - 68 - 4)
+        _ = b.put(S - 68 - 4)
         let cookie = try b.getSubbuffer().get()
         #expect(cookie == 0)
-        for _ in 1..<4 { _ = try b.put(S - 68 - 4) }
+        for _ in 1..<4 { _ = b.put(S - 68 - 4) }
         #expect(b.pollState == .full)
-        _ = try b.put(10)                           // laps sub-buffer 0
+        _ = b.put(10)                           // laps sub-buffer 0
         #expect(b.consumed == S)
         #expect(b.corrupted == 0 && b.eventsLost == 0)
         #expect(throws: SubbufferAccessError.pushed) { try b.putSubbuffer(cookie: cookie) }
@@ -220,7 +220,7 @@ struct RelayRingBranchTests {
     func forceSwitchActive() throws {
         let clock = ManualClock(5_000)
         let b = makeBuffer(clock: clock)
-        _ = try b.put(100)
+        _ = b.put(100)
         #expect(b.forceSwitch())
         #expect(b.offset == S + 68)
         #expect(headerField(b, subbuffer: 0, SubbufferHeader.Field.lostSize, as: UInt32.self) == UInt32(S - 172))
@@ -232,12 +232,12 @@ struct RelayRingBranchTests {
         #expect(headerField(b, subbuffer: 1, SubbufferHeader.Field.lostSize, as: UInt32.self) == UInt32(S - 68))
 
         let boundary = makeBuffer()
-        _ = try boundary.put(S - 68 - 4)
+        _ = boundary.put(S - 68 - 4)
         #expect(boundary.forceSwitch() == false)
 
         let full = makeBuffer()
-        for _ in 0..<3 { _ = try full.put(S - 68 - 4) }
-        _ = try full.put(100)
+        for _ in 0..<3 { _ = full.put(S - 68 - 4) }
+        _ = full.put(100)
         let offset = full.offset
         #expect(full.forceSwitch() == false)
         #expect(full.offset == offset && full.eventsLost == 0)
@@ -246,7 +246,7 @@ struct RelayRingBranchTests {
     @Test("finalize flushes the partial sub-buffer (FORCE_FLUSH), opens nothing, and hangs up once drained")
     func finalizeFlush() throws {
         let b = makeBuffer()
-        _ = try b.put(100)
+        _ = b.put(100)
         #expect(b.pollState == .none)
         b.finalize()
         #expect(b.offset == S)
@@ -268,7 +268,7 @@ struct RelayRingBranchTests {
     @Test("GET refuses while the writer is in the sub-buffer; PUT with a stale or foreign cookie is EIO")
     func getPut() throws {
         let b = makeBuffer()
-        _ = try b.put(100)
+        _ = b.put(100)
         #expect(b.getSubbuffer() == .failure(.notReady))
         b.forceSwitch()
         let cookie = try b.getSubbuffer().get()
@@ -332,8 +332,8 @@ struct RelayRingBranchTests {
     @Test("a read at a position returns the whole sub-buffers from consumed up to the writer's, and no more")
     func readableRange() throws {
         let b = makeBuffer()
-        for i in 0..<2 { _ = try b.put(S - 68 - 4, tsc: 1_000 + UInt64(i)) }
-        _ = try b.put(10)
+        for i in 0..<2 { _ = b.put(S - 68 - 4, tsc: 1_000 + UInt64(i)) }
+        _ = b.put(10)
         #expect(b.withRing { $0.readableBytes(at: 0) } == 2 * S)
         #expect(b.withRing { $0.readableBytes(at: 100) } == 2 * S - 100)
         #expect(b.withRing { $0.readableBytes(at: 3 * S) } == 0)
@@ -351,9 +351,9 @@ struct RelayRingBranchTests {
     @Test("reads wrap around the end of the ring memory")
     func readWraps() throws {
         let b = makeBuffer(count: 2)
-        for _ in 0..<2 { _ = try b.put(S - 68 - 4) }
+        for _ in 0..<2 { _ = b.put(S - 68 - 4) }
         try b.putSubbuffer(cookie: try b.getSubbuffer().get())
-        _ = try b.put(S - 68 - 4, tsc: 7_777)              // sub-buffer index 0 again, position 2S
+        _ = b.put(S - 68 - 4, tsc: 7_777)              // sub-buffer index 0 again, position 2S
         #expect(b.withRing { $0.readableBytes(at: 0) } == 2 * S)
         var bytes = [UInt8](repeating: 0, count: Int(2 * S))
         #expect(bytes.withUnsafeMutableBytes { b.read(at: 0, into: $0) } == Int(2 * S))

@@ -185,7 +185,7 @@ struct RelayStressTests {
     @Test("a waiting writer records once a PUT frees room; a cancellation leaves nothing written and nothing counted")
     func blockingWriter() throws {
         let b = makeBuffer(count: 2)
-        for _ in 0..<2 { _ = try b.put(4096 - 68 - 4) }
+        for _ in 0..<2 { _ = b.put(4096 - 68 - 4) }
         #expect(b.pollState == .full)
         let finished = Flag()
         let result = Locked<RelayBuffer.WaitingRecord?>(nil)
@@ -203,7 +203,7 @@ struct RelayStressTests {
         #expect(b.counters.eventsLost == 0 && b.counters.eventsWritten == 3)
 
         // Full again; this time the writer is cancelled.
-        _ = try b.put(4096 - 68 - 104 - 4)
+        _ = b.put(4096 - 68 - 104 - 4)
         #expect(b.pollState == .full)
         let cancellation = WaitCancellation()
         let cancelled = Flag()
@@ -223,7 +223,7 @@ struct RelayStressTests {
     func waitEnds() throws {
         func fullBuffer() throws -> RelayBuffer {
             let b = makeBuffer(count: 2)
-            for _ in 0..<2 { _ = try b.put(4096 - 68 - 4) }
+            for _ in 0..<2 { _ = b.put(4096 - 68 - 4) }
             return b
         }
         func waiter(_ b: RelayBuffer, _ policy: RelayBuffer.WaitPolicy) -> (Flag, Shared<RelayBuffer.WaitingRecord?>) {

@@ -38,7 +38,7 @@ struct ReaderFuzzTests {
 
     func write(_ files: [String: [UInt8]], to dir: String) {
         for (name, bytes) in files {
-            FileManager.default.createFile(atPath: dir + "/" + name, contents: Data(bytes))
+            _ = FileManager.default.createFile(atPath: dir + "/" + name, contents: Data(bytes))
         }
     }
 

@@ -38,7 +38,7 @@ func drain(_ trace: Trace, to directory: String) {
             data.append(contentsOf: bytes)
             try! buffer.putSubbuffer(cookie: cookie)
         }
-        FileManager.default.createFile(atPath: directory + "/" + name, contents: data)
+        _ = FileManager.default.createFile(atPath: directory + "/" + name, contents: data)
     }
 }
 
