@@ -425,12 +425,12 @@ final class FileSystem: Sendable {
 
     // MARK: The notifier
 
-    /// One pass of the notifier thread: wake the pollers of every buffer
-    /// that delivered a sub-buffer or was finalized since the last pass.
+    /// One pass of the notifier thread: wake the poller of every buffer
+    /// posted to the tracer's doorbell (a delivered sub-buffer, a finalize)
+    /// since the last pass. A buffer nobody has open is nobody's news.
     func notifyPollers() {
-        for handle in handles.bufferHandles {
-            guard let buffer = handle.buffer, buffer.takeReaderWakeup() else { continue }
-            handle.takePollWaiter()?.wake()
+        for buffer in tracer.readerDoorbell.takePosted() {
+            handles.bufferHandle(of: buffer)?.takePollWaiter()?.wake()
         }
     }
 }

@@ -48,10 +48,10 @@ public final class FileSystemServer: @unchecked Sendable {
     let fs: FileSystem
     let logger: Logger
     private let options: [String]
-    /// Wakes pollers of buffers with news: at once when the tracer's
-    /// doorbell rings (a delivery), and every 5 ms regardless (the seed's
-    /// wake-up timer), which also covers a ring that found the bell pending.
-    private let notifier = PeriodicThread(name: "lttfs-notifier", interval: 0.005)
+    /// Wakes the pollers of buffers with news: kicked by the tracer's
+    /// doorbell when a buffer posts a delivery or a finalize; its tick is
+    /// only a safety net.
+    private let notifier = PeriodicThread(name: "lttfs-notifier", interval: 0.1)
     private struct State: @unchecked Sendable {
         var session: UncheckedPointer?
         var mounted = false
@@ -147,11 +147,10 @@ public final class FileSystemServer: @unchecked Sendable {
         _ = lttfs_wake_signal_accept()
         guard let session = state.withLock({ $0.session })?.raw else { return -1 }
         let doorbell = fs.tracer.readerDoorbell
-        notifier.start { [fs] in
-            doorbell.answer()
-            fs.notifyPollers()
-        }
+        // Listen first: a post from now on kicks the notifier; the first
+        // pass takes whatever was posted before.
         doorbell.listen { [notifier] in notifier.kick() }
+        notifier.start { [fs] in fs.notifyPollers() }
         let loop = SessionLoop(session: session, maxThreads: Int(maxThreads), idleThreads: 4)
         let stopAtOnce = state.withLock { s -> Bool in
             s.loop = loop

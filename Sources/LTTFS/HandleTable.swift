@@ -80,9 +80,9 @@ final class HandleTable: Sendable {
     @discardableResult
     func remove(_ fh: UInt64) -> Handle? { state.withLock { $0.handles.removeValue(forKey: fh) } }
 
-    /// Every open buffer file (for the notifier).
-    var bufferHandles: [Handle] {
-        state.withLock { s in s.handles.values.filter { $0.buffer != nil } }
+    /// The open handle of `buffer` (a buffer has one reader at most).
+    func bufferHandle(of buffer: RelayBuffer) -> Handle? {
+        state.withLock { s in s.handles.values.first { $0.buffer === buffer } }
     }
 
     /// An open handle on the buffer file `inode`, if any.

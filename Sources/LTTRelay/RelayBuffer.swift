@@ -30,11 +30,8 @@ public final class RelayBuffer: @unchecked Sendable {
     /// Events lost because they were recorded from inside the tracer; folded
     /// into the ring's count by the next writer that holds the lock.
     @usableFromInline let nestedLost = Atomic<UInt64>(0)
-    /// Set when a sub-buffer was delivered or the buffer finalized; cleared
-    /// by the notifier when it wakes the readers.
-    @usableFromInline let readersToWake = Atomic<Bool>(false)
-    /// Rung with `readersToWake`, so the notifier does not wait for its
-    /// next pass.
+    /// Where a delivery or a finalize is posted for the notifier, which
+    /// wakes the readers (none: nobody is told; tests poll the state).
     @usableFromInline let doorbell: ReaderDoorbell?
     private let readers = Atomic<Int>(0)
     let writerWait = WriterWaitQueue()
@@ -197,14 +194,13 @@ public final class RelayBuffer: @unchecked Sendable {
         TracerNesting.leave()
     }
 
-    /// A sub-buffer was delivered (or the buffer finalized): flag it for
-    /// the notifier and ring its bell. Called without the buffer lock. The
-    /// ring is the one place a producer may enter the kernel (a futex wake
-    /// for the notifier), once per delivered sub-buffer, never per event.
+    /// A sub-buffer was delivered (or the buffer finalized): post it for
+    /// the notifier. Called without the buffer lock. The post is the one
+    /// place a producer may enter the kernel (a futex wake for the
+    /// notifier), once per delivered sub-buffer, never per event.
     @usableFromInline @inline(never)
     func flagReaders() {
-        readersToWake.store(true, ordering: .releasing)
-        doorbell?.ring()
+        doorbell?.post(self)
     }
 
     /// Records one event: `beginEvent`, `payload` with the payload's
@@ -416,11 +412,6 @@ public final class RelayBuffer: @unchecked Sendable {
             cursor &+= UInt64(chunk)
         }
         return regions
-    }
-
-    /// Test-and-clear of the "readers to wake" flag, for the notifier.
-    public func takeReaderWakeup() -> Bool {
-        readersToWake.exchange(false, ordering: .acquiringAndReleasing)
     }
 
     /// Runs `body` on the ring under the lock: for tests and diagnostics.

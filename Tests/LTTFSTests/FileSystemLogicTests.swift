@@ -53,6 +53,9 @@ struct FileSystemLogicTests {
     init() {
         fs = FileSystem(tracer: tracer, logger: .init(label: "test"))
         fs.attach(cache)
+        // As the server does: someone listens, so deliveries are posted
+        // (the test runs the notifier's pass itself).
+        tracer.readerDoorbell.listen {}
     }
 
     /// The inode of `path` (relative to the mount root), looked up name by name.
