@@ -236,7 +236,8 @@ public struct RelayRing {
     }
 
     /// `ltt_relay_try_reserve` without its side effects: where the event
-    /// would go, or why it cannot. `lostOnFull` is false for a dry run.
+    /// would go, or why it cannot. Nothing is counted here; `reserve`
+    /// counts a failure as lost (a full buffer only if `countFullAsLost`).
     @inline(__always)
     func tryReserve(dataSize: UInt64, largestAlign: UInt64, form requested: EventHeaderForm,
                     tsc: UInt64) -> Result<Offsets, ReserveFailure> {

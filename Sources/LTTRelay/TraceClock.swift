@@ -3,7 +3,6 @@ import Glibc
 #endif
 import LTTSystem
 import CLinuxSupport
-import Foundation
 
 /// The clock of a trace: how producers read it and how many ticks make a
 /// second (the header's `start_freq`; `freq_scale` is always 1).
