@@ -24,6 +24,7 @@ let package = Package(
                 .product(name: "LTTFormat", package: lttfs),
                 .product(name: "LTTSystem", package: lttfs),
                 .product(name: "LTTRelay", package: lttfs),
+                .product(name: "LTTTrace", package: lttfs),
             ],
             path: "Benchmarks/RelayEngine",
             plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
@@ -56,6 +57,7 @@ let package = Package(
         .executableTarget(
             name: "DrainBench",
             dependencies: [
+                .product(name: "LTTConsumer", package: lttfs),
                 .product(name: "LTTFS", package: lttfs),
                 .product(name: "LTTTrace", package: lttfs),
                 .product(name: "LTTFormat", package: lttfs),

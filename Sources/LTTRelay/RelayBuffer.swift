@@ -279,10 +279,8 @@ public final class RelayBuffer: @unchecked Sendable {
             if !mustWait {
                 // Room is there, unless another producer took it meanwhile:
                 // then the reservation counts the loss.
-                let recorded = record(eventID: eventID, dataSize: dataSize, largestAlign: largestAlign,
-                                      sizedHeader: sizedHeader, payload: payload)
-                if case .success = recorded { return .recorded }
-                return .lost
+                return recordOnce(eventID: eventID, dataSize: dataSize, largestAlign: largestAlign,
+                                  sizedHeader: sizedHeader, payload: payload) ? .recorded : .lost
             }
             // Each reason to end the wait is read after the generation:
             // whoever sets one then bumps the generation (endWaits, finalize,
@@ -299,6 +297,17 @@ public final class RelayBuffer: @unchecked Sendable {
             }
             writerWait.wait(past: generation, cancellation: policy.cancellation, deadline: policy.deadline)
         }
+    }
+
+    /// `record` for the waiting path, out of line: Swift 6.3's optimizer
+    /// trips on the `EventInProgress` switch inlined into that loop (an
+    /// ownership verifier crash in CopyPropagation, release builds only).
+    @inline(never)
+    private func recordOnce(eventID: UInt16, dataSize: UInt64, largestAlign: UInt64, sizedHeader: Bool,
+                            payload: (UnsafeMutableRawPointer) -> Void) -> Bool {
+        if case .success = record(eventID: eventID, dataSize: dataSize, largestAlign: largestAlign,
+                                  sizedHeader: sizedHeader, payload: payload) { return true }
+        return false
     }
 
     /// Counts `n` events lost that never reached a reservation (a producer

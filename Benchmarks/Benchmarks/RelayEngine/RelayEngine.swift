@@ -14,6 +14,7 @@ import Benchmark
 import Foundation
 import LTTFormat
 import LTTRelay
+import LTTTrace
 import Synchronization
 
 let eventsPerThread = 1_000_000

@@ -8,6 +8,7 @@ import Glibc
 #endif
 import CLinuxSupport
 import Foundation
+import LTTConsumer
 import LTTFS
 import LTTFormat
 import LTTRelay
@@ -107,6 +108,20 @@ func runBenchmark() throws {
         return (t, bytes)
     }
 
+    /// Drains a full, destroyed trace with the consumer library (what
+    /// `lttfs consume` runs: poll, GET, splice into a file on /dev/shm, the
+    /// header read back, PUT); returns seconds and the bytes it moved.
+    func drainWithConsumer(_ name: String) throws -> (Double, Int) {
+        let out = "/dev/shm/lttfs-bench-consume-\(getpid())-\(name)"
+        defer { try? FileManager.default.removeItem(atPath: out) }
+        let consumer = try TraceConsumer(traceDirectory: lttfsMount + "/ltt/\(name)", outputDirectory: out)
+        try tracer.destroyTrace(name)   // its buffer files stay for the consumer that holds them
+        var outcome = TraceConsumer.Outcome.stopped
+        let t = seconds { outcome = consumer.run(threads: 1) }
+        precondition(outcome == .drained && consumer.failures.isEmpty, "consumer: \(outcome) \(consumer.failures)")
+        return (t, consumer.progress.bytes)
+    }
+
     func drainTrivial(splice: Bool) -> Double {
         let fd = open(trivialMount + "/data", O_RDONLY)
         precondition(fd >= 0)
@@ -139,6 +154,11 @@ func runBenchmark() throws {
             results["lttfs \(splice ? "splice" : "read")", default: []].append(Double(total) / t / 1e6)
             results["trivial \(splice ? "splice" : "read")", default: []].append(Double(total) / drainTrivial(splice: splice) / 1e6)
         }
+        let consumed = try fillTrace("r\(round)c")
+        _ = consumed
+        let (t, bytes) = try drainWithConsumer("r\(round)c")
+        precondition(bytes >= total, "the consumer drained \(bytes) of \(total)")
+        results["lttfs consume", default: []].append(Double(bytes) / t / 1e6)
         results["memcpy", default: []].append(Double(total) / memcpyRate() / 1e6)
     }
 
@@ -153,6 +173,10 @@ func runBenchmark() throws {
             print(pad("\(who) \(path)", 16) + String(format: " %8.0f %8.0f %8.0f  ", median(v), v.min()!, v.max()!) + ratio)
         }
     }
+    let c = results["lttfs consume"]!
+    print(pad("lttfs consume", 16) + String(format: " %8.0f %8.0f %8.0f  ", median(c), c.min()!, c.max()!)
+        + String(format: "%.2fx its time (the library: poll, splice to a file, header read back)",
+                 median(results["trivial splice"]!) / median(c)))
     let m = results["memcpy"]!
     print(pad("memcpy", 16) + String(format: " %8.0f %8.0f %8.0f", median(m), m.min()!, m.max()!))
 
