@@ -66,7 +66,7 @@ let package = Package(
             "LTTFormat", "LTTSystem", .product(name: "SystemPackage", package: "swift-system"),
         ]),
         .testTarget(name: "LTTConsumerTests", dependencies: ["LTTConsumer", "LTTFS", "LTTTrace", "LTTReader", "LTTFormat",
-                                                          "LTTSystem", "LTTTestSupport"]),
+                                                          "LTTSystem", "LTTTestSupport", "LTTMountTestSupport"]),
         .executableTarget(name: "lttfs", dependencies: [
             "LTTConsumer",
             "LTTFS", "LTTFormat", "LTTTrace", "LTTReader", "LTTRelay", "LTTSystem",
@@ -79,13 +79,15 @@ let package = Package(
             "LTTFS", "LTTTrace", "LTTSystem", .product(name: "Logging", package: "swift-log"),
         ]),
         .testTarget(name: "LTTFSTests", dependencies: ["LTTFS", "LTTFormat", "LTTSystem", "LTTTrace", "LTTReader", "LTTRelay", "CLinuxSupport",
-                                                    "LTTTestSupport"]),
+                                                    "LTTTestSupport", "LTTMountTestSupport"]),
         // The tests' strict lttd-style consumer: C, independent of the Swift
         // code, doing exactly what the 2009 lttd does to a buffer file.
         .executableTarget(name: "lttd-conform", path: "Tests/LTTDConformance",
                           cSettings: [.unsafeFlags(["-Wall", "-Wextra"])]),
         // Shared by the test targets: a seeded generator, flags, counters.
         .target(name: "LTTTestSupport", dependencies: ["LTTSystem"], path: "Tests/LTTTestSupport"),
+        // A real mount, for the test targets that need one.
+        .target(name: "LTTMountTestSupport", dependencies: ["LTTFS", "LTTTrace"], path: "Tests/LTTMountTestSupport"),
         .testTarget(name: "LTTRelayTests", dependencies: ["LTTFormat", "LTTRelay", "LTTSystem", "LTTTestSupport"]),
     ]
 )

@@ -1,7 +1,5 @@
-// What the consumer's tests need of a real mount, copied in small from
-// Tests/LTTFSTests/MountSupport.swift (that target stays as it is): an
-// in-process server on a fresh mount point, torn down on every path, and
-// the control files read back.
+// What the consumer's tests need besides a mount (LTTMountTestSupport):
+// output paths, waiting for observable state, the control files read back.
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -9,62 +7,9 @@ import Dispatch
 import Foundation
 import LTTConsumer
 import LTTFS
+import LTTMountTestSupport
 import LTTSystem
 import LTTTrace
-
-/// An in-process server on a fresh mount point under /tmp: the test process
-/// is the traced program.
-final class TestMount: @unchecked Sendable {
-    let path: String
-    let tracer: Tracer
-    let server: FileSystemServer
-    private var closed = false
-
-    init(cpuCount: Int) throws {
-        path = NSTemporaryDirectory() + "lttfs-consumer-test-" + UUID().uuidString.prefix(8)
-        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-        tracer = Tracer(cpuCount: cpuCount)
-        server = FileSystemServer(tracer: tracer, mountpoint: path)
-        do {
-            try server.startInBackground()
-        } catch {
-            Self.forceUnmount(path)
-            try? FileManager.default.removeItem(atPath: path)
-            throw error
-        }
-    }
-
-    /// The tracer's tree: setup_trace, control/, and one directory per trace.
-    var ltt: String { path + "/ltt" }
-
-    func close() {
-        guard !closed else { return }
-        closed = true
-        _ = server.shutdown(timeout: 10)
-        Self.forceUnmount(path)
-        try? FileManager.default.removeItem(atPath: path)
-    }
-
-    deinit { close() }
-
-    /// Unmounts whatever is left at `path`, lazily if its server is gone.
-    static func forceUnmount(_ path: String) {
-        guard MountTable.current().isMounted(path) else { return }
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        p.arguments = ["fusermount3", "-u", "-z", path]
-        p.standardOutput = FileHandle.nullDevice
-        p.standardError = FileHandle.nullDevice
-        if (try? p.run()) != nil { p.waitUntilExit() }
-    }
-}
-
-/// Runs `body` with a mount that is torn down however `body` ends.
-func withMount<T>(cpuCount: Int = 2, _ body: (TestMount) throws -> T) throws -> T {
-    let mount = try TestMount(cpuCount: cpuCount)
-    defer { mount.close() }
-    return try body(mount)
-}
 
 /// A fresh path under /tmp (not created), removed by `remove()`.
 struct TemporaryPath {

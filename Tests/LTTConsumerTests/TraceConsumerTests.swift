@@ -8,6 +8,7 @@ import LTTReader
 import LTTSystem
 import LTTTrace
 import SystemPackage
+import LTTMountTestSupport
 import Testing
 
 /// The library consumer over a real mount: real buffer files, real poll,

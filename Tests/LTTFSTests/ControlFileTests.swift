@@ -1,5 +1,6 @@
 import Foundation
 import LTTTestSupport
+import LTTMountTestSupport
 import Testing
 import LTTReader
 import LTTTrace

@@ -1,6 +1,7 @@
 import LTTSystem
 import Foundation
 import Synchronization
+import LTTMountTestSupport
 import Testing
 import LTTTestSupport
 import CLinuxSupport

@@ -4,6 +4,7 @@ import LTTTestSupport
 import Synchronization
 import CLinuxSupport
 import LTTFS
+import LTTMountTestSupport
 import LTTFormat
 import LTTRelay
 import LTTTrace
@@ -92,59 +93,6 @@ final class ConformanceConsumer: @unchecked Sendable {
     }
 
     deinit { if process.isRunning { process.terminate() } }
-}
-
-func makeMountPoint() -> String {
-    let path = NSTemporaryDirectory() + "lttfs-test-" + UUID().uuidString.prefix(8)
-    try! FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-    return path
-}
-
-func isMounted(_ path: String) -> Bool { MountTable.current().isMounted(path) }
-
-/// Unmounts whatever is left at `path`, lazily if its server is gone.
-func forceUnmount(_ path: String) {
-    if isMounted(path) { _ = run(["fusermount3", "-u", "-z", path], timeout: 10) }
-}
-
-/// An in-process server on a fresh mount point: the test process is the
-/// traced program, as a program using the Swift API would be.
-final class TestMount: @unchecked Sendable {
-    let path: String
-    let tracer: Tracer
-    let server: FileSystemServer
-    private var closed = false
-
-    init(cpuCount: Int = 2, alignment: UInt8 = 8, tracer given: Tracer? = nil) throws {
-        path = makeMountPoint()
-        tracer = given ?? Tracer(cpuCount: cpuCount, alignment: alignment)
-        server = FileSystemServer(tracer: tracer, mountpoint: path)
-        do {
-            try server.startInBackground()
-        } catch {
-            try? FileManager.default.removeItem(atPath: path)
-            throw error
-        }
-    }
-
-    var ltt: String { path + "/ltt" }
-
-    func close() {
-        guard !closed else { return }
-        closed = true
-        _ = server.shutdown(timeout: 10)
-        forceUnmount(path)
-        try? FileManager.default.removeItem(atPath: path)
-    }
-
-    deinit { close() }
-}
-
-/// Runs `body` with a mount that is torn down however `body` ends.
-func withMount<T>(cpuCount: Int = 2, alignment: UInt8 = 8, _ body: (TestMount) throws -> T) throws -> T {
-    let mount = try TestMount(cpuCount: cpuCount, alignment: alignment)
-    defer { mount.close() }
-    return try body(mount)
 }
 
 /// The lttfs executable serving a mount point in the foreground, in a

@@ -6,6 +6,7 @@ import LTTTestSupport
 import LTTFS
 import LTTReader
 import LTTFormat
+import LTTMountTestSupport
 import LTTRelay
 import LTTTrace
 

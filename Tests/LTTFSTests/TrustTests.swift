@@ -5,6 +5,7 @@ import Testing
 import LTTTestSupport
 import LTTFS
 import LTTFormat
+import LTTMountTestSupport
 import LTTRelay
 import LTTTrace
 
