@@ -425,11 +425,11 @@ final class FileSystem: Sendable {
 
     // MARK: The notifier
 
-    /// One pass of the notifier thread: wake the poller of every buffer
+    /// One pass of the notifier thread: wake the poller of each buffer
     /// posted to the tracer's doorbell (a delivered sub-buffer, a finalize)
     /// since the last pass. A buffer nobody has open is nobody's news.
-    func notifyPollers() {
-        for buffer in tracer.readerDoorbell.takePosted() {
+    func notifyPollers(_ posted: [ObjectIdentifier]) {
+        for buffer in posted {
             handles.bufferHandle(of: buffer)?.takePollWaiter()?.wake()
         }
     }

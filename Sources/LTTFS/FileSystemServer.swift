@@ -104,7 +104,7 @@ public final class FileSystemServer: @unchecked Sendable {
             throw .mountpointMissing("\(mountpoint): \(error.explained)")
         }
         guard st.st_mode & S_IFMT == S_IFDIR else { throw .notADirectory(mountpoint) }
-        let resolved = realpath(mountpoint, nil).map { p in defer { free(p) }; return String(cString: p) }
+        let resolved = resolvedPath(mountpoint)
         if MountTable.current().isMounted(resolved ?? mountpoint) {
             throw .alreadyMounted(mountpoint)
         }
@@ -147,10 +147,10 @@ public final class FileSystemServer: @unchecked Sendable {
         _ = lttfs_wake_signal_accept()
         guard let session = state.withLock({ $0.session })?.raw else { return -1 }
         let doorbell = fs.tracer.readerDoorbell
-        // Listen first: a post from now on kicks the notifier; the first
-        // pass takes whatever was posted before.
-        doorbell.listen { [notifier] in notifier.kick() }
-        notifier.start { [fs] in fs.notifyPollers() }
+        // Subscribe first: a post from now on kicks the notifier; its first
+        // pass takes whatever was posted before it started.
+        let wakeups = doorbell.subscribe { [notifier] in notifier.kick() }
+        notifier.start { [fs] in fs.notifyPollers(wakeups.takePosted()) }
         let loop = SessionLoop(session: session, maxThreads: Int(maxThreads), idleThreads: 4)
         let stopAtOnce = state.withLock { s -> Bool in
             s.loop = loop
@@ -159,7 +159,7 @@ public final class FileSystemServer: @unchecked Sendable {
         if stopAtOnce { _ = loop.stop(timeout: 10) }
         let rc = loop.wait()
         state.withLock { $0.loop = nil }
-        doorbell.listen(nil)
+        wakeups.cancel()
         notifier.stop()
         // Closes the FUSE device first (libfuse does), which fails whatever
         // the kernel still queues for this mount, then detaches the mount.
@@ -189,15 +189,16 @@ public final class FileSystemServer: @unchecked Sendable {
         return rc
     }
 
-    /// Goes to the background after `mount` and before `run` (threads do
-    /// not survive the fork): libfuse's daemonize (fork, setsid, chdir /,
-    /// standard streams on /dev/null; the parent exits once the child is
+    /// After `mount` and before `run` (threads do not survive a fork):
+    /// libfuse's daemonize. In the background: fork, setsid, chdir /,
+    /// standard streams on /dev/null (the parent exits once the child is
     /// ready), then every other inherited descriptor but the FUSE device is
-    /// closed, so the server holds none of its caller's pipes open.
-    public func daemonize() throws(MountError) {
+    /// closed, so the server holds none of its caller's pipes open. In the
+    /// foreground only chdir /, so the server keeps no directory busy.
+    public func daemonize(foreground: Bool = false) throws(MountError) {
         guard let session = state.withLock({ $0.session })?.raw else { throw .sessionFailed("not mounted") }
-        guard fuse_daemonize(0) == 0 else { throw .daemonizeFailed }
-        ProcessControl.closeDescriptors(from: 3, keeping: fuse_session_fd(session))
+        guard fuse_daemonize(foreground ? 1 : 0) == 0 else { throw .daemonizeFailed }
+        if !foreground { ProcessControl.closeDescriptors(from: 3, keeping: fuse_session_fd(session)) }
     }
 
     /// Blocks the termination signals in the calling thread and every
@@ -234,8 +235,7 @@ public final class FileSystemServer: @unchecked Sendable {
         if let loop, !loop.stop(timeout: timeout) { return false }
         while !state.withLock({ $0.finished || $0.session == nil && !$0.mounted }) {
             if Date() >= deadline { return false }
-            var pause = timespec(tv_sec: 0, tv_nsec: 2_000_000)
-            nanosleep(&pause, nil)
+            MonotonicClock.sleep(nanoseconds: 2_000_000)
         }
         return true
     }

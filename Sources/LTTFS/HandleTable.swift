@@ -62,6 +62,9 @@ struct DirectoryEntry: Equatable, Sendable {
 final class HandleTable: Sendable {
     private struct State {
         var handles: [UInt64: Handle] = [:]
+        /// The handle of each open buffer (one reader per buffer), for the
+        /// notifier: no scan of every handle per posted buffer.
+        var byBuffer: [ObjectIdentifier: Handle] = [:]
         var next: UInt64 = 1
     }
     private let state = Locked(State())
@@ -71,6 +74,7 @@ final class HandleTable: Sendable {
             let fh = s.next
             s.next += 1
             s.handles[fh] = handle
+            if let buffer = handle.buffer { s.byBuffer[ObjectIdentifier(buffer)] = handle }
             return fh
         }
     }
@@ -78,11 +82,20 @@ final class HandleTable: Sendable {
     func get(_ fh: UInt64) -> Handle? { state.withLock { $0.handles[fh] } }
 
     @discardableResult
-    func remove(_ fh: UInt64) -> Handle? { state.withLock { $0.handles.removeValue(forKey: fh) } }
+    func remove(_ fh: UInt64) -> Handle? {
+        state.withLock { s in
+            let handle = s.handles.removeValue(forKey: fh)
+            if let buffer = handle?.buffer, s.byBuffer[ObjectIdentifier(buffer)] === handle {
+                s.byBuffer[ObjectIdentifier(buffer)] = nil
+            }
+            return handle
+        }
+    }
 
-    /// The open handle of `buffer` (a buffer has one reader at most).
-    func bufferHandle(of buffer: RelayBuffer) -> Handle? {
-        state.withLock { s in s.handles.values.first { $0.buffer === buffer } }
+    /// The open handle of the buffer `buffer` identifies (a buffer has one
+    /// reader at most; the handle keeps it alive).
+    func bufferHandle(of buffer: ObjectIdentifier) -> Handle? {
+        state.withLock { $0.byBuffer[buffer] }
     }
 
     /// An open handle on the buffer file `inode`, if any.

@@ -24,7 +24,7 @@ public struct RelayGeometry: Sendable, Equatable, CustomStringConvertible {
         case subbufferSizeTooSmall(UInt64, minimum: UInt64)
         case subbufferCountNotPowerOfTwo(UInt64)
         case subbufferCountTooSmall(UInt64)
-        case tooLarge(UInt64)
+        case tooLarge(subbufferSize: UInt64, subbufferCount: UInt64)
         case subbufferSizeOutOfRange(UInt64, maximum: UInt64)
         case subbufferCountOutOfRange(UInt64, maximum: UInt64)
 
@@ -36,7 +36,8 @@ public struct RelayGeometry: Sendable, Equatable, CustomStringConvertible {
             case .subbufferSizeTooSmall(let v, let m): "sub-buffer size \(v) is below \(m)"
             case .subbufferCountNotPowerOfTwo(let v): "sub-buffer count \(v) is not a power of two"
             case .subbufferCountTooSmall(let v): "sub-buffer count \(v) is below 2"
-            case .tooLarge(let v): "a ring of \(v) bytes is more than 4 GiB"
+            case .tooLarge(let size, let count):
+                "\(count) sub-buffers of \(size) bytes make a ring of more than 4 GiB"
             }
         }
     }
@@ -79,7 +80,7 @@ public struct RelayGeometry: Sendable, Equatable, CustomStringConvertible {
         }
         let sizeOrder = UInt64(subbufferSize.trailingZeroBitCount)
         let countOrder = UInt64(subbufferCount.trailingZeroBitCount)
-        guard sizeOrder + countOrder <= 32 else { throw .tooLarge(subbufferSize &* subbufferCount) }
+        guard sizeOrder + countOrder <= 32 else { throw .tooLarge(subbufferSize: subbufferSize, subbufferCount: subbufferCount) }
         self.subbufferSize = subbufferSize
         self.subbufferCount = subbufferCount
         self.subbufferSizeOrder = sizeOrder

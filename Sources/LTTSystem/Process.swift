@@ -16,6 +16,37 @@ public enum ProcessControl {
         return pid
     }
 
+    /// Runs `arguments` (argv[0] looked up in PATH) with this process's
+    /// standard streams and waits for it; returns its exit status (128 + the
+    /// signal's number if a signal ended it).
+    public static func run(_ arguments: [String]) throws(Errno) -> Int32 {
+        var pid: pid_t = 0
+        // The child starts with no signal blocked and every signal at its
+        // default action, whatever this thread blocks (a server blocks the
+        // termination signals in every thread: see SignalWaiter).
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        var none = sigset_t()
+        sigemptyset(&none)
+        var all = sigset_t()
+        sigfillset(&all)
+        posix_spawnattr_setsigmask(&attributes, &none)
+        posix_spawnattr_setsigdefault(&attributes, &all)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+        let rc = withCStringArray(arguments) { _, argv in posix_spawnp(&pid, arguments[0], nil, &attributes, argv, environ) }
+        guard rc == 0 else { throw Errno(rawValue: rc) }
+        var status: Int32 = 0
+        _ = try systemCall { waitpid(pid, &status, 0) }
+        let signal = status & 0x7F
+        return signal == 0 ? (status >> 8) & 0xFF : 128 + signal
+    }
+
+    /// Sends `signal` to process `pid`.
+    public static func send(_ signal: Int32, to pid: pid_t) throws(Errno) {
+        _ = try systemCall { kill(pid, signal) }
+    }
+
     /// Closes every descriptor from `lowest` up but `keep` (a daemon keeps
     /// nothing its parent had open, except the FUSE device).
     public static func closeDescriptors(from lowest: Int32, keeping keep: Int32) {
@@ -29,4 +60,12 @@ public func withCStringArray<R>(_ strings: [String], _ body: (Int32, UnsafeMutab
     defer { duplicated.forEach { free($0) } }
     var argv = duplicated + [nil]
     return argv.withUnsafeMutableBufferPointer { body(Int32(strings.count), $0.baseAddress!) }
+}
+
+/// `path` with every symbolic link, `.` and `..` resolved (realpath(3)), or
+/// nil if some part of it does not exist.
+public func resolvedPath(_ path: String) -> String? {
+    guard let resolved = realpath(path, nil) else { return nil }
+    defer { free(resolved) }
+    return String(cString: resolved)
 }

@@ -113,13 +113,11 @@ struct MountCommand: ParsableCommand {
             logger.error("\(error.description)")
             throw ExitCode(1)
         }
-        if !foreground {
-            do throws(FileSystemServer.MountError) {
-                try server.daemonize()
-            } catch {
-                logger.error("\(error.description)")
-                throw ExitCode(1)
-            }
+        do throws(FileSystemServer.MountError) {
+            try server.daemonize(foreground: foreground)
+        } catch {
+            logger.error("\(error.description)")
+            throw ExitCode(1)
         }
         let rc = server.runUntilSignalled()
         if rc != 0 { throw ExitCode(1) }

@@ -22,26 +22,18 @@ struct UnmountCommand: ParsableCommand {
     var mountpoint: String
 
     func run() throws {
-        let path = realpath(mountpoint, nil).map { p in defer { free(p) }; return String(cString: p) } ?? mountpoint
+        let path = resolvedPath(mountpoint) ?? mountpoint
         if let entry = MountTable.current().entries.last(where: { $0.mountpoint == path && $0.type == "fuse.lttfs" }),
            let pid = FileSystemServer.serverProcess(source: entry.source), Self.isLttfsServer(pid, serving: path) {
-            kill(pid, SIGTERM)
+            try? ProcessControl.send(SIGTERM, to: pid)
             let deadline = MonotonicClock.now() + 10_000_000_000
             while MountTable.current().isMounted(path) && MonotonicClock.now() < deadline {
-                var pause = timespec(tv_sec: 0, tv_nsec: 10_000_000)
-                nanosleep(&pause, nil)
+                MonotonicClock.sleep(nanoseconds: 10_000_000)
             }
             if !MountTable.current().isMounted(path) { return }
         }
         for arguments in [["-u", mountpoint], ["-u", "-z", mountpoint]] {
-            var pid: pid_t = 0
-            let rc = withCStringArray(["fusermount3"] + arguments) { _, argv in
-                posix_spawnp(&pid, "fusermount3", nil, nil, argv, environ)
-            }
-            guard rc == 0 else { continue }
-            var status: Int32 = 0
-            waitpid(pid, &status, 0)
-            if status == 0 { return }
+            if (try? ProcessControl.run(["fusermount3"] + arguments)) == 0 { return }
         }
         StandardError.write("lttfs: cannot unmount \(mountpoint)\n")
         throw ExitCode(1)
@@ -60,7 +52,7 @@ struct UnmountCommand: ParsableCommand {
         if !last.hasPrefix("/"), let cwd = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/cwd") {
             last = cwd + "/" + last
         }
-        let served = realpath(last, nil).map { p in defer { free(p) }; return String(cString: p) } ?? last
+        let served = resolvedPath(last) ?? last
         return served == path
     }
 }

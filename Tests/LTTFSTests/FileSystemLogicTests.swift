@@ -49,13 +49,14 @@ struct FileSystemLogicTests {
     let tracer = Tracer(cpuCount: 1, log: { _, _ in })
     let fs: FileSystem
     let cache = RecordingPageCache()
+    let wakeups: ReaderDoorbell.Subscription
 
     init() {
         fs = FileSystem(tracer: tracer, logger: .init(label: "test"))
         fs.attach(cache)
-        // As the server does: someone listens, so deliveries are posted
-        // (the test runs the notifier's pass itself).
-        tracer.readerDoorbell.listen {}
+        // As the server does: a subscription, so deliveries are posted
+        // (the test runs the notifier's passes itself).
+        wakeups = tracer.readerDoorbell.subscribe {}
     }
 
     /// The inode of `path` (relative to the mount root), looked up name by name.
@@ -304,13 +305,13 @@ struct FileSystemLogicTests {
         defer { fs.release(fh: fh) }
         let waiter = CountingPollWaiter()
         #expect(fs.poll(fh: fh, waiter: waiter) == 0, "nothing to read")
-        fs.notifyPollers()
+        fs.notifyPollers(wakeups.takePosted())
         #expect(waiter.wakes.load == 0, "no news, no wake-up")
         _ = try write("ltt/write_event", "x\n")
         try tracer.flush("n")
-        fs.notifyPollers()
+        fs.notifyPollers(wakeups.takePosted())
         #expect(waiter.wakes.load == 1)
-        fs.notifyPollers()
+        fs.notifyPollers(wakeups.takePosted())
         #expect(waiter.wakes.load == 1, "a waiter is woken once, then dropped")
         #expect(fs.poll(fh: fh, waiter: nil) == RelayPollState.readable.pollMask)
         let control = try fs.open(inode: try inode("ltt/control/n/stats"), flags: O_RDONLY)

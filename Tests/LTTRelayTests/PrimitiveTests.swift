@@ -50,42 +50,49 @@ struct PrimitiveTests {
         shared.lock.unlock()
     }
 
-    @Test("the doorbell keeps each posted buffer once and calls its listener once per pass, never without one")
+    @Test("the doorbell keeps each posted buffer once per subscriber and calls each once per pass, never without one")
     func doorbell() throws {
         let bell = ReaderDoorbell()
-        let calls = Counter()
         let geometry = try RelayGeometry(subbufferSize: 4096, subbufferCount: 4)
         let (a, b) = (try RelayBuffer(geometry: geometry, overwrite: false, cpu: 0, trace: packedTrace,
                                       clock: TraceClock(read: ManualClock().function)),
                       try RelayBuffer(geometry: geometry, overwrite: false, cpu: 1, trace: packedTrace,
                                       clock: TraceClock(read: ManualClock().function)))
-        bell.post(a)                        // nobody listens: not kept, nobody called
-        bell.listen { calls.add(1) }
-        #expect(bell.takePosted().isEmpty)
+        bell.post(a)                        // nobody subscribed: not kept, nobody called
+        let (calls, otherCalls) = (Counter(), Counter())
+        let first = bell.subscribe { calls.add(1) }
+        #expect(first.takePosted().isEmpty)
+        // A tracer served by two mounts: each server gets every post.
+        let second = bell.subscribe { otherCalls.add(1) }
         bell.post(a)
         bell.post(b)
         bell.post(a)
-        #expect(calls.load == 1, "one call per pass")
-        #expect(Set(bell.takePosted().map(ObjectIdentifier.init)) == [ObjectIdentifier(a), ObjectIdentifier(b)])
-        #expect(bell.takePosted().isEmpty)
+        #expect(calls.load == 1 && otherCalls.load == 1, "one call per pass and subscriber")
+        #expect(Set(first.takePosted()) == [ObjectIdentifier(a), ObjectIdentifier(b)])
+        #expect(first.takePosted().isEmpty)
         bell.post(b)
-        #expect(calls.load == 2)
-        bell.listen(nil)
-        #expect(bell.takePosted().isEmpty, "removing the listener drops what was not taken")
+        #expect(calls.load == 2 && otherCalls.load == 1, "the second has not taken its first pass yet")
+        #expect(Set(second.takePosted()) == [ObjectIdentifier(a), ObjectIdentifier(b)])
+        // One server leaving does not silence the other.
+        first.cancel()
+        _ = second.takePosted()
         bell.post(a)
-        #expect(calls.load == 2 && bell.takePosted().isEmpty)
+        #expect(calls.load == 2 && otherCalls.load == 2)
+        #expect(second.takePosted() == [ObjectIdentifier(a)])
+        second.cancel()
     }
 
-    @Test("200,000 posts call the listener 200,000 times: it is stored once, never re-wrapped (which would overflow the stack)")
+    @Test("200,000 posts call the subscriber 200,000 times: it is stored once, never re-wrapped (which would overflow the stack)")
     func doorbellPostsStayFlat() throws {
         let bell = ReaderDoorbell()
         let buffer = try RelayBuffer(geometry: try RelayGeometry(subbufferSize: 4096, subbufferCount: 4), overwrite: false,
                                      cpu: 0, trace: packedTrace, clock: TraceClock(read: ManualClock().function))
         let calls = Counter()
-        bell.listen { calls.add(1) }
+        let subscription = bell.subscribe { calls.add(1) }
+        defer { subscription.cancel() }
         for _ in 0..<200_000 {
             bell.post(buffer)
-            #expect(bell.takePosted().count == 1)
+            #expect(subscription.takePosted().count == 1)
         }
         #expect(calls.load == 200_000)
     }
@@ -94,7 +101,8 @@ struct PrimitiveTests {
     func deliveryRings() throws {
         let bell = ReaderDoorbell()
         let calls = Counter()
-        bell.listen { calls.add(1) }
+        let subscription = bell.subscribe { calls.add(1) }
+        defer { subscription.cancel() }
         let geometry = try RelayGeometry(subbufferSize: 4096, subbufferCount: 4)
         let buffer = try RelayBuffer(geometry: geometry, overwrite: false, cpu: 0, trace: packedTrace,
                                  clock: TraceClock(read: ManualClock().function), doorbell: bell)
@@ -102,10 +110,10 @@ struct PrimitiveTests {
         #expect(calls.load == 0)
         for _ in 0..<40 { _ = buffer.record(eventID: 1, dataSize: 100, largestAlign: 1) { _ in } }
         #expect(calls.load == 1 && buffer.counters.subbuffersDelivered == 1)
-        #expect(bell.takePosted().first === buffer)
+        #expect(subscription.takePosted() == [ObjectIdentifier(buffer)])
         // A finalize is news too (the readers must see POLLHUP).
         buffer.finalize()
-        #expect(calls.load == 2 && bell.takePosted().first === buffer)
+        #expect(calls.load == 2 && subscription.takePosted() == [ObjectIdentifier(buffer)])
     }
 
     @Test("an event in progress holds the lock until it is committed, once; dropped, its deinit commits it")
@@ -141,10 +149,11 @@ struct PrimitiveTests {
         let buffer = try RelayBuffer(geometry: geometry, overwrite: false, cpu: 0, trace: packedTrace,
                                  clock: TraceClock(read: ManualClock().function), doorbell: bell)
         let inner = Locked<Result<RelaySlot, ReserveFailure>?>(nil)
-        bell.listen {
+        let subscription = bell.subscribe {
             let r = buffer.record(eventID: 2, dataSize: 8, largestAlign: 1) { _ in }
             inner.withLock { $0 = r }
         }
+        defer { subscription.cancel() }
         for _ in 0..<50 { _ = buffer.record(eventID: 1, dataSize: 100, largestAlign: 1) { _ in } }
         #expect(inner.withLock { $0 } == .failure(.nested))
         // Folded into the ring's count by the next writer.

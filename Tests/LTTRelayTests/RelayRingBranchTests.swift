@@ -374,7 +374,7 @@ struct RelayRingBranchTests {
     }
 
     @Test("geometry: powers of two only, at least a page and two sub-buffers; lttctl rounding")
-    func geometry() {
+    func geometry() throws {
         #expect(throws: RelayGeometry.Invalid.subbufferSizeNotPowerOfTwo(5000)) {
             try RelayGeometry(subbufferSize: 5000, subbufferCount: 4)
         }
@@ -387,8 +387,20 @@ struct RelayRingBranchTests {
         #expect(throws: RelayGeometry.Invalid.subbufferCountNotPowerOfTwo(3)) {
             try RelayGeometry(subbufferSize: 4096, subbufferCount: 3)
         }
-        #expect(throws: RelayGeometry.Invalid.tooLarge(1 << 33)) {
+        #expect(throws: RelayGeometry.Invalid.tooLarge(subbufferSize: 1 << 30, subbufferCount: 8)) {
             try RelayGeometry(subbufferSize: 1 << 30, subbufferCount: 8)
+        }
+        // What a user asks for: rounded, then checked once.
+        #expect(try RelayGeometry(requestedSubbufferSize: 5000, requestedSubbufferCount: 3)
+                == RelayGeometry(subbufferSize: 8192, subbufferCount: 4))
+        #expect(throws: RelayGeometry.Invalid.subbufferSizeOutOfRange(0, maximum: RelayGeometry.maximumSubbufferSize)) {
+            try RelayGeometry(requestedSubbufferSize: 0, requestedSubbufferCount: 4)
+        }
+        #expect(throws: RelayGeometry.Invalid.subbufferCountOutOfRange(1 << 17, maximum: RelayGeometry.maximumSubbufferCount)) {
+            try RelayGeometry(requestedSubbufferSize: 4096, requestedSubbufferCount: 1 << 17)
+        }
+        #expect(throws: RelayGeometry.Invalid.tooLarge(subbufferSize: 256 << 20, subbufferCount: 32)) {
+            try RelayGeometry(requestedSubbufferSize: 256 << 20, requestedSubbufferCount: 32)
         }
         #expect(RelayGeometry.roundUpPowerOfTwo(5000, minimum: 4096) == 8192)
         #expect(RelayGeometry.roundUpPowerOfTwo(1, minimum: 4096) == 4096)

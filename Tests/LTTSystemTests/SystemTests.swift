@@ -146,13 +146,37 @@ struct SystemTests {
         #expect(throws: Errno.noSuchFileOrDirectory) {
             try ProcessControl.spawnDetached("/nonexistent/lttfs-nothing", arguments: ["x"])
         }
+        // Whatever this thread blocks, the child starts with nothing blocked.
+        var term = sigset_t()
+        sigemptyset(&term)
+        sigaddset(&term, SIGTERM)
+        var previous = sigset_t()
+        pthread_sigmask(SIG_BLOCK, &term, &previous)
+        defer { pthread_sigmask(SIG_SETMASK, &previous, nil) }
+        let killed = try ProcessControl.spawnDetached("/bin/sh", arguments: ["sh", "-c", "kill -TERM $$; exit 0"])
+        #expect(waitpid(killed, &status, 0) == killed)
+        #expect(status & 0x7F == SIGTERM, "the child died of the signal it sent itself")
+        #expect(try ProcessControl.run(["sh", "-c", "kill -TERM $$; exit 0"]) == 128 + SIGTERM)
+    }
+
+    @Test("run waits for a program and gives its exit status; send delivers a signal; resolvedPath follows links")
+    func runSendResolve() throws {
+        #expect(try ProcessControl.run(["sh", "-c", "exit 4"]) == 4)
+        #expect(try ProcessControl.run(["sh", "-c", "kill -TERM $$"]) == 128 + SIGTERM)
+        #expect(throws: Errno.noSuchFileOrDirectory) { try ProcessControl.run(["/nonexistent/lttfs-nothing"]) }
+        #expect(throws: Errno.noSuchProcess) { try ProcessControl.send(0, to: Int32.max) }
+        try ProcessControl.send(0, to: getpid())   // signal 0: the process exists
+        let link = NSTemporaryDirectory() + "lttfs-link-\(getpid())"
+        symlink("/tmp/..", link)
+        defer { unlink(link) }
+        #expect(resolvedPath(link) == "/")
+        #expect(resolvedPath("/nonexistent/lttfs") == nil)
     }
 
     @Test("MonotonicClock moves forward")
     func monotonic() {
         let a = MonotonicClock.now()
-        var ts = timespec(tv_sec: 0, tv_nsec: 1_000_000)
-        nanosleep(&ts, nil)
+        MonotonicClock.sleep(nanoseconds: 1_000_000)
         #expect(MonotonicClock.now() >= a + 1_000_000)
     }
 }
