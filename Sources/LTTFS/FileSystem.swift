@@ -297,39 +297,64 @@ final class FileSystem: Sendable {
         }
     }
 
-    /// One event per line (ltt-userspace-event.c): the write is cut at the
-    /// first newline or NUL, and write(2) returns the bytes used.
+    /// The kernel cuts a large write(2) into requests of max_write bytes
+    /// (fuse_direct_io), fewer only for the last one or for a user buffer
+    /// that does not start on a page: never fewer than 32 pages less one
+    /// page's worth. A request shorter than this is the end of its write(2).
+    static let shortestInnerRequest = 124 * 1024
+
+    /// One event per line (ltt-userspace-event.c), every complete line of the
+    /// request in this one request: lines end at a newline or a NUL, and
+    /// write(2) returns the bytes of the lines recorded. A piece after the
+    /// last newline is one event of its own when the request is the end of
+    /// its write(2); in a request that may be followed by more of the same
+    /// write, it is left for the writer to send again (a short write), so
+    /// that no line is ever cut in two. A line that cannot be recorded
+    /// (longer than `maximumLine`, too long for every sub-buffer,
+    /// interrupted while waiting for room) ends the batch: the lines before
+    /// it are answered as a short write, and the writer's next write(2)
+    /// starts with that line and gets its error.
     private func writeEvent(_ bytes: UnsafeRawBufferPointer, cancellation: WaitCancellation) throws(Errno) -> Int {
-        let cut = bytes.firstIndex { $0 == 0x0A || $0 == 0 }
-        let line = UnsafeRawBufferPointer(rebasing: bytes[..<(cut ?? bytes.count)])
-        let used = cut.map { $0 + 1 } ?? bytes.count
-        // The kernel cuts a large write(2) into requests of about max_write
-        // bytes, never fewer than 124 KiB but for the last: a line longer
-        // than that could arrive as two, and become two events. Lines are
-        // therefore at most `maximumLine` bytes, whole in any request.
-        guard line.count <= Self.maximumLine else {
-            refusals.log(.warning, "write_event: a line of \(line.count) bytes or more is longer than \(Self.maximumLine) (EINVAL)")
-            throw .invalidArgument
-        }
-        // Shutdown ends this wait too (`endRequestWaits`).
+        // Shutdown ends a wait for room too (`endRequestWaits`).
         waits.withLock { w in
             if w.stopping { cancellation.cancel() }
             w.pending[ObjectIdentifier(cancellation)] = cancellation
         }
         defer { _ = waits.withLock { $0.pending.removeValue(forKey: ObjectIdentifier(cancellation)) } }
-        do throws(Tracer.WriteEventError) {
-            try tracer.writeEvent(line, cancellation: cancellation)
-            return used
-        } catch {
-            switch error {
-            case .tooLong:
-                refusals.log(.warning, "write_event: a line of \(line.count) bytes does not fit in a sub-buffer (EINVAL)")
-                throw .invalidArgument
-            case .interrupted:
-                refusals.log(.info, "write_event: interrupted while waiting for room; nothing recorded (EINTR)")
-                throw .interrupted
+        let mayContinue = bytes.count >= Self.shortestInnerRequest
+        var used = 0
+        while used < bytes.count {
+            let rest = bytes[used...]
+            let cut = rest.firstIndex { $0 == 0x0A || $0 == 0 }
+            if cut == nil && mayContinue && used > 0 { break }   // the piece comes again, whole
+            let end = cut ?? bytes.count
+            let line = UnsafeRawBufferPointer(rebasing: bytes[used..<end])
+            let failure: Errno
+            if line.count > Self.maximumLine {
+                refusals.log(.warning, "write_event: a line of \(line.count) bytes or more is longer than \(Self.maximumLine) (EINVAL)")
+                failure = .invalidArgument
+            } else {
+                do throws(Tracer.WriteEventError) {
+                    try tracer.writeEvent(line, cancellation: cancellation)
+                    used = cut.map { $0 + 1 } ?? bytes.count
+                    continue
+                } catch {
+                    switch error {
+                    case .tooLong:
+                        refusals.log(.warning, "write_event: a line of \(line.count) bytes does not fit in a sub-buffer (EINVAL)")
+                        failure = .invalidArgument
+                    case .interrupted:
+                        refusals.log(.info, "write_event: interrupted while waiting for room; nothing recorded (EINTR)")
+                        failure = .interrupted
+                    }
+                }
             }
+            // The lines before this one are recorded: say so (a short
+            // write); this one's error comes with the next write(2).
+            if used > 0 { return used }
+            throw failure
         }
+        return used
     }
 
     /// Shutdown: every write_event waiting for room stops waiting now and is

@@ -161,17 +161,45 @@ struct FileSystemLogicTests {
 
     // MARK: write_event
 
-    @Test("write_event: one event per line, cut at the newline; an over-long line is EINVAL")
+    @Test("write_event: every line of a write is one event of that request; an over-long line is EINVAL")
     func writeEventLines() throws {
         try startSmallTrace("w")
         let buffer = try #require(tracer.trace("w")?.bufferFiles.first { $0.0 == "userspace_0" }?.1)
-        #expect(try write("ltt/write_event", "hello\nworld") == 6)
-        #expect(buffer.counters.eventsWritten == 1)
+        #expect(try write("ltt/write_event", "hello\nworld") == 11, "both lines, the last without its newline")
+        #expect(buffer.counters.eventsWritten == 2)
+        #expect(try write("ltt/write_event", "a\0b\n\n") == 5, "a NUL ends a line too; an empty line is an event")
+        #expect(buffer.counters.eventsWritten == 5)
         #expect(errno { _ = try write("ltt/write_event", String(repeating: "x", count: FileSystem.maximumLine + 1)) }
                 == .invalidArgument)
         #expect(errno { _ = try write("ltt/write_event", String(repeating: "x", count: 5000)) } == .invalidArgument,
                 "longer than a 4 KiB sub-buffer")
-        #expect(buffer.counters.eventsWritten == 1)
+        #expect(buffer.counters.eventsWritten == 5)
+        // A line that cannot be recorded ends the batch: the lines before it
+        // are a short write, and the next write(2) starts with it.
+        let long = String(repeating: "y", count: 5000)
+        #expect(try write("ltt/write_event", "one\ntwo\n" + long + "\nthree\n") == 8)
+        #expect(buffer.counters.eventsWritten == 7)
+    }
+
+    @Test("write_event: a request that a longer write(2) may continue leaves its last, unfinished line for the next write")
+    func writeEventCutRequests() throws {
+        _ = try write("ltt/setup_trace", "big\n")
+        _ = try write("ltt/control/big/channel/userspace/subbuf_size", "1048576\n")
+        _ = try write("ltt/control/big/channel/userspace/subbuf_num", "4\n")
+        _ = try write("ltt/control/big/alloc", "1\n")
+        _ = try write("ltt/control/big/enabled", "1\n")
+        let buffer = try #require(tracer.trace("big")?.bufferFiles.first { $0.0 == "userspace_0" }?.1)
+        // As the kernel sends a 124 KiB piece of a larger write: 3,100
+        // lines of 40 bytes, then the start of the next one.
+        let lines = String(repeating: String(repeating: "l", count: 39) + "\n", count: 3100)
+        let request = lines + String(repeating: "p", count: FileSystem.shortestInnerRequest + 100 - lines.utf8.count)
+        #expect(request.utf8.count >= FileSystem.shortestInnerRequest)
+        #expect(try write("ltt/write_event", request) == lines.utf8.count, "the cut line is not recorded")
+        #expect(buffer.counters.eventsWritten == 3100)
+        // The same bytes as the end of a write(2) (shorter than a full
+        // request): the last piece is an event of its own.
+        #expect(try write("ltt/write_event", "tail\nlast piece") == 15)
+        #expect(buffer.counters.eventsWritten == 3102)
     }
 
     @Test("write_event waiting for room ends on cancellation (a FUSE interrupt) and on shutdown, with EINTR")
