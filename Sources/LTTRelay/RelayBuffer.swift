@@ -71,11 +71,22 @@ public final class RelayBuffer: @unchecked Sendable {
         let raw = mmap(nil, Int(geometry.allocSize), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
         guard let raw, raw != MAP_FAILED else { throw AllocationFailed(bytes: geometry.allocSize) }
         memory = raw
-        commitCounts = .allocate(capacity: 2 * Int(geometry.subbufferCount))
-        ringState = .allocate(capacity: 1)
+        // The ring's state and counts are written on every event by the
+        // CPU that owns the buffer: each gets cache lines of its own, so two
+        // CPUs' buffers (allocated one after the other) never share one.
+        commitCounts = Self.allocateAlone(UInt64.self, count: 2 * Int(geometry.subbufferCount))
+        ringState = Self.allocateAlone(RelayRing.self, count: 1)
         ringState.initialize(to: RelayRing(geometry: geometry, overwrite: overwrite, trace: trace,
                                            memory: memory, commitCount: commitCounts,
                                            eventCount: commitCounts + Int(geometry.subbufferCount)))
+    }
+
+    /// Memory for `count` values on cache lines no other allocation shares
+    /// (128 bytes: adjacent-line prefetch pairs lines on x86).
+    private static func allocateAlone<T>(_: T.Type, count: Int) -> UnsafeMutablePointer<T> {
+        let line = 128
+        let bytes = (MemoryLayout<T>.stride * count + line - 1) & ~(line - 1)
+        return UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: line).bindMemory(to: T.self, capacity: count)
     }
 
     /// A buffer whose clock is a function (tests drive time by hand).
