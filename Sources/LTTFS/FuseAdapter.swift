@@ -83,8 +83,11 @@ enum FuseAdapter {
         ops.rename = { req, _, _, _, _, _ in refuse(req, "rename") }
         ops.opendir = { req, ino, fi in
             reply(req) { () throws(Errno) in
-                fi!.pointee.fh = try fs(req).opendir(inode: ino)
-                fuse_reply_open(req, fi)
+                let fh = try fs(req).opendir(inode: ino)
+                fi!.pointee.fh = fh
+                // The opener is gone (killed while it waited): the kernel
+                // will never release what it never got.
+                if fuse_reply_open(req, fi) != 0 { fs(req).releasedir(fh: fh) }
             }
         }
         ops.readdir = { req, _, size, off, fi in
@@ -119,7 +122,11 @@ enum FuseAdapter {
                 lttfs_fi_set_keep_cache(fi, 0)
                 lttfs_fi_set_nonseekable(fi, 0)
                 fi!.pointee.fh = fh
-                fuse_reply_open(req, fi)
+                // If the opener is gone (killed while the open was on its
+                // way), the kernel never gets this file and never releases
+                // it: release it here, or a buffer file would keep its one
+                // reader slot taken (EBUSY for every consumer after).
+                if fuse_reply_open(req, fi) != 0 { fs(req).release(fh: fh) }
             }
         }
         ops.release = { req, _, fi in
