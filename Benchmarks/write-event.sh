@@ -2,7 +2,9 @@
 # write_event throughput, in one run, side by side (issue 15):
 #   - cat of a file of LINES lines into write_event: whole writes of many
 #     lines, every complete line recorded in the request that carries it;
-#   - one write(2) per line (python3), the rate of a FUSE write round trip;
+#   - one write(2) per line (python3): one FUSE write round trip each;
+#   - the same one-line writes to a trivial FUSE server's file (it answers
+#     every write at once and drops it): the round trip alone, the peer;
 #   - the same one-line writes to /dev/null: the system call alone.
 # A flight-recorder trace, so that nothing waits for a consumer.
 #
@@ -14,18 +16,22 @@ cd "$(dirname "$0")/.."
 lines=${1:-200000}
 swift build -c release --product lttfs >/dev/null
 lttfs=$(swift build -c release --show-bin-path)/lttfs
+(cd Benchmarks && swift build -c release --product DrainBench >/dev/null)
+drainbench=Benchmarks/.build/release/DrainBench
 work=$(mktemp -d /tmp/lttfs-bench-write.XXXXXX)
-mkdir "$work/mnt"
-server=
+mkdir "$work/mnt" "$work/trivial"
+server= trivial=
 cleanup() {
-    [ -n "$server" ] && kill "$server" 2>/dev/null && wait "$server" 2>/dev/null || true
-    grep -q " $work/mnt " /proc/mounts && fusermount3 -u -z "$work/mnt" || true
+    for p in $server $trivial; do kill "$p" 2>/dev/null && wait "$p" 2>/dev/null || true; done
+    for m in "$work/mnt" "$work/trivial"; do grep -q " $m " /proc/mounts && fusermount3 -u -z "$m" || true; done
     rm -rf "$work"
 }
 trap cleanup EXIT
 "$lttfs" mount -f "$work/mnt" 2>/dev/null &
 server=$!
-for _ in $(seq 1 200); do [ -e "$work/mnt/ltt/setup_trace" ] && break; sleep 0.05; done
+"$drainbench" serve-trivial "$work/trivial" &
+trivial=$!
+for _ in $(seq 1 200); do [ -e "$work/mnt/ltt/setup_trace" ] && [ -e "$work/trivial/data" ] && break; sleep 0.05; done
 ltt=$work/mnt/ltt
 echo bench > "$ltt/setup_trace"
 echo 1 > "$ltt/control/bench/channel/userspace/overwrite"
@@ -47,14 +53,17 @@ os.close(fd)
 PY
 }
 line_s=$(seconds per_line "$ltt/write_event")
+trivial_s=$(seconds per_line "$work/trivial/data")
 null_s=$(seconds per_line /dev/null)
 written=$(awk '$1 ~ /userspace_/ { s += $2 } END { print s + 0 }' "$ltt/control/bench/stats")
 
 echo "write_event, $lines lines of about 45 bytes, flight recorder, $(nproc) CPUs, $(uname -r)"
 printf '%-34s %s\n' "cat (whole writes)" "$(rate "$cat_s")"
 printf '%-34s %s\n' "one write(2) per line (python3)" "$(rate "$line_s")"
-printf '%-34s %s\n' "one write(2) per line to /dev/null" "$(rate "$null_s")"
-awk -v c="$cat_s" -v l="$line_s" 'BEGIN { printf "cat is %.1fx faster than one write per line\n", l / c }'
+printf '%-34s %s\n' "the same to a trivial FUSE server" "$(rate "$trivial_s")"
+printf '%-34s %s\n' "the same to /dev/null" "$(rate "$null_s")"
+awk -v c="$cat_s" -v l="$line_s" -v t="$trivial_s" \
+    'BEGIN { printf "cat is %.1fx faster than one write per line; one write per line takes %.2fx the trivial server'"'"'s time\n", l / c, l / t }'
 # Both lttfs runs record every line; cat's 128 KiB buffers end inside
 # lines, and the last piece of a write(2) is an event of its own (as in
 # the kernel's write_event), so cat adds one event per buffer boundary.

@@ -1,6 +1,6 @@
 // The ceiling: a trivial FUSE server with one file, `data`, served from
 // memory (direct_io, no page-cache tricks), on the same libfuse and the
-// same machine as lttfs.
+// same machine as lttfs; writes to it are answered at once and dropped.
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -38,6 +38,11 @@ final class TrivialServer: @unchecked Sendable {
             lttfs_fi_set_direct_io(fi, 1)
             fuse_reply_open(req, fi)
         }
+        // Writes are taken and dropped: a write round trip and nothing else
+        // (the peer of lttfs's write_event in Benchmarks/write-event.sh).
+        ops.write = { req, _, _, size, _, _ in
+            fuse_reply_write(req, size)
+        }
         ops.read = { req, _, size, off, _ in
             let s = Unmanaged<TrivialServer>.fromOpaque(fuse_req_userdata(req)!).takeUnretainedValue()
             let start = min(Int(off), s.bytes.count)
@@ -62,7 +67,7 @@ final class TrivialServer: @unchecked Sendable {
     func attr(_ ino: UInt64) -> stat {
         var st = stat()
         st.st_ino = UInt(ino)
-        st.st_mode = ino == 1 ? S_IFDIR | 0o555 : S_IFREG | 0o444
+        st.st_mode = ino == 1 ? S_IFDIR | 0o555 : S_IFREG | 0o666
         st.st_nlink = 1
         st.st_size = ino == 1 ? 0 : bytes.count
         return st

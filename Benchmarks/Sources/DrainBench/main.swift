@@ -16,7 +16,7 @@ import LTTTrace
 
 let subbufferSize = 1 << 20
 let subbufferCount = 64
-let rounds = Int(CommandLine.arguments.dropFirst().first ?? "5") ?? 5
+let rounds = Int(CommandLine.arguments.dropFirst().first ?? "5") ?? 5   // (or serve-trivial MOUNTPOINT)
 let total = subbufferSize * (subbufferCount - 1)   // what one full trace drains
 
 func mountPoint(_ tag: String) -> String {
@@ -182,4 +182,23 @@ func runBenchmark() throws {
 
 }
 
-try runBenchmark()
+/// `DrainBench serve-trivial MOUNTPOINT`: serve the trivial server there
+/// until SIGINT or SIGTERM (Benchmarks/write-event.sh's write peer).
+func serveTrivial(at mountpoint: String) {
+    var signals = sigset_t()
+    sigemptyset(&signals)
+    sigaddset(&signals, SIGINT)
+    sigaddset(&signals, SIGTERM)
+    pthread_sigmask(SIG_BLOCK, &signals, nil)   // before the workers start: they inherit it
+    let server = TrivialServer(size: 4096, mountpoint: mountpoint)
+    server.start()
+    var signal: Int32 = 0
+    sigwait(&signals, &signal)
+    server.stop()
+}
+
+if CommandLine.arguments.count == 3 && CommandLine.arguments[1] == "serve-trivial" {
+    serveTrivial(at: CommandLine.arguments[2])
+} else {
+    try runBenchmark()
+}
