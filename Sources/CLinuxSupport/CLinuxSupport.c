@@ -37,29 +37,33 @@ int lttfs_set_pipe_size(int fd, int size) { return fcntl(fd, F_SETPIPE_SZ, size)
 
 extern char **environ;
 
-int lttfs_spawn_detached(const char *path, char *const argv[])
+int lttfs_spawn(const char *path, char *const argv[], int detached)
 {
 	posix_spawn_file_actions_t actions;
 	posix_spawnattr_t attributes;
+	sigset_t none, all;
+	short flags = POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF;
 	pid_t pid;
 	int rc;
 
 	posix_spawn_file_actions_init(&actions);
-	posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
-	posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0);
-	posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0);
-	posix_spawn_file_actions_addclosefrom_np(&actions, 3);
-	sigset_t none, all;
-
+	if (detached) {
+		posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
+		posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0);
+		posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0);
+		posix_spawn_file_actions_addclosefrom_np(&actions, 3);
+		flags |= POSIX_SPAWN_SETSID;
+	}
 	posix_spawnattr_init(&attributes);
 	/* No signal blocked, every one at its default action: the caller may
-	 * block the termination signals (lttfs consume does). */
+	 * block the termination signals (a server and lttfs consume do). */
 	sigemptyset(&none);
 	sigfillset(&all);
 	posix_spawnattr_setsigmask(&attributes, &none);
 	posix_spawnattr_setsigdefault(&attributes, &all);
-	posix_spawnattr_setflags(&attributes, POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
-	rc = posix_spawn(&pid, path, &actions, &attributes, argv, environ);
+	posix_spawnattr_setflags(&attributes, flags);
+	rc = detached ? posix_spawn(&pid, path, &actions, &attributes, argv, environ)
+		      : posix_spawnp(&pid, path, &actions, &attributes, argv, environ);
 	posix_spawnattr_destroy(&attributes);
 	posix_spawn_file_actions_destroy(&actions);
 	return rc == 0 ? (int)pid : -rc;

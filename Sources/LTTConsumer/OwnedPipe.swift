@@ -16,8 +16,3 @@ struct OwnedPipe: ~Copyable, Sendable {
         try? writeEnd.close()
     }
 }
-
-/// swift-system's calls throw only `Errno`, untyped: this types them.
-func typedErrno<T>(_ body: () throws -> T) throws(Errno) -> T {
-    do { return try body() } catch let error as Errno { throw error } catch { throw .ioError }
-}

@@ -108,10 +108,10 @@ public final class FileSystemServer: @unchecked Sendable {
         if MountTable.current().isMounted(resolved ?? mountpoint) {
             throw .alreadyMounted(mountpoint)
         }
-        do {
-            try FileDescriptor.open("/dev/fuse", .readWrite, options: .closeOnExec).close()
+        do throws(Errno) {
+            try typedErrno { try FileDescriptor.open("/dev/fuse", .readWrite, options: .closeOnExec).close() }
         } catch {
-            throw .noFuseDevice((error as? Errno)?.explained ?? "\(error)")
+            throw .noFuseDevice(error.explained)
         }
 
         // default_permissions in every mode: the kernel checks each access

@@ -101,7 +101,7 @@ final class HandleTable: Sendable {
     /// An open handle on the buffer file `inode`, if any.
     func bufferHandle(inode: UInt64) -> Handle? {
         state.withLock { s in
-            s.handles.values.first { h in
+            s.byBuffer.values.first { h in
                 if case .buffer(_, let i) = h.kind { return i == inode }
                 return false
             }

@@ -1,9 +1,9 @@
 /// The LTT 2.3 event header: a 32-bit word (5-bit id, 27 low clock bits)
 /// followed, for the extended forms, by an explicit id, size and clock.
 ///
-/// The reservation needs its size (`ltt_get_header_size`) before it can
-/// place the event, so the layout lives with the engine; the tracer writes
-/// the header with `write(...)` into the reserved slot.
+/// The engine needs its size (`size`, the seed's `ltt_get_header_size`)
+/// to place an event, writes it into the reserved slot with `write`, and
+/// readers decode it with `read`.
 public enum EventHeaderForm: UInt8, Sendable, CaseIterable {
     /// id 0...28 in the word, nothing after it.
     case compact = 0

@@ -207,6 +207,7 @@ public struct RelayRing {
         SubbufferHeader.writeBegin(at: memory + subbufferIndex &* Int(geometry.subbufferSize), tsc: tsc,
                                    bufSize: UInt32(truncatingIfNeeded: geometry.subbufferSize), trace: trace)
     }
+
     /// `ltt_buffer_end_callback`: `endOffset` is the position where the data
     /// of the sub-buffer ends; never the sub-buffer's very start.
     @inline(__always)

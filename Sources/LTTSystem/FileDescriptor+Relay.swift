@@ -42,7 +42,7 @@ extension FileDescriptor {
 
     /// Writes all of `bytes` (swift-system's `writeAll`, with its error typed).
     public func writeFully(_ bytes: [UInt8]) throws(Errno) {
-        do { _ = try writeAll(bytes) } catch let error as Errno { throw error } catch { throw .ioError }
+        _ = try typedErrno { try writeAll(bytes) }
     }
 }
 

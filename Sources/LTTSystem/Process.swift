@@ -11,7 +11,11 @@ public enum ProcessControl {
     /// own, its standard streams on /dev/null and no other descriptor: a
     /// consumer that outlives the command that started it. Returns its pid.
     public static func spawnDetached(_ path: String, arguments: [String]) throws(Errno) -> pid_t {
-        let pid = withCStringArray(arguments) { _, argv in lttfs_spawn_detached(path, argv) }
+        try spawn(path, arguments: arguments, detached: true)
+    }
+
+    private static func spawn(_ path: String, arguments: [String], detached: Bool) throws(Errno) -> pid_t {
+        let pid = withCStringArray(arguments) { _, argv in lttfs_spawn(path, argv, detached ? 1 : 0) }
         guard pid > 0 else { throw Errno(rawValue: -pid) }
         return pid
     }
@@ -20,22 +24,10 @@ public enum ProcessControl {
     /// standard streams and waits for it; returns its exit status (128 + the
     /// signal's number if a signal ended it).
     public static func run(_ arguments: [String]) throws(Errno) -> Int32 {
-        var pid: pid_t = 0
         // The child starts with no signal blocked and every signal at its
         // default action, whatever this thread blocks (a server blocks the
         // termination signals in every thread: see SignalWaiter).
-        var attributes = posix_spawnattr_t()
-        posix_spawnattr_init(&attributes)
-        defer { posix_spawnattr_destroy(&attributes) }
-        var none = sigset_t()
-        sigemptyset(&none)
-        var all = sigset_t()
-        sigfillset(&all)
-        posix_spawnattr_setsigmask(&attributes, &none)
-        posix_spawnattr_setsigdefault(&attributes, &all)
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
-        let rc = withCStringArray(arguments) { _, argv in posix_spawnp(&pid, arguments[0], nil, &attributes, argv, environ) }
-        guard rc == 0 else { throw Errno(rawValue: rc) }
+        let pid = try spawn(arguments[0], arguments: arguments, detached: false)
         var status: Int32 = 0
         _ = try systemCall { waitpid(pid, &status, 0) }
         let signal = status & 0x7F

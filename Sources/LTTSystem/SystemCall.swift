@@ -20,6 +20,13 @@ public func systemCall<Result: FixedWidthInteger>(retryOnInterrupt: Bool = true,
     }
 }
 
+/// swift-system's calls throw only `Errno`, but untyped: this types them
+/// (anything else, which they never throw, would be EIO).
+@inlinable
+public func typedErrno<T>(_ body: () throws -> T) throws(Errno) -> T {
+    do { return try body() } catch let error as Errno { throw error } catch { throw .ioError }
+}
+
 extension Errno {
     /// The symbolic name, "EINVAL", for logs that a user can grep the
     /// manual pages with; "errno N" for a number glibc does not name.

@@ -43,10 +43,12 @@ long lttfs_splice(int fd_in, long long *offset, int fd_out, unsigned long length
 // fcntl(F_SETPIPE_SZ): the pipe's capacity. Returns it, or -1.
 int lttfs_set_pipe_size(int fd, int size);
 
-// Starts `path` with `argv` in a new session, stdin/stdout/stderr on
-// /dev/null and no other descriptor inherited: a detached helper that holds
-// none of its caller's pipes. Returns the pid, or -errno.
-int lttfs_spawn_detached(const char *path, char *const argv[]);
+// Starts `path` with `argv`, no signal blocked and every one at its default
+// action. `detached`: in a new session, stdin/stdout/stderr on /dev/null
+// and no other descriptor inherited (a helper that holds none of its
+// caller's pipes); otherwise `path` is looked up in PATH and the child
+// shares the caller's descriptors. Returns the pid, or -errno.
+int lttfs_spawn(const char *path, char *const argv[], int detached);
 
 // Closes every descriptor from `lowest` up, except `keep` (-1 for none):
 // a daemon must not hold its caller's pipes open.
