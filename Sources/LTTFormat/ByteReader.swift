@@ -29,4 +29,13 @@ public struct ByteReader: Sendable {
         guard end < limit else { throw OutOfBounds(offset: offset, size: end - offset + 1) }
         return (String(decoding: bytes[offset..<end], as: UTF8.self), end + 1)
     }
+
+    /// The offset after the NUL of the string at `offset`, which ends
+    /// before `limit`.
+    public func endOfCString(_ offset: Int, limit: Int) throws(OutOfBounds) -> Int {
+        guard offset >= 0, offset < limit, limit <= bytes.count else { throw OutOfBounds(offset: offset, size: 1) }
+        let end = bytes.withUnsafeBufferPointer { $0[offset..<limit].firstIndex(of: 0) } ?? limit
+        guard end < limit else { throw OutOfBounds(offset: offset, size: end - offset + 1) }
+        return end + 1
+    }
 }

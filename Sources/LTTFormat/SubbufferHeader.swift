@@ -52,6 +52,12 @@ public struct SubbufferHeader: Sendable, Equatable {
     /// The buffer's corrupted sub-buffer count when it was closed.
     public var subbufCorrupt: UInt32
 
+    /// A header with every field 0, to fill in.
+    public init() {
+        (cycleCountBegin, cycleCountEnd, magicNumber, majorVersion, minorVersion, archSize, alignment) = (0, 0, 0, 0, 0, 0, 0)
+        (startTimeSec, startTimeUsec, startFreq, freqScale, lostSize, bufSize, eventsLost, subbufCorrupt) = (0, 0, 0, 0, 0, 0, 0, 0)
+    }
+
     /// Decodes the header at the start of `bytes`; nil when `bytes` is
     /// shorter than a header. Nothing is checked: see `TraceReader`.
     public init?(bytes: UnsafeRawBufferPointer) {

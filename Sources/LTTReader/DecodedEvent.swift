@@ -7,9 +7,9 @@ public struct DecodedEvent: Sendable, Equatable {
     public let cpu: Int
     /// The full clock value (cycles).
     public let cycles: UInt64
-    /// Wall-clock time of the event in nanoseconds since the epoch,
-    /// from metadata_0's start time and frequency.
-    public let timeNanoseconds: UInt64
+    /// Wall-clock time of the event in nanoseconds since the epoch, by the
+    /// trace's `TraceTime` (what babeltrace2 shows for the CTF conversion).
+    public let timeNanoseconds: Int64
     public let fields: [(name: String, value: FieldValue, conversion: Character)]
     /// The file it came from and its byte offset there.
     public let file: String
@@ -24,11 +24,7 @@ public struct DecodedEvent: Sendable, Equatable {
     public func field(_ name: String) -> FieldValue? { fields.first { $0.name == name }?.value }
 
     /// `seconds.nanoseconds`, nine digits.
-    public var timeString: String {
-        let ns = timeNanoseconds % 1_000_000_000
-        let padded = String(ns)
-        return "\(timeNanoseconds / 1_000_000_000)." + String(repeating: "0", count: 9 - padded.count) + padded
-    }
+    public var timeString: String { TraceTime.secondsString(timeNanoseconds) }
 
     /// `channel.marker: seconds.nanoseconds (cpu N) { field = value, ... }`
     public var line: String {

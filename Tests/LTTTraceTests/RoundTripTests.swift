@@ -98,7 +98,7 @@ struct RoundTripTests {
             #expect(event.cycles == want.1)
             #expect(event.fields.map(\.value) == want.2, "\(event.line)")
             let header = trace.header
-            #expect(event.timeNanoseconds == header.startTimeSec * 1_000_000_000 + header.startTimeUsec * 1000 + (want.1 - header.startTSC))
+            #expect(event.timeNanoseconds == Int64(header.startTimeSec * 1_000_000_000 + header.startTimeUsec * 1000 + (want.1 - header.startTSC)))
         }
         // Every form was exercised.
         let forms = try formsUsed(in: dir.path + "/kinds_0", subbufferSize: 4096, alignment: alignment)
@@ -332,7 +332,7 @@ struct RoundTripTests {
         #expect(trace.header.startFreq == tsc.frequency)
         let result = drainAndRead(trace)
         #expect(result.problems.isEmpty, "\(result.problems)")
-        let times = result.events.filter { $0.channel == "app" }.map(\.timeNanoseconds)
+        let times = result.events.filter { $0.channel == "app" }.map { UInt64($0.timeNanoseconds) }
         #expect(times.count == 5)
         for (decoded, real) in zip(times, wall) {
             let error = decoded > real ? decoded - real : real - decoded
