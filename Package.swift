@@ -10,6 +10,7 @@ let package = Package(
         .library(name: "LTTRelay", targets: ["LTTRelay"]),
         .library(name: "LTTTrace", targets: ["LTTTrace"]),
         .library(name: "LTTReader", targets: ["LTTReader"]),
+        .library(name: "LTTCTF", targets: ["LTTCTF"]),
         .library(name: "LTTFS", targets: ["LTTFS"]),
         .library(name: "LTTConsumer", targets: ["LTTConsumer"]),
         .library(name: "CLinuxSupport", targets: ["CLinuxSupport"]),
@@ -51,6 +52,12 @@ let package = Package(
         // Reads a consumer's trace directory back, strictly.
         .target(name: "LTTReader", dependencies: ["LTTFormat"]),
         .testTarget(name: "LTTReaderTests", dependencies: ["LTTReader", "LTTFormat"]),
+        // CTF 1.8 for today's viewers (babeltrace2): LTT sub-buffers
+        // re-framed as CTF packets, TSDL from the markers, and the reader
+        // of what it writes.
+        .target(name: "LTTCTF", dependencies: [
+            "LTTFormat", "LTTReader", "LTTSystem", .product(name: "SystemPackage", package: "swift-system"),
+        ]),
         .testTarget(name: "LTTTraceTests", dependencies: ["LTTFormat", "LTTTrace", "LTTRelay", "LTTSystem", "LTTReader", "LTTTestSupport"]),
         // The C shim over libfuse3 (Debian's libfuse3-dev).
         .target(name: "CFuse", linkerSettings: [.linkedLibrary("fuse3"), .linkedLibrary("pthread")]),
@@ -68,7 +75,7 @@ let package = Package(
         .testTarget(name: "LTTConsumerTests", dependencies: ["LTTConsumer", "LTTFS", "LTTTrace", "LTTReader", "LTTFormat",
                                                           "LTTSystem", "LTTTestSupport", "LTTMountTestSupport"]),
         .executableTarget(name: "lttfs", dependencies: [
-            "LTTConsumer",
+            "LTTConsumer", "LTTCTF",
             "LTTFS", "LTTFormat", "LTTTrace", "LTTReader", "LTTRelay", "LTTSystem",
             .product(name: "SystemPackage", package: "swift-system"),
             .product(name: "ArgumentParser", package: "swift-argument-parser"),

@@ -44,6 +44,11 @@ extension FileDescriptor {
     public func writeFully(_ bytes: [UInt8]) throws(Errno) {
         _ = try typedErrno { try writeAll(bytes) }
     }
+
+    /// Writes all of `bytes`.
+    public func writeFully(_ bytes: UnsafeRawBufferPointer) throws(Errno) {
+        _ = try typedErrno { try writeAll(bytes) }
+    }
 }
 
 /// poll(2) over `descriptors`, at most `milliseconds` (-1: no limit).

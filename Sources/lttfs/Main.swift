@@ -16,7 +16,7 @@ struct LTTFSCommand: ParsableCommand {
               echo 1 > /mnt/ltt/ltt/control/demo/enabled
               echo hello > /mnt/ltt/ltt/write_event
             """,
-        subcommands: [MountCommand.self, UnmountCommand.self, CtlCommand.self, ConsumeCommand.self, DumpCommand.self,
+        subcommands: [MountCommand.self, UnmountCommand.self, CtlCommand.self, ConsumeCommand.self, DumpCommand.self, ConvertCommand.self,
                       StatCommand.self, SubbufCommand.self])
 
     /// Errors are one line on stderr and a non-zero status.

@@ -1,0 +1,371 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+import LTTFormat
+import LTTReader
+import LTTSystem
+import SystemPackage
+
+/// Writes a CTF 1.8 trace directory from LTT 2.3 sub-buffers as they come:
+/// one stream file per buffer (`<channel>_<cpu>`), one packet per
+/// sub-buffer, and the `metadata` file, which grows as the metadata
+/// channel declares markers. `lttfs convert` feeds it a trace directory,
+/// `lttfs consume --format ctf` feeds it what it drains, from any number
+/// of reader threads (one thread at a time per buffer).
+///
+/// A data sub-buffer can arrive before the metadata sub-buffer that
+/// declares its markers (the metadata channel is drained by another thread,
+/// and its sub-buffer may still be open). Such a packet waits, with every
+/// later packet of its stream, until the declarations come; `finish()`
+/// writes whatever still waits, leaving out the events never declared. At
+/// most `pendingLimit` bytes wait: past that the oldest is written as is.
+///
+/// The metadata channel itself becomes no stream: what it says is the
+/// TSDL.
+public final class CTFTraceWriter: Sendable {
+    public let outputDirectory: String
+
+    /// Problems, counters: see `Summary`.
+    public struct Summary: Sendable {
+        public var packets = 0
+        public var events = 0
+        /// Sub-buffers whose header was unusable (babeltrace2 reports them
+        /// as discarded packets).
+        public var unreadableSubbuffers = 0
+        public var problems: [TraceProblem] = []
+        public var bytesWritten = 0
+    }
+
+    struct Stream {
+        let file: FileDescriptor
+        let name: String
+        let streamID: UInt32
+        let cpu: UInt32
+        var state = PacketConversion.StreamState()
+        var output: UnsafeMutableRawBufferPointer?
+        /// Raw sub-buffers waiting for declarations, oldest first.
+        var pending: [[UInt8]] = []
+    }
+
+    struct Shared {
+        var declarations = MarkerDeclarations()
+        var metadata: CTFMetadata?
+        var metadataFile: FileDescriptor?
+        var streams: [String: Stream] = [:]
+        /// Stream names with pending packets, in the order they began waiting.
+        var waiting: [String] = []
+        var pendingBytes = 0
+        var summary = Summary()
+        var finished = false
+    }
+
+    private let shared = Locked(Shared())
+    private let channels: [String]
+    private let traceName: String
+    private let hostname: String
+    private let uuid: [UInt8]
+    private let pendingLimit: Int
+
+    /// Creates `outputDirectory` (it must not exist, or be empty) for a
+    /// trace of the given data channels (the stream ids follow their
+    /// order).
+    public init(outputDirectory: String, traceName: String, channels: [String], hostname: String? = nil,
+                pendingLimit: Int = 64 << 20) throws(CTFError) {
+        do throws(Errno) {
+            try Self.makeEmptyDirectory(outputDirectory)
+        } catch {
+            throw error == .fileExists ? .outputNotEmpty(outputDirectory) : .cannotCreate(outputDirectory, error)
+        }
+        self.outputDirectory = outputDirectory
+        self.channels = channels.filter { $0 != Metadata.channel }
+        self.traceName = traceName
+        self.hostname = hostname ?? Self.hostName()
+        var generator = SystemRandomNumberGenerator()
+        var uuid = (0..<16).map { _ in UInt8.random(in: 0...255, using: &generator) }
+        uuid[6] = (uuid[6] & 0x0F) | 0x40      // version 4
+        uuid[8] = (uuid[8] & 0x3F) | 0x80      // RFC 4122 variant
+        self.uuid = uuid
+        self.pendingLimit = pendingLimit
+    }
+
+    deinit {
+        shared.withLock { s in
+            try? s.metadataFile?.close()
+            for stream in s.streams.values {
+                try? stream.file.close()
+                stream.output?.deallocate()
+            }
+        }
+    }
+
+    /// Takes one sub-buffer of the buffer file `channel_cpu`. Throws only
+    /// when the output cannot be written; problems in the sub-buffer are
+    /// reported in the summary.
+    public func take(subbuffer bytes: [UInt8], channel: String, cpu: Int) throws(CTFError) {
+        try shared.withLock { (s: inout Shared) throws(CTFError) in
+            precondition(!s.finished, "CTFTraceWriter.take after finish")
+            if channel == Metadata.channel {
+                try takeMetadata(bytes, cpu: cpu, &s)
+                try flushWaiting(&s, final: false)
+            } else {
+                try takeData(bytes, channel: channel, cpu: cpu, &s)
+                try flushWaiting(&s, final: false)
+            }
+        }
+    }
+
+    /// Writes what still waits (leaving out events never declared),
+    /// reports what is half declared, and closes the files. Call it once,
+    /// after the last `take`.
+    public func finish() throws(CTFError) -> Summary {
+        try shared.withLock { (s: inout Shared) throws(CTFError) -> Summary in
+            if s.metadata == nil {
+                let waiting = s.streams.values.reduce(0) { $0 + $1.pending.count }
+                s.summary.problems.append(TraceProblem(file: outputDirectory,
+                    "no sub-buffer of metadata_0 came: the trace has no clock, \(waiting) packet(s) not written"))
+            } else {
+                try flushWaiting(&s, final: true)
+            }
+            for message in s.declarations.halfDeclared {
+                s.summary.problems.append(TraceProblem(file: Metadata.channel + "_0", message))
+            }
+            try? s.metadataFile?.close()
+            s.metadataFile = nil
+            for (name, stream) in s.streams {
+                try? stream.file.close()
+                stream.output?.deallocate()
+                s.streams[name]?.output = nil
+            }
+            s.streams = [:]
+            s.finished = true
+            return s.summary
+        }
+    }
+
+    /// The counters so far.
+    public var summary: Summary { shared.withLock { $0.summary } }
+
+    // MARK: Metadata
+
+    private func takeMetadata(_ bytes: [UInt8], cpu: Int, _ s: inout Shared) throws(CTFError) {
+        let file = "\(Metadata.channel)_\(cpu)"
+        let reader = ByteReader(bytes: bytes)
+        let walk: SubbufferWalk
+        do { walk = try SubbufferWalk(reader, base: 0, size: bytes.count) } catch {
+            s.summary.problems.append(TraceProblem(file: file, offset: error.offset, error.message))
+            return
+        }
+        if s.metadata == nil && cpu == 0 {
+            let h = walk.header
+            let time = TraceTime(startTimeSec: h.startTimeSec, startTimeUsec: h.startTimeUsec, startTSC: h.cycleCountBegin,
+                                 startFreq: h.startFreq, freqScale: h.freqScale)
+            if !time.exactFrequency {
+                s.summary.problems.append(TraceProblem(file: file,
+                    "frequency \(h.startFreq)/\(h.freqScale) is not whole: CTF's clock runs at \(time.frequency) Hz"))
+            }
+            let metadata = CTFMetadata(trace: .init(uuid: uuid, time: time, alignment: Int(h.alignment), hostname: hostname,
+                                                    traceName: traceName, channels: channels))
+            let fd: FileDescriptor
+            do throws(Errno) {
+                fd = try Self.create(outputDirectory + "/metadata")
+                try fd.writeFully(Array(metadata.preamble.utf8))
+            } catch {
+                throw .cannotWrite(outputDirectory + "/metadata", error)
+            }
+            s.metadata = metadata
+            s.metadataFile = fd
+            s.summary.bytesWritten += metadata.preamble.utf8.count
+            // Markers learned before the clock was known.
+            for byID in s.declarations.byChannel.values {
+                for marker in byID.values.sorted(by: { $0.id < $1.id }) { try declare(marker, &s) }
+            }
+        }
+        let shapes = s.declarations.shapes(of: Metadata.channel)
+        let core = s.declarations.byChannel[Metadata.channel] ?? [:]
+        var cursor = walk.events()
+        walking: while true {
+            switch cursor.next({ shapes[$0] }) {
+            case .end: break walking
+            case .stopped(let p):
+                s.summary.problems.append(TraceProblem(file: file, offset: p.offset, p.message))
+                break walking
+            case .skipped(let p):
+                s.summary.problems.append(TraceProblem(file: file, offset: p.offset, p.message))
+            case .event(let e):
+                guard let marker = core[e.id], let format = marker.format,
+                      let payload = try? PayloadLayout.read(format.fields, from: reader, base: 0, offset: e.payloadStart,
+                                                            limit: walk.dataEnd, alignment: Int(walk.header.alignment))
+                else { continue }
+                let (completed, problems) = s.declarations.take(marker: marker.name, fields: payload.fields)
+                for message in problems { s.summary.problems.append(TraceProblem(file: file, offset: e.start, message)) }
+                if let completed, s.metadata != nil { try declare(completed, &s) }
+            }
+        }
+    }
+
+    /// Appends the event class of `marker` to the metadata file.
+    private func declare(_ marker: MarkerDeclarations.Marker, _ s: inout Shared) throws(CTFError) {
+        guard marker.channel != Metadata.channel, let metadata = s.metadata, let fd = s.metadataFile else { return }
+        guard let format = marker.format else { return }
+        guard metadata.streamID(of: marker.channel) != nil else {
+            s.summary.problems.append(TraceProblem(file: Metadata.channel + "_0",
+                "\(marker.channel).\(marker.name) is declared for a channel with no buffer file"))
+            return
+        }
+        let text = metadata.event(channel: marker.channel, name: marker.name, id: marker.id, fields: format.fields)
+        do throws(Errno) { try fd.writeFully(Array(text.utf8)) } catch {
+            throw .cannotWrite(outputDirectory + "/metadata", error)
+        }
+        s.summary.bytesWritten += text.utf8.count
+    }
+
+    // MARK: Data
+
+    private func takeData(_ bytes: [UInt8], channel: String, cpu: Int, _ s: inout Shared) throws(CTFError) {
+        let name = "\(channel)_\(cpu)"
+        if s.streams[name] == nil {
+            guard let id = channels.firstIndex(of: channel) else {
+                s.summary.problems.append(TraceProblem(file: name, "channel \(channel) was not named when the trace was opened"))
+                return
+            }
+            let fd: FileDescriptor
+            do throws(Errno) { fd = try Self.create(outputDirectory + "/" + name) } catch {
+                throw .cannotWrite(outputDirectory + "/" + name, error)
+            }
+            s.streams[name] = Stream(file: fd, name: name, streamID: UInt32(id), cpu: UInt32(cpu))
+        }
+        if s.metadata == nil || !s.streams[name]!.pending.isEmpty {
+            wait(bytes, stream: name, &s)
+            return
+        }
+        if try !write(bytes, stream: name, final: false, &s) {
+            wait(bytes, stream: name, &s)
+        }
+    }
+
+    private func wait(_ bytes: [UInt8], stream name: String, _ s: inout Shared) {
+        if s.streams[name]!.pending.isEmpty { s.waiting.append(name) }
+        s.streams[name]!.pending.append(bytes)
+        s.pendingBytes += bytes.count
+    }
+
+    /// Writes waiting packets, oldest stream first, each stream in order
+    /// until one still needs declarations; `final` (or the pending limit)
+    /// writes them all.
+    private func flushWaiting(_ s: inout Shared, final: Bool) throws(CTFError) {
+        guard s.metadata != nil else { return }
+        var index = 0
+        while index < s.waiting.count {
+            let name = s.waiting[index]
+            while let first = s.streams[name]?.pending.first {
+                let force = final || s.pendingBytes > pendingLimit
+                guard try write(first, stream: name, final: force, &s) else { break }
+                s.streams[name]!.pending.removeFirst()
+                s.pendingBytes -= first.count
+            }
+            if s.streams[name]?.pending.isEmpty ?? true {
+                s.waiting.remove(at: index)
+            } else {
+                index += 1
+            }
+        }
+    }
+
+    /// Converts and writes one sub-buffer; false when it needs
+    /// declarations that have not come (and `final` is false).
+    private func write(_ bytes: [UInt8], stream name: String, final: Bool, _ s: inout Shared) throws(CTFError) -> Bool {
+        var stream = s.streams[name]!
+        defer { s.streams[name] = stream }
+        stream.state.subbuffers += 1
+        let index = stream.state.subbuffers - 1
+        let walk: SubbufferWalk
+        do { walk = try SubbufferWalk(ByteReader(bytes: bytes), base: 0, size: bytes.count) } catch {
+            s.summary.problems.append(TraceProblem(file: name, subbuffer: index, offset: error.offset,
+                                                   error.message + ": sub-buffer left out"))
+            s.summary.unreadableSubbuffers += 1
+            // The next packet's number says one is missing.
+            stream.state.sequenceNumber += 1
+            return true
+        }
+        let capacity = PacketConversion.capacity(for: bytes.count)
+        if (stream.output?.count ?? 0) < capacity {
+            stream.output?.deallocate()
+            stream.output = .allocate(byteCount: capacity, alignment: 8)
+        }
+        var problems: [TraceProblem] = []
+        let outcome = PacketConversion.convert(walk, shapes: s.declarations.shapes(of: channel(of: name)),
+                                               streamID: stream.streamID, cpu: stream.cpu, uuid: uuid, final: final,
+                                               state: &stream.state, output: stream.output!) { offset, message in
+            problems.append(TraceProblem(file: name, subbuffer: index, offset: offset, message))
+        }
+        switch outcome {
+        case .needsDeclarations:
+            stream.state.subbuffers -= 1
+            return false
+        case .unreadable:
+            s.summary.unreadableSubbuffers += 1
+            return true
+        case .packet(let count, let events):
+            do throws(Errno) {
+                try stream.file.writeFully(UnsafeRawBufferPointer(rebasing: stream.output![0..<count]))
+            } catch {
+                throw .cannotWrite(outputDirectory + "/" + name, error)
+            }
+            s.summary.problems += problems
+            s.summary.packets += 1
+            s.summary.events += events
+            s.summary.bytesWritten += count
+            return true
+        }
+    }
+
+    private func channel(of stream: String) -> String {
+        String(stream[..<stream.lastIndex(of: "_")!])
+    }
+
+    // MARK: Files
+
+    private static func create(_ path: String) throws(Errno) -> FileDescriptor {
+        try typedErrno {
+            try FileDescriptor.open(FilePath(path), .writeOnly, options: [.create, .truncate, .closeOnExec],
+                                    permissions: [.ownerReadWrite, .groupRead, .otherRead])
+        }
+    }
+
+    /// mkdir -p, then the directory must be empty.
+    static func makeEmptyDirectory(_ path: String) throws(Errno) {
+        var prefix = path.hasPrefix("/") ? "" : "."
+        for component in path.split(separator: "/") {
+            prefix += "/" + component
+            do throws(Errno) {
+                _ = try systemCall { mkdir(prefix, 0o755) }
+            } catch .fileExists {
+                continue
+            }
+        }
+        let entries = (try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []
+        if !entries.isEmpty { throw .fileExists }
+    }
+
+    static func hostName() -> String {
+        var buffer = [CChar](repeating: 0, count: 256)
+        guard gethostname(&buffer, buffer.count - 1) == 0 else { return "localhost" }
+        return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+}
+
+/// Why a CTF trace could not be written.
+public enum CTFError: Error, Equatable, Sendable, CustomStringConvertible {
+    case outputNotEmpty(String)
+    case cannotCreate(String, Errno)
+    case cannotWrite(String, Errno)
+
+    public var description: String {
+        switch self {
+        case .outputNotEmpty(let p): "\(p): the output directory exists and is not empty"
+        case .cannotCreate(let p, let e): "\(p): cannot create the directory: \(e.explained)"
+        case .cannotWrite(let p, let e): "\(p): cannot write: \(e.explained)"
+        }
+    }
+}

@@ -1,0 +1,96 @@
+import Foundation
+import LTTFormat
+import LTTReader
+import LTTSystem
+import SystemPackage
+
+/// `lttfs convert`: an LTT 2.3 trace directory (written by lttd or `lttfs
+/// consume`) to a CTF 1.8 one, through `CTFTraceWriter`: the metadata
+/// channel first (so every marker is declared before its events), then
+/// each buffer file, one sub-buffer at a time (memory stays at a few
+/// sub-buffers whatever the trace's size).
+public enum TraceConversion {
+    /// A buffer file of the trace directory.
+    struct BufferFile {
+        let name: String
+        let channel: String
+        let cpu: Int
+    }
+
+    public static func convert(traceDirectory: String, to outputDirectory: String,
+                               hostname: String? = nil) throws(CTFError) -> CTFTraceWriter.Summary {
+        var problems: [TraceProblem] = []
+        let names = ((try? FileManager.default.contentsOfDirectory(atPath: traceDirectory)) ?? [])
+            .filter { !$0.hasPrefix(".") }.sorted()
+        var files: [BufferFile] = []
+        for name in names {
+            var isDirectory: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: traceDirectory + "/" + name, isDirectory: &isDirectory),
+                  !isDirectory.boolValue else { continue }
+            guard let (channel, cpu) = bufferName(name) else {
+                problems.append(TraceProblem(file: name, "file name is not <channel>_<cpu>: left out"))
+                continue
+            }
+            files.append(BufferFile(name: name, channel: channel, cpu: cpu))
+        }
+        let channels = Array(Set(files.map(\.channel)).subtracting([Metadata.channel])).sorted()
+        let traceName = URL(fileURLWithPath: traceDirectory).standardizedFileURL.lastPathComponent
+        let writer = try CTFTraceWriter(outputDirectory: outputDirectory, traceName: traceName, channels: channels,
+                                        hostname: hostname)
+        let ordered = files.filter { $0.channel == Metadata.channel } + files.filter { $0.channel != Metadata.channel }
+        for file in ordered {
+            problems += try feed(traceDirectory + "/" + file.name, file, to: writer)
+        }
+        var summary = try writer.finish()
+        summary.problems = problems + summary.problems
+        return summary
+    }
+
+    /// `<channel>_<cpu>` or `flight-<channel>_<cpu>`.
+    static func bufferName(_ name: String) -> (channel: String, cpu: Int)? {
+        guard let underscore = name.lastIndex(of: "_"), let cpu = Int(name[name.index(after: underscore)...]), cpu >= 0
+        else { return nil }
+        var channel = String(name[..<underscore])
+        if channel.hasPrefix("flight-") { channel.removeFirst("flight-".count) }
+        return channel.isEmpty ? nil : (channel, cpu)
+    }
+
+    /// Feeds one buffer file to the writer, sub-buffer by sub-buffer (the
+    /// size from its first header).
+    static func feed(_ path: String, _ file: BufferFile, to writer: CTFTraceWriter) throws(CTFError) -> [TraceProblem] {
+        let fd: FileDescriptor
+        do { fd = try FileDescriptor.open(FilePath(path), .readOnly, options: [.closeOnExec]) } catch {
+            return [TraceProblem(file: file.name, "cannot open: \(error)")]
+        }
+        defer { try? fd.close() }
+        var header = [UInt8](repeating: 0, count: Int(SubbufferHeader.size))
+        let got = (try? header.withUnsafeMutableBytes { try fd.read(fromAbsoluteOffset: 0, into: $0) }) ?? 0
+        guard got == header.count, let h = header.withUnsafeBytes({ SubbufferHeader(bytes: $0) }) else {
+            return [TraceProblem(file: file.name, "file of \(got) bytes is shorter than a sub-buffer header")]
+        }
+        let size = Int(h.bufSize)
+        guard size >= 4096, size & (size - 1) == 0, size <= 1 << 30 else {
+            return [TraceProblem(file: file.name, subbuffer: 0, offset: SubbufferHeader.Field.bufSize,
+                                 "buf_size \(size) is not a power of two of at least 4096")]
+        }
+        var offset: Int64 = 0
+        var subbuffer = [UInt8](repeating: 0, count: size)
+        while true {
+            var filled = 0
+            while filled < size {
+                let n = (try? subbuffer.withUnsafeMutableBytes {
+                    try fd.read(fromAbsoluteOffset: offset + Int64(filled), into: UnsafeMutableRawBufferPointer(rebasing: $0[filled...]))
+                }) ?? 0
+                if n <= 0 { break }
+                filled += n
+            }
+            if filled == 0 { return [] }
+            guard filled == size else {
+                return [TraceProblem(file: file.name, offset: Int(offset),
+                                     "the last \(filled) bytes are not a whole \(size)-byte sub-buffer: left out")]
+            }
+            try writer.take(subbuffer: subbuffer, channel: file.channel, cpu: file.cpu)
+            offset += Int64(size)
+        }
+    }
+}
