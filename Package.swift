@@ -51,14 +51,17 @@ let package = Package(
                                                 .product(name: "SystemPackage", package: "swift-system")]),
         // Reads a consumer's trace directory back, strictly.
         .target(name: "LTTReader", dependencies: ["LTTFormat"]),
-        .testTarget(name: "LTTReaderTests", dependencies: ["LTTReader", "LTTFormat"]),
+        .testTarget(name: "LTTReaderTests", dependencies: ["LTTReader", "LTTFormat", "LTTTestSupport"]),
         // CTF 1.8 for today's viewers (babeltrace2): LTT sub-buffers
         // re-framed as CTF packets, TSDL from the markers, and the reader
         // of what it writes.
         .target(name: "LTTCTF", dependencies: [
             "LTTFormat", "LTTReader", "LTTSystem", .product(name: "SystemPackage", package: "swift-system"),
         ]),
-        .testTarget(name: "LTTTraceTests", dependencies: ["LTTFormat", "LTTTrace", "LTTRelay", "LTTSystem", "LTTReader", "LTTTestSupport"]),
+        .testTarget(name: "LTTTraceTests", dependencies: ["LTTFormat", "LTTTrace", "LTTRelay", "LTTSystem", "LTTReader", "LTTTestSupport",
+                                                     "LTTTraceTestSupport"]),
+        .testTarget(name: "LTTCTFTests", dependencies: ["LTTCTF", "LTTFormat", "LTTTrace", "LTTReader", "LTTSystem",
+                                                   "LTTTestSupport", "LTTTraceTestSupport"]),
         // The C shim over libfuse3 (Debian's libfuse3-dev).
         .target(name: "CFuse", linkerSettings: [.linkedLibrary("fuse3"), .linkedLibrary("pthread")]),
         // The filesystem: the tree, the handlers, the notifier thread.
@@ -92,7 +95,11 @@ let package = Package(
         .executableTarget(name: "lttd-conform", path: "Tests/LTTDConformance",
                           cSettings: [.unsafeFlags(["-Wall", "-Wextra"])]),
         // Shared by the test targets: a seeded generator, flags, counters.
-        .target(name: "LTTTestSupport", dependencies: ["LTTSystem"], path: "Tests/LTTTestSupport"),
+        .target(name: "LTTTestSupport", dependencies: ["LTTSystem", "LTTFormat"], path: "Tests/LTTTestSupport"),
+        // Traces recorded in-process and drained to a directory, for the
+        // test targets of the tracer and of what reads traces.
+        .target(name: "LTTTraceTestSupport", dependencies: ["LTTTrace", "LTTRelay", "LTTReader", "LTTFormat"],
+                path: "Tests/LTTTraceTestSupport"),
         // A real mount, for the test targets that need one.
         .target(name: "LTTMountTestSupport", dependencies: ["LTTFS", "LTTTrace"], path: "Tests/LTTMountTestSupport"),
         .testTarget(name: "LTTRelayTests", dependencies: ["LTTFormat", "LTTRelay", "LTTSystem", "LTTTestSupport"]),

@@ -68,5 +68,16 @@ let package = Package(
             ],
             path: "Sources/DrainBench"
         ),
+        .executableTarget(
+            name: "ConvertBench",
+            dependencies: [
+                .product(name: "LTTCTF", package: lttfs),
+                .product(name: "LTTReader", package: lttfs),
+                .product(name: "LTTTrace", package: lttfs),
+                .product(name: "LTTFormat", package: lttfs),
+                .product(name: "LTTRelay", package: lttfs),
+            ],
+            path: "Sources/ConvertBench"
+        ),
     ]
 )

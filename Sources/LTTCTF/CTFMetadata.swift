@@ -167,8 +167,10 @@ public struct CTFMetadata: Sendable {
         }
     }
 
-    /// `name` as a CTF identifier: letters, digits and `_`.
-    static func identifier(_ name: String) -> String {
+    /// `name` as a CTF identifier: letters, digits and `_` (what readers
+    /// show of a field named `name`, unless two fields of an event map to
+    /// the same: the second gets `_2`, the third `_3`).
+    public static func identifier(_ name: String) -> String {
         let mapped = name.unicodeScalars.map { s -> Character in
             s.isASCII && (s.properties.isAlphabetic || ("0"..."9").contains(s) || s == "_") ? Character(s) : "_"
         }

@@ -9,6 +9,7 @@ import LTTSystem
 import LTTTrace
 import SystemPackage
 import LTTMountTestSupport
+import LTTTestSupport
 import Testing
 
 /// The library consumer over a real mount: real buffer files, real poll,

@@ -1,4 +1,5 @@
 import Foundation
+import LTTTraceTestSupport
 import Testing
 import LTTTestSupport
 import LTTFormat

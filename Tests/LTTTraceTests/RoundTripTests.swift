@@ -2,6 +2,7 @@ import LTTSystem
 import LTTFormat
 import Foundation
 import Synchronization
+import LTTTraceTestSupport
 import Testing
 @testable import LTTRelay
 import LTTReader

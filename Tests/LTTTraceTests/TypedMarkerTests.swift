@@ -1,5 +1,6 @@
 import LTTSystem
 import Foundation
+import LTTTraceTestSupport
 import Testing
 import LTTReader
 @testable import LTTTrace

@@ -3,29 +3,30 @@ import Synchronization
 import LTTFormat
 import LTTRelay
 import LTTReader
-@testable import LTTTrace
+import LTTTrace
 
 /// A clock the test sets by hand.
-final class TestClock: Sendable {
-    let value = Atomic<UInt64>(5_000_000_000)
-    func set(_ v: UInt64) { value.store(v, ordering: .relaxed) }
-    func advance(_ d: UInt64) { value.add(d, ordering: .relaxed) }
-    var now: UInt64 { value.load(ordering: .relaxed) }
+public final class TestClock: Sendable {
+    public init() {}
+    public let value = Atomic<UInt64>(5_000_000_000)
+    public func set(_ v: UInt64) { value.store(v, ordering: .relaxed) }
+    public func advance(_ d: UInt64) { value.add(d, ordering: .relaxed) }
+    public var now: UInt64 { value.load(ordering: .relaxed) }
 }
 
 /// A fresh temporary directory, removed by `remove()`.
-struct TemporaryDirectory {
-    let path: String
-    init() {
+public struct TemporaryDirectory {
+    public let path: String
+    public init() {
         path = NSTemporaryDirectory() + "lttfs-test-" + UUID().uuidString
         try! FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
     }
-    func remove() { try? FileManager.default.removeItem(atPath: path) }
+    public func remove() { try? FileManager.default.removeItem(atPath: path) }
 }
 
 /// Drains every buffer of a destroyed trace the way a consumer does (GET,
 /// read the sub-buffer, PUT, until the hang-up) into one file per buffer.
-func drain(_ trace: Trace, to directory: String) {
+public func drain(_ trace: Trace, to directory: String) {
     for (name, buffer) in trace.bufferFiles {
         var data = Data()
         var bytes = [UInt8](repeating: 0, count: Int(buffer.geometry.subbufferSize))
@@ -43,7 +44,7 @@ func drain(_ trace: Trace, to directory: String) {
 }
 
 /// Drains a destroyed trace into a temporary directory and reads it back.
-func drainAndRead(_ trace: Trace) -> TraceReader.Result {
+public func drainAndRead(_ trace: Trace) -> TraceReader.Result {
     let dir = TemporaryDirectory()
     defer { dir.remove() }
     drain(trace, to: dir.path)
