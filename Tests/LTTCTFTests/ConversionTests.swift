@@ -96,3 +96,95 @@ struct ConversionTests {
         #expect(bt.errors.isEmpty, "babeltrace2 warned: \(bt.errors.prefix(1000))")
     }
 }
+
+@Suite("CTF conversion of traces with losses and damage", .enabled(if: Babeltrace.installed, "babeltrace2 is not installed"))
+struct LossTests {
+    func record(overwrite: Bool, events: Int) throws -> (TemporaryDirectory, UInt64) {
+        let clock = TestClock()
+        let tracer = Tracer(cpuCount: 1, clock: { clock.now })
+        let tick = try tracer.marker("app", "tick", "n %d text %s", as: (Int32, String).self)
+        try tracer.setupTrace("t")
+        try tracer.updateChannel(trace: "t", channel: "app") {
+            $0.subbufferSize = 4096
+            $0.subbufferCount = 4
+            $0.overwrite = overwrite
+        }
+        try tracer.allocTrace("t")
+        try tracer.startTrace("t")
+        for i in 0..<events {
+            clock.advance(1000)
+            tick.record(Int32(i), "event \(i)")
+        }
+        try tracer.stopTrace("t")
+        let trace = try tracer.destroyTrace("t")
+        let lost = trace.channels["app"]!.buffers.reduce(UInt64(0)) { $0 + $1.counters.eventsLost }
+        let dir = TemporaryDirectory()
+        drain(trace, to: dir.path)
+        return (dir, lost)
+    }
+
+    @Test("events lost in normal mode are babeltrace2's discarded events, where they happened")
+    func lostEvents() throws {
+        let (dir, lost) = try record(overwrite: false, events: 2_000)
+        defer { dir.remove() }
+        #expect(lost > 0)
+        let ltt = TraceReader().read(directory: dir.path)
+        #expect(ltt.problems.isEmpty && ltt.eventsLost == lost)
+        let (ctf, summary) = try convert(dir.path)
+        defer { ctf.remove() }
+        #expect(summary.problems.isEmpty, "\(summary.problems)")
+        let bt = try Babeltrace.read(ctf.path + "/ctf")
+        #expect(bt.status == 0)
+        #expect(bt.discardedEvents == Int(lost), "babeltrace2 said: \(bt.errors.prefix(600))")
+        #expect(bt.lines.count == ltt.events.filter { $0.channel == "app" }.count)
+    }
+
+    @Test("a wrapped flight-recorder trace converts whole: the newest sub-buffers, every event of them")
+    func flightRecorder() throws {
+        let (dir, _) = try record(overwrite: true, events: 2_000)
+        defer { dir.remove() }
+        let ltt = TraceReader().read(directory: dir.path)
+        #expect(ltt.problems.isEmpty, "\(ltt.problems)")
+        let app = ltt.events.filter { $0.channel == "app" }
+        #expect(app.count > 50 && app.count < 2_000, "a wrapped buffer holds only the newest events")
+        #expect(app.last?.field("n") == .signed(1_999))
+        let (ctf, summary) = try convert(dir.path)
+        defer { ctf.remove() }
+        #expect(summary.problems.isEmpty && summary.events == app.count)
+        let bt = try Babeltrace.read(ctf.path + "/ctf")
+        #expect(bt.status == 0 && bt.errors.isEmpty, "\(bt.errors.prefix(600))")
+        #expect(bt.lines == app.map { Babeltrace.line($0, host: "testhost") })
+    }
+
+    @Test("damaged sub-buffers: each problem reported, the rest converted, babeltrace2 reads it and counts the lost packet")
+    func damaged() throws {
+        var metadata = SubbufferBuilder()
+        try metadata.append(id: 0, Metadata.coreMarkerIDFormat, ["app", "tick", UInt64(5), UInt64(4), UInt64(8), UInt64(8), UInt64(8), UInt64(8)])
+        try metadata.append(id: 1, Metadata.coreMarkerFormatFormat, ["app", "tick", "n %d name %s"])
+        var first = SubbufferBuilder(begin: 2_000)
+        try first.append(id: 5, "n %d name %s", [1, "one"])
+        try first.append(id: 9, "v %d", [7], form: .idSize)      // never declared: stepped over
+        try first.append(id: 5, "n %d name %s", [2, "two"])
+        var open = SubbufferBuilder(begin: 3_000)
+        try open.append(id: 5, "n %d name %s", [3, "three"])     // never closed: left out
+        var last = SubbufferBuilder(begin: 4_000)
+        try last.append(id: 5, "n %d name %s", [4, "four"])
+        let dir = TemporaryDirectory()
+        defer { dir.remove() }
+        FileManager.default.createFile(atPath: dir.path + "/metadata_0", contents: Data(metadata.close()))
+        FileManager.default.createFile(atPath: dir.path + "/app_0",
+                                       contents: Data(first.close() + open.bytes + last.close(eventsLost: 3)))
+        let (ctf, summary) = try convert(dir.path)
+        defer { ctf.remove() }
+        let messages = summary.problems.map(\.description)
+        #expect(messages.contains { $0.hasPrefix("app_0 sub-buffer 0") && $0.contains("event id 9 is not declared") })
+        #expect(messages.contains { $0.hasPrefix("app_0 sub-buffer 1") && $0.contains("never closed") })
+        #expect(summary.events == 3 && summary.unreadableSubbuffers == 1)
+        let bt = try Babeltrace.read(ctf.path + "/ctf")
+        #expect(bt.status == 0, "\(bt.errors.prefix(600))")
+        #expect(bt.lines.map { $0.components(separatedBy: "{ n = ").last ?? "" }
+                == ["1, name = \"one\" }", "2, name = \"two\" }", "4, name = \"four\" }"])
+        #expect(bt.discardedPackets == 1, "\(bt.errors.prefix(600))")
+        #expect(bt.discardedEvents == 3, "\(bt.errors.prefix(600))")
+    }
+}
