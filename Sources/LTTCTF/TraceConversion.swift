@@ -46,8 +46,9 @@ public enum TraceConversion {
         return summary
     }
 
-    /// `<channel>_<cpu>` or `flight-<channel>_<cpu>`.
-    static func bufferName(_ name: String) -> (channel: String, cpu: Int)? {
+    /// `<channel>_<cpu>` or `flight-<channel>_<cpu>`: the buffer file's
+    /// channel and CPU.
+    public static func bufferName(_ name: String) -> (channel: String, cpu: Int)? {
         guard let underscore = name.lastIndex(of: "_"), let cpu = Int(name[name.index(after: underscore)...]), cpu >= 0
         else { return nil }
         var channel = String(name[..<underscore])

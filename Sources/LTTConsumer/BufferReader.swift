@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import LTTCTF
 import LTTFormat
 import LTTSystem
 import SystemPackage
@@ -17,7 +18,10 @@ import Synchronization
 final class BufferReader: Sendable {
     let buffer: TraceConsumer.Buffer
     let file: FileDescriptor
-    let output: FileDescriptor
+    /// The LTT output file; nil when the sub-buffers go to `ctf`.
+    let output: FileDescriptor?
+    /// The CTF trace being written, and this buffer's channel and CPU.
+    let ctf: (writer: CTFTraceWriter, channel: String, cpu: Int)?
 
     let bytes = Atomic<Int>(0)
     let subbuffers = Atomic<Int>(0)
@@ -31,7 +35,8 @@ final class BufferReader: Sendable {
     /// is one with RELAY_GET_SUBBUF_SIZE, and opens or creates its output:
     /// truncated, or with `append` positioned at its end. Whatever fails,
     /// nothing it opened stays open.
-    init(path: String, outputPath: String, append: Bool) throws(ConsumerError) {
+    init(path: String, outputPath: String, append: Bool,
+         ctf: (writer: CTFTraceWriter, channel: String, cpu: Int)? = nil) throws(ConsumerError) {
         let file: FileDescriptor
         do throws(Errno) {
             file = try typedErrno {
@@ -50,6 +55,14 @@ final class BufferReader: Sendable {
             throw .notABufferFile(path, error)
         }
 
+        if let ctf {
+            buffer = TraceConsumer.Buffer(path: path, outputPath: ctf.writer.outputDirectory, subbufferSize: Int(size))
+            self.file = file
+            output = nil
+            self.ctf = ctf
+            keepFile = true
+            return
+        }
         // Not O_APPEND: splice(2) refuses (EINVAL) an output opened in
         // append mode, so appending is a seek to the end, as lttd -a does.
         let output: FileDescriptor
@@ -75,13 +88,14 @@ final class BufferReader: Sendable {
         buffer = TraceConsumer.Buffer(path: path, outputPath: outputPath, subbufferSize: Int(size))
         self.file = file
         self.output = output
+        self.ctf = nil
         keepFile = true
         keepOutput = true
     }
 
     deinit {
         try? file.close()
-        try? output.close()
+        try? output?.close()
     }
 
     /// Moves the next complete sub-buffer to the output. False when there
@@ -97,6 +111,30 @@ final class BufferReader: Sendable {
             throw .ioctl(path, .getSubbuffer, error)
         }
 
+        if let ctf {
+            try convert(to: ctf)
+        } else if let output {
+            try splice(through: pipe, to: output)
+        }
+
+        do throws(Errno) {
+            try file.ioctl(RelayIoctl.putSubbuffer.rawValue, &cookie)
+        } catch .ioError {
+            // The writer pushed past it while it was copied (flight
+            // recorder): counted, the copy may be torn, not fatal.
+            pushed.add(1, ordering: .relaxed)
+        } catch {
+            throw .ioctl(path, .putSubbuffer, error)
+        }
+        bytes.add(buffer.subbufferSize, ordering: .relaxed)
+        subbuffers.add(1, ordering: .relaxed)
+        return true
+    }
+
+    /// lttd's copy: the sub-buffer spliced from offset 0 of the buffer file
+    /// through `pipe` to the end of `output`, its header read back.
+    private func splice(through pipe: borrowing OwnedPipe, to output: FileDescriptor) throws(ConsumerError) {
+        let path = buffer.path
         // Where this sub-buffer starts in the output (its header, to read
         // back). Not knowing only costs the accounting, as before.
         let start = try? typedErrno { try output.seek(offset: 0, from: .current) }
@@ -124,32 +162,49 @@ final class BufferReader: Sendable {
             left -= spliced
         }
 
-        if let start { accountHeader(at: start) }
-
-        do throws(Errno) {
-            try file.ioctl(RelayIoctl.putSubbuffer.rawValue, &cookie)
-        } catch .ioError {
-            // The writer pushed past it while it was copied (flight
-            // recorder): counted, the copy may be torn, not fatal.
-            pushed.add(1, ordering: .relaxed)
-        } catch {
-            throw .ioctl(path, .putSubbuffer, error)
-        }
-        bytes.add(buffer.subbufferSize, ordering: .relaxed)
-        subbuffers.add(1, ordering: .relaxed)
-        return true
+        if let start, let header = readHeader(from: output, at: start) { account(header) }
     }
 
-    /// Reads the sub-buffer header just written back from the output (the
-    /// page cache) and keeps its events_lost and subbuf_corrupt.
-    private func accountHeader(at start: Int64) {
+    /// CTF: the sub-buffer read(2) from offset 0 and handed to the writer,
+    /// which re-frames it as a packet.
+    private func convert(to ctf: (writer: CTFTraceWriter, channel: String, cpu: Int)) throws(ConsumerError) {
+        var subbuffer = [UInt8](repeating: 0, count: buffer.subbufferSize)
+        var filled = 0
+        while filled < subbuffer.count {
+            let read = subbuffer.withUnsafeMutableBytes { raw in
+                Result { () throws(Errno) -> Int in
+                    try typedErrno {
+                        try file.read(fromAbsoluteOffset: Int64(filled), into: UnsafeMutableRawBufferPointer(rebasing: raw[filled...]))
+                    }
+                }
+            }
+            let n: Int
+            switch read {
+            case .success(let count): n = count
+            case .failure(let error): throw .read(buffer.path, error)
+            }
+            guard n > 0 else { throw .read(buffer.path, nil) }
+            filled += n
+        }
+        if let header = subbuffer.withUnsafeBytes({ SubbufferHeader(bytes: $0) }) { account(header) }
+        do throws(CTFError) { try ctf.writer.take(subbuffer: subbuffer, channel: ctf.channel, cpu: ctf.cpu) } catch {
+            throw .ctf(error)
+        }
+    }
+
+    /// The sub-buffer header just written, read back from the output (the
+    /// page cache).
+    private func readHeader(from output: FileDescriptor, at start: Int64) -> SubbufferHeader? {
         var storage = [UInt8](repeating: 0, count: Int(SubbufferHeader.size))
-        let header = storage.withUnsafeMutableBytes { raw -> SubbufferHeader? in
+        return storage.withUnsafeMutableBytes { raw -> SubbufferHeader? in
             guard let n = try? typedErrno({ try output.read(fromAbsoluteOffset: start, into: raw) }),
                   n == raw.count else { return nil }
             return SubbufferHeader(bytes: UnsafeRawBufferPointer(raw))
         }
-        guard let header else { return }
+    }
+
+    /// Keeps a sub-buffer header's events_lost and subbuf_corrupt.
+    private func account(_ header: SubbufferHeader) {
         eventsLost.store(header.eventsLost, ordering: .relaxed)
         corruptedSubbuffers.store(header.subbufCorrupt, ordering: .relaxed)
     }

@@ -1,3 +1,4 @@
+import LTTCTF
 import LTTFormat
 import LTTSystem
 import SystemPackage
@@ -42,6 +43,12 @@ public enum ConsumerError: Error, Equatable, Sendable, CustomStringConvertible {
     /// Moving the bytes from the pipe to the output file failed (or moved
     /// nothing).
     case output(String, Errno?)
+    /// The CTF trace could not be written.
+    case ctf(CTFError)
+    /// CTF output cannot be appended to.
+    case ctfAppend
+    /// read(2) of a taken sub-buffer failed or ended early.
+    case read(String, Errno?)
 
     /// The buffer file, trace or output path the error is about.
     public var path: String? {
@@ -49,9 +56,9 @@ public enum ConsumerError: Error, Equatable, Sendable, CustomStringConvertible {
         case .notATraceDirectory(let p), .outputExists(let p), .cannotCreateDirectory(let p, _), .noBufferFiles(let p),
              .cannotOpen(let p, _), .notABufferFile(let p, _), .cannotCreateOutput(let p, _),
              .unexpectedPollEvents(let p, _), .ioctl(let p, _, _), .splice(let p, _, _), .spliceReturnedZero(let p, _),
-             .output(let p, _):
+             .output(let p, _), .read(let p, _):
             p
-        case .pipe, .poll:
+        case .pipe, .poll, .ctf, .ctfAppend:
             nil
         }
     }
@@ -62,9 +69,11 @@ public enum ConsumerError: Error, Equatable, Sendable, CustomStringConvertible {
         case .cannotCreateDirectory(_, let e), .cannotOpen(_, let e), .notABufferFile(_, let e),
              .cannotCreateOutput(_, let e), .pipe(let e), .poll(let e), .ioctl(_, _, let e), .splice(_, _, let e):
             e
-        case .output(_, let e):
+        case .output(_, let e), .read(_, let e):
             e
-        case .notATraceDirectory, .outputExists, .noBufferFiles, .unexpectedPollEvents, .spliceReturnedZero:
+        case .ctf(.cannotCreate(_, let e)), .ctf(.cannotWrite(_, let e)):
+            e
+        case .notATraceDirectory, .outputExists, .noBufferFiles, .unexpectedPollEvents, .spliceReturnedZero, .ctf, .ctfAppend:
             nil
         }
     }
@@ -99,6 +108,12 @@ public enum ConsumerError: Error, Equatable, Sendable, CustomStringConvertible {
             "\(p): splice at offset \(offset) returned 0 before the end of the sub-buffer"
         case .output(let p, let e):
             "\(p): writing the output: \(e?.explained ?? "nothing moved")"
+        case .ctf(let e):
+            e.description
+        case .ctfAppend:
+            "a CTF trace cannot be appended to: choose a new directory"
+        case .read(let p, let e):
+            "\(p): read of the sub-buffer: \(e?.explained ?? "it ended early")"
         }
     }
 }

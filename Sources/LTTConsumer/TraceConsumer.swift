@@ -27,6 +27,7 @@
 import Glibc
 #endif
 import Foundation
+import LTTCTF
 import LTTFormat
 import LTTSystem
 import SystemPackage
@@ -62,12 +63,27 @@ public final class TraceConsumer: Sendable {
         case failed
     }
 
+    /// What the output is.
+    public enum Format: Sendable, Equatable {
+        /// LTT 2.3, lttd's: one file per buffer file, the sub-buffers as
+        /// they are.
+        case ltt
+        /// CTF 1.8 (`LTTCTF`): one stream file per buffer file, one packet
+        /// per sub-buffer, and the metadata; `hostname` names the machine
+        /// (nil: this one).
+        case ctf(hostname: String?)
+    }
+
     public let traceDirectory: String
     public let outputDirectory: String
+    public let format: Format
     /// The buffer files, in the order of their relative paths.
     public var buffers: [Buffer] { readers.map(\.buffer) }
 
     private let readers: [BufferReader]
+    /// The CTF trace being written (format `.ctf`).
+    private let ctfWriter: CTFTraceWriter?
+    private let ctfSummaryValue = Locked<CTFTraceWriter.Summary?>(nil)
     /// How long a reader waits in poll(2) before polling again with no news.
     private let pollTimeout: Int32
     /// Written once to end every reader's poll: by stop() or a failure.
@@ -88,7 +104,7 @@ public final class TraceConsumer: Sendable {
     /// does); a stop wakes it at once in any case. Throws the first problem;
     /// then nothing it opened stays open.
     public init(traceDirectory: String, outputDirectory: String, append: Bool = false,
-                pollTimeout milliseconds: Int32 = 100) throws(ConsumerError) {
+                format: Format = .ltt, pollTimeout milliseconds: Int32 = 100) throws(ConsumerError) {
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: traceDirectory, isDirectory: &isDirectory),
               isDirectory.boolValue else {
@@ -97,14 +113,36 @@ public final class TraceConsumer: Sendable {
         if FileManager.default.fileExists(atPath: outputDirectory) && !append {
             throw .outputExists(outputDirectory)
         }
-        do throws(Errno) { try Self.makeDirectory(outputDirectory) } catch {
-            throw .cannotCreateDirectory(outputDirectory, error)
+        let names = Self.regularFiles(below: traceDirectory)
+        var ctf: CTFTraceWriter?
+        if case .ctf(let hostname) = format {
+            guard !append else { throw .ctfAppend }
+            let channels = Set(names.compactMap { TraceConversion.bufferName(($0 as NSString).lastPathComponent)?.channel })
+            do throws(CTFError) {
+                ctf = try CTFTraceWriter(outputDirectory: outputDirectory,
+                                         traceName: (traceDirectory as NSString).standardizingPath.split(separator: "/").last.map(String.init) ?? "trace",
+                                         channels: channels.sorted(), hostname: hostname)
+            } catch {
+                throw .ctf(error)
+            }
+        } else {
+            do throws(Errno) { try Self.makeDirectory(outputDirectory) } catch {
+                throw .cannotCreateDirectory(outputDirectory, error)
+            }
         }
         // Every regular file below the directory is a buffer, as lttd
         // assumes (hidden ones aside); on any failure below, the readers
         // made so far go away and close what they opened.
         var readers: [BufferReader] = []
-        for name in Self.regularFiles(below: traceDirectory) {
+        for name in names {
+            if let ctf {
+                guard let (channel, cpu) = TraceConversion.bufferName((name as NSString).lastPathComponent) else {
+                    throw .notABufferFile(traceDirectory + "/" + name, .invalidArgument)
+                }
+                readers.append(try BufferReader(path: traceDirectory + "/" + name, outputPath: outputDirectory,
+                                                append: false, ctf: (ctf, channel, cpu)))
+                continue
+            }
             let outputPath = outputDirectory + "/" + name
             let parent = (outputPath as NSString).deletingLastPathComponent
             // A failure here is the output file's open to report.
@@ -115,6 +153,8 @@ public final class TraceConsumer: Sendable {
         do throws(Errno) { wake = try OwnedPipe() } catch { throw .pipe(error) }
         self.traceDirectory = traceDirectory
         self.outputDirectory = outputDirectory
+        self.format = format
+        self.ctfWriter = ctf
         self.readers = readers
         pollTimeout = milliseconds
     }
@@ -141,6 +181,15 @@ public final class TraceConsumer: Sendable {
             thread.start()
         }
         for _ in groups { done.wait() }
+        if let ctfWriter {
+            // What waited for declarations is written now; the files close.
+            do throws(CTFError) {
+                let summary = try ctfWriter.finish()
+                ctfSummaryValue.withLock { $0 = summary }
+            } catch {
+                fail(.ctf(error))
+            }
+        }
         let all = outcomes.withLock { $0 }
         if all.contains(.failed) || !failures.isEmpty { return .failed }
         return all.allSatisfy { $0 == .drained } ? .drained : .stopped
@@ -156,6 +205,11 @@ public final class TraceConsumer: Sendable {
 
     /// Whether `stop()` was called.
     public var isStopRequested: Bool { stopRequested.load(ordering: .acquiring) }
+
+    /// With CTF output, after `run`: what was written and the problems
+    /// found in the sub-buffers (each left out, or the part of it that
+    /// could not be read).
+    public var ctfSummary: CTFTraceWriter.Summary? { ctfSummaryValue.withLock { $0 } }
 
     /// What ended or disturbed the run, in the order it happened.
     public var failures: [ConsumerError] { failureList.withLock { $0 } }

@@ -17,9 +17,13 @@ struct ConsumeCommand: ParsableCommand {
         discussion: """
             Example:
               lttfs consume -c /mnt/ltt/ltt/mytrace -t ~/traces/mytrace
+              lttfs consume --format ctf -c /mnt/ltt/ltt/mytrace -t ~/traces/mytrace-ctf
             Writes one file per buffer (OUTDIR/<channel>_<cpu>), shows progress on a
             terminal, exits when the trace was destroyed and everything is read.
             SIGINT stops it cleanly with everything read so far on disk.
+            With --format ctf the output is a CTF 1.8 trace (babeltrace2, Trace Compass)
+            written as it drains: one packet per sub-buffer, the metadata as markers
+            are declared.
             """)
 
     @Option(name: .customShort("c"), help: "The trace's directory in the mounted tree (<mount>/ltt/<trace>).")
@@ -28,8 +32,18 @@ struct ConsumeCommand: ParsableCommand {
     @Option(name: .customShort("t"), help: "The output directory (created; must not exist unless -a).")
     var trace: String
 
-    @Flag(name: .customShort("a"), help: "Append to existing output files.")
+    @Flag(name: .customShort("a"), help: "Append to existing output files (LTT only).")
     var append = false
+
+    enum OutputFormat: String, ExpressibleByArgument, CaseIterable {
+        case ltt, ctf
+    }
+
+    @Option(help: "ltt (LTT 2.3, lttd's) or ctf (CTF 1.8).")
+    var format: OutputFormat = .ltt
+
+    @Option(help: "With --format ctf: the host name the trace names (default: this machine's).")
+    var hostname: String?
 
     @Option(name: .customShort("n"), help: "Reader threads.")
     var threads = 1
@@ -41,7 +55,8 @@ struct ConsumeCommand: ParsableCommand {
         guard threads >= 1 && threads <= 256 else { throw Failure("-n \(threads): give 1 to 256 threads") }
         let consumer: TraceConsumer
         do throws(ConsumerError) {
-            consumer = try TraceConsumer(traceDirectory: channels, outputDirectory: trace, append: append)
+            consumer = try TraceConsumer(traceDirectory: channels, outputDirectory: trace, append: append,
+                                         format: format == .ctf ? .ctf(hostname: hostname) : .ltt)
         } catch {
             throw Failure(error.description)
         }
@@ -55,6 +70,12 @@ struct ConsumeCommand: ParsableCommand {
         signals.stop()
         if !quiet {
             StandardError.write(consumer.summary(stopped: outcome == .stopped) + "\n")
+        }
+        if let ctf = consumer.ctfSummary {
+            for problem in ctf.problems { StandardError.write("problem: \(problem)\n") }
+            if !quiet {
+                StandardError.write("ctf: \(ctf.events) events in \(ctf.packets) packets, \(ctf.problems.count) problems\n")
+            }
         }
         if let failure = consumer.failures.first {
             throw Failure(failure.description)
