@@ -15,6 +15,18 @@ public struct DecodedEvent: Sendable, Equatable {
     public let file: String
     public let offset: Int
 
+    public init(channel: String, marker: String, cpu: Int, cycles: UInt64, timeNanoseconds: Int64,
+                fields: [(name: String, value: FieldValue, conversion: Character)], file: String, offset: Int) {
+        self.channel = channel
+        self.marker = marker
+        self.cpu = cpu
+        self.cycles = cycles
+        self.timeNanoseconds = timeNanoseconds
+        self.fields = fields
+        self.file = file
+        self.offset = offset
+    }
+
     public static func == (a: DecodedEvent, b: DecodedEvent) -> Bool {
         a.channel == b.channel && a.marker == b.marker && a.cpu == b.cpu && a.cycles == b.cycles
             && a.file == b.file && a.offset == b.offset

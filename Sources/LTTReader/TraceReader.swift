@@ -22,6 +22,8 @@ public struct TraceReader {
         public var corruptedSubbuffers: UInt64 = 0
         /// The trace's clock (from metadata_0's first header).
         public var time: TraceTime?
+
+        public init() {}
     }
 
     public init() {}
@@ -90,11 +92,7 @@ public struct TraceReader {
         for file in files where file.channel != Metadata.channel {
             decodeFile(file, declarations: declarations, clock: clock, into: &events, result: &result)
         }
-        // Time order across files; the sort is stable, so ties keep file order.
-        let indexed = events.enumerated().sorted { a, b in
-            a.element.cycles != b.element.cycles ? a.element.cycles < b.element.cycles : a.offset < b.offset
-        }
-        result.events = indexed.map(\.element)
+        result.events = Self.timeOrdered(events)
         return result
     }
 
@@ -174,6 +172,16 @@ public struct TraceReader {
                                            file: file.name, offset: base + e.start))
             }
         }
+    }
+
+    /// Events in time order across files; ties keep their order (file
+    /// order, then position).
+    public static func timeOrdered(_ events: [DecodedEvent]) -> [DecodedEvent] {
+        let indexed: [(offset: Int, element: DecodedEvent)] = Array(events.enumerated())
+        let sorted = indexed.sorted { (a: (offset: Int, element: DecodedEvent), b: (offset: Int, element: DecodedEvent)) -> Bool in
+            a.element.cycles != b.element.cycles ? a.element.cycles < b.element.cycles : a.offset < b.offset
+        }
+        return sorted.map(\.element)
     }
 
     /// The walk's messages name the event by id; the reader adds its channel.

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import LTTCTF
 import LTTReader
 
 struct DumpCommand: ParsableCommand {
@@ -11,6 +12,7 @@ struct DumpCommand: ParsableCommand {
               lttfs dump ~/traces/mytrace
               lttfs dump --channel userspace --json ~/traces/mytrace
               lttfs dump --check ~/traces/mytrace   # exit 1 on any problem
+              lttfs dump ~/traces/mytrace-ctf       # CTF from lttfs convert or consume --format ctf
             """)
 
     @Flag(help: "Only validate: print the problems, exit non-zero if there is any.")
@@ -34,11 +36,12 @@ struct DumpCommand: ParsableCommand {
     @Option(help: "Only events before this time (seconds since the epoch).")
     var to: Double?
 
-    @Argument(help: "The trace directory a consumer wrote.")
+    @Argument(help: "The trace directory a consumer wrote: LTT 2.3, or CTF that lttfs wrote.")
     var directory: String
 
     func run() throws {
-        let result = TraceReader().read(directory: directory)
+        let result = CTFTraceReader.isCTF(directory) ? CTFTraceReader().read(directory: directory)
+                                                     : TraceReader().read(directory: directory)
         for problem in result.problems {
             StandardError.write("problem: \(problem)\n")
         }

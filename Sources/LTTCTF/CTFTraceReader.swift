@@ -1,0 +1,260 @@
+import Foundation
+import LTTFormat
+import LTTReader
+
+/// Reads back a CTF trace that lttfs wrote (`lttfs convert`, `lttfs
+/// consume --format ctf`), into the same result as `TraceReader`'s, so that
+/// `lttfs dump` shows either format the same way. It reads the TSDL lttfs
+/// writes (`CTFMetadata`) and the packets of `CTFPacket`, and checks them as
+/// strictly as the LTT reader does; other CTF traces are babeltrace2's.
+public struct CTFTraceReader {
+    public init() {}
+
+    /// Whether `directory` holds a CTF trace (a `metadata` file in TSDL).
+    public static func isCTF(_ directory: String) -> Bool {
+        guard let handle = FileHandle(forReadingAtPath: directory + "/metadata") else { return false }
+        defer { try? handle.close() }
+        let start = (try? handle.read(upToCount: 9)) ?? Data()
+        return start.elementsEqual("/* CTF 1.".utf8)
+    }
+
+    public func read(directory: String) -> TraceReader.Result {
+        var result = TraceReader.Result()
+        guard let text = try? String(contentsOfFile: directory + "/metadata", encoding: .utf8) else {
+            result.problems.append(TraceProblem(file: "metadata", "cannot read the metadata file"))
+            return result
+        }
+        let metadata: ParsedMetadata
+        do { metadata = try ParsedMetadata(text) } catch {
+            result.problems.append(TraceProblem(file: "metadata", "\(error)"))
+            return result
+        }
+        result.time = metadata.time
+        for event in metadata.events {
+            let channel = metadata.channels[Int(event.stream)]
+            let name = event.name.hasPrefix(channel + ".") ? String(event.name.dropFirst(channel.count + 1)) : event.name
+            result.declarations[channel, default: [:]][event.id] = (name, event.format.text)
+        }
+        let names = ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? [])
+            .filter { !$0.hasPrefix(".") && $0 != "metadata" && !$0.hasPrefix("index") }.sorted()
+        var events: [DecodedEvent] = []
+        for name in names {
+            var isDirectory: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: directory + "/" + name, isDirectory: &isDirectory),
+                  !isDirectory.boolValue else { continue }
+            guard let data = FileManager.default.contents(atPath: directory + "/" + name) else {
+                result.problems.append(TraceProblem(file: name, "cannot read the file"))
+                continue
+            }
+            result.files.append(name)
+            readStream(name, ByteReader(bytes: [UInt8](data)), metadata, into: &events, &result)
+        }
+        result.events = TraceReader.timeOrdered(events)
+        return result
+    }
+
+    func readStream(_ file: String, _ bytes: ByteReader, _ metadata: ParsedMetadata,
+                    into events: inout [DecodedEvent], _ result: inout TraceReader.Result) {
+        var start = 0, packet = 0
+        var lastDiscarded: UInt32?
+        var lastSequence: UInt64?
+        while start < bytes.bytes.count {
+            defer { packet += 1 }
+            func problem(_ offset: Int?, _ message: String) {
+                result.problems.append(TraceProblem(file: file, subbuffer: packet, offset: offset, message))
+            }
+            let rest = bytes.bytes.count - start
+            let parsed = bytes.bytes.withUnsafeBytes { raw -> (CTFPacket.Context, Int)? in
+                let view = UnsafeRawBufferPointer(rebasing: raw[start...])
+                guard let context = CTFPacket.Context(bytes: view) else { return nil }
+                return (context, CTFPacket.Context.packetBytes(in: view))
+            }
+            guard let (context, packetBytes) = parsed else {
+                problem(start, rest < CTFPacket.headerSize ? "\(rest) bytes left: shorter than a packet header"
+                                                              : "no CTF magic: not a packet")
+                return
+            }
+            guard packetBytes >= CTFPacket.headerSize, packetBytes <= rest, context.contentBytes >= CTFPacket.headerSize,
+                  context.contentBytes <= packetBytes else {
+                problem(start + CTFPacket.Field.contentSize,
+                        "content of \(context.contentBytes) bytes in a packet of \(packetBytes), \(rest) bytes left in the file")
+                return
+            }
+            guard context.uuid == metadata.uuid else {
+                problem(start + CTFPacket.Field.uuid, "the packet's trace UUID is not the metadata's")
+                return
+            }
+            guard Int(context.streamID) < metadata.channels.count else {
+                problem(start + CTFPacket.Field.streamID, "stream id \(context.streamID) is not declared")
+                return
+            }
+            result.subbuffers += 1
+            if let lastSequence, context.sequenceNumber > lastSequence + 1 {
+                problem(start + CTFPacket.Field.sequenceNumber,
+                        "\(context.sequenceNumber - lastSequence - 1) packet(s) missing before this one")
+            }
+            lastSequence = context.sequenceNumber
+            if let lastDiscarded, context.eventsDiscarded < lastDiscarded {
+                problem(start + CTFPacket.Field.eventsDiscarded, "events_discarded went down from \(lastDiscarded) to \(context.eventsDiscarded)")
+            }
+            lastDiscarded = max(lastDiscarded ?? 0, context.eventsDiscarded)
+            let channel = metadata.channels[Int(context.streamID)]
+            let classes = metadata.byStream[context.streamID] ?? [:]
+            let limit = start + context.contentBytes
+            var o = start + CTFPacket.headerSize
+            var clock = context.timestampBegin
+            while o < limit {
+                let eventStart = o
+                guard let header = bytes.bytes.withUnsafeBytes({
+                    CTFPacket.readEventHeader($0, at: o, limit: limit, previous: clock)
+                }) else {
+                    problem(eventStart, "event header runs past the packet's content")
+                    break
+                }
+                clock = header.clock
+                guard let eventClass = classes[header.id] else {
+                    problem(eventStart, "event id \(header.id) of stream \(context.streamID) is not declared")
+                    break
+                }
+                let payload: PayloadLayout.Decoded
+                do {
+                    payload = try PayloadLayout.read(eventClass.format.fields, from: bytes, base: start,
+                                                     offset: header.end - start, limit: limit, alignment: metadata.alignment)
+                } catch {
+                    problem(error.offset, "read of \(error.size) bytes runs past the packet's content")
+                    break
+                }
+                o = start + payload.end
+                if clock > context.timestampEnd {
+                    problem(eventStart, "event clock \(clock) is after the packet's end \(context.timestampEnd)")
+                }
+                events.append(DecodedEvent(channel: channel, marker: eventClass.marker, cpu: Int(context.cpuID),
+                                           cycles: clock, timeNanoseconds: metadata.time.nanoseconds(clock),
+                                           fields: payload.fields, file: file, offset: eventStart))
+            }
+            start += packetBytes
+        }
+        result.eventsLost += UInt64(lastDiscarded ?? 0)
+    }
+}
+
+/// The TSDL that `CTFMetadata` writes, read back: the clock, the channels
+/// (environment `lttfs_channel_<stream id>`), the alignment and the event
+/// classes with their fields as marker formats.
+struct ParsedMetadata {
+    struct EventClass {
+        var name: String
+        var marker: String
+        var id: UInt16
+        var stream: UInt32
+        var format: MarkerFormat
+    }
+
+    struct Unreadable: Error, CustomStringConvertible {
+        let description: String
+    }
+
+    var uuid: [UInt8] = []
+    var time = TraceTime(frequency: 1_000_000_000, offsetSeconds: 0, offsetCycles: 0)
+    var alignment = 0
+    var channels: [String] = []
+    var events: [EventClass] = []
+    var byStream: [UInt32: [UInt16: EventClass]] = [:]
+
+    init(_ text: String) throws(Unreadable) {
+        func block(_ keyword: String, in text: Substring) -> [Substring] {
+            var found: [Substring] = []
+            var rest = text[...]
+            while let r = rest.range(of: "\n" + keyword + " {") {
+                var depth = 0
+                var i = r.upperBound
+                var end = rest.endIndex
+                // From the opening brace to its match.
+                i = rest.index(before: i)
+                while i < rest.endIndex {
+                    if rest[i] == "{" { depth += 1 }
+                    if rest[i] == "}" {
+                        depth -= 1
+                        if depth == 0 { end = i; break }
+                    }
+                    i = rest.index(after: i)
+                }
+                found.append(rest[r.upperBound..<end])
+                rest = rest[end...]
+            }
+            return found
+        }
+        func attribute(_ name: String, in body: Substring) -> Substring? {
+            guard let r = body.range(of: "\n    " + name + " = ") ?? body.range(of: " " + name + " = ") else { return nil }
+            let value = body[r.upperBound...].prefix { $0 != ";" && $0 != "\n" }
+            return value
+        }
+        func quoted(_ value: Substring?) -> String? {
+            guard var v = value, v.hasPrefix("\""), v.hasSuffix("\"") else { return nil }
+            v = v.dropFirst().dropLast()
+            return v.replacingOccurrences(of: "\\\"", with: "\"").replacingOccurrences(of: "\\\\", with: "\\")
+                .replacingOccurrences(of: "\\n", with: "\n")
+        }
+        let all = "\n" + text[...]
+        guard let clock = block("clock", in: all[...]).first,
+              let freq = attribute("freq", in: clock).flatMap({ UInt64($0) }),
+              let seconds = attribute("offset_s", in: clock).flatMap({ Int64($0) }),
+              let cycles = attribute("offset", in: clock).flatMap({ UInt64($0) }) else {
+            throw Unreadable(description: "no clock with freq, offset_s and offset: not a trace lttfs wrote")
+        }
+        time = TraceTime(frequency: freq, offsetSeconds: seconds, offsetCycles: cycles)
+        guard let trace = block("trace", in: all[...]).first, let uuidText = quoted(attribute("uuid", in: trace)) else {
+            throw Unreadable(description: "no trace block with a uuid")
+        }
+        let hex = uuidText.filter { $0 != "-" }
+        uuid = stride(from: 0, to: hex.count, by: 2).compactMap {
+            UInt8(hex.dropFirst($0).prefix(2), radix: 16)
+        }
+        guard uuid.count == 16 else { throw Unreadable(description: "uuid \"\(uuidText)\" is not 16 bytes") }
+        guard let env = block("env", in: all[...]).first else { throw Unreadable(description: "no env block") }
+        alignment = attribute("ltt_alignment", in: env).flatMap { Int($0) } ?? 0
+        var index = 0
+        while let channel = quoted(attribute("lttfs_channel_\(index)", in: env)) {
+            channels.append(channel)
+            index += 1
+        }
+        for body in block("event", in: all[...]) {
+            guard let name = quoted(attribute("name", in: body)),
+                  let id = attribute("id", in: body).flatMap({ UInt16($0) }),
+                  let stream = attribute("stream_id", in: body).flatMap({ UInt32($0) }), Int(stream) < channels.count,
+                  let fieldsStart = body.range(of: "fields := struct {") else {
+                throw Unreadable(description: "an event class without name, id, a declared stream_id and fields")
+            }
+            var format: [String] = []
+            for line in body[fieldsStart.upperBound...].split(separator: "\n") {
+                let line = line.trimmingCharacters(in: .whitespaces)
+                guard line.hasSuffix(";"), !line.hasPrefix("}") else { continue }
+                guard let nameStart = line.lastIndex(of: " ") else { continue }
+                var field = String(line[line.index(after: nameStart)...].dropLast())
+                if field.hasPrefix("_") { field.removeFirst() }
+                if line.hasPrefix("string") {
+                    format.append("\(field) %s")
+                    continue
+                }
+                guard line.hasPrefix("integer {"),
+                      let size = attribute("size", in: Substring(" " + line)).flatMap({ Int($0) }), [8, 16, 32, 64].contains(size),
+                      let signed = attribute("signed", in: Substring(" " + line)) else {
+                    throw Unreadable(description: "\(name): field \"\(line)\" is not an integer or a string lttfs writes")
+                }
+                let base = attribute("base", in: Substring(" " + line)) ?? "10"
+                let network = line.contains("byte_order = be")
+                let conversion = base == "16" ? "x" : base == "8" ? "o" : signed == "true" ? "d" : "u"
+                format.append("\(field) #\(network ? "n" : "")\(size / 8)\(signed == "true" ? "d" : "u")%\(conversion)")
+            }
+            let parsed: MarkerFormat
+            do { parsed = try MarkerFormat(format.joined(separator: " ")) } catch {
+                throw Unreadable(description: "\(name): \(error)")
+            }
+            let channel = channels[Int(stream)]
+            let marker = name.hasPrefix(channel + ".") ? String(name.dropFirst(channel.count + 1)) : name
+            let eventClass = EventClass(name: name, marker: marker, id: id, stream: stream, format: parsed)
+            events.append(eventClass)
+            byStream[stream, default: [:]][id] = eventClass
+        }
+    }
+}
