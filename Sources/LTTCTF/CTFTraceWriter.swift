@@ -208,11 +208,9 @@ public final class CTFTraceWriter: Sendable {
     private func declare(_ marker: MarkerDeclarations.Marker, _ s: inout Shared) throws(CTFError) {
         guard marker.channel != Metadata.channel, let metadata = s.metadata, let fd = s.metadataFile else { return }
         guard let format = marker.format else { return }
-        guard metadata.streamID(of: marker.channel) != nil else {
-            s.summary.problems.append(TraceProblem(file: Metadata.channel + "_0",
-                "\(marker.channel).\(marker.name) is declared for a channel with no buffer file"))
-            return
-        }
+        // Markers of channels this trace has no buffers of (disabled) are
+        // declared too: no stream, nothing to declare.
+        guard metadata.streamID(of: marker.channel) != nil else { return }
         let text = metadata.event(channel: marker.channel, name: marker.name, id: marker.id, fields: format.fields)
         do throws(Errno) { try fd.writeFully(Array(text.utf8)) } catch {
             throw .cannotWrite(outputDirectory + "/metadata", error)

@@ -40,8 +40,12 @@ struct PacketConversion {
             var probe = walk.events()
             scan: while true {
                 switch probe.next({ shapes[$0] }) {
-                case .end, .stopped: break scan
-                case .skipped(let p): if p.message.contains("not declared") { return .needsDeclarations }
+                case .end: break scan
+                case .stopped(let p):
+                    if p.undeclaredID != nil { return .needsDeclarations }
+                    break scan
+                case .skipped(let p):
+                    if p.undeclaredID != nil { return .needsDeclarations }
                 case .event: continue
                 }
             }

@@ -11,9 +11,13 @@ public struct SubbufferWalk {
     public struct Problem: Error, Sendable, Equatable {
         public let offset: Int?
         public let message: String
-        public init(offset: Int?, _ message: String) {
+        /// The event id, when the problem is that it is not declared (a
+        /// writer may wait for its declaration).
+        public let undeclaredID: UInt16?
+        public init(offset: Int?, _ message: String, undeclaredID: UInt16? = nil) {
             self.offset = offset
             self.message = message
+            self.undeclaredID = undeclaredID
         }
     }
 
@@ -157,12 +161,13 @@ public struct SubbufferWalk {
             guard let shape = layouts(header.eventID) else {
                 let message = "event id \(header.eventID) is not declared in the metadata"
                 // With an explicit size the event can be stepped over.
+                let problem = Problem(offset: eventStart, message, undeclaredID: header.eventID)
                 guard let s = header.dataSize else {
                     offset = walk.dataEnd
-                    return .stopped(Problem(offset: eventStart, message))
+                    return .stopped(problem)
                 }
                 offset += s
-                return .skipped(Problem(offset: eventStart, message))
+                return .skipped(problem)
             }
             let payload: (start: Int, end: Int)
             do {

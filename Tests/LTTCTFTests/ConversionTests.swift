@@ -171,8 +171,8 @@ struct LossTests {
         try last.append(id: 5, "n %d name %s", [4, "four"])
         let dir = TemporaryDirectory()
         defer { dir.remove() }
-        FileManager.default.createFile(atPath: dir.path + "/metadata_0", contents: Data(metadata.close()))
-        FileManager.default.createFile(atPath: dir.path + "/app_0",
+        _ = FileManager.default.createFile(atPath: dir.path + "/metadata_0", contents: Data(metadata.close()))
+        _ = FileManager.default.createFile(atPath: dir.path + "/app_0",
                                        contents: Data(first.close() + open.bytes + last.close(eventsLost: 3)))
         let (ctf, summary) = try convert(dir.path)
         defer { ctf.remove() }

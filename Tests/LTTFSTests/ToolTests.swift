@@ -87,6 +87,96 @@ struct ToolTests {
         #expect(filtered.output.contains("metadata.core_marker_id") && !filtered.output.contains("app.item"))
     }
 
+    @Test("lttfs consume --format ctf drains a live trace to CTF: babeltrace2 reads every event, the same as lttfs convert of its LTT twin")
+    func consumeCTF() throws {
+        // Twin traces get the same events: one drained to LTT, one to CTF.
+        let babeltrace = "/usr/bin/babeltrace2"
+        let clock = Locked<UInt64>(1_000_000_000)
+        let tracer = Tracer(cpuCount: 2, clock: { clock.withLock { $0 } }, wallClock: { (1_700_000_000, 250_000) })
+        let m = try TestMount(tracer: tracer)
+        defer { m.close() }
+        let marker = try tracer.marker("app", "item", "seq %lu label %s cpu %u", as: (UInt64, String, UInt32).self)
+        for name in ["twin_ltt", "twin_ctf"] {
+            #expect(writeControl(m.ltt + "/setup_trace", name + "\n") == 0)
+            #expect(writeControl(m.ltt + "/control/\(name)/channel/app/subbuf_size", "8192\n") == 0)
+            #expect(writeControl(m.ltt + "/control/\(name)/channel/app/subbuf_num", "32\n") == 0)
+            #expect(writeControl(m.ltt + "/control/\(name)/alloc", "1\n") == 0)
+        }
+        let ltt = temporaryPath("twin-ltt"), ctf = temporaryPath("twin-ctf"), converted = temporaryPath("converted")
+        defer { for p in [ltt, ctf, converted] { try? FileManager.default.removeItem(atPath: p) } }
+        let (a, aErr) = try spawn([lttfsBinary, "consume", "-c", m.ltt + "/twin_ltt", "-t", ltt])
+        let (b, bErr) = try spawn([lttfsBinary, "consume", "--format", "ctf", "--hostname", "hostB", "-n", "2",
+                                   "-c", m.ltt + "/twin_ctf", "-t", ctf])
+        #expect(waitForOpen(a.processIdentifier, m.ltt + "/twin_ltt/app_1"))
+        #expect(waitForOpen(b.processIdentifier, m.ltt + "/twin_ctf/app_1"))
+        for name in ["twin_ltt", "twin_ctf"] { #expect(writeControl(m.ltt + "/control/\(name)/enabled", "1\n") == 0) }
+        for cpu in 0..<2 {
+            #expect(onCPU(cpu) {
+                for i in 0..<1500 {
+                    clock.withLock { $0 += 1000 + UInt64(i % 7) }
+                    marker.record(UInt64(i), "label \"\(i % 13)\"", UInt32(cpu))
+                }
+            })
+        }
+        let lines = (0..<300).map { "shell line \($0)\n" }.joined()
+        #expect(writeControl(m.ltt + "/write_event", lines) == 0)
+        for name in ["twin_ltt", "twin_ctf"] {
+            #expect(writeControl(m.ltt + "/control/\(name)/enabled", "0\n") == 0)
+            #expect(writeControl(m.ltt + "/destroy_trace", name + "\n") == 0)
+        }
+        #expect(waitExit(a) && waitExit(b))
+        let bError = String(decoding: bErr.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        #expect(a.terminationStatus == 0, "\(String(decoding: aErr.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self))")
+        #expect(b.terminationStatus == 0 && bError.contains("ctf: 3300 events in ") && bError.contains(", 0 problems"), "\(bError)")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: ctf).sorted()
+                == ["app_0", "app_1", "metadata", "userspace_0", "userspace_1"])
+
+        // lttfs reads the CTF as it reads the LTT twin.
+        let dumpLTT = run([lttfsBinary, "dump", ltt]), dumpCTF = run([lttfsBinary, "dump", ctf])
+        #expect(dumpLTT.status == 0 && dumpCTF.status == 0, "\(dumpCTF.error)")
+        #expect(dumpLTT.output.split(separator: "\n").count == 3300)
+        #expect(dumpCTF.output == dumpLTT.output)
+        #expect(run([lttfsBinary, "convert", "--hostname", "hostB", ltt, converted]).status == 0)
+        #expect(run([lttfsBinary, "dump", converted]).output == dumpLTT.output)
+
+        // babeltrace2 reads both CTF traces alike, every event once.
+        guard FileManager.default.isExecutableFile(atPath: babeltrace) else { return }
+        let live = run([babeltrace, "--clock-seconds", "--no-delta", ctf])
+        let offline = run([babeltrace, "--clock-seconds", "--no-delta", converted])
+        #expect(live.status == 0 && live.error.isEmpty, "\(live.error.prefix(800))")
+        let liveLines = live.output.split(separator: "\n")
+        #expect(liveLines.count == 3300)
+        #expect(live.output == offline.output)
+        #expect(liveLines.filter { $0.contains(" hostB userspace.event: ") && $0.contains("string = \"shell line ") }.count == 300)
+        #expect(liveLines.contains { $0.contains("app.item: { cpu_id = 1 }, { seq = 1499, label = \"label \\\"4\\\"\", cpu = 1 }") })
+    }
+
+    @Test("lttfs convert reports a damaged trace's problems (exit 1) and converts the rest; consume --format ctf refuses -a")
+    func convertDamaged() throws {
+        let out = temporaryPath("damaged-ltt"), ctf = temporaryPath("damaged-ctf")
+        defer { for p in [out, ctf] { try? FileManager.default.removeItem(atPath: p) } }
+        try withMount(cpuCount: 1) { m in
+            startTrace(m, "dmg")
+            for i in 0..<10 { #expect(writeControl(m.ltt + "/write_event", "line \(i)\n") == 0) }
+            let refused = run([lttfsBinary, "consume", "--format", "ctf", "-a", "-c", m.ltt + "/dmg", "-t", ctf])
+            #expect(refused.status != 0 && refused.error.contains("cannot be appended"), "\(refused.error)")
+            let (consumer, _) = try spawn([lttfsBinary, "consume", "-q", "-c", m.ltt + "/dmg", "-t", out])
+            #expect(waitForOpen(consumer.processIdentifier, m.ltt + "/dmg/userspace_0"))
+            #expect(writeControl(m.ltt + "/destroy_trace", "dmg\n") == 0)
+            #expect(waitExit(consumer))
+        }
+        let handle = try #require(FileHandle(forWritingAtPath: out + "/userspace_0"))
+        try handle.seek(toOffset: 16)
+        handle.write(Data([0xEF, 0xBE, 0xAD, 0xDE]))
+        try handle.close()
+        let r = run([lttfsBinary, "convert", out, ctf])
+        #expect(r.status == 1, "\(r.error)")
+        #expect(r.error.contains("problem: userspace_0 sub-buffer 0 offset 16: bad magic"), "\(r.error)")
+        #expect(run([lttfsBinary, "dump", "--check", ctf]).status == 0)
+        let again = run([lttfsBinary, "convert", out, ctf])
+        #expect(again.status != 0 && again.error.contains("not empty"), "\(again.error)")
+    }
+
     @Test("lttfs ctl: create with options, start with a consumer, pause, destroy; and its refusals")
     func ctl() throws {
         let server = try ServerProcess()
@@ -239,7 +329,7 @@ struct ToolTests {
 
     @Test("every command has --help with an example")
     func help() {
-        for command in [[], ["mount"], ["umount"], ["ctl"], ["consume"], ["dump"], ["stat"], ["subbuf"],
+        for command in [[], ["mount"], ["umount"], ["ctl"], ["consume"], ["dump"], ["convert"], ["stat"], ["subbuf"],
                         ["subbuf", "get"], ["subbuf", "put"], ["subbuf", "info"]] {
             let r = run([lttfsBinary] + command + ["--help"])
             #expect(r.status == 0 && r.output.contains("Example"), "lttfs \(command.joined(separator: " ")) --help")

@@ -1,0 +1,132 @@
+import Foundation
+import LTTCTF
+import LTTFormat
+import LTTReader
+import LTTTestSupport
+import LTTTrace
+import LTTTraceTestSupport
+import Testing
+
+/// The CTF writer and reader without babeltrace2: packets that wait for
+/// their declarations, and lttfs's own reading of what it wrote.
+@Suite("CTF writer: declarations that come late, and reading back")
+struct WriterTests {
+    static func metadata(_ markers: [(String, String, UInt64, String)], begin: UInt64 = 1_000) throws -> [UInt8] {
+        var m = SubbufferBuilder(begin: begin)
+        for (channel, name, id, format) in markers {
+            try m.append(id: 0, Metadata.coreMarkerIDFormat, [channel, name, id, UInt64(4), UInt64(8), UInt64(8), UInt64(8), UInt64(8)])
+            try m.append(id: 1, Metadata.coreMarkerFormatFormat, [channel, name, format])
+        }
+        return m.close()
+    }
+
+    static func data(_ begin: UInt64, _ values: [Int], id: UInt16 = 5) throws -> [UInt8] {
+        var s = SubbufferBuilder(begin: begin)
+        for v in values { try s.append(id: id, "n %d name %s", [v, "v\(v)"]) }
+        return s.close()
+    }
+
+    func values(_ directory: String) -> [Int64] {
+        CTFTraceReader().read(directory: directory).events.compactMap {
+            if case .signed(let v)? = $0.field("n") { return v }
+            return nil
+        }
+    }
+
+    @Test("data that comes before its declarations waits, in order, and is written when they come")
+    func lateDeclarations() throws {
+        let dir = TemporaryDirectory()
+        defer { dir.remove() }
+        let writer = try CTFTraceWriter(outputDirectory: dir.path + "/ctf", traceName: "t", channels: ["app"], hostname: "h")
+        // Before any metadata: no clock, so everything waits.
+        try writer.take(subbuffer: try Self.data(2_000, [1, 2]), channel: "app", cpu: 0)
+        #expect(writer.summary.packets == 0)
+        // The metadata's first sub-buffer declares nothing of app yet.
+        try writer.take(subbuffer: try Self.metadata([("other", "x", 0, "v %d")]), channel: Metadata.channel, cpu: 0)
+        try writer.take(subbuffer: try Self.data(3_000, [3]), channel: "app", cpu: 0)
+        #expect(writer.summary.packets == 0, "app.tick is not declared yet: its packets wait, in order")
+        // The declaration comes: both packets are written, in order.
+        try writer.take(subbuffer: try Self.metadata([("app", "tick", 5, "n %d name %s")], begin: 1_500),
+                        channel: Metadata.channel, cpu: 0)
+        #expect(writer.summary.packets == 2)
+        try writer.take(subbuffer: try Self.data(4_000, [4]), channel: "app", cpu: 0)
+        let summary = try writer.finish()
+        #expect(summary.packets == 3 && summary.events == 4 && summary.problems.isEmpty, "\(summary.problems)")
+        #expect(values(dir.path + "/ctf") == [1, 2, 3, 4])
+        #expect(CTFTraceReader().read(directory: dir.path + "/ctf").problems.isEmpty)
+    }
+
+    @Test("what is never declared is left out at the end, and reported; past the pending limit packets do not wait")
+    func neverDeclared() throws {
+        let dir = TemporaryDirectory()
+        defer { dir.remove() }
+        let writer = try CTFTraceWriter(outputDirectory: dir.path + "/ctf", traceName: "t", channels: ["app"],
+                                        hostname: "h", pendingLimit: 8192)
+        try writer.take(subbuffer: try Self.metadata([("app", "tick", 5, "n %d name %s")]), channel: Metadata.channel, cpu: 0)
+        try writer.take(subbuffer: try Self.data(2_000, [1], id: 6), channel: "app", cpu: 0)
+        try writer.take(subbuffer: try Self.data(3_000, [2]), channel: "app", cpu: 0)
+        #expect(writer.summary.packets == 0, "the second waits behind the first")
+        // A third 4 KiB sub-buffer passes the 8 KiB limit: the oldest goes.
+        try writer.take(subbuffer: try Self.data(4_000, [3]), channel: "app", cpu: 0)
+        #expect(writer.summary.packets == 3)
+        let summary = try writer.finish()
+        #expect(summary.problems.map(\.description).contains { $0.hasPrefix("app_0 sub-buffer 0") && $0.contains("event id 6 is not declared") })
+        #expect(values(dir.path + "/ctf") == [2, 3])
+    }
+
+    @Test("no metadata at all: nothing can be written, and the summary says so")
+    func noMetadata() throws {
+        let dir = TemporaryDirectory()
+        defer { dir.remove() }
+        let writer = try CTFTraceWriter(outputDirectory: dir.path + "/ctf", traceName: "t", channels: ["app"], hostname: "h")
+        try writer.take(subbuffer: try Self.data(2_000, [1]), channel: "app", cpu: 0)
+        let summary = try writer.finish()
+        #expect(summary.packets == 0)
+        #expect(summary.problems.map(\.message) == ["no sub-buffer of metadata_0 came: the trace has no clock, 1 packet(s) not written"])
+    }
+
+    @Test("an output directory that is not empty is refused")
+    func refusesNonEmpty() throws {
+        let dir = TemporaryDirectory()
+        defer { dir.remove() }
+        _ = FileManager.default.createFile(atPath: dir.path + "/x", contents: Data())
+        #expect(throws: CTFError.outputNotEmpty(dir.path)) {
+            _ = try CTFTraceWriter(outputDirectory: dir.path, traceName: "t", channels: [], hostname: "h")
+        }
+    }
+
+    @Test("lttfs reads its CTF exactly as the LTT trace it came from: every field kind, empty strings, both alignments",
+          arguments: [UInt8(0), 8])
+    func readsBack(alignment: UInt8) throws {
+        let clock = TestClock()
+        let tracer = Tracer(cpuCount: 1, alignment: alignment, clock: { clock.now })
+        let all = try tracer.marker("kinds", "all", ConversionTests.everyKind,
+                                    as: (UInt8, Int16, Int32, Int, Int64, UInt32, UInt32, Int32, UInt32, UInt32,
+                                         UnsafeRawPointer, String, Int32).self)
+        let empty = try tracer.marker("kinds", "empty", "", as: Void.self)
+        try tracer.setupTrace("t")
+        try tracer.updateChannel(trace: "t", channel: "kinds") { $0.subbufferSize = 4096; $0.subbufferCount = 64 }
+        try tracer.allocTrace("t")
+        try tracer.startTrace("t")
+        for i in 0..<300 {
+            clock.advance(i % 50 == 0 ? 1 << 28 : 900)
+            all.record(UInt8(i % 256), Int16(-i), Int32(i), -i, Int64(i) << 40, UInt32(i), UInt32(i), Int32(i), UInt32(i),
+                       UInt32(i), UnsafeRawPointer(bitPattern: 0x1000 + i)!, String(repeating: "x", count: i % 3), Int32(-i))
+            if i % 7 == 0 { empty.record() }
+        }
+        try tracer.stopTrace("t")
+        let trace = try tracer.destroyTrace("t")
+        let dir = TemporaryDirectory()
+        defer { dir.remove() }
+        drain(trace, to: dir.path)
+        let ltt = TraceReader().read(directory: dir.path)
+        let summary = try TraceConversion.convert(traceDirectory: dir.path, to: dir.path + "-ctf", hostname: "h")
+        defer { try? FileManager.default.removeItem(atPath: dir.path + "-ctf") }
+        let ctf = CTFTraceReader().read(directory: dir.path + "-ctf")
+        #expect(ltt.problems.isEmpty && summary.problems.isEmpty && ctf.problems.isEmpty, "\(ctf.problems.prefix(3))")
+        let want = ltt.events.filter { $0.channel != Metadata.channel }.map(\.line)
+        #expect(want.count == 300 + 43)
+        #expect(ctf.events.map(\.line) == want)
+        #expect(ctf.declarations["kinds"]?.count == ltt.declarations["kinds"]?.count)
+    }
+}
