@@ -33,7 +33,11 @@ public final class CTFTraceWriter: Sendable {
         /// Sub-buffers whose header was unusable (babeltrace2 reports them
         /// as discarded packets).
         public var unreadableSubbuffers = 0
+        /// What was left out or could not be read.
         public var problems: [TraceProblem] = []
+        /// What the trace itself reports and CTF cannot say: corrupted
+        /// sub-buffers the tracer counted (nothing of the conversion failed).
+        public var notes: [TraceProblem] = []
         public var bytesWritten = 0
     }
 
@@ -291,11 +295,13 @@ public final class CTFTraceWriter: Sendable {
             stream.output?.deallocate()
             stream.output = .allocate(byteCount: capacity, alignment: 8)
         }
-        var problems: [TraceProblem] = []
+        var problems: [TraceProblem] = [], notes: [TraceProblem] = []
         let outcome = PacketConversion.convert(walk, shapes: s.declarations.shapes(of: channel(of: name)),
                                                streamID: stream.streamID, cpu: stream.cpu, uuid: uuid, final: final,
                                                state: &stream.state, output: stream.output!) { offset, message in
             problems.append(TraceProblem(file: name, subbuffer: index, offset: offset, message))
+        } note: { offset, message in
+            notes.append(TraceProblem(file: name, subbuffer: index, offset: offset, message))
         }
         switch outcome {
         case .needsDeclarations:
@@ -311,6 +317,7 @@ public final class CTFTraceWriter: Sendable {
                 throw .cannotWrite(outputDirectory + "/" + name, error)
             }
             s.summary.problems += problems
+            s.summary.notes += notes
             s.summary.packets += 1
             s.summary.events += events
             s.summary.bytesWritten += count

@@ -33,7 +33,8 @@ struct PacketConversion {
     /// instead of waiting for their declarations.
     static func convert(_ walk: SubbufferWalk, shapes: [UInt16: PayloadLayout.Shape], streamID: UInt32, cpu: UInt32,
                         uuid: [UInt8], final: Bool, state: inout StreamState,
-                        output: UnsafeMutableRawBufferPointer, problem: (Int?, String) -> Void) -> Outcome {
+                        output: UnsafeMutableRawBufferPointer, problem: (Int?, String) -> Void,
+                        note: (Int?, String) -> Void) -> Outcome {
         let h = walk.header
         if !final {
             // A first pass finds an undeclared id before anything is written.
@@ -97,7 +98,7 @@ struct PacketConversion {
             discarded = state.lastDiscarded
         }
         if h.subbufCorrupt > state.lastCorrupted {
-            problem(SubbufferHeader.Field.subbufCorrupt,
+            note(SubbufferHeader.Field.subbufCorrupt,
                     "\(h.subbufCorrupt - state.lastCorrupted) corrupted sub-buffer(s) before this one (subbuf_corrupt \(h.subbufCorrupt))")
         }
         let end = max(h.cycleCountEnd, previous, begin)

@@ -72,6 +72,7 @@ struct ConsumeCommand: ParsableCommand {
             StandardError.write(consumer.summary(stopped: outcome == .stopped) + "\n")
         }
         if let ctf = consumer.ctfSummary {
+            for note in ctf.notes { StandardError.write("note: \(note)\n") }
             for problem in ctf.problems { StandardError.write("problem: \(problem)\n") }
             if !quiet {
                 StandardError.write("ctf: \(ctf.events) events in \(ctf.packets) packets, \(ctf.problems.count) problems\n")

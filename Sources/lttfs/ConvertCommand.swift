@@ -31,6 +31,7 @@ struct ConvertCommand: ParsableCommand {
         } catch {
             throw Failure(error.description)
         }
+        for note in summary.notes { StandardError.write("note: \(note)\n") }
         for problem in summary.problems { StandardError.write("problem: \(problem)\n") }
         StandardError.write("\(summary.events) events in \(summary.packets) packets, \(summary.bytesWritten) bytes"
                             + (summary.unreadableSubbuffers > 0 ? ", \(summary.unreadableSubbuffers) unreadable sub-buffers" : "")

@@ -172,14 +172,18 @@ struct LossTests {
         let dir = TemporaryDirectory()
         defer { dir.remove() }
         _ = FileManager.default.createFile(atPath: dir.path + "/metadata_0", contents: Data(metadata.close()))
+        // The last one says the tracer counted one corrupted sub-buffer.
+        var closedLast = last.close(eventsLost: 3)
+        closedLast[SubbufferHeader.Field.subbufCorrupt] = 1
         _ = FileManager.default.createFile(atPath: dir.path + "/app_0",
-                                       contents: Data(first.close() + open.bytes + last.close(eventsLost: 3)))
+                                       contents: Data(first.close() + open.bytes + closedLast))
         let (ctf, summary) = try convert(dir.path)
         defer { ctf.remove() }
         let messages = summary.problems.map(\.description)
         #expect(messages.contains { $0.hasPrefix("app_0 sub-buffer 0") && $0.contains("event id 9 is not declared") })
         #expect(messages.contains { $0.hasPrefix("app_0 sub-buffer 1") && $0.contains("never closed") })
         #expect(summary.events == 3 && summary.unreadableSubbuffers == 1)
+        #expect(summary.notes.map(\.description) == ["app_0 sub-buffer 2 offset 64: 1 corrupted sub-buffer(s) before this one (subbuf_corrupt 1)"])
         let bt = try Babeltrace.read(ctf.path + "/ctf")
         #expect(bt.status == 0, "\(bt.errors.prefix(600))")
         #expect(bt.lines.map { $0.components(separatedBy: "{ n = ").last ?? "" }
