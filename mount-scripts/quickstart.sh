@@ -4,7 +4,8 @@
 #   (served by lttfs-demo, a Swift program that traces itself), create a
 #   trace and a consumer with `lttfs ctl`, record events from a shell loop
 #   (write_event) and from the Swift workload (in-process markers), stop,
-#   destroy, decode, print events and counters, unmount.
+#   destroy, decode, print events and counters, convert to CTF and read it
+#   with babeltrace2, unmount.
 # Leaves no mount and no process behind, whatever happens.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -58,4 +59,10 @@ sed -e 's/:.*//' "$work/events.txt" | sort | uniq -c
 "$lttfs" dump --check "$out"
 test "$(grep -c 'userspace.event' "$work/events.txt")" = 200
 grep -q 'demo.request' "$work/events.txt"
+
+echo "== for today's viewers: CTF, read by babeltrace2"
+"$lttfs" convert "$out" "$work/trace-ctf"
+babeltrace2 "$work/trace-ctf" > "$work/ctf-events.txt"
+head -n 2 "$work/ctf-events.txt"
+test "$(wc -l < "$work/ctf-events.txt")" = "$(wc -l < "$work/events.txt")"
 echo "== done: unmounting"
