@@ -73,7 +73,7 @@ let package = Package(
         // The lttd-style consumer (poll, GET, splice, PUT) as a library: the
         // format and the system layer, nothing of the tracer or the filesystem.
         .target(name: "LTTConsumer", dependencies: [
-            "LTTFormat", "LTTCTF", "LTTSystem", .product(name: "SystemPackage", package: "swift-system"),
+            "LTTFormat", "LTTReader", "LTTCTF", "LTTSystem", .product(name: "SystemPackage", package: "swift-system"),
         ]),
         .testTarget(name: "LTTConsumerTests", dependencies: ["LTTConsumer", "LTTFS", "LTTTrace", "LTTReader", "LTTFormat",
                                                           "LTTSystem", "LTTTestSupport", "LTTMountTestSupport"]),

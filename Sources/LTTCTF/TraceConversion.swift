@@ -10,29 +10,12 @@ import SystemPackage
 /// each buffer file, one sub-buffer at a time (memory stays at a few
 /// sub-buffers whatever the trace's size).
 public enum TraceConversion {
-    /// A buffer file of the trace directory.
-    struct BufferFile {
-        let name: String
-        let channel: String
-        let cpu: Int
-    }
+    typealias BufferFile = TraceReader.BufferFile
 
     public static func convert(traceDirectory: String, to outputDirectory: String,
                                hostname: String? = nil) throws(CTFError) -> CTFTraceWriter.Summary {
         var problems: [TraceProblem] = []
-        let names = ((try? FileManager.default.contentsOfDirectory(atPath: traceDirectory)) ?? [])
-            .filter { !$0.hasPrefix(".") }.sorted()
-        var files: [BufferFile] = []
-        for name in names {
-            var isDirectory: ObjCBool = false
-            guard FileManager.default.fileExists(atPath: traceDirectory + "/" + name, isDirectory: &isDirectory),
-                  !isDirectory.boolValue else { continue }
-            guard let (channel, cpu) = bufferName(name) else {
-                problems.append(TraceProblem(file: name, "file name is not <channel>_<cpu>: left out"))
-                continue
-            }
-            files.append(BufferFile(name: name, channel: channel, cpu: cpu))
-        }
+        let files = TraceReader.bufferFiles(in: traceDirectory, problems: &problems)
         let channels = Array(Set(files.map(\.channel)).subtracting([Metadata.channel])).sorted()
         let traceName = URL(fileURLWithPath: traceDirectory).standardizedFileURL.lastPathComponent
         let writer = try CTFTraceWriter(outputDirectory: outputDirectory, traceName: traceName, channels: channels,
@@ -44,16 +27,6 @@ public enum TraceConversion {
         var summary = try writer.finish()
         summary.problems = problems + summary.problems
         return summary
-    }
-
-    /// `<channel>_<cpu>` or `flight-<channel>_<cpu>`: the buffer file's
-    /// channel and CPU.
-    public static func bufferName(_ name: String) -> (channel: String, cpu: Int)? {
-        guard let underscore = name.lastIndex(of: "_"), let cpu = Int(name[name.index(after: underscore)...]), cpu >= 0
-        else { return nil }
-        var channel = String(name[..<underscore])
-        if channel.hasPrefix("flight-") { channel.removeFirst("flight-".count) }
-        return channel.isEmpty ? nil : (channel, cpu)
     }
 
     /// Feeds one buffer file to the writer, sub-buffer by sub-buffer (the

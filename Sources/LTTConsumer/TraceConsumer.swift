@@ -29,6 +29,7 @@ import Glibc
 import Foundation
 import LTTCTF
 import LTTFormat
+import LTTReader
 import LTTSystem
 import SystemPackage
 import Synchronization
@@ -117,7 +118,7 @@ public final class TraceConsumer: Sendable {
         var ctf: CTFTraceWriter?
         if case .ctf(let hostname) = format {
             guard !append else { throw .ctfAppend }
-            let channels = Set(names.compactMap { TraceConversion.bufferName(($0 as NSString).lastPathComponent)?.channel })
+            let channels = Set(names.compactMap { TraceReader.bufferName(($0 as NSString).lastPathComponent)?.channel })
             do throws(CTFError) {
                 ctf = try CTFTraceWriter(outputDirectory: outputDirectory,
                                          traceName: (traceDirectory as NSString).standardizingPath.split(separator: "/").last.map(String.init) ?? "trace",
@@ -136,7 +137,7 @@ public final class TraceConsumer: Sendable {
         var readers: [BufferReader] = []
         for name in names {
             if let ctf {
-                guard let (channel, cpu) = TraceConversion.bufferName((name as NSString).lastPathComponent) else {
+                guard let (channel, cpu) = TraceReader.bufferName((name as NSString).lastPathComponent) else {
                     throw .notABufferFile(traceDirectory + "/" + name, .invalidArgument)
                 }
                 readers.append(try BufferReader(path: traceDirectory + "/" + name, outputPath: outputDirectory,

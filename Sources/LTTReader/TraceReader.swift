@@ -28,69 +28,118 @@ public struct TraceReader {
 
     public init() {}
 
-    /// Reads and checks `directory` (the files directly in it).
-    public func read(directory: String) -> Result {
-        var result = Result()
+    /// A buffer file of a trace directory.
+    public struct BufferFile: Sendable, Equatable {
+        public let name: String
+        public let channel: String
+        public let cpu: Int
+    }
+
+    /// `<channel>_<cpu>` or `flight-<channel>_<cpu>`: the buffer file's
+    /// channel and CPU.
+    public static func bufferName(_ name: String) -> (channel: String, cpu: Int)? {
+        guard let underscore = name.lastIndex(of: "_"), let cpu = Int(name[name.index(after: underscore)...]), cpu >= 0
+        else { return nil }
+        var channel = String(name[..<underscore])
+        if channel.hasPrefix("flight-") { channel.removeFirst("flight-".count) }
+        return channel.isEmpty ? nil : (channel, cpu)
+    }
+
+    /// The buffer files directly in `directory`, by name; other names are
+    /// problems.
+    public static func bufferFiles(in directory: String, problems: inout [TraceProblem]) -> [BufferFile] {
         let names: [String]
         do {
-            names = try FileManager.default.contentsOfDirectory(atPath: directory)
-                .filter { !$0.hasPrefix(".") }.sorted()
+            names = try FileManager.default.contentsOfDirectory(atPath: directory).filter { !$0.hasPrefix(".") }.sorted()
         } catch {
-            result.problems.append(TraceProblem(file: directory, "cannot list the directory: \(error.localizedDescription)"))
-            return result
+            problems.append(TraceProblem(file: directory, "cannot list the directory: \(error.localizedDescription)"))
+            return []
         }
-        var files: [(name: String, channel: String, cpu: Int, bytes: ByteReader)] = []
+        var files: [BufferFile] = []
         for name in names {
-            let path = directory + "/" + name
             var isDirectory: ObjCBool = false
-            guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), !isDirectory.boolValue else { continue }
-            guard let underscore = name.lastIndex(of: "_"), let cpu = Int(name[name.index(after: underscore)...]), cpu >= 0 else {
-                result.problems.append(TraceProblem(file: name, "file name is not <channel>_<cpu>"))
+            guard FileManager.default.fileExists(atPath: directory + "/" + name, isDirectory: &isDirectory),
+                  !isDirectory.boolValue else { continue }
+            guard let (channel, cpu) = bufferName(name) else {
+                problems.append(TraceProblem(file: name, "file name is not <channel>_<cpu>"))
                 continue
             }
-            var channel = String(name[..<underscore])
-            if channel.hasPrefix("flight-") { channel.removeFirst("flight-".count) }
-            guard let data = FileManager.default.contents(atPath: path) else {
-                result.problems.append(TraceProblem(file: name, "cannot read the file"))
-                continue
-            }
-            files.append((name, channel, cpu, ByteReader(bytes: [UInt8](data))))
+            files.append(BufferFile(name: name, channel: channel, cpu: cpu))
         }
-        result.files = files.map(\.name)
-        guard let metadata0 = files.first(where: { $0.channel == Metadata.channel && $0.cpu == 0 }) else {
-            result.problems.append(TraceProblem(file: directory, "no metadata_0: the trace cannot be decoded"))
-            return result
+        return files
+    }
+
+    /// What the metadata channel says: the clock, the declarations, and
+    /// its own events (in `result.events`), with the problems found.
+    public struct MetadataReading {
+        public var result = Result()
+        public var files: [BufferFile] = []
+        public var declarations = MarkerDeclarations()
+        /// Nil when the trace cannot be decoded (no metadata_0).
+        public var time: TraceTime?
+    }
+
+    /// Reads the buffer file list and the metadata files of `directory`.
+    public func readMetadata(directory: String) -> MetadataReading {
+        var reading = MetadataReading()
+        reading.files = Self.bufferFiles(in: directory, problems: &reading.result.problems)
+        reading.result.files = reading.files.map(\.name)
+        var loaded: [(name: String, channel: String, cpu: Int, bytes: ByteReader)] = []
+        for file in reading.files where file.channel == Metadata.channel {
+            guard let data = FileManager.default.contents(atPath: directory + "/" + file.name) else {
+                reading.result.problems.append(TraceProblem(file: file.name, "cannot read the file"))
+                continue
+            }
+            loaded.append((file.name, file.channel, file.cpu, ByteReader(bytes: [UInt8](data))))
+        }
+        guard let metadata0 = loaded.first(where: { $0.cpu == 0 }) else {
+            reading.result.problems.append(TraceProblem(file: directory, "no metadata_0: the trace cannot be decoded"))
+            return reading
         }
         let clock: TraceTime
         do {
             clock = try Self.time(of: metadata0.bytes)
         } catch {
-            result.problems.append(TraceProblem(file: metadata0.name, subbuffer: 0, offset: error.offset,
-                                                "metadata_0 is shorter than a sub-buffer header"))
-            return result
+            reading.result.problems.append(TraceProblem(file: metadata0.name, subbuffer: 0, offset: error.offset,
+                                                        "metadata_0 is shorter than a sub-buffer header"))
+            return reading
         }
-        result.time = clock
-
-        // Metadata first: the two core markers are known in advance.
-        var declarations = MarkerDeclarations()
+        reading.time = clock
+        reading.result.time = clock
+        // The two core markers are known in advance.
         var events: [DecodedEvent] = []
-        for file in files where file.channel == Metadata.channel {
-            decodeFile(file, declarations: declarations, clock: clock, into: &events, result: &result)
+        for file in loaded {
+            decodeFile(file, declarations: reading.declarations, clock: clock, into: &events, result: &reading.result)
         }
         // Declarations, in the order they were written.
-        for e in events where e.channel == Metadata.channel {
-            for message in declarations.take(marker: e.marker, fields: e.fields).problems {
-                result.problems.append(TraceProblem(file: e.file, offset: e.offset, message))
+        for e in events {
+            for message in reading.declarations.take(marker: e.marker, fields: e.fields).problems {
+                reading.result.problems.append(TraceProblem(file: e.file, offset: e.offset, message))
             }
         }
-        for message in declarations.halfDeclared {
-            result.problems.append(TraceProblem(file: metadata0.name, message))
+        for message in reading.declarations.halfDeclared {
+            reading.result.problems.append(TraceProblem(file: metadata0.name, message))
         }
-        for (channel, byID) in declarations.byChannel {
-            result.declarations[channel] = byID.mapValues { ($0.name, $0.formatText) }
+        for (channel, byID) in reading.declarations.byChannel {
+            reading.result.declarations[channel] = byID.mapValues { ($0.name, $0.formatText) }
         }
-        for file in files where file.channel != Metadata.channel {
-            decodeFile(file, declarations: declarations, clock: clock, into: &events, result: &result)
+        reading.result.events = events
+        return reading
+    }
+
+    /// Reads and checks `directory` (the files directly in it).
+    public func read(directory: String) -> Result {
+        let reading = readMetadata(directory: directory)
+        var result = reading.result
+        guard let clock = reading.time else { return result }
+        var events = result.events
+        for file in reading.files where file.channel != Metadata.channel {
+            guard let data = FileManager.default.contents(atPath: directory + "/" + file.name) else {
+                result.problems.append(TraceProblem(file: file.name, "cannot read the file"))
+                continue
+            }
+            decodeFile((file.name, file.channel, file.cpu, ByteReader(bytes: [UInt8](data))),
+                       declarations: reading.declarations, clock: clock, into: &events, result: &result)
         }
         result.events = Self.timeOrdered(events)
         return result

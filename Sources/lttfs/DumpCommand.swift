@@ -2,6 +2,8 @@ import ArgumentParser
 import Foundation
 import LTTCTF
 import LTTReader
+import LTTSystem
+import SystemPackage
 
 struct DumpCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -40,7 +42,11 @@ struct DumpCommand: ParsableCommand {
     var directory: String
 
     func run() throws {
-        let result = CTFTraceReader.isCTF(directory) ? CTFTraceReader().read(directory: directory)
+        let ctf = CTFTraceReader.isCTF(directory)
+        if !ctf && !check && !json && !metadata && channel != "metadata" {
+            return try stream()
+        }
+        let result = ctf ? CTFTraceReader().read(directory: directory)
                                                      : TraceReader().read(directory: directory)
         for problem in result.problems {
             StandardError.write("problem: \(problem)\n")
@@ -70,6 +76,41 @@ struct DumpCommand: ParsableCommand {
         }
         print(out, terminator: "")
         if !result.problems.isEmpty { throw ExitCode(1) }
+    }
+
+    /// Text of an LTT trace, streamed: the files merged by clock as they
+    /// are read, each line written from the event's bytes into a buffer
+    /// that goes out 256 KiB at a time.
+    func stream() throws {
+        let stream = TraceStream(directory: directory)
+        let text = EventText(stream)
+        let wanted = stream.markers.map { m in
+            (channel == nil || m.channel == channel) && (marker == nil || m.name == marker)
+        }
+        let fromNanoseconds = from.map { Int64(($0 * 1e9).rounded(.up)) }
+        let toNanoseconds = to.map { Int64(($0 * 1e9).rounded(.up)) }
+        var out: [UInt8] = []
+        out.reserveCapacity(1 << 18 + 4096)
+        var failure: Errno?
+        stream.forEach { event in
+            guard failure == nil, wanted[event.marker] else { return }
+            if fromNanoseconds != nil || toNanoseconds != nil, let time = stream.time?.nanoseconds(event.clock) {
+                if let fromNanoseconds, time < fromNanoseconds { return }
+                if let toNanoseconds, time >= toNanoseconds { return }
+            }
+            text.append(event, to: &out)
+            if out.count >= 1 << 18 {
+                do throws(Errno) { try FileDescriptor.standardOutput.writeFully(out) } catch { failure = error }
+                out.removeAll(keepingCapacity: true)
+            }
+        }
+        if failure == nil {
+            do throws(Errno) { try FileDescriptor.standardOutput.writeFully(out) } catch { failure = error }
+        }
+        if let failure { throw Failure("standard output: \(failure.explained)") }
+        let problems = stream.metadata.problems + stream.problems
+        for problem in problems { StandardError.write("problem: \(problem)\n") }
+        if !problems.isEmpty { throw ExitCode(1) }
     }
 
     static func json(_ e: DecodedEvent) -> String {
