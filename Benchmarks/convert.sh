@@ -4,6 +4,8 @@
 #   - TraceConversion.convert, what `lttfs convert` runs, in-process: the
 #     median of 3 rounds, each into a fresh directory;
 #   - cp -r of the same input: the disk's peer;
+#   - lttfs dump of the LTT trace and of its CTF conversion, text to
+#     /dev/null (the release binary), 1 round each;
 #   - babeltrace2 reading the converted trace, text to /dev/null and with
 #     the dummy sink (no formatting), 1 round each (skipped if missing).
 # The input: EVENTS events (default 2,000,000) recorded in-process with
@@ -18,7 +20,25 @@ set -euo pipefail
 cd "$(dirname "$0")"
 events=${1:-2000000}
 swift build -c release --product ConvertBench >/dev/null
+# lttfs dump, timed next to babeltrace2: the release binary of the package.
+(cd .. && swift build -c release --product lttfs >/dev/null)
+export LTTFS_BINARY=$(cd .. && swift build -c release --show-bin-path)/lttfs
 work=$(mktemp -d /tmp/lttfs-bench-convert.XXXXXX)
-trap 'rm -rf "$work"' EXIT
+bench=
+cleanup() {
+    # The bench and what it runs (cp, babeltrace2), if still there.
+    if [ -n "$bench" ] && kill -0 "$bench" 2>/dev/null; then
+        pkill -TERM -P "$bench" 2>/dev/null || true
+        kill "$bench" 2>/dev/null && wait "$bench" 2>/dev/null || true
+    fi
+    rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
 echo "lttfs convert, $events events, $(nproc) CPUs, $(uname -r)"
-.build/release/ConvertBench "$work" "$events"
+# In the background and waited for, so that a signal reaches the trap at
+# once (bash runs traps only between commands).
+.build/release/ConvertBench "$work" "$events" &
+bench=$!
+wait "$bench"

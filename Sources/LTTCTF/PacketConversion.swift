@@ -30,27 +30,14 @@ struct PacketConversion {
 
     /// Converts the sub-buffer `walk` of a stream into `output` (at least
     /// `capacity(for:)` bytes). `final`: undeclared events are left out
-    /// instead of waiting for their declarations.
+    /// instead of waiting for their declarations. Problems and notes are
+    /// told as they are found: when the outcome is `.needsDeclarations`, the
+    /// caller forgets them (the conversion is done again later).
     static func convert(_ walk: SubbufferWalk, shapes: [UInt16: PayloadLayout.Shape], streamID: UInt32, cpu: UInt32,
                         uuid: [UInt8], final: Bool, state: inout StreamState,
                         output: UnsafeMutableRawBufferPointer, problem: (Int?, String) -> Void,
                         note: (Int?, String) -> Void) -> Outcome {
         let h = walk.header
-        if !final {
-            // A first pass finds an undeclared id before anything is written.
-            var probe = walk.events()
-            scan: while true {
-                switch probe.next({ shapes[$0] }) {
-                case .end: break scan
-                case .stopped(let p):
-                    if p.undeclaredID != nil { return .needsDeclarations }
-                    break scan
-                case .skipped(let p):
-                    if p.undeclaredID != nil { return .needsDeclarations }
-                case .event: continue
-                }
-            }
-        }
         let out = output.baseAddress!
         let begin = max(h.cycleCountBegin, state.lastEnd)
         if h.cycleCountBegin < state.lastEnd {
@@ -67,9 +54,13 @@ struct PacketConversion {
             case .end:
                 break walking
             case .stopped(let p):
+                // Nothing of the stream's state has changed yet: a packet
+                // waiting for declarations is converted again from scratch.
+                if p.undeclaredID != nil && !final { return .needsDeclarations }
                 problem(p.offset, p.message + ": the rest of the sub-buffer is left out")
                 break walking
             case .skipped(let p):
+                if p.undeclaredID != nil && !final { return .needsDeclarations }
                 problem(p.offset, p.message + ": event left out")
             case .event(let e):
                 if e.clock < previous {

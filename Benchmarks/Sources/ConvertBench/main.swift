@@ -296,8 +296,24 @@ func runBenchmark() throws {
     print(String(format: "cp -r (disk peer)   %6.2f s %6.0f MB/s                    (median of %@)", copySeconds,
                  mb(inputBytes) / copySeconds, copyTimes.map { String(format: "%.2f", $0) }.joined(separator: " ")))
 
-    // babeltrace2 on the converted trace.
+    // lttfs dump (the release binary convert.sh built), LTT and CTF, to
+    // /dev/null: the reader's rate next to babeltrace2's below.
     var notes: [String] = []
+    if let lttfs = ProcessInfo.processInfo.environment["LTTFS_BINARY"], FileManager.default.isExecutableFile(atPath: lttfs) {
+        for (label, directory) in [("LTT", input), ("CTF", ctf)] {
+            let err = work + "/dump-\(label).err"
+            let result = run(lttfs, ["dump", directory], stdout: "/dev/null", stderr: err)
+            let status = result.status == 0 ? "" : "   (exit status \(result.status))"
+            print(String(format: "lttfs dump (%@, text) %6.2f s             %6.2f M events/s%@", label, result.seconds,
+                         Double(events) / result.seconds / 1e6, status))
+            let text = contents(err)
+            if !text.isEmpty { notes.append("lttfs dump (\(label)) stderr:\n" + text.split(separator: "\n").prefix(20).joined(separator: "\n")) }
+        }
+    } else {
+        print("lttfs dump: no LTTFS_BINARY, skipped")
+    }
+
+    // babeltrace2 on the converted trace.
     let babeltrace = "/usr/bin/babeltrace2"
     if FileManager.default.isExecutableFile(atPath: babeltrace) {
         for (label, extra) in [("text", [String]()), ("dummy", ["-c", "sink.utils.dummy"])] {
