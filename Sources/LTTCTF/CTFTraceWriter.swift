@@ -62,6 +62,15 @@ public final class CTFTraceWriter: Sendable {
         var pendingBytes = 0
         var summary = Summary()
         var finished = false
+        /// Channel -> `declarations.shapeTable`, until a declaration comes.
+        var shapeTables: [String: PayloadShapes] = [:]
+
+        mutating func shapeTable(of channel: String) -> PayloadShapes {
+            if let table = shapeTables[channel] { return table }
+            let table = declarations.shapes(of: channel)
+            shapeTables[channel] = table
+            return table
+        }
     }
 
     private let shared = Locked(Shared())
@@ -185,11 +194,11 @@ public final class CTFTraceWriter: Sendable {
                 for marker in byID.values.sorted(by: { $0.id < $1.id }) { try declare(marker, &s) }
             }
         }
-        let shapes = s.declarations.shapes(of: Metadata.channel)
+        let shapes = s.shapeTable(of: Metadata.channel)
         let core = s.declarations.byChannel[Metadata.channel] ?? [:]
         var cursor = walk.events()
         walking: while true {
-            switch cursor.next({ shapes[$0] }) {
+            switch cursor.next(shapes) {
             case .end: break walking
             case .stopped(let p):
                 s.summary.problems.append(TraceProblem(file: file, offset: p.offset, p.message))
@@ -202,6 +211,7 @@ public final class CTFTraceWriter: Sendable {
                                                             limit: walk.dataEnd, alignment: Int(walk.header.alignment))
                 else { continue }
                 let (completed, problems) = s.declarations.take(marker: marker.name, fields: payload.fields)
+                if completed != nil { s.shapeTables = [:] }
                 for message in problems { s.summary.problems.append(TraceProblem(file: file, offset: e.start, message)) }
                 if let completed, s.metadata != nil { try declare(completed, &s) }
             }
@@ -296,7 +306,7 @@ public final class CTFTraceWriter: Sendable {
             stream.output = .allocate(byteCount: capacity, alignment: 8)
         }
         var problems: [TraceProblem] = [], notes: [TraceProblem] = []
-        let outcome = PacketConversion.convert(walk, shapes: s.declarations.shapes(of: channel(of: name)),
+        let outcome = PacketConversion.convert(walk, shapes: s.shapeTable(of: channel(of: name)),
                                                streamID: stream.streamID, cpu: stream.cpu, uuid: uuid, final: final,
                                                state: &stream.state, output: stream.output!) { offset, message in
             problems.append(TraceProblem(file: name, subbuffer: index, offset: offset, message))

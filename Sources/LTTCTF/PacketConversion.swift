@@ -33,7 +33,7 @@ struct PacketConversion {
     /// instead of waiting for their declarations. Problems and notes are
     /// told as they are found: when the outcome is `.needsDeclarations`, the
     /// caller forgets them (the conversion is done again later).
-    static func convert(_ walk: SubbufferWalk, shapes: [UInt16: PayloadLayout.Shape], streamID: UInt32, cpu: UInt32,
+    static func convert(_ walk: SubbufferWalk, shapes: PayloadShapes, streamID: UInt32, cpu: UInt32,
                         uuid: [UInt8], final: Bool, state: inout StreamState,
                         output: UnsafeMutableRawBufferPointer, problem: (Int?, String) -> Void,
                         note: (Int?, String) -> Void) -> Outcome {
@@ -48,9 +48,11 @@ struct PacketConversion {
         var previous = begin
         var events = 0
         var cursor = walk.events()
-        let bytes = walk.bytes.bytes
+        // The bytes stay where they are for the whole walk (the walk holds them).
+        return walk.bytes.bytes.withUnsafeBytes { raw -> Outcome in
+        let source = raw.baseAddress!
         walking: while true {
-            switch cursor.next({ shapes[$0] }) {
+            switch cursor.next(shapes) {
             case .end:
                 break walking
             case .stopped(let p):
@@ -70,15 +72,13 @@ struct PacketConversion {
                 if let p = e.problem { problem(p.offset, p.message) }
                 o += CTFPacket.writeEventHeader(to: out + o, id: e.id, clock: e.clock, previous: previous)
                 previous = e.clock
-                let shape = shapes[e.id]!
-                let largest = PayloadLayout.largestAlign(maxIntegerSize: shape.maxIntegerSize, alignment: Int(walk.trace.alignment))
+                let largest = PayloadLayout.largestAlign(maxIntegerSize: shapes.maxIntegerSize(e.id),
+                                                         alignment: Int(walk.trace.alignment))
                 let padding = (largest - o % largest) % largest
                 (out + o).initializeMemory(as: UInt8.self, repeating: 0, count: padding)
                 o += padding
                 let count = e.payloadEnd - e.payloadStart
-                bytes.withUnsafeBytes { src in
-                    (out + o).copyMemory(from: src.baseAddress! + walk.base + e.payloadStart, byteCount: count)
-                }
+                (out + o).copyMemory(from: source + walk.base + e.payloadStart, byteCount: count)
                 o += count
                 events += 1
             }
@@ -103,6 +103,7 @@ struct PacketConversion {
         state.lastDiscarded = discarded
         state.lastCorrupted = max(state.lastCorrupted, h.subbufCorrupt)
         return .packet(bytes: context.packetBytes, events: events)
+        }
     }
 
     /// Room enough for the packet of an LTT sub-buffer of `size` bytes: an

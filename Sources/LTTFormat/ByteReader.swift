@@ -34,7 +34,11 @@ public struct ByteReader: Sendable {
     /// before `limit`.
     public func endOfCString(_ offset: Int, limit: Int) throws(OutOfBounds) -> Int {
         guard offset >= 0, offset < limit, limit <= bytes.count else { throw OutOfBounds(offset: offset, size: 1) }
-        let end = bytes.withUnsafeBufferPointer { $0[offset..<limit].firstIndex(of: 0) } ?? limit
+        let end = bytes.withUnsafeBufferPointer { p -> Int in
+            var i = offset
+            while i < limit && p[i] != 0 { i &+= 1 }
+            return i
+        }
         guard end < limit else { throw OutOfBounds(offset: offset, size: end - offset + 1) }
         return end + 1
     }

@@ -1,122 +1,197 @@
 import LTTFormat
 
 /// `DecodedEvent.line`, written straight from a `TraceStream.Event`'s bytes
-/// into a byte buffer: the same text, with no String or array per event.
+/// into a `TextBuffer`: the same text, with nothing allocated or retained
+/// per event (the names are laid out once, in flat tables).
 ///
 ///     channel.marker: seconds.nanoseconds (cpu N) { name = value, ... }
-public struct EventText {
-    /// "channel.marker: " and each field's "name = ", as bytes, per marker.
-    private let prefixes: [[UInt8]]
-    private let fieldNames: [[[UInt8]]]
-    private let stream: TraceStream
+public final class EventText {
+    /// One field, as plain values.
+    struct Field {
+        var name: Int            // offset in `text`
+        var nameCount: Int
+        var size: Int            // 0: a string
+        var signed: Bool
+        var network: Bool
+        var radix: UInt8         // 10, 16 (x, p), 17 (X: upper case), 8
+    }
+
+    struct MarkerEntry {
+        var prefix: Int          // "channel.marker: " in `text`
+        var prefixCount: Int
+        var firstField: Int
+        var fieldCount: Int
+        /// The most bytes a line can take besides its strings.
+        var fixedBound: Int
+    }
+
+    private let text: UnsafeMutableBufferPointer<UInt8>
+    private let fields: UnsafeMutableBufferPointer<Field>
+    private let markers: UnsafeMutableBufferPointer<MarkerEntry>
+    private let time: TraceTime
 
     public init(_ stream: TraceStream) {
-        self.stream = stream
-        prefixes = stream.markers.map { Array("\($0.channel).\($0.name): ".utf8) }
-        fieldNames = stream.markers.map { $0.fields.map { Array("\($0.name) = ".utf8) } }
+        var text: [UInt8] = []
+        var fields: [Field] = []
+        var markers: [MarkerEntry] = []
+        for marker in stream.markers {
+            let prefix = Array("\(marker.channel).\(marker.name): ".utf8)
+            var entry = MarkerEntry(prefix: text.count, prefixCount: prefix.count, firstField: fields.count,
+                                    fieldCount: marker.fields.count, fixedBound: prefix.count + 64)
+            text += prefix
+            for field in marker.fields {
+                let name = Array("\(field.name) = ".utf8)
+                var f = Field(name: text.count, nameCount: name.count, size: 0, signed: false, network: false, radix: 10)
+                if case .integer(let size, let signed, let network) = field.kind {
+                    f.size = size
+                    f.signed = signed
+                    f.network = network
+                    switch field.conversion {
+                    case "x", "p": f.radix = 16
+                    case "X": f.radix = 17
+                    case "o": f.radix = 8
+                    default: f.radix = 10
+                    }
+                }
+                text += name
+                fields.append(f)
+                entry.fixedBound += name.count + 2 + 24 + 2
+            }
+            markers.append(entry)
+        }
+        func copy<T>(_ array: [T]) -> UnsafeMutableBufferPointer<T> {
+            let p = UnsafeMutableBufferPointer<T>.allocate(capacity: max(1, array.count))
+            _ = p.initialize(from: array)
+            return p
+        }
+        self.text = copy(text)
+        self.fields = copy(fields)
+        self.markers = copy(markers)
+        time = stream.time ?? TraceTime(frequency: 1_000_000_000, offsetSeconds: 0, offsetCycles: 0)
+    }
+
+    deinit {
+        text.deallocate()
+        fields.deallocate()
+        markers.deallocate()
     }
 
     /// Appends the line of `event` and a newline to `out`.
-    public func append(_ event: borrowing TraceStream.Event, to out: inout [UInt8]) {
-        let marker = stream.markers[event.marker]
-        out.append(contentsOf: prefixes[event.marker])
-        Self.appendTime(stream.time?.nanoseconds(event.clock) ?? 0, to: &out)
-        out.append(contentsOf: " (cpu ".utf8)
-        Self.appendDecimal(UInt64(event.cpu), to: &out)
-        out.append(contentsOf: ") { ".utf8)
-        let bytes = event.bytes
-        let alignment = event.alignment
+    public func append(_ event: borrowing TraceStream.Event, to out: inout TextBuffer) {
+        let entry = markers[event.marker]
+        let raw = event.bytes
+        let limit = event.limit
+        // Strings take at most the rest of the data.
+        out.reserve(entry.fixedBound + max(0, limit - event.payloadStart))
+        let text = UnsafeRawPointer(self.text.baseAddress!)
+        out.put(text + entry.prefix, entry.prefixCount)
+        Self.putTime(time.nanoseconds(event.clock), to: &out)
+        Self.put(" (cpu ", to: &out)
+        Self.putDigits(UInt64(event.cpu), radix: 10, to: &out)
+        Self.put(") { ", to: &out)
         let start = event.payloadStart
+        let alignment = event.alignment
         var o = start
-        bytes.bytes.withUnsafeBytes { raw in
-            for (i, field) in marker.fields.enumerated() {
-                if i > 0 { out.append(contentsOf: ", ".utf8) }
-                out.append(contentsOf: fieldNames[event.marker][i])
-                switch field.kind {
-                case .string:
-                    var end = o
-                    while end < event.limit && raw[end] != 0 { end += 1 }
-                    out.append(UInt8(ascii: "\""))
-                    out.append(contentsOf: UnsafeRawBufferPointer(rebasing: raw[o..<end]))
-                    out.append(UInt8(ascii: "\""))
-                    o = end + 1
-                case .integer(let size, let signed, let network):
-                    o += PayloadLayout.padding(at: o - start, size: size, alignment: alignment)
-                    guard o + size <= event.limit else { return }
-                    var bits: UInt64
-                    switch size {
-                    case 1: bits = UInt64(raw.load(fromByteOffset: o, as: UInt8.self))
-                    case 2:
-                        let v = raw.loadUnaligned(fromByteOffset: o, as: UInt16.self)
-                        bits = UInt64(network ? v.bigEndian : v)
-                    case 4:
-                        let v = raw.loadUnaligned(fromByteOffset: o, as: UInt32.self)
-                        bits = UInt64(network ? v.bigEndian : v)
-                    default:
-                        let v = raw.loadUnaligned(fromByteOffset: o, as: UInt64.self)
-                        bits = network ? v.bigEndian : v
-                    }
-                    o += size
-                    if signed {
-                        let shift = UInt64(64 - 8 * size)
-                        let value = Int64(bitPattern: bits << shift) >> Int64(shift)
-                        if value < 0 { out.append(UInt8(ascii: "-")) }
-                        Self.appendDecimal(value.magnitude, to: &out)
-                    } else {
-                        switch field.conversion {
-                        case "x", "p":
-                            out.append(contentsOf: "0x".utf8)
-                            Self.appendDigits(bits, radix: 16, uppercase: false, to: &out)
-                        case "X":
-                            out.append(contentsOf: "0x".utf8)
-                            Self.appendDigits(bits, radix: 16, uppercase: true, to: &out)
-                        case "o":
-                            out.append(UInt8(ascii: "0"))
-                            Self.appendDigits(bits, radix: 8, uppercase: false, to: &out)
-                        default:
-                            Self.appendDecimal(bits, to: &out)
-                        }
-                    }
+        for i in 0..<entry.fieldCount {
+            let f = fields[entry.firstField + i]
+            if i > 0 { Self.put(", ", to: &out) }
+            out.put(text + f.name, f.nameCount)
+            if f.size == 0 {
+                var end = o
+                while end < limit && raw[end] != 0 { end += 1 }
+                out.put(UInt8(ascii: "\""))
+                if end > o { out.put(raw.baseAddress! + o, end - o) }
+                out.put(UInt8(ascii: "\""))
+                o = end + 1
+                continue
+            }
+            o += PayloadLayout.padding(at: o - start, size: f.size, alignment: alignment)
+            guard o + f.size <= limit else { break }
+            var bits: UInt64
+            switch f.size {
+            case 1: bits = UInt64(raw.load(fromByteOffset: o, as: UInt8.self))
+            case 2:
+                let v = raw.loadUnaligned(fromByteOffset: o, as: UInt16.self)
+                bits = UInt64(f.network ? v.bigEndian : v)
+            case 4:
+                let v = raw.loadUnaligned(fromByteOffset: o, as: UInt32.self)
+                bits = UInt64(f.network ? v.bigEndian : v)
+            default:
+                let v = raw.loadUnaligned(fromByteOffset: o, as: UInt64.self)
+                bits = f.network ? v.bigEndian : v
+            }
+            o += f.size
+            if f.signed {
+                let shift = UInt64(64 - 8 * f.size)
+                let value = Int64(bitPattern: bits << shift) >> Int64(shift)
+                if value < 0 { out.put(UInt8(ascii: "-")) }
+                Self.putDigits(value.magnitude, radix: 10, to: &out)
+            } else {
+                switch f.radix {
+                case 16, 17:
+                    Self.put("0x", to: &out)
+                    Self.putDigits(bits, radix: 16, upper: f.radix == 17, to: &out)
+                case 8:
+                    out.put(UInt8(ascii: "0"))
+                    Self.putDigits(bits, radix: 8, to: &out)
+                default:
+                    Self.putDigits(bits, radix: 10, to: &out)
                 }
             }
         }
-        out.append(contentsOf: " }\n".utf8)
+        Self.put(" }\n", to: &out)
+    }
+
+    @inline(__always)
+    static func put(_ literal: StaticString, to out: inout TextBuffer) {
+        out.put(literal.utf8Start, literal.utf8CodeUnitCount)
     }
 
     /// `seconds.nanoseconds`, nine digits (`TraceTime.secondsString`).
-    static func appendTime(_ nanoseconds: Int64, to out: inout [UInt8]) {
-        if nanoseconds < 0 { out.append(UInt8(ascii: "-")) }
+    @inline(__always)
+    static func putTime(_ nanoseconds: Int64, to out: inout TextBuffer) {
+        if nanoseconds < 0 { out.put(UInt8(ascii: "-")) }
         let magnitude = nanoseconds.magnitude
-        appendDecimal(magnitude / 1_000_000_000, to: &out)
-        out.append(UInt8(ascii: "."))
+        putDigits(magnitude / 1_000_000_000, radix: 10, to: &out)
+        out.put(UInt8(ascii: "."))
         var fraction = magnitude % 1_000_000_000
-        var digits: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) = (0, 0, 0, 0, 0, 0, 0, 0, 0)
-        withUnsafeMutableBytes(of: &digits) { d in
-            for i in stride(from: 8, through: 0, by: -1) {
-                d[i] = UInt8(ascii: "0") + UInt8(fraction % 10)
-                fraction /= 10
-            }
-            out.append(contentsOf: d)
+        let at = out.base + out.count
+        var i = 9
+        while i > 0 {
+            i &-= 1
+            at[i] = UInt8(ascii: "0") &+ UInt8(truncatingIfNeeded: fraction % 10)
+            fraction /= 10
+        }
+        out.advance(9)
+    }
+
+    /// `value` in `radix` (22 digits at most: 64 bits in octal). Each radix
+    /// is its own loop, so that the divisions are by constants.
+    @inline(__always)
+    static func putDigits(_ value: UInt64, radix: UInt64, upper: Bool = false, to out: inout TextBuffer) {
+        switch radix {
+        case 10: putDigits(value, 10, upper, &out)
+        case 16: putDigits(value, 16, upper, &out)
+        default: putDigits(value, 8, upper, &out)
         }
     }
 
     @inline(__always)
-    static func appendDecimal(_ value: UInt64, to out: inout [UInt8]) {
-        appendDigits(value, radix: 10, uppercase: false, to: &out)
-    }
-
-    static func appendDigits(_ value: UInt64, radix: UInt64, uppercase: Bool, to out: inout [UInt8]) {
-        var buffer: (UInt64, UInt64, UInt64) = (0, 0, 0)   // 24 bytes: 22 octal digits at most
-        withUnsafeMutableBytes(of: &buffer) { b in
+    private static func putDigits(_ value: UInt64, _ radix: UInt64, _ upper: Bool, _ out: inout TextBuffer) {
+        // Backwards into 24 bytes, then out in one copy.
+        var digits: (UInt64, UInt64, UInt64) = (0, 0, 0)
+        withUnsafeMutableBytes(of: &digits) { d in
+            let letters = upper ? UInt8(ascii: "A") : UInt8(ascii: "a")
             var v = value
-            var i = b.count
+            var i = 24
             repeat {
-                let digit = UInt8(v % radix)
-                i -= 1
-                b[i] = digit < 10 ? UInt8(ascii: "0") + digit : (uppercase ? UInt8(ascii: "A") : UInt8(ascii: "a")) + digit - 10
+                i &-= 1
+                let digit = UInt8(truncatingIfNeeded: v % radix)
+                d[i] = digit < 10 ? UInt8(ascii: "0") &+ digit : letters &+ digit &- 10
                 v /= radix
             } while v != 0
-            out.append(contentsOf: UnsafeRawBufferPointer(rebasing: b[i...]))
+            out.put(d.baseAddress! + i, 24 &- i)
         }
     }
 }
+

@@ -31,9 +31,9 @@ public struct MarkerDeclarations: Sendable {
                                         1: core(Metadata.coreMarkerFormat, 1, Metadata.coreMarkerFormatFormat)]]
     }
 
-    /// The payload shapes of a channel's markers with a readable format.
-    public func shapes(of channel: String) -> [UInt16: PayloadLayout.Shape] {
-        (byChannel[channel] ?? [:]).compactMapValues { $0.format.map { PayloadLayout.Shape($0.fields) } }
+    /// The payload layouts of a channel's markers with a readable format.
+    public func shapes(of channel: String) -> PayloadShapes {
+        PayloadShapes((byChannel[channel] ?? [:]).compactMapValues { $0.format?.fields })
     }
 
     /// Takes one event of the metadata channel (`marker` is its name, the

@@ -94,8 +94,6 @@ public struct SubbufferWalk {
         trace = TraceHeaderFields(alignment: h.alignment)
     }
 
-    /// The payload layout of event `id`, or nil when it is not declared.
-    public typealias Layouts = (UInt16) -> PayloadLayout.Shape?
 
     /// One event as it lies in the sub-buffer.
     public struct Event: Sendable, Equatable {
@@ -129,8 +127,8 @@ public struct SubbufferWalk {
         var offset = Int(SubbufferHeader.size)
         public private(set) var clock: UInt64
 
-        public mutating func next(_ layouts: Layouts) -> Step {
-            let b = walk.bytes, base = walk.base
+        public mutating func next(_ shapes: borrowing PayloadShapes) -> Step {
+            let base = walk.base
             let limit = base + walk.dataEnd
             guard base + offset < limit else {
                 if base + offset > limit {
@@ -144,7 +142,7 @@ public struct SubbufferWalk {
             let eventStart = base + offset + headerPadding
             let header: EventHeader.Decoded
             do {
-                header = try EventHeader.read(from: b, base: base, offset: offset, limit: limit, trace: walk.trace)
+                header = try EventHeader.read(from: walk.bytes, base: base, offset: offset, limit: limit, trace: walk.trace)
             } catch {
                 offset = walk.dataEnd
                 return .stopped(Problem(offset: error.offset, "read of \(error.size) bytes runs past the data of the sub-buffer"))
@@ -158,7 +156,15 @@ public struct SubbufferWalk {
                 problem = Problem(offset: eventStart, "event clock \(next) is after the sub-buffer's end clock \(walk.header.cycleCountEnd)")
             }
             clock = next
-            guard let shape = layouts(header.eventID) else {
+            let measured: (start: Int, end: Int)?
+            do {
+                measured = try shapes.measure(header.eventID, in: walk.bytes, base: base, offset: offset, limit: limit,
+                                              alignment: Int(walk.trace.alignment))
+            } catch {
+                offset = walk.dataEnd
+                return .stopped(Problem(offset: error.offset, "read of \(error.size) bytes runs past the data of the sub-buffer"))
+            }
+            guard let payload = measured else {
                 let message = "event id \(header.eventID) is not declared in the metadata"
                 // With an explicit size the event can be stepped over.
                 let problem = Problem(offset: eventStart, message, undeclaredID: header.eventID)
@@ -168,13 +174,6 @@ public struct SubbufferWalk {
                 }
                 offset += s
                 return .skipped(problem)
-            }
-            let payload: (start: Int, end: Int)
-            do {
-                payload = try shape.measure(in: b, base: base, offset: offset, limit: limit, alignment: Int(walk.trace.alignment))
-            } catch {
-                offset = walk.dataEnd
-                return .stopped(Problem(offset: error.offset, "read of \(error.size) bytes runs past the data of the sub-buffer"))
             }
             offset = payload.end
             if let s = header.dataSize, s != payload.end - payload.start {

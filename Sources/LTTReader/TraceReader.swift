@@ -203,7 +203,7 @@ public struct TraceReader {
         let shapes = declarations.shapes(of: file.channel)
         var cursor = walk.events()
         walking: while true {
-            switch cursor.next({ shapes[$0] }) {
+            switch cursor.next(shapes) {
             case .end:
                 break walking
             case .stopped(let p):

@@ -17,7 +17,6 @@ public final class TraceStream {
         public let channel: String
         public let name: String
         public let fields: [MarkerField]
-        public let shape: PayloadLayout.Shape
     }
 
     /// One event, valid during the call it is handed to.
@@ -28,7 +27,7 @@ public final class TraceStream {
         public let clock: UInt64
         /// The sub-buffer's bytes and where the payload starts in them
         /// (after its alignment padding), and where the data ends.
-        public let bytes: ByteReader
+        public let bytes: UnsafeRawBufferPointer
         public let payloadStart: Int
         public let limit: Int
         public let alignment: Int
@@ -62,8 +61,7 @@ public final class TraceStream {
             for (id, marker) in byID.sorted(by: { $0.key < $1.key }) {
                 guard let format = marker.format else { continue }
                 table[Int(id)] = markers.count
-                markers.append(Marker(channel: channel, name: marker.name, fields: format.fields,
-                                      shape: PayloadLayout.Shape(format.fields)))
+                markers.append(Marker(channel: channel, name: marker.name, fields: format.fields))
             }
             index[channel] = table
         }
@@ -72,20 +70,29 @@ public final class TraceStream {
     }
 
     /// One buffer file, walked a sub-buffer at a time.
-    private struct Cursor {
+    private final class Cursor {
         let file: TraceReader.BufferFile
         let handle: FileHandle
         let table: [Int?]
-        let shapes: [PayloadLayout.Shape?]
+        let shapes: PayloadShapes
         var size = 0
         var subbuffer = -1
         var walk: SubbufferWalk?
         var events: SubbufferWalk.Cursor?
-        /// The next event, if any.
-        var head: (event: SubbufferWalk.Event, marker: Int)?
+        /// The next event: valid when `hasHead`.
+        var head = SubbufferWalk.Event(id: 0, clock: 0, start: 0, payloadStart: 0, payloadEnd: 0, problem: nil)
+        var headMarker = 0
+        var hasHead = false
         var lastLost: UInt32 = 0
         var lastCorrupt: UInt32 = 0
         var done = false
+
+        init(file: TraceReader.BufferFile, handle: FileHandle, table: [Int?], shapes: PayloadShapes) {
+            self.file = file
+            self.handle = handle
+            self.table = table
+            self.shapes = shapes
+        }
     }
 
     /// Calls `body` with every data event in time order.
@@ -98,27 +105,28 @@ public final class TraceStream {
                 continue
             }
             let table = index[file.channel] ?? []
-            let shapes = table.map { $0.map { markers[$0].shape } }
-            var cursor = Cursor(file: file, handle: handle, table: table, shapes: shapes)
-            advance(&cursor)
+            var fields: [UInt16: [MarkerField]] = [:]
+            for (id, marker) in table.enumerated() { if let marker { fields[UInt16(id)] = markers[marker].fields } }
+            let shapes = PayloadShapes(fields)
+            let cursor = Cursor(file: file, handle: handle, table: table, shapes: shapes)
+            advance(cursor)
             cursors.append(cursor)
         }
         defer { for c in cursors { try? c.handle.close() } }
         while true {
-            var best = -1
+            var best: Cursor?
             var bestClock = UInt64.max
-            for i in cursors.indices {
-                if let head = cursors[i].head, best < 0 || head.event.clock < bestClock {
-                    best = i
-                    bestClock = head.event.clock
-                }
+            for c in cursors where c.hasHead && (best == nil || c.head.clock < bestClock) {
+                best = c
+                bestClock = c.head.clock
             }
-            guard best >= 0 else { break }
-            let (event, marker) = cursors[best].head!
-            let walk = cursors[best].walk!
-            body(Event(marker: marker, cpu: cursors[best].file.cpu, clock: event.clock, bytes: walk.bytes,
-                       payloadStart: event.payloadStart, limit: walk.dataEnd, alignment: Int(walk.header.alignment)))
-            advance(&cursors[best])
+            guard let c = best else { break }
+            let dataEnd = c.walk.unsafelyUnwrapped.dataEnd, alignment = Int(c.walk.unsafelyUnwrapped.header.alignment)
+            c.walk.unsafelyUnwrapped.bytes.bytes.withUnsafeBytes { raw in
+                body(Event(marker: c.headMarker, cpu: c.file.cpu, clock: c.head.clock, bytes: raw,
+                           payloadStart: c.head.payloadStart, limit: dataEnd, alignment: alignment))
+            }
+            advance(c)
         }
         for c in cursors {
             eventsLost += UInt64(c.lastLost)
@@ -127,17 +135,18 @@ public final class TraceStream {
     }
 
     /// Moves `c` to its next event, reading sub-buffers as needed.
-    private func advance(_ c: inout Cursor) {
-        c.head = nil
+    private func advance(_ c: Cursor) {
+        c.hasHead = false
         while !c.done {
             if c.events != nil {
-                let shapes = c.shapes
-                let step = c.events!.next { id in Int(id) < shapes.count ? shapes[Int(id)] : nil }
+                let step = c.events!.next(c.shapes)
                 switch step {
                 case .event(let e):
                     if let p = e.problem { report(c, p) }
                     guard let marker = Int(e.id) < c.table.count ? c.table[Int(e.id)] : nil else { continue }
-                    c.head = (e, marker)
+                    c.head = e
+                    c.headMarker = marker
+                    c.hasHead = true
                     return
                 case .skipped(let p):
                     report(c, p)
@@ -149,7 +158,7 @@ public final class TraceStream {
                     c.events = nil
                 }
             }
-            nextSubbuffer(&c)
+            nextSubbuffer(c)
         }
     }
 
@@ -161,7 +170,7 @@ public final class TraceStream {
                                      offset: p.offset.map { $0 + c.subbuffer * c.size }, message))
     }
 
-    private func nextSubbuffer(_ c: inout Cursor) {
+    private func nextSubbuffer(_ c: Cursor) {
         if c.size == 0 {
             let header = (try? c.handle.read(upToCount: Int(SubbufferHeader.size))) ?? Data()
             guard header.count == Int(SubbufferHeader.size),

@@ -89,8 +89,7 @@ struct DumpCommand: ParsableCommand {
         }
         let fromNanoseconds = from.map { Int64(($0 * 1e9).rounded(.up)) }
         let toNanoseconds = to.map { Int64(($0 * 1e9).rounded(.up)) }
-        var out: [UInt8] = []
-        out.reserveCapacity(1 << 18 + 4096)
+        var out = TextBuffer(capacity: 1 << 18 + 4096)
         var failure: Errno?
         stream.forEach { event in
             guard failure == nil, wanted[event.marker] else { return }
@@ -100,12 +99,12 @@ struct DumpCommand: ParsableCommand {
             }
             text.append(event, to: &out)
             if out.count >= 1 << 18 {
-                do throws(Errno) { try FileDescriptor.standardOutput.writeFully(out) } catch { failure = error }
-                out.removeAll(keepingCapacity: true)
+                do throws(Errno) { try FileDescriptor.standardOutput.writeFully(out.bytes) } catch { failure = error }
+                out.removeAll()
             }
         }
         if failure == nil {
-            do throws(Errno) { try FileDescriptor.standardOutput.writeFully(out) } catch { failure = error }
+            do throws(Errno) { try FileDescriptor.standardOutput.writeFully(out.bytes) } catch { failure = error }
         }
         if let failure { throw Failure("standard output: \(failure.explained)") }
         let problems = stream.metadata.problems + stream.problems

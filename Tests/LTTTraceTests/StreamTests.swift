@@ -13,9 +13,9 @@ struct StreamTests {
     func streamed(_ directory: String) -> (text: String, stream: TraceStream) {
         let stream = TraceStream(directory: directory)
         let text = EventText(stream)
-        var out: [UInt8] = []
+        var out = TextBuffer(capacity: 64)
         stream.forEach { text.append($0, to: &out) }
-        return (String(decoding: out, as: UTF8.self), stream)
+        return (String(decoding: out.bytes, as: UTF8.self), stream)
     }
 
     @Test("every field kind, both alignments, two CPUs, three channels, clock gaps, empty payloads and strings",
