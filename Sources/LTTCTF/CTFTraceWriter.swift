@@ -41,24 +41,18 @@ public final class CTFTraceWriter: Sendable {
         public var bytesWritten = 0
     }
 
-    struct Stream {
-        let file: FileDescriptor
-        let name: String
-        let streamID: UInt32
-        let cpu: UInt32
-        var state = PacketConversion.StreamState()
-        var output: UnsafeMutableRawBufferPointer?
-        /// Raw sub-buffers waiting for declarations, oldest first.
-        var pending: [[UInt8]] = []
-    }
-
     struct Shared {
         var declarations = MarkerDeclarations()
         var metadata: CTFMetadata?
         var metadataFile: FileDescriptor?
-        var streams: [String: Stream] = [:]
+        var streams: [String: StreamWriter] = [:]
+        /// Raw sub-buffers waiting for declarations, per stream, oldest first.
+        var pending: [String: [[UInt8]]] = [:]
         /// Stream names with pending packets, in the order they began waiting.
         var waiting: [String] = []
+        /// Counts the declarations completed: a conversion that needed one
+        /// tries again if it changed meanwhile.
+        var declarationsVersion = 0
         var pendingBytes = 0
         var summary = Summary()
         var finished = false
@@ -105,26 +99,24 @@ public final class CTFTraceWriter: Sendable {
     deinit {
         shared.withLock { s in
             try? s.metadataFile?.close()
-            for stream in s.streams.values {
-                try? stream.file.close()
-                stream.output?.deallocate()
-            }
+            for stream in s.streams.values { stream.close() }
         }
     }
 
     /// Takes one sub-buffer of the buffer file `channel_cpu`. Throws only
     /// when the output cannot be written; problems in the sub-buffer are
     /// reported in the summary.
+    /// Thread-safe; one thread at a time per buffer file (its packets are
+    /// written in the order they are taken).
     public func take(subbuffer bytes: [UInt8], channel: String, cpu: Int) throws(CTFError) {
-        try shared.withLock { (s: inout Shared) throws(CTFError) in
-            precondition(!s.finished, "CTFTraceWriter.take after finish")
-            if channel == Metadata.channel {
+        if channel == Metadata.channel {
+            try shared.withLock { (s: inout Shared) throws(CTFError) in
+                precondition(!s.finished, "CTFTraceWriter.take after finish")
                 try takeMetadata(bytes, cpu: cpu, &s)
                 try flushWaiting(&s, final: false)
-            } else {
-                try takeData(bytes, channel: channel, cpu: cpu, &s)
-                try flushWaiting(&s, final: false)
             }
+        } else {
+            try takeData(bytes, channel: channel, cpu: cpu)
         }
     }
 
@@ -134,7 +126,7 @@ public final class CTFTraceWriter: Sendable {
     public func finish() throws(CTFError) -> Summary {
         try shared.withLock { (s: inout Shared) throws(CTFError) -> Summary in
             if s.metadata == nil {
-                let waiting = s.streams.values.reduce(0) { $0 + $1.pending.count }
+                let waiting = s.pending.values.reduce(0) { $0 + $1.count }
                 s.summary.problems.append(TraceProblem(file: outputDirectory,
                     "no sub-buffer of metadata_0 came: the trace has no clock, \(waiting) packet(s) not written"))
             } else {
@@ -145,11 +137,7 @@ public final class CTFTraceWriter: Sendable {
             }
             try? s.metadataFile?.close()
             s.metadataFile = nil
-            for (name, stream) in s.streams {
-                try? stream.file.close()
-                stream.output?.deallocate()
-                s.streams[name]?.output = nil
-            }
+            for stream in s.streams.values { stream.close() }
             s.streams = [:]
             s.finished = true
             return s.summary
@@ -211,7 +199,10 @@ public final class CTFTraceWriter: Sendable {
                                                             limit: walk.dataEnd, alignment: Int(walk.header.alignment))
                 else { continue }
                 let (completed, problems) = s.declarations.take(marker: marker.name, fields: payload.fields)
-                if completed != nil { s.shapeTables = [:] }
+                if completed != nil {
+                    s.shapeTables = [:]
+                    s.declarationsVersion += 1
+                }
                 for message in problems { s.summary.problems.append(TraceProblem(file: file, offset: e.start, message)) }
                 if let completed, s.metadata != nil { try declare(completed, &s) }
             }
@@ -234,104 +225,88 @@ public final class CTFTraceWriter: Sendable {
 
     // MARK: Data
 
-    private func takeData(_ bytes: [UInt8], channel: String, cpu: Int, _ s: inout Shared) throws(CTFError) {
+    private func takeData(_ bytes: [UInt8], channel: String, cpu: Int) throws(CTFError) {
         let name = "\(channel)_\(cpu)"
-        if s.streams[name] == nil {
-            guard let id = channels.firstIndex(of: channel) else {
-                s.summary.problems.append(TraceProblem(file: name, "channel \(channel) was not named when the trace was opened"))
-                return
+        // Under the shared lock: the stream, and whether it must wait.
+        var ready = try shared.withLock { (s: inout Shared) throws(CTFError) -> (StreamWriter, PayloadShapes, Int)? in
+            precondition(!s.finished, "CTFTraceWriter.take after finish")
+            if s.streams[name] == nil {
+                guard let id = channels.firstIndex(of: channel) else {
+                    s.summary.problems.append(TraceProblem(file: name, "channel \(channel) was not named when the trace was opened"))
+                    return nil
+                }
+                s.streams[name] = try StreamWriter(name: name, path: outputDirectory + "/" + name,
+                                                   streamID: UInt32(id), cpu: UInt32(cpu))
             }
-            let fd: FileDescriptor
-            do throws(Errno) { fd = try Self.create(outputDirectory + "/" + name) } catch {
-                throw .cannotWrite(outputDirectory + "/" + name, error)
+            if s.metadata == nil || !(s.pending[name]?.isEmpty ?? true) {
+                try wait(bytes, stream: name, &s)
+                return nil
             }
-            s.streams[name] = Stream(file: fd, name: name, streamID: UInt32(id), cpu: UInt32(cpu))
+            return (s.streams[name]!, s.shapeTable(of: channel), s.declarationsVersion)
         }
-        if s.metadata == nil || !s.streams[name]!.pending.isEmpty {
-            wait(bytes, stream: name, &s)
-            return
-        }
-        if try !write(bytes, stream: name, final: false, &s) {
-            wait(bytes, stream: name, &s)
+        // Under the stream's lock only: conversion and write.
+        while let (stream, shapes, version) = ready {
+            let written = try stream.write(bytes, shapes: shapes, uuid: uuid, final: false)
+            ready = try shared.withLock { (s: inout Shared) throws(CTFError) -> (StreamWriter, PayloadShapes, Int)? in
+                guard case .needsDeclarations = written else {
+                    account(written, &s)
+                    return nil
+                }
+                // Declarations came meanwhile: again, with them.
+                if s.declarationsVersion != version { return (stream, s.shapeTable(of: channel), s.declarationsVersion) }
+                try wait(bytes, stream: name, &s)
+                return nil
+            }
         }
     }
 
-    private func wait(_ bytes: [UInt8], stream name: String, _ s: inout Shared) {
-        if s.streams[name]!.pending.isEmpty { s.waiting.append(name) }
-        s.streams[name]!.pending.append(bytes)
+    private func account(_ written: StreamWriter.Written, _ s: inout Shared) {
+        switch written {
+        case .needsDeclarations:
+            break
+        case .unreadable(let problem):
+            s.summary.problems.append(problem)
+            s.summary.unreadableSubbuffers += 1
+        case .packet(let bytes, let events, let problems, let notes):
+            s.summary.problems += problems
+            s.summary.notes += notes
+            s.summary.packets += 1
+            s.summary.events += events
+            s.summary.bytesWritten += bytes
+        }
+    }
+
+    private func wait(_ bytes: [UInt8], stream name: String, _ s: inout Shared) throws(CTFError) {
+        if s.pending[name]?.isEmpty ?? true { s.waiting.append(name) }
+        s.pending[name, default: []].append(bytes)
         s.pendingBytes += bytes.count
+        // Past the limit the oldest are written as they are.
+        if s.pendingBytes > pendingLimit { try flushWaiting(&s, final: false) }
     }
 
     /// Writes waiting packets, oldest stream first, each stream in order
     /// until one still needs declarations; `final` (or the pending limit)
-    /// writes them all.
+    /// writes them all. The stream locks are taken inside the shared one.
     private func flushWaiting(_ s: inout Shared, final: Bool) throws(CTFError) {
         guard s.metadata != nil else { return }
         var index = 0
         while index < s.waiting.count {
             let name = s.waiting[index]
-            while let first = s.streams[name]?.pending.first {
+            let stream = s.streams[name]!
+            while let first = s.pending[name]?.first {
                 let force = final || s.pendingBytes > pendingLimit
-                guard try write(first, stream: name, final: force, &s) else { break }
-                s.streams[name]!.pending.removeFirst()
+                let written = try stream.write(first, shapes: s.shapeTable(of: channel(of: name)), uuid: uuid, final: force)
+                if case .needsDeclarations = written { break }
+                account(written, &s)
+                s.pending[name]!.removeFirst()
                 s.pendingBytes -= first.count
             }
-            if s.streams[name]?.pending.isEmpty ?? true {
+            if s.pending[name]?.isEmpty ?? true {
+                s.pending[name] = nil
                 s.waiting.remove(at: index)
             } else {
                 index += 1
             }
-        }
-    }
-
-    /// Converts and writes one sub-buffer; false when it needs
-    /// declarations that have not come (and `final` is false).
-    private func write(_ bytes: [UInt8], stream name: String, final: Bool, _ s: inout Shared) throws(CTFError) -> Bool {
-        var stream = s.streams[name]!
-        defer { s.streams[name] = stream }
-        stream.state.subbuffers += 1
-        let index = stream.state.subbuffers - 1
-        let walk: SubbufferWalk
-        do { walk = try SubbufferWalk(ByteReader(bytes: bytes), base: 0, size: bytes.count) } catch {
-            s.summary.problems.append(TraceProblem(file: name, subbuffer: index, offset: error.offset,
-                                                   error.message + ": sub-buffer left out"))
-            s.summary.unreadableSubbuffers += 1
-            // The next packet's number says one is missing.
-            stream.state.sequenceNumber += 1
-            return true
-        }
-        let capacity = PacketConversion.capacity(for: bytes.count)
-        if (stream.output?.count ?? 0) < capacity {
-            stream.output?.deallocate()
-            stream.output = .allocate(byteCount: capacity, alignment: 8)
-        }
-        var problems: [TraceProblem] = [], notes: [TraceProblem] = []
-        let outcome = PacketConversion.convert(walk, shapes: s.shapeTable(of: channel(of: name)),
-                                               streamID: stream.streamID, cpu: stream.cpu, uuid: uuid, final: final,
-                                               state: &stream.state, output: stream.output!) { offset, message in
-            problems.append(TraceProblem(file: name, subbuffer: index, offset: offset, message))
-        } note: { offset, message in
-            notes.append(TraceProblem(file: name, subbuffer: index, offset: offset, message))
-        }
-        switch outcome {
-        case .needsDeclarations:
-            stream.state.subbuffers -= 1
-            return false
-        case .unreadable:
-            s.summary.unreadableSubbuffers += 1
-            return true
-        case .packet(let count, let events):
-            do throws(Errno) {
-                try stream.file.writeFully(UnsafeRawBufferPointer(rebasing: stream.output![0..<count]))
-            } catch {
-                throw .cannotWrite(outputDirectory + "/" + name, error)
-            }
-            s.summary.problems += problems
-            s.summary.notes += notes
-            s.summary.packets += 1
-            s.summary.events += events
-            s.summary.bytesWritten += count
-            return true
         }
     }
 
@@ -341,7 +316,7 @@ public final class CTFTraceWriter: Sendable {
 
     // MARK: Files
 
-    private static func create(_ path: String) throws(Errno) -> FileDescriptor {
+    static func create(_ path: String) throws(Errno) -> FileDescriptor {
         try typedErrno {
             try FileDescriptor.open(FilePath(path), .writeOnly, options: [.create, .truncate, .closeOnExec],
                                     permissions: [.ownerReadWrite, .groupRead, .otherRead])

@@ -6,9 +6,9 @@ import SystemPackage
 
 /// `lttfs convert`: an LTT 2.3 trace directory (written by lttd or `lttfs
 /// consume`) to a CTF 1.8 one, through `CTFTraceWriter`: the metadata
-/// channel first (so every marker is declared before its events), then
-/// each buffer file, one sub-buffer at a time (memory stays at a few
-/// sub-buffers whatever the trace's size).
+/// channel first (so every marker is declared before its events), then the
+/// other buffer files, in parallel (one per CPU), each one sub-buffer at a
+/// time (memory stays at a few sub-buffers whatever the trace's size).
 public enum TraceConversion {
     typealias BufferFile = TraceReader.BufferFile
 
@@ -20,9 +20,24 @@ public enum TraceConversion {
         let traceName = URL(fileURLWithPath: traceDirectory).standardizedFileURL.lastPathComponent
         let writer = try CTFTraceWriter(outputDirectory: outputDirectory, traceName: traceName, channels: channels,
                                         hostname: hostname)
-        let ordered = files.filter { $0.channel == Metadata.channel } + files.filter { $0.channel != Metadata.channel }
-        for file in ordered {
+        for file in files where file.channel == Metadata.channel {
             problems += try feed(traceDirectory + "/" + file.name, file, to: writer)
+        }
+        // The streams are independent: their files convert in parallel.
+        let data = files.filter { $0.channel != Metadata.channel }
+        let outcomes = Locked([Result<[TraceProblem], CTFError>?](repeating: nil, count: data.count))
+        DispatchQueue.concurrentPerform(iterations: data.count) { i in
+            let outcome = Result { () throws(CTFError) -> [TraceProblem] in
+                try feed(traceDirectory + "/" + data[i].name, data[i], to: writer)
+            }
+            outcomes.withLock { $0[i] = outcome }
+        }
+        for outcome in outcomes.withLock({ $0 }) {
+            switch outcome {
+            case .success(let found): problems += found
+            case .failure(let error): throw error
+            case nil: break
+            }
         }
         var summary = try writer.finish()
         summary.problems = problems + summary.problems
