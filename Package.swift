@@ -75,7 +75,7 @@ let package = Package(
         .target(name: "LTTConsumer", dependencies: [
             "LTTFormat", "LTTReader", "LTTCTF", "LTTSystem", .product(name: "SystemPackage", package: "swift-system"),
         ]),
-        .testTarget(name: "LTTConsumerTests", dependencies: ["LTTConsumer", "LTTFS", "LTTTrace", "LTTReader", "LTTFormat",
+        .testTarget(name: "LTTConsumerTests", dependencies: ["LTTConsumer", "LTTCTF", "LTTFS", "LTTTrace", "LTTReader", "LTTFormat",
                                                           "LTTSystem", "LTTTestSupport", "LTTMountTestSupport"]),
         .executableTarget(name: "lttfs", dependencies: [
             "LTTConsumer", "LTTCTF",

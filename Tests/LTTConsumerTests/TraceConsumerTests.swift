@@ -3,6 +3,7 @@ import Glibc
 #endif
 import Foundation
 import LTTConsumer
+import LTTCTF
 import LTTFormat
 import LTTReader
 import LTTSystem
@@ -181,6 +182,36 @@ struct TraceConsumerTests {
             let seqs = appEvents(result).map(\.seq)
             #expect(Set(seqs).count == 200 && seqs.count == 200 && Set(seqs) == Set(0..<200))
             try m.tracer.destroyTrace("live")
+        }
+    }
+
+    @Test("CTF output: stop() while live leaves a CTF trace of everything consumed so far, every event once")
+    func stopWhileLiveCTF() throws {
+        try withMount(cpuCount: 2) { m in
+            let marker = try makeTrace(m, "livectf")
+            let out = TemporaryPath()
+            defer { out.remove() }
+            let consumer = try TraceConsumer(traceDirectory: m.ltt + "/livectf", outputDirectory: out.path,
+                                             format: .ctf(hostname: "h"), pollTimeout: -1)
+            let run = BackgroundRun(consumer, threads: 3)
+            defer { run.end() }
+            let recorded = try recordOnEveryCPU(m, marker)
+            try m.tracer.flush("livectf")
+            var delivered = 0
+            #expect(waitUntil {
+                delivered = statsTotal(m, "livectf", "delivered") ?? -1
+                return delivered > 0 && statsTotal(m, "livectf", "consumed") == delivered
+                    && consumer.progress.subbuffers == delivered
+            }, "delivered \(delivered), consumed \(consumer.progress.subbuffers)")
+            consumer.stop()
+            #expect(run.wait(seconds: 10) == .stopped)
+            let summary = try #require(consumer.ctfSummary)
+            #expect(summary.problems.isEmpty, "\(summary.problems)")
+            #expect(summary.events == recorded.count)
+            let result = CTFTraceReader().read(directory: out.path)
+            #expect(result.problems.isEmpty, "\(result.problems)")
+            #expect(appEvents(result).sorted() == recorded.sorted())
+            try m.tracer.destroyTrace("livectf")
         }
     }
 
