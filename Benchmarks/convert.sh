@@ -19,9 +19,11 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 events=${1:-2000000}
-swift build -c release --product ConvertBench >/dev/null
+# A failed build says why (swift build prints its errors on stdout).
+build() { local out; out=$("$@" 2>&1) || { echo "$out" | tail -30 >&2; exit 1; }; }
+build swift build -c release --product ConvertBench
 # lttfs dump, timed next to babeltrace2: the release binary of the package.
-(cd .. && swift build -c release --product lttfs >/dev/null)
+(cd .. && build swift build -c release --product lttfs)
 export LTTFS_BINARY=$(cd .. && swift build -c release --show-bin-path)/lttfs
 work=$(mktemp -d /tmp/lttfs-bench-convert.XXXXXX)
 bench=
