@@ -325,15 +325,7 @@ public final class CTFTraceWriter: Sendable {
 
     /// mkdir -p, then the directory must be empty.
     static func makeEmptyDirectory(_ path: String) throws(Errno) {
-        var prefix = path.hasPrefix("/") ? "" : "."
-        for component in path.split(separator: "/") {
-            prefix += "/" + component
-            do throws(Errno) {
-                _ = try systemCall { mkdir(prefix, 0o755) }
-            } catch .fileExists {
-                continue
-            }
-        }
+        try makeDirectories(path)
         let entries = (try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []
         if !entries.isEmpty { throw .fileExists }
     }

@@ -37,10 +37,7 @@ final class StreamWriter: Sendable {
         self.cpu = cpu
         let file: FileDescriptor
         do throws(Errno) {
-            file = try typedErrno {
-                try FileDescriptor.open(FilePath(path), .writeOnly, options: [.create, .truncate, .closeOnExec],
-                                        permissions: [.ownerReadWrite, .groupRead, .otherRead])
-            }
+            file = try CTFTraceWriter.create(path)
         } catch {
             throw .cannotWrite(path, error)
         }

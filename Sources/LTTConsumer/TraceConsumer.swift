@@ -127,7 +127,7 @@ public final class TraceConsumer: Sendable {
                 throw .ctf(error)
             }
         } else {
-            do throws(Errno) { try Self.makeDirectory(outputDirectory) } catch {
+            do throws(Errno) { try makeDirectories(outputDirectory) } catch {
                 throw .cannotCreateDirectory(outputDirectory, error)
             }
         }
@@ -147,7 +147,7 @@ public final class TraceConsumer: Sendable {
             let outputPath = outputDirectory + "/" + name
             let parent = (outputPath as NSString).deletingLastPathComponent
             // A failure here is the output file's open to report.
-            try? Self.makeDirectory(parent)
+            try? makeDirectories(parent)
             readers.append(try BufferReader(path: traceDirectory + "/" + name, outputPath: outputPath, append: append))
         }
         guard !readers.isEmpty else { throw .noBufferFiles(traceDirectory) }
@@ -333,22 +333,5 @@ public final class TraceConsumer: Sendable {
             }
         }
         return found.sorted()
-    }
-
-    /// mkdir -p.
-    private static func makeDirectory(_ path: String) throws(Errno) {
-        var prefix = path.hasPrefix("/") ? "" : "."
-        for component in path.split(separator: "/") {
-            prefix += "/" + component
-            do throws(Errno) {
-                _ = try systemCall { mkdir(prefix, 0o755) }
-            } catch .fileExists {
-                continue
-            }
-        }
-        var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue else {
-            throw .notDirectory
-        }
     }
 }

@@ -15,20 +15,16 @@ enum Babeltrace {
         var status: Int32
         var lines: [String]
         var errors: String
-        /// The counts of babeltrace2's "Tracer discarded N events" warnings.
-        var discardedEvents: Int {
+        /// The sums of babeltrace2's "Tracer discarded N events|packets"
+        /// warnings.
+        var discardedEvents: Int { discarded(" event") }
+        var discardedPackets: Int { discarded(" packet") }
+
+        func discarded(_ what: String) -> Int {
             errors.split(separator: "\n").reduce(0) { sum, line in
                 guard let r = line.range(of: "discarded ") else { return sum }
                 let rest = line[r.upperBound...]
-                guard rest.contains(" event") else { return sum }
-                return sum + (Int(rest.prefix { $0.isNumber }) ?? 0)
-            }
-        }
-        var discardedPackets: Int {
-            errors.split(separator: "\n").reduce(0) { sum, line in
-                guard let r = line.range(of: "discarded ") else { return sum }
-                let rest = line[r.upperBound...]
-                guard rest.contains(" packet") else { return sum }
+                guard rest.contains(what) else { return sum }
                 return sum + (Int(rest.prefix { $0.isNumber }) ?? 0)
             }
         }
