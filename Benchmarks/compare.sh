@@ -124,6 +124,7 @@ for r in $(seq 1 "$rounds"); do
     add lttfs_disabled "$(.build/release/ProducerBench disabled 1 50000000 "$lttfs" | sed -e 's/ns_per_event=//')"
     add lttfs_guarded "$(.build/release/ProducerBench disabled-guarded 1 50000000 "$lttfs" | sed -e 's/ns_per_event=//')"
     add lttfs_static "$(.build/release/ProducerBench disabled-static 1 50000000 "$lttfs" | sed -e 's/ns_per_event=//')"
+    add lttfs_closure "$(.build/release/ProducerBench disabled-closure 1 50000000 "$lttfs" | sed -e 's/ns_per_event=//')"
     echo "   round $r of $rounds done"
 done
 
@@ -156,6 +157,7 @@ for t in 1 2; do
 done
 row "disabled marker / tracepoint, ns (String text)" lttfs_disabled ust_disabled
 row "disabled, StaticString text / tracepoint" lttfs_static ust_disabled
+row "disabled, record { (n, text) } / tracepoint" lttfs_closure ust_disabled
 row "disabled, if marker.isRecording / tracepoint" lttfs_guarded ust_disabled
 echo
 echo "== drain MB/s, 1 MiB sub-buffers"

@@ -68,6 +68,40 @@ struct TypedMarkerTests {
         ])
     }
 
+    @Test("record { ... } forms its arguments only when the marker records, and records what record(...) does")
+    func closureForm() throws {
+        let tracer = Tracer(cpuCount: 1)
+        let m = try tracer.marker("app", "req", "n %d path %s", as: (Int32, String).self)
+        let single = try tracer.marker("app", "one", "v %lu", as: UInt64.self)
+        var formed = 0
+        func form(_ n: Int32) -> (Int32, String) {
+            formed += 1
+            return (n, "a path longer than fifteen bytes \(n)")
+        }
+        m.record { form(0) }                    // no trace: not formed
+        #expect(formed == 0)
+        try tracer.setupTrace("t")
+        try tracer.allocTrace("t")
+        m.record { form(1) }                    // allocated, not started: not formed
+        #expect(formed == 0)
+        try tracer.startTrace("t")
+        m.record { form(2) }
+        m.record(3, "a path longer than fifteen bytes 3")
+        single.record { 42 }
+        #expect(formed == 1)
+        try tracer.setMarkerEnabled(channel: "app", name: "req", false)
+        m.record { form(4) }                    // disabled marker: not formed
+        #expect(formed == 1)
+        try tracer.stopTrace("t")
+        let result = drainAndRead(try tracer.destroyTrace("t"))
+        #expect(result.problems.isEmpty)
+        #expect(result.events.filter { $0.channel == "app" }.map { $0.fields.map(\.value) } == [
+            [.signed(2), .string("a path longer than fifteen bytes 2")],
+            [.signed(3), .string("a path longer than fifteen bytes 3")],
+            [.unsigned(42)],
+        ])
+    }
+
     @Test("the fast path and the pack walk write the same payloads, packed and aligned", arguments: [UInt8(0), 8])
     func bothPathsAgree(alignment: UInt8) throws {
         let clock = TestClock()

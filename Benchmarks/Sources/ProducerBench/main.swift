@@ -9,7 +9,8 @@
 // MODE "traced" prints ns per event and events lost; MODE "disabled"
 // records with no trace at all (the disabled-marker cost), and
 // "disabled-guarded" does so behind `if marker.isRecording`, and
-// "disabled-static" with the text as a StaticString (a literal: no
+// "disabled-closure" with `record { (n, text) }` (arguments formed only
+// when recording), and "disabled-static" with the text as a StaticString (a literal: no
 // reference counting, like the C tracepoint's char array).
 #if canImport(Glibc)
 import Glibc
@@ -33,13 +34,14 @@ final class Results: @unchecked Sendable {
 func runBenchmark() throws {
     let arguments = CommandLine.arguments
     guard arguments.count >= 5 else {
-        print("usage: ProducerBench traced|disabled|disabled-guarded|disabled-static|clock THREADS EVENTS LTTFS_BINARY [auto|monotonic] [wait|discard|overwrite]")
+        print("usage: ProducerBench traced|disabled|disabled-guarded|disabled-closure|disabled-static|clock THREADS EVENTS LTTFS_BINARY [auto|monotonic] [wait|discard|overwrite]")
         exit(2)
     }
     let mode = arguments[1]
     // "disabled-guarded": `if marker.isRecording { record }`, the idiom for
     // hot loops; "disabled": a bare record call.
     let guarded = mode == "disabled-guarded"
+    let closure = mode == "disabled-closure"
     let threads = Int(arguments[2])!
     let events = Int(arguments[3])!
     let lttfs = arguments[4]
@@ -73,6 +75,8 @@ func runBenchmark() throws {
                     for i in 0..<count where localMarker.isRecording {
                         localMarker.record(Int32(truncatingIfNeeded: i), localText)
                     }
+                } else if closure {
+                    for i in 0..<count { localMarker.record { (Int32(truncatingIfNeeded: i), localText) } }
                 } else {
                     for i in 0..<count { localMarker.record(Int32(truncatingIfNeeded: i), localText) }
                 }
