@@ -18,123 +18,18 @@ public struct CTFTraceReader {
         return start.elementsEqual("/* CTF 1.".utf8)
     }
 
+    /// Reads and checks the whole trace, every event decoded (`lttfs dump
+    /// --check`, `--json`): the events of `stream(directory:)`, in values.
     public func read(directory: String) -> TraceReader.Result {
-        var result = TraceReader.Result()
-        guard let text = try? String(contentsOfFile: directory + "/metadata", encoding: .utf8) else {
-            result.problems.append(TraceProblem(file: "metadata", "cannot read the metadata file"))
-            return result
-        }
-        let metadata: ParsedMetadata
-        do { metadata = try ParsedMetadata(text) } catch {
-            result.problems.append(TraceProblem(file: "metadata", "\(error)"))
-            return result
-        }
-        result.time = metadata.time
-        for event in metadata.events {
-            let channel = metadata.channels[Int(event.stream)]
-            let name = event.name.hasPrefix(channel + ".") ? String(event.name.dropFirst(channel.count + 1)) : event.name
-            result.declarations[channel, default: [:]][event.id] = (name, event.format.text)
-        }
-        let names = ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? [])
-            .filter { !$0.hasPrefix(".") && $0 != "metadata" && !$0.hasPrefix("index") }.sorted()
+        let stream = Self.stream(directory: directory)
+        var result = stream.metadata
         var events: [DecodedEvent] = []
-        for name in names {
-            var isDirectory: ObjCBool = false
-            guard FileManager.default.fileExists(atPath: directory + "/" + name, isDirectory: &isDirectory),
-                  !isDirectory.boolValue else { continue }
-            guard let data = FileManager.default.contents(atPath: directory + "/" + name) else {
-                result.problems.append(TraceProblem(file: name, "cannot read the file"))
-                continue
-            }
-            result.files.append(name)
-            readStream(name, ByteReader(bytes: [UInt8](data)), metadata, into: &events, &result)
-        }
-        result.events = TraceReader.timeOrdered(events)
+        stream.forEach { events.append(stream.decoded($0)) }
+        result.events = events
+        result.problems += stream.problems
+        result.subbuffers = stream.subbuffers
+        result.eventsLost = stream.eventsLost
         return result
-    }
-
-    func readStream(_ file: String, _ bytes: ByteReader, _ metadata: ParsedMetadata,
-                    into events: inout [DecodedEvent], _ result: inout TraceReader.Result) {
-        var start = 0, packet = 0
-        var lastDiscarded: UInt32?
-        var lastSequence: UInt64?
-        while start < bytes.bytes.count {
-            defer { packet += 1 }
-            func problem(_ offset: Int?, _ message: String) {
-                result.problems.append(TraceProblem(file: file, subbuffer: packet, offset: offset, message))
-            }
-            let rest = bytes.bytes.count - start
-            let parsed = bytes.bytes.withUnsafeBytes { raw -> (CTFPacket.Context, Int)? in
-                let view = UnsafeRawBufferPointer(rebasing: raw[start...])
-                guard let context = CTFPacket.Context(bytes: view) else { return nil }
-                return (context, CTFPacket.Context.packetBytes(in: view))
-            }
-            guard let (context, packetBytes) = parsed else {
-                problem(start, rest < CTFPacket.headerSize ? "\(rest) bytes left: shorter than a packet header"
-                                                              : "no CTF magic: not a packet")
-                return
-            }
-            guard packetBytes >= CTFPacket.headerSize, packetBytes <= rest, context.contentBytes >= CTFPacket.headerSize,
-                  context.contentBytes <= packetBytes else {
-                problem(start + CTFPacket.Field.contentSize,
-                        "content of \(context.contentBytes) bytes in a packet of \(packetBytes), \(rest) bytes left in the file")
-                return
-            }
-            guard context.uuid == metadata.uuid else {
-                problem(start + CTFPacket.Field.uuid, "the packet's trace UUID is not the metadata's")
-                return
-            }
-            guard Int(context.streamID) < metadata.channels.count else {
-                problem(start + CTFPacket.Field.streamID, "stream id \(context.streamID) is not declared")
-                return
-            }
-            result.subbuffers += 1
-            if let lastSequence, context.sequenceNumber > lastSequence + 1 {
-                problem(start + CTFPacket.Field.sequenceNumber,
-                        "\(context.sequenceNumber - lastSequence - 1) packet(s) missing before this one")
-            }
-            lastSequence = context.sequenceNumber
-            if let lastDiscarded, context.eventsDiscarded < lastDiscarded {
-                problem(start + CTFPacket.Field.eventsDiscarded, "events_discarded went down from \(lastDiscarded) to \(context.eventsDiscarded)")
-            }
-            lastDiscarded = max(lastDiscarded ?? 0, context.eventsDiscarded)
-            let channel = metadata.channels[Int(context.streamID)]
-            let classes = metadata.byStream[context.streamID] ?? [:]
-            let limit = start + context.contentBytes
-            var o = start + CTFPacket.headerSize
-            var clock = context.timestampBegin
-            while o < limit {
-                let eventStart = o
-                guard let header = bytes.bytes.withUnsafeBytes({
-                    CTFPacket.readEventHeader($0, at: o, limit: limit, previous: clock)
-                }) else {
-                    problem(eventStart, "event header runs past the packet's content")
-                    break
-                }
-                clock = header.clock
-                guard let eventClass = classes[header.id] else {
-                    problem(eventStart, "event id \(header.id) of stream \(context.streamID) is not declared")
-                    break
-                }
-                let payload: PayloadLayout.Decoded
-                do {
-                    payload = try PayloadLayout.read(eventClass.format.fields, from: bytes, base: start,
-                                                     offset: header.end - start, limit: limit, alignment: metadata.alignment)
-                } catch {
-                    problem(error.offset, "read of \(error.size) bytes runs past the packet's content")
-                    break
-                }
-                o = start + payload.end
-                if clock > context.timestampEnd {
-                    problem(eventStart, "event clock \(clock) is after the packet's end \(context.timestampEnd)")
-                }
-                events.append(DecodedEvent(channel: channel, marker: eventClass.marker, cpu: Int(context.cpuID),
-                                           cycles: clock, timeNanoseconds: metadata.time.nanoseconds(clock),
-                                           fields: payload.fields, file: file, offset: eventStart))
-            }
-            start += packetBytes
-        }
-        result.eventsLost += UInt64(lastDiscarded ?? 0)
     }
 }
 

@@ -43,8 +43,8 @@ struct DumpCommand: ParsableCommand {
 
     func run() throws {
         let ctf = CTFTraceReader.isCTF(directory)
-        if !ctf && !check && !json && !metadata && channel != "metadata" {
-            return try stream()
+        if !check && !json && !metadata && channel != "metadata" {
+            return try stream(ctf: ctf)
         }
         let result = ctf ? CTFTraceReader().read(directory: directory)
                                                      : TraceReader().read(directory: directory)
@@ -78,11 +78,11 @@ struct DumpCommand: ParsableCommand {
         if !result.problems.isEmpty { throw ExitCode(1) }
     }
 
-    /// Text of an LTT trace, streamed: the files merged by clock as they
-    /// are read, each line written from the event's bytes into a buffer
-    /// that goes out 256 KiB at a time.
-    func stream() throws {
-        let stream = TraceStream(directory: directory)
+    /// The text, streamed: the files merged by clock as they are read, each
+    /// line written from the event's bytes into a buffer that goes out 256
+    /// KiB at a time.
+    func stream(ctf: Bool) throws {
+        let stream = ctf ? CTFTraceReader.stream(directory: directory) : TraceStream(directory: directory)
         let text = EventText(stream)
         let wanted = stream.markers.map { m in
             (channel == nil || m.channel == channel) && (marker == nil || m.name == marker)

@@ -74,6 +74,40 @@ struct WriterTests {
         #expect(values(dir.path + "/ctf") == [2, 3])
     }
 
+    @Test("a damaged CTF stream: lttfs's reader reports where, reads what comes before, never traps")
+    func damagedCTF() throws {
+        let dir = TemporaryDirectory()
+        defer { dir.remove() }
+        let ctf = dir.path + "/ctf"
+        let writer = try CTFTraceWriter(outputDirectory: ctf, traceName: "t", channels: ["app"], hostname: "h")
+        try writer.take(subbuffer: try Self.metadata([("app", "tick", 5, "n %d name %s")]), channel: Metadata.channel, cpu: 0)
+        for (i, begin) in [2_000, 3_000, 4_000].enumerated() {
+            try writer.take(subbuffer: try Self.data(UInt64(begin), [i * 10, i * 10 + 1]), channel: "app", cpu: 0)
+        }
+        _ = try writer.finish()
+        #expect(values(ctf) == [0, 1, 10, 11, 20, 21])
+        let path = ctf + "/app_0"
+        let original = try [UInt8](Data(contentsOf: URL(fileURLWithPath: path)))
+        let second = CTFPacket.Context.packetBytes(in: UnsafeRawBufferPointer(start: original, count: original.count))
+        // The second packet's magic, then a file cut in the third packet,
+        // then an event id no class declares, then a packet size past the end.
+        var badMagic = original
+        badMagic[second] ^= 0xFF
+        var badID = original
+        badID[CTFPacket.headerSize] = 7              // first event's 5-bit id
+        var hugeSize = original
+        withUnsafeBytes(of: UInt64(1) << 60) { hugeSize.replaceSubrange(second + CTFPacket.Field.packetSize..<second + CTFPacket.Field.packetSize + 8, with: $0) }
+        for (bytes, want, message) in [(badMagic, [Int64(0), 1], "no CTF magic"),
+                                       (Array(original.dropLast(5)), [0, 1, 10, 11], "bytes left in the file"),
+                                       (badID, [], "event id 7 of stream 0 is not declared"),
+                                       (hugeSize, [0, 1], "bytes left in the file")] {
+            try Data(bytes).write(to: URL(fileURLWithPath: path))
+            let result = CTFTraceReader().read(directory: ctf)
+            #expect(result.problems.contains { $0.file == "app_0" && $0.message.contains(message) }, "\(result.problems)")
+            #expect(values(ctf).prefix(want.count) == want[...], "\(values(ctf))")
+        }
+    }
+
     @Test("no metadata at all: nothing can be written, and the summary says so")
     func noMetadata() throws {
         let dir = TemporaryDirectory()
