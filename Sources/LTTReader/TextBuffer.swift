@@ -38,10 +38,22 @@ public struct TextBuffer: ~Copyable {
         count &+= 1
     }
 
-    /// Puts `n` bytes from `p`; room must have been reserved.
+    /// Puts `n` bytes from `p`; room must have been reserved. Short runs
+    /// (names, punctuation) are copied in line: a call to memmove costs
+    /// more than they do.
     @inline(__always)
     public mutating func put(_ p: UnsafeRawPointer, _ n: Int) {
-        (base + count).update(from: p.assumingMemoryBound(to: UInt8.self), count: n)
+        let to = base + count
+        if n <= 32 {
+            let from = p.assumingMemoryBound(to: UInt8.self)
+            var i = 0
+            while i < n {
+                to[i] = from[i]
+                i &+= 1
+            }
+        } else {
+            to.update(from: p.assumingMemoryBound(to: UInt8.self), count: n)
+        }
         count &+= n
     }
 
