@@ -118,14 +118,26 @@ public enum CTFPacket {
     /// the previous clock value of the packet is `previous`; returns its
     /// size. Compact when babeltrace2 can rebuild the clock from 27 low bits
     /// (it assumes at most one wrap since the previous value).
+    ///
+    /// CTF packs bit fields from the least significant bit in little-endian
+    /// traces and from the most significant in big-endian ones: the 5-bit id
+    /// comes first either way.
     @inline(__always)
     public static func writeEventHeader(to p: UnsafeMutableRawPointer, id: UInt16, clock: UInt64, previous: UInt64) -> Int {
         if id < extendedID && clock >= previous && clock - previous < 1 << compactClockBits {
+            #if _endian(little)
             let word = UInt32(id) | UInt32(truncatingIfNeeded: clock << 5)
+            #else
+            let word = UInt32(id) << 27 | (UInt32(truncatingIfNeeded: clock) & ((1 << 27) - 1))
+            #endif
             p.storeBytes(of: word, as: UInt32.self)
             return compactHeaderSize
         }
+        #if _endian(little)
         p.storeBytes(of: UInt8(extendedID), as: UInt8.self)
+        #else
+        p.storeBytes(of: UInt8(extendedID) << 3, as: UInt8.self)
+        #endif
         p.storeBytes(of: UInt32(id), toByteOffset: 1, as: UInt32.self)
         p.storeBytes(of: clock, toByteOffset: 5, as: UInt64.self)
         return extendedHeaderSize
@@ -137,10 +149,18 @@ public enum CTFPacket {
     public static func readEventHeader(_ bytes: UnsafeRawBufferPointer, at offset: Int, limit: Int,
                                        previous: UInt64) -> (id: UInt16, clock: UInt64, end: Int)? {
         guard offset >= 0, offset + compactHeaderSize <= limit else { return nil }
+        #if _endian(little)
         let first = bytes.loadUnaligned(fromByteOffset: offset, as: UInt8.self) & 0x1F
+        #else
+        let first = bytes.loadUnaligned(fromByteOffset: offset, as: UInt8.self) >> 3
+        #endif
         if UInt16(first) < extendedID {
             let word = bytes.loadUnaligned(fromByteOffset: offset, as: UInt32.self)
+            #if _endian(little)
             let low = UInt64(word >> 5)
+            #else
+            let low = UInt64(word & ((1 << 27) - 1))
+            #endif
             let mask: UInt64 = (1 << compactClockBits) - 1
             var clock = (previous & ~mask) | low
             if low < previous & mask { clock &+= 1 << compactClockBits }

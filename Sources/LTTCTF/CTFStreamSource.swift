@@ -143,7 +143,7 @@ final class CTFStreamSource: TraceEventSource {
             return
         }
         subbuffers += 1
-        if let lastSequence, context.sequenceNumber > lastSequence + 1 {
+        if let lastSequence, context.sequenceNumber > lastSequence, context.sequenceNumber - lastSequence > 1 {
             problem(CTFPacket.Field.sequenceNumber, "\(context.sequenceNumber - lastSequence - 1) packet(s) missing before this one")
         }
         lastSequence = context.sequenceNumber

@@ -33,6 +33,8 @@ public final class CTFTraceWriter: Sendable {
         /// Sub-buffers whose header was unusable (babeltrace2 reports them
         /// as discarded packets).
         public var unreadableSubbuffers = 0
+        /// Sub-buffers dropped because the trace's clock never came.
+        public var droppedSubbuffers = 0
         /// What was left out or could not be read.
         public var problems: [TraceProblem] = []
         /// What the trace itself reports and CTF cannot say: corrupted
@@ -58,6 +60,18 @@ public final class CTFTraceWriter: Sendable {
         var finished = false
         /// Channel -> `declarations.shapeTable`, until a declaration comes.
         var shapeTables: [String: PayloadShapes] = [:]
+        /// metadata_0's first sub-buffer header: the clock, and the fields
+        /// every sub-buffer repeats. Nil until it comes (or when it was
+        /// unreadable: `noClock`).
+        var first: SubbufferHeader?
+        var noClock = false
+        /// Sub-buffers of each metadata file taken so far, and the events it
+        /// lost as of the last.
+        var metadataSubbuffers: [Int: Int] = [:]
+        var metadataLost: [Int: UInt32] = [:]
+
+        /// The ids the metadata declared in `channel`, readable or not.
+        func declaredIDs(of channel: String) -> Set<UInt16> { Set((declarations.byChannel[channel] ?? [:]).keys) }
 
         mutating func shapeTable(of channel: String) -> PayloadShapes {
             if let table = shapeTables[channel] { return table }
@@ -73,6 +87,7 @@ public final class CTFTraceWriter: Sendable {
     private let hostname: String
     private let uuid: [UInt8]
     private let pendingLimit: Int
+    private let scratch = ScratchBuffers()
 
     /// Creates `outputDirectory` (it must not exist, or be empty) for a
     /// trace of the given data channels (the stream ids follow their
@@ -97,10 +112,7 @@ public final class CTFTraceWriter: Sendable {
     }
 
     deinit {
-        shared.withLock { s in
-            try? s.metadataFile?.close()
-            for stream in s.streams.values { stream.close() }
-        }
+        shared.withLock { s in try? s.metadataFile?.close() }
     }
 
     /// Takes one sub-buffer of the buffer file `channel_cpu`. Throws only
@@ -125,10 +137,13 @@ public final class CTFTraceWriter: Sendable {
     /// after the last `take`.
     public func finish() throws(CTFError) -> Summary {
         try shared.withLock { (s: inout Shared) throws(CTFError) -> Summary in
-            if s.metadata == nil {
+            if s.first == nil {
                 let waiting = s.pending.values.reduce(0) { $0 + $1.count }
-                s.summary.problems.append(TraceProblem(file: outputDirectory,
-                    "no sub-buffer of metadata_0 came: the trace has no clock, \(waiting) packet(s) not written"))
+                if !s.noClock {
+                    s.summary.problems.append(TraceProblem(file: outputDirectory,
+                        "no sub-buffer of metadata_0 came: the trace has no clock, \(waiting) packet(s) not written"))
+                }
+                s.summary.droppedSubbuffers += waiting
             } else {
                 try flushWaiting(&s, final: true)
             }
@@ -137,12 +152,22 @@ public final class CTFTraceWriter: Sendable {
             }
             try? s.metadataFile?.close()
             s.metadataFile = nil
-            for stream in s.streams.values { stream.close() }
+            for stream in s.streams.values { s.summary.bytesWritten += try stream.finish(uuid: uuid) }
             s.streams = [:]
             s.finished = true
+            // Conversion threads report in any order: by place.
+            s.summary.problems.sort(by: Self.byPlace)
+            s.summary.notes.sort(by: Self.byPlace)
             return s.summary
         }
     }
+
+    static func byPlace(_ a: TraceProblem, _ b: TraceProblem) -> Bool {
+        (a.file, a.subbuffer ?? -1, a.offset ?? -1) < (b.file, b.subbuffer ?? -1, b.offset ?? -1)
+    }
+
+    /// Whether metadata_0's first sub-buffer came and gave the clock.
+    public var hasClock: Bool { shared.withLock { $0.first != nil } }
 
     /// The counters so far.
     public var summary: Summary { shared.withLock { $0.summary } }
@@ -151,36 +176,34 @@ public final class CTFTraceWriter: Sendable {
 
     private func takeMetadata(_ bytes: [UInt8], cpu: Int, _ s: inout Shared) throws(CTFError) {
         let file = "\(Metadata.channel)_\(cpu)"
+        let index = s.metadataSubbuffers[cpu, default: 0]
+        s.metadataSubbuffers[cpu] = index + 1
+        let base = index * bytes.count
+        func problem(_ offset: Int?, _ message: String) {
+            s.summary.problems.append(TraceProblem(file: file, subbuffer: index, offset: offset.map { base + $0 }, message))
+        }
         let reader = ByteReader(bytes: bytes)
+        // metadata_0's first sub-buffer gives the clock, as for every reader.
+        if cpu == 0 && index == 0 {
+            let first: SubbufferHeader
+            do { first = try SubbufferWalk(reader, base: 0, size: bytes.count).header } catch {
+                problem(error.offset, error.message + ": the trace has no clock, nothing can be written")
+                s.noClock = true
+                return
+            }
+            try start(first, &s)
+        }
         let walk: SubbufferWalk
-        do { walk = try SubbufferWalk(reader, base: 0, size: bytes.count) } catch {
-            s.summary.problems.append(TraceProblem(file: file, offset: error.offset, error.message))
+        do { walk = try SubbufferWalk(reader, base: 0, size: bytes.count, trace: s.first) } catch {
+            problem(error.offset, error.message)
             return
         }
-        if s.metadata == nil && cpu == 0 {
-            let h = walk.header
-            let time = TraceTime(startTimeSec: h.startTimeSec, startTimeUsec: h.startTimeUsec, startTSC: h.cycleCountBegin,
-                                 startFreq: h.startFreq, freqScale: h.freqScale)
-            if !time.exactFrequency {
-                s.summary.problems.append(TraceProblem(file: file,
-                    "frequency \(h.startFreq)/\(h.freqScale) is not whole: CTF's clock runs at \(time.frequency) Hz"))
-            }
-            let metadata = CTFMetadata(trace: .init(uuid: uuid, time: time, alignment: Int(h.alignment), hostname: hostname,
-                                                    traceName: traceName, channels: channels))
-            let fd: FileDescriptor
-            do throws(Errno) {
-                fd = try Self.create(outputDirectory + "/metadata")
-                try fd.writeFully(Array(metadata.preamble.utf8))
-            } catch {
-                throw .cannotWrite(outputDirectory + "/metadata", error)
-            }
-            s.metadata = metadata
-            s.metadataFile = fd
-            s.summary.bytesWritten += metadata.preamble.utf8.count
-            // Markers learned before the clock was known.
-            for byID in s.declarations.byChannel.values {
-                for marker in byID.values.sorted(by: { $0.id < $1.id }) { try declare(marker, &s) }
-            }
+        // Metadata events the tracer lost are declarations: their markers'
+        // events cannot be described.
+        if walk.header.eventsLost > s.metadataLost[cpu, default: 0] {
+            problem(SubbufferHeader.Field.eventsLost,
+                    "\(walk.header.eventsLost - s.metadataLost[cpu, default: 0]) metadata event(s) lost: declarations may be missing")
+            s.metadataLost[cpu] = walk.header.eventsLost
         }
         let shapes = s.shapeTable(of: Metadata.channel)
         let core = s.declarations.byChannel[Metadata.channel] ?? [:]
@@ -189,11 +212,12 @@ public final class CTFTraceWriter: Sendable {
             switch cursor.next(shapes) {
             case .end: break walking
             case .stopped(let p):
-                s.summary.problems.append(TraceProblem(file: file, offset: p.offset, p.message))
+                problem(p.offset, p.message)
                 break walking
             case .skipped(let p):
-                s.summary.problems.append(TraceProblem(file: file, offset: p.offset, p.message))
+                problem(p.offset, p.message)
             case .event(let e):
+                if let p = e.problem { problem(p.offset, p.message) }
                 guard let marker = core[e.id], let format = marker.format,
                       let payload = try? PayloadLayout.read(format.fields, from: reader, base: 0, offset: e.payloadStart,
                                                             limit: walk.dataEnd, alignment: Int(walk.header.alignment))
@@ -203,9 +227,36 @@ public final class CTFTraceWriter: Sendable {
                     s.shapeTables = [:]
                     s.declarationsVersion += 1
                 }
-                for message in problems { s.summary.problems.append(TraceProblem(file: file, offset: e.start, message)) }
+                for message in problems { problem(e.start, message) }
                 if let completed, s.metadata != nil { try declare(completed, &s) }
             }
+        }
+    }
+
+    /// The trace's clock and layout are known (`first`): the metadata file
+    /// starts, with the markers declared so far.
+    private func start(_ first: SubbufferHeader, _ s: inout Shared) throws(CTFError) {
+        let time = TraceTime(first: first)
+        if !time.exactFrequency {
+            s.summary.notes.append(TraceProblem(file: Metadata.channel + "_0", subbuffer: 0,
+                "frequency \(first.startFreq)/\(first.freqScale) is not whole: CTF's clock runs at \(time.frequency) Hz"))
+        }
+        let metadata = CTFMetadata(trace: .init(uuid: uuid, time: time, alignment: Int(first.alignment), hostname: hostname,
+                                                traceName: traceName, channels: channels))
+        let path = outputDirectory + "/metadata"
+        let fd: FileDescriptor
+        do throws(Errno) { fd = try Self.create(path) } catch { throw .cannotWrite(path, error) }
+        do throws(Errno) { try fd.writeFully(Array(metadata.preamble.utf8)) } catch {
+            try? fd.close()
+            throw .cannotWrite(path, error)
+        }
+        s.first = first
+        s.metadata = metadata
+        s.metadataFile = fd
+        s.summary.bytesWritten += metadata.preamble.utf8.count
+        // Markers learned before the clock was known.
+        for byID in s.declarations.byChannel.values {
+            for marker in byID.values.sorted(by: { $0.id < $1.id }) { try declare(marker, &s) }
         }
     }
 
@@ -228,7 +279,7 @@ public final class CTFTraceWriter: Sendable {
     private func takeData(_ bytes: [UInt8], channel: String, cpu: Int) throws(CTFError) {
         let name = "\(channel)_\(cpu)"
         // Under the shared lock: the stream, and whether it must wait.
-        var ready = try shared.withLock { (s: inout Shared) throws(CTFError) -> (StreamWriter, PayloadShapes, Int)? in
+        var ready = try shared.withLock { (s: inout Shared) throws(CTFError) -> (StreamWriter, PayloadShapes, Int, Set<UInt16>, SubbufferHeader)? in
             precondition(!s.finished, "CTFTraceWriter.take after finish")
             if s.streams[name] == nil {
                 guard let id = channels.firstIndex(of: channel) else {
@@ -238,22 +289,30 @@ public final class CTFTraceWriter: Sendable {
                 s.streams[name] = try StreamWriter(name: name, path: outputDirectory + "/" + name,
                                                    streamID: UInt32(id), cpu: UInt32(cpu))
             }
-            if s.metadata == nil || !(s.pending[name]?.isEmpty ?? true) {
+            if s.noClock {
+                s.streams[name]!.skip()
+                s.summary.droppedSubbuffers += 1
+                return nil
+            }
+            guard let first = s.first, s.pending[name]?.isEmpty ?? true else {
                 try wait(bytes, stream: name, &s)
                 return nil
             }
-            return (s.streams[name]!, s.shapeTable(of: channel), s.declarationsVersion)
+            return (s.streams[name]!, s.shapeTable(of: channel), s.declarationsVersion, s.declaredIDs(of: channel), first)
         }
         // Under the stream's lock only: conversion and write.
-        while let (stream, shapes, version) = ready {
-            let written = try stream.write(bytes, shapes: shapes, uuid: uuid, final: false)
-            ready = try shared.withLock { (s: inout Shared) throws(CTFError) -> (StreamWriter, PayloadShapes, Int)? in
+        while let (stream, shapes, version, declared, first) = ready {
+            let written = try stream.write(bytes, shapes: shapes, isDeclared: { declared.contains($0) }, first: first,
+                                           uuid: uuid, final: false, scratch: scratch)
+            ready = try shared.withLock { (s: inout Shared) throws(CTFError) -> (StreamWriter, PayloadShapes, Int, Set<UInt16>, SubbufferHeader)? in
                 guard case .needsDeclarations = written else {
                     account(written, &s)
                     return nil
                 }
                 // Declarations came meanwhile: again, with them.
-                if s.declarationsVersion != version { return (stream, s.shapeTable(of: channel), s.declarationsVersion) }
+                if s.declarationsVersion != version {
+                    return (stream, s.shapeTable(of: channel), s.declarationsVersion, s.declaredIDs(of: channel), first)
+                }
                 try wait(bytes, stream: name, &s)
                 return nil
             }
@@ -262,7 +321,7 @@ public final class CTFTraceWriter: Sendable {
 
     private func account(_ written: StreamWriter.Written, _ s: inout Shared) {
         switch written {
-        case .needsDeclarations:
+        case .needsDeclarations, .closed:
             break
         case .unreadable(let problem):
             s.summary.problems.append(problem)
@@ -280,26 +339,46 @@ public final class CTFTraceWriter: Sendable {
         if s.pending[name]?.isEmpty ?? true { s.waiting.append(name) }
         s.pending[name, default: []].append(bytes)
         s.pendingBytes += bytes.count
-        // Past the limit the oldest are written as they are.
-        if s.pendingBytes > pendingLimit { try flushWaiting(&s, final: false) }
+        guard s.pendingBytes > pendingLimit else { return }
+        // Past the limit the oldest are written as they are; with no clock
+        // yet they cannot be, and the oldest are dropped, counted.
+        if s.first != nil {
+            try flushWaiting(&s, final: false)
+            return
+        }
+        while s.pendingBytes > pendingLimit, let oldest = s.waiting.first, let dropped = s.pending[oldest]?.first {
+            s.pending[oldest]!.removeFirst()
+            s.pendingBytes -= dropped.count
+            if s.pending[oldest]!.isEmpty {
+                s.pending[oldest] = nil
+                s.waiting.removeFirst()
+            }
+            s.streams[oldest]?.skip()
+            s.summary.droppedSubbuffers += 1
+            s.summary.problems.append(TraceProblem(file: oldest,
+                "a sub-buffer dropped: no clock yet (metadata_0's first sub-buffer has not come) and \(pendingLimit >> 20) MiB wait"))
+        }
     }
 
     /// Writes waiting packets, oldest stream first, each stream in order
     /// until one still needs declarations; `final` (or the pending limit)
     /// writes them all. The stream locks are taken inside the shared one.
     private func flushWaiting(_ s: inout Shared, final: Bool) throws(CTFError) {
-        guard s.metadata != nil else { return }
+        guard let first = s.first else { return }
         var index = 0
         while index < s.waiting.count {
             let name = s.waiting[index]
             let stream = s.streams[name]!
-            while let first = s.pending[name]?.first {
+            while let oldest = s.pending[name]?.first {
                 let force = final || s.pendingBytes > pendingLimit
-                let written = try stream.write(first, shapes: s.shapeTable(of: channel(of: name)), uuid: uuid, final: force)
+                let channel = channel(of: name)
+                let declared = s.declaredIDs(of: channel)
+                let written = try stream.write(oldest, shapes: s.shapeTable(of: channel), isDeclared: { declared.contains($0) },
+                                               first: first, uuid: uuid, final: force, scratch: scratch)
                 if case .needsDeclarations = written { break }
                 account(written, &s)
                 s.pending[name]!.removeFirst()
-                s.pendingBytes -= first.count
+                s.pendingBytes -= oldest.count
             }
             if s.pending[name]?.isEmpty ?? true {
                 s.pending[name] = nil
@@ -334,20 +413,5 @@ public final class CTFTraceWriter: Sendable {
         var buffer = [CChar](repeating: 0, count: 256)
         guard gethostname(&buffer, buffer.count - 1) == 0 else { return "localhost" }
         return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-    }
-}
-
-/// Why a CTF trace could not be written.
-public enum CTFError: Error, Equatable, Sendable, CustomStringConvertible {
-    case outputNotEmpty(String)
-    case cannotCreate(String, Errno)
-    case cannotWrite(String, Errno)
-
-    public var description: String {
-        switch self {
-        case .outputNotEmpty(let p): "\(p): the output directory exists and is not empty"
-        case .cannotCreate(let p, let e): "\(p): cannot create the directory: \(e.explained)"
-        case .cannotWrite(let p, let e): "\(p): cannot write: \(e.explained)"
-        }
     }
 }

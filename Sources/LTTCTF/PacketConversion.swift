@@ -24,8 +24,6 @@ struct PacketConversion {
         /// An event id is not declared (yet): nothing was written or
         /// changed; a final conversion leaves such events out.
         case needsDeclarations
-        /// The sub-buffer's header is unusable: it counts as a lost packet.
-        case unreadable
     }
 
     /// Converts the sub-buffer `walk` of a stream into `output` (at least
@@ -33,8 +31,12 @@ struct PacketConversion {
     /// instead of waiting for their declarations. Problems and notes are
     /// told as they are found: when the outcome is `.needsDeclarations`, the
     /// caller forgets them (the conversion is done again later).
-    static func convert(_ walk: SubbufferWalk, shapes: PayloadShapes, streamID: UInt32, cpu: UInt32,
-                        uuid: [UInt8], final: Bool, state: inout StreamState,
+    ///
+    /// `isDeclared` tells an id the metadata declared with a format that
+    /// cannot be read (no shape, but nothing to wait for) from one not
+    /// declared yet.
+    static func convert(_ walk: SubbufferWalk, shapes: PayloadShapes, isDeclared: (UInt16) -> Bool,
+                        streamID: UInt32, cpu: UInt32, uuid: [UInt8], final: Bool, state: inout StreamState,
                         output: UnsafeMutableRawBufferPointer, problem: (Int?, String) -> Void,
                         note: (Int?, String) -> Void) -> Outcome {
         let h = walk.header
@@ -58,12 +60,12 @@ struct PacketConversion {
             case .stopped(let p):
                 // Nothing of the stream's state has changed yet: a packet
                 // waiting for declarations is converted again from scratch.
-                if p.undeclaredID != nil && !final { return .needsDeclarations }
-                problem(p.offset, p.message + ": the rest of the sub-buffer is left out")
+                if let id = p.undeclaredID, !final && !isDeclared(id) { return .needsDeclarations }
+                problem(p.offset, explained(p, isDeclared) + ": the rest of the sub-buffer is left out")
                 break walking
             case .skipped(let p):
-                if p.undeclaredID != nil && !final { return .needsDeclarations }
-                problem(p.offset, p.message + ": event left out")
+                if let id = p.undeclaredID, !final && !isDeclared(id) { return .needsDeclarations }
+                problem(p.offset, explained(p, isDeclared) + ": event left out")
             case .event(let e):
                 if e.clock < previous {
                     problem(walk.base + e.start, "clock goes back from \(previous) to \(e.clock): event left out")
@@ -106,8 +108,16 @@ struct PacketConversion {
         }
     }
 
+    /// An id without a shape is either not declared, or declared with a
+    /// format that cannot be read.
+    static func explained(_ p: SubbufferWalk.Problem, _ isDeclared: (UInt16) -> Bool) -> String {
+        guard let id = p.undeclaredID, isDeclared(id) else { return p.message }
+        return "event id \(id) is declared with a format that cannot be read"
+    }
+
     /// Room enough for the packet of an LTT sub-buffer of `size` bytes: an
-    /// event takes at least 4 bytes in LTT and at most 13 bytes of header
-    /// plus 7 of padding more in CTF.
-    static func capacity(for size: Int) -> Int { CTFPacket.headerSize + 6 * size + 64 }
+    /// event takes at least 4 bytes in LTT (a compact header, no payload)
+    /// and at most 13 bytes of header and 7 of padding before the same
+    /// payload in CTF, 5 times as much.
+    static func capacity(for size: Int) -> Int { CTFPacket.headerSize + 5 * size + 64 }
 }

@@ -23,6 +23,12 @@ public enum TraceConversion {
         for file in files where file.channel == Metadata.channel {
             problems += try feed(traceDirectory + "/" + file.name, file, to: writer)
         }
+        // Without the clock nothing can be written: the data is not read.
+        guard writer.hasClock else {
+            var summary = try writer.finish()
+            summary.problems = problems + summary.problems
+            return summary
+        }
         // The streams are independent: their files convert in parallel.
         let data = files.filter { $0.channel != Metadata.channel }
         let outcomes = Locked([Result<[TraceProblem], CTFError>?](repeating: nil, count: data.count))
@@ -58,9 +64,10 @@ public enum TraceConversion {
             return [TraceProblem(file: file.name, "file of \(got) bytes is shorter than a sub-buffer header")]
         }
         let size = Int(h.bufSize)
-        guard size >= 4096, size & (size - 1) == 0, size <= 1 << 30 else {
+        let fileSize = (try? fd.seek(offset: 0, from: .end)) ?? 0
+        guard size >= 4096, size & (size - 1) == 0, size <= fileSize else {
             return [TraceProblem(file: file.name, subbuffer: 0, offset: SubbufferHeader.Field.bufSize,
-                                 "buf_size \(size) is not a power of two of at least 4096")]
+                                 "buf_size \(size) is not a power of two of at least 4096 within the file's \(fileSize) bytes")]
         }
         var offset: Int64 = 0
         var subbuffer = [UInt8](repeating: 0, count: size)

@@ -206,6 +206,13 @@ final class FileSystem: Sendable {
                 refusals.log(.info, "open \(describe(node)): already open by a reader (EBUSY)")
                 throw .resourceBusy
             }
+            // Declarations made before this reader came are handed to it
+            // at once (the tracer does so for later ones while a reader is
+            // there): a consumer that describes events as they come (CTF,
+            // streaming) needs them before the events.
+            if case .bufferFile(_, _, let file) = node, file == Metadata.channel + "_0" {
+                buffer.forceSwitch(onlyIfWritten: true)
+            }
             handle = Handle(.buffer(buffer, inode: inode))
         case .writeEvent, .setupTrace, .destroyTrace:
             guard !reading else { throw .permissionDenied }

@@ -16,6 +16,10 @@ public struct TraceTime: Sendable, Equatable {
     /// Less than `frequency`.
     public let offsetCycles: UInt64
 
+    /// Start times from this second on cannot be told in nanoseconds since
+    /// the epoch in a signed 64-bit number (year 2255); readers refuse them.
+    public static let latestStartSecond: UInt64 = 9_000_000_000
+
     public init(frequency: UInt64, offsetSeconds: Int64, offsetCycles: UInt64) {
         self.frequency = max(1, frequency)
         self.offsetSeconds = offsetSeconds
@@ -41,7 +45,7 @@ public struct TraceTime: Sendable, Equatable {
         }
         // The remainder in cycles, rounded: (remainder * frequency) / 1e9.
         let (high, low) = UInt64(remainder).multipliedFullWidth(by: frequency)
-        let (quotient, rest) = UInt64(1_000_000_000).dividingFullWidth((high, low &+ 0))
+        let (quotient, rest) = UInt64(1_000_000_000).dividingFullWidth((high, low))
         let cycles = quotient + (rest >= 500_000_000 ? 1 : 0)
         if cycles >= frequency {
             self.init(frequency: frequency, offsetSeconds: seconds + 1, offsetCycles: 0)
@@ -49,6 +53,13 @@ public struct TraceTime: Sendable, Equatable {
             self.init(frequency: frequency, offsetSeconds: seconds, offsetCycles: cycles)
         }
         exactFrequency = startFreq % scale == 0
+    }
+
+    /// The clock of a trace whose first header (metadata_0's sub-buffer 0,
+    /// begun when the trace started) is `first`.
+    public init(first: SubbufferHeader) {
+        self.init(startTimeSec: first.startTimeSec, startTimeUsec: first.startTimeUsec, startTSC: first.cycleCountBegin,
+                  startFreq: first.startFreq, freqScale: first.freqScale)
     }
 
     /// False when the header's frequency had to be rounded to whole cycles

@@ -81,7 +81,8 @@ public final class EventText {
         let entry = markers[event.marker]
         let raw = event.bytes
         let limit = event.limit
-        // Strings take at most the rest of the data.
+        // Strings take at most the rest of the data (three times as much
+        // where invalid UTF-8 becomes U+FFFD, reserved when met).
         out.reserve(entry.fixedBound + max(0, limit - event.payloadStart))
         let text = UnsafeRawPointer(self.text.baseAddress!)
         out.put(text + entry.prefix, entry.prefixCount)
@@ -98,9 +99,19 @@ public final class EventText {
             out.put(text + f.name, f.nameCount)
             if f.size == 0 {
                 var end = o
-                while end < limit && raw[end] != 0 { end += 1 }
+                var ascii = true
+                while end < limit && raw[end] != 0 {
+                    ascii = ascii && raw[end] < 0x80
+                    end += 1
+                }
                 out.put(UInt8(ascii: "\""))
-                if end > o { out.put(raw.baseAddress! + o, end - o) }
+                if ascii {
+                    if end > o { out.put(raw.baseAddress! + o, end - o) }
+                } else {
+                    // As every other reader shows it: invalid UTF-8 as U+FFFD.
+                    out.put(String(decoding: UnsafeRawBufferPointer(rebasing: raw[o..<end]), as: UTF8.self))
+                    out.reserve(entry.fixedBound + max(0, limit - end) * 3)
+                }
                 out.put(UInt8(ascii: "\""))
                 o = end + 1
                 continue

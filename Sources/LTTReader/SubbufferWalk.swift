@@ -31,8 +31,11 @@ public struct SubbufferWalk {
     public let trace: TraceHeaderFields
 
     /// Checks the header of the `size`-byte sub-buffer at `base`; throws the
-    /// first thing that makes its events unreadable.
-    public init(_ bytes: ByteReader, base: Int, size: Int) throws(Problem) {
+    /// first thing that makes its events unreadable. `trace` is the trace's
+    /// first header (metadata_0's sub-buffer 0, which gives the clock):
+    /// every sub-buffer of a trace repeats its trace-wide fields, and one
+    /// that does not cannot be read with the trace's layout and clock.
+    public init(_ bytes: ByteReader, base: Int, size: Int, trace first: SubbufferHeader? = nil) throws(Problem) {
         self.bytes = bytes
         self.base = base
         self.size = size
@@ -68,6 +71,9 @@ public struct SubbufferWalk {
         h.freqScale = try load(F.freqScale, UInt32.self)
         guard h.startFreq != 0 else { throw Problem(offset: base + F.startFreq, "start_freq is 0") }
         guard h.freqScale != 0 else { throw Problem(offset: base + F.freqScale, "freq_scale is 0") }
+        guard h.startFreq / UInt64(h.freqScale) >= 1, h.startFreq != .max else {
+            throw Problem(offset: base + F.startFreq, "start_freq \(h.startFreq) / freq_scale \(h.freqScale) is not a clock frequency")
+        }
         h.bufSize = try load(F.bufSize, UInt32.self)
         guard Int(h.bufSize) == size else {
             throw Problem(offset: base + F.bufSize, "buf_size \(h.bufSize) differs from the file's \(size)")
@@ -87,6 +93,24 @@ public struct SubbufferWalk {
         }
         h.startTimeSec = try load(F.startTimeSec, UInt64.self)
         h.startTimeUsec = try load(F.startTimeUsec, UInt64.self)
+        // Nanoseconds since the epoch must fit in 64 bits, signed, as every
+        // reader computes them.
+        guard h.startTimeSec < TraceTime.latestStartSecond, h.startTimeUsec < 1_000_000 else {
+            throw Problem(offset: base + F.startTimeSec,
+                          "start time \(h.startTimeSec) s \(h.startTimeUsec) us is not a time a trace can start at")
+        }
+        if let first {
+            for (name, field, differs) in [
+                ("arch_size", F.archSize, h.archSize != first.archSize),
+                ("alignment", F.alignment, h.alignment != first.alignment),
+                ("start_time_sec", F.startTimeSec, h.startTimeSec != first.startTimeSec),
+                ("start_time_usec", F.startTimeUsec, h.startTimeUsec != first.startTimeUsec),
+                ("start_freq", F.startFreq, h.startFreq != first.startFreq),
+                ("freq_scale", F.freqScale, h.freqScale != first.freqScale),
+            ] where differs {
+                throw Problem(offset: base + field, "\(name) differs from the trace's (metadata_0's first sub-buffer)")
+            }
+        }
         h.eventsLost = try load(F.eventsLost, UInt32.self)
         h.subbufCorrupt = try load(F.subbufCorrupt, UInt32.self)
         header = h

@@ -36,10 +36,12 @@ public struct TraceReader {
     }
 
     /// `<channel>_<cpu>` or `flight-<channel>_<cpu>`: the buffer file's
-    /// channel and CPU.
+    /// channel and CPU (decimal digits, at most 65535).
     public static func bufferName(_ name: String) -> (channel: String, cpu: Int)? {
-        guard let underscore = name.lastIndex(of: "_"), let cpu = Int(name[name.index(after: underscore)...]), cpu >= 0
-        else { return nil }
+        guard let underscore = name.lastIndex(of: "_") else { return nil }
+        let digits = name[name.index(after: underscore)...]
+        guard !digits.isEmpty, digits.count <= 5, digits.allSatisfy({ $0.isASCII && $0.isNumber }),
+              let cpu = Int(digits), cpu <= 65535 else { return nil }
         var channel = String(name[..<underscore])
         if channel.hasPrefix("flight-") { channel.removeFirst("flight-".count) }
         return channel.isEmpty ? nil : (channel, cpu)
@@ -64,6 +66,10 @@ public struct TraceReader {
                 problems.append(TraceProblem(file: name, "file name is not <channel>_<cpu>"))
                 continue
             }
+            if let other = files.first(where: { $0.channel == channel && $0.cpu == cpu }) {
+                problems.append(TraceProblem(file: name, "the same buffer as \(other.name) (\(channel), CPU \(cpu)): left out"))
+                continue
+            }
             files.append(BufferFile(name: name, channel: channel, cpu: cpu))
         }
         return files
@@ -75,8 +81,12 @@ public struct TraceReader {
         public var result = Result()
         public var files: [BufferFile] = []
         public var declarations = MarkerDeclarations()
-        /// Nil when the trace cannot be decoded (no metadata_0).
+        /// Nil when the trace cannot be decoded (no metadata_0, or its
+        /// first sub-buffer unreadable).
         public var time: TraceTime?
+        /// metadata_0's first sub-buffer header: the trace-wide fields every
+        /// other sub-buffer must repeat.
+        public var first: SubbufferHeader?
     }
 
     /// Reads the buffer file list and the metadata files of `directory`.
@@ -96,20 +106,23 @@ public struct TraceReader {
             reading.result.problems.append(TraceProblem(file: directory, "no metadata_0: the trace cannot be decoded"))
             return reading
         }
-        let clock: TraceTime
+        let first: SubbufferHeader
         do {
-            clock = try Self.time(of: metadata0.bytes)
+            first = try Self.firstHeader(of: metadata0.bytes)
         } catch {
             reading.result.problems.append(TraceProblem(file: metadata0.name, subbuffer: 0, offset: error.offset,
-                                                        "metadata_0 is shorter than a sub-buffer header"))
+                                                        error.message + ": the trace has no clock"))
             return reading
         }
+        let clock = TraceTime(first: first)
+        reading.first = first
         reading.time = clock
         reading.result.time = clock
         // The two core markers are known in advance.
         var events: [DecodedEvent] = []
         for file in loaded {
-            decodeFile(file, declarations: reading.declarations, clock: clock, into: &events, result: &reading.result)
+            decodeFile(file, declarations: reading.declarations, clock: clock, first: first, into: &events,
+                       result: &reading.result)
         }
         // Declarations, in the order they were written.
         for e in events {
@@ -139,7 +152,8 @@ public struct TraceReader {
                 continue
             }
             decodeFile((file.name, file.channel, file.cpu, ByteReader(bytes: [UInt8](data))),
-                       declarations: reading.declarations, clock: clock, into: &events, result: &result)
+                       declarations: reading.declarations, clock: clock, first: reading.first, into: &events,
+                       result: &result)
         }
         result.events = Self.timeOrdered(events)
         return result
@@ -148,7 +162,7 @@ public struct TraceReader {
     // MARK: One file
 
     func decodeFile(_ file: (name: String, channel: String, cpu: Int, bytes: ByteReader),
-                    declarations: MarkerDeclarations, clock: TraceTime,
+                    declarations: MarkerDeclarations, clock: TraceTime, first: SubbufferHeader?,
                     into events: inout [DecodedEvent], result: inout Result) {
         let bytes = file.bytes
         func problem(_ sub: Int?, _ offset: Int?, _ message: String) {
@@ -172,7 +186,7 @@ public struct TraceReader {
             result.subbuffers += 1
             let base = sub * size
             do {
-                try decodeSubbuffer(file, index: sub, base: base, size: size, declarations: declarations, clock: clock,
+                try decodeSubbuffer(file, index: sub, base: base, size: size, declarations: declarations, clock: clock, first: first,
                                     lastLost: &lastLost, lastCorrupt: &lastCorrupt, into: &events, problem: problem)
             } catch {
                 problem(sub, error.offset, "read of \(error.size) bytes runs past the data of the sub-buffer")
@@ -183,12 +197,12 @@ public struct TraceReader {
     }
 
     func decodeSubbuffer(_ file: (name: String, channel: String, cpu: Int, bytes: ByteReader), index sub: Int,
-                         base: Int, size: Int, declarations: MarkerDeclarations, clock: TraceTime,
+                         base: Int, size: Int, declarations: MarkerDeclarations, clock: TraceTime, first: SubbufferHeader?,
                          lastLost: inout UInt32, lastCorrupt: inout UInt32,
                          into events: inout [DecodedEvent],
                          problem: (Int?, Int?, String) -> Void) throws(ByteReader.OutOfBounds) {
         let walk: SubbufferWalk
-        do { walk = try SubbufferWalk(file.bytes, base: base, size: size) } catch {
+        do { walk = try SubbufferWalk(file.bytes, base: base, size: size, trace: first) } catch {
             problem(sub, error.offset, error.message)
             return
         }
@@ -238,14 +252,17 @@ public struct TraceReader {
         message.replacingOccurrences(of: "is not declared", with: "of channel \(channel) is not declared")
     }
 
-    /// The trace's clock, from the first header of metadata_0 (whose
-    /// start fields every sub-buffer of the trace repeats).
-    static func time(of bytes: ByteReader) throws(ByteReader.OutOfBounds) -> TraceTime {
-        typealias F = SubbufferHeader.Field
-        return TraceTime(startTimeSec: try bytes.load(F.startTimeSec, as: UInt64.self),
-                         startTimeUsec: try bytes.load(F.startTimeUsec, as: UInt64.self),
-                         startTSC: try bytes.load(F.cycleCountBegin, as: UInt64.self),
-                         startFreq: max(1, try bytes.load(F.startFreq, as: UInt64.self)),
-                         freqScale: max(1, try bytes.load(F.freqScale, as: UInt32.self)))
+    /// metadata_0's first sub-buffer header, checked: it gives the clock
+    /// and the fields every sub-buffer of the trace repeats.
+    public static func firstHeader(of bytes: ByteReader) throws(SubbufferWalk.Problem) -> SubbufferHeader {
+        let size: Int
+        do { size = Int(try bytes.load(SubbufferHeader.Field.bufSize, as: UInt32.self)) } catch {
+            throw SubbufferWalk.Problem(offset: error.offset, "metadata_0 is shorter than a sub-buffer header")
+        }
+        guard size >= Int(SubbufferHeader.size), size <= bytes.bytes.count else {
+            throw SubbufferWalk.Problem(offset: SubbufferHeader.Field.bufSize,
+                                        "buf_size \(size) of metadata_0's first sub-buffer does not fit the file")
+        }
+        return try SubbufferWalk(bytes, base: 0, size: size).header
     }
 }

@@ -105,7 +105,8 @@ public final class TraceStream {
                     continue
                 }
                 let table = tables[file.channel] ?? ([], PayloadShapes([:]))
-                sources.append(BufferFileSource(file: file, handle: handle, markers: table.markers, shapes: table.shapes))
+                sources.append(BufferFileSource(file: file, handle: handle, markers: table.markers, shapes: table.shapes,
+                                                first: reading.first))
             }
         }
         self.init(markers: markers, time: reading.time, metadata: reading.result, sources: sources)
@@ -178,6 +179,8 @@ final class BufferFileSource: TraceEventSource {
     /// Event id -> index in the stream's markers.
     let markers: [Int?]
     let shapes: PayloadShapes
+    /// The trace's first header: every sub-buffer repeats its trace-wide fields.
+    let first: SubbufferHeader?
     var size = 0
     var subbuffer = -1
     var walk: SubbufferWalk?
@@ -193,11 +196,13 @@ final class BufferFileSource: TraceEventSource {
     var eventsLost: UInt64 { UInt64(lastLost) }
     var corruptedSubbuffers: UInt64 { UInt64(lastCorrupt) }
 
-    init(file: TraceReader.BufferFile, handle: FileHandle, markers: [Int?], shapes: PayloadShapes) {
+    init(file: TraceReader.BufferFile, handle: FileHandle, markers: [Int?], shapes: PayloadShapes,
+         first: SubbufferHeader?) {
         self.file = file
         self.handle = handle
         self.markers = markers
         self.shapes = shapes
+        self.first = first
         advance()
     }
 
@@ -286,7 +291,7 @@ final class BufferFileSource: TraceEventSource {
         }
         subbuffers += 1
         do {
-            let walk = try SubbufferWalk(ByteReader(bytes: [UInt8](data)), base: 0, size: size)
+            let walk = try SubbufferWalk(ByteReader(bytes: [UInt8](data)), base: 0, size: size, trace: first)
             if walk.header.eventsLost < lastLost {
                 problems.append(TraceProblem(file: file.name, subbuffer: subbuffer,
                                              "events_lost went down from \(lastLost) to \(walk.header.eventsLost)"))

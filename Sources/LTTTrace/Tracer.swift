@@ -141,6 +141,7 @@ public final class Tracer: @unchecked Sendable {
             r.markers[channel, default: [:]][name] = marker
             for trace in r.traces.values where trace.state.hasBuffers && trace.channels[channel] != nil {
                 declare(marker, in: trace)
+                deliverDeclarations(of: trace)
             }
             for trace in r.traces.values where trace.state == .setup && trace.settings[channel] == nil {
                 trace.settings[channel] = .dataDefault
@@ -301,6 +302,7 @@ public final class Tracer: @unchecked Sendable {
             for marker in Self.sorted(r.markers) where trace.channels[marker.channel] != nil {
                 declare(marker, in: trace)
             }
+            deliverDeclarations(of: trace)
             publish(r)
         }
     }
@@ -463,6 +465,17 @@ public final class Tracer: @unchecked Sendable {
             trace.metadataLost += 1
             log(.error, "trace \(trace.name): metadata channel full, declaration of \(marker) lost")
         }
+    }
+
+    /// Hands the metadata sub-buffer with new declarations to its reader at
+    /// once, when there is one: a consumer that describes events as they
+    /// come (CTF, streaming) needs a marker's declaration before its first
+    /// event, not when the metadata sub-buffer fills. With no reader
+    /// nothing is switched (sub-buffers would fill with nobody to free
+    /// them); the declarations are delivered with the rest.
+    private func deliverDeclarations(of trace: TraceRecord) {
+        guard let buffer = trace.metadata?.buffers[0], buffer.hasReader else { return }
+        buffer.forceSwitch(onlyIfWritten: true)
     }
 
     /// Replaces what readers see with the registry as it is now.

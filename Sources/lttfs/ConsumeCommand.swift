@@ -51,6 +51,10 @@ struct ConsumeCommand: ParsableCommand {
     @Flag(name: .shortAndLong, help: "No progress line, no summary.")
     var quiet = false
 
+    func validate() throws {
+        if hostname != nil && format != .ctf { throw ValidationError("--hostname names the host of a CTF trace: add --format ctf") }
+    }
+
     func run() throws {
         guard threads >= 1 && threads <= 256 else { throw Failure("-n \(threads): give 1 to 256 threads") }
         let consumer: TraceConsumer
@@ -81,6 +85,8 @@ struct ConsumeCommand: ParsableCommand {
         if let failure = consumer.failures.first {
             throw Failure(failure.description)
         }
+        // What could not be written is data lost: the run failed.
+        if let ctf = consumer.ctfSummary, !ctf.problems.isEmpty { throw ExitCode(1) }
     }
 }
 

@@ -87,8 +87,8 @@ struct DumpCommand: ParsableCommand {
         let wanted = stream.markers.map { m in
             (channel == nil || m.channel == channel) && (marker == nil || m.name == marker)
         }
-        let fromNanoseconds = from.map { Int64(($0 * 1e9).rounded(.up)) }
-        let toNanoseconds = to.map { Int64(($0 * 1e9).rounded(.up)) }
+        let fromNanoseconds = from.map(Self.nanoseconds)
+        let toNanoseconds = to.map(Self.nanoseconds)
         var out = TextBuffer(capacity: 1 << 18 + 4096)
         var failure: Errno?
         stream.forEach { event in
@@ -110,6 +110,17 @@ struct DumpCommand: ParsableCommand {
         let problems = stream.metadata.problems + stream.problems
         for problem in problems { StandardError.write("problem: \(problem)\n") }
         if !problems.isEmpty { throw ExitCode(1) }
+    }
+
+    /// Seconds as nanoseconds, rounded up and held within Int64.
+    static func nanoseconds(_ seconds: Double) -> Int64 {
+        Int64(exactly: (seconds * 1e9).rounded(.up)) ?? (seconds < 0 ? .min : .max)
+    }
+
+    func validate() throws {
+        for (name, value) in [("--from", from), ("--to", to)] {
+            if let value, !value.isFinite { throw ValidationError("\(name) \(value): give a number of seconds") }
+        }
     }
 
     static func json(_ e: DecodedEvent) -> String {

@@ -97,6 +97,30 @@ struct ConversionTests {
     }
 }
 
+extension ConversionTests {
+    @Test("a TSC-like clock (2.899999997 GHz, far from its origin): babeltrace2's times are lttfs's to the nanosecond")
+    func tscClock() throws {
+        let clock = TestClock()
+        clock.set(7_340_000_000_000_017)
+        let tracer = Tracer(cpuCount: 1, clock: { clock.now }, clockFrequency: 2_899_999_997)
+        let tick = try tracer.marker("app", "tick", "n %u", as: UInt32.self)
+        try tracer.setupTrace("t")
+        try tracer.allocTrace("t")
+        try tracer.startTrace("t")
+        for i in 0..<2_000 {
+            clock.advance(i % 100 == 0 ? (1 << 27) + 3 : UInt64(997 + i % 13))
+            tick.record(UInt32(i))
+        }
+        try tracer.stopTrace("t")
+        let dir = TemporaryDirectory()
+        defer { dir.remove() }
+        drain(try tracer.destroyTrace("t"), to: dir.path)
+        let (ltt, bt, summary) = try expectSameEvents(dir.path)
+        #expect(ltt.problems.isEmpty && summary.problems.isEmpty && bt.lines.count == 2_000)
+        #expect(ltt.time?.frequency == 2_899_999_997)
+    }
+}
+
 @Suite("CTF conversion of traces with losses and damage", .enabled(if: Babeltrace.installed, "babeltrace2 is not installed"))
 struct LossTests {
     func record(overwrite: Bool, events: Int) throws -> (TemporaryDirectory, UInt64) {
@@ -183,7 +207,7 @@ struct LossTests {
         #expect(messages.contains { $0.hasPrefix("app_0 sub-buffer 0") && $0.contains("event id 9 is not declared") })
         #expect(messages.contains { $0.hasPrefix("app_0 sub-buffer 1") && $0.contains("never closed") })
         #expect(summary.events == 3 && summary.unreadableSubbuffers == 1)
-        #expect(summary.notes.map(\.description) == ["app_0 sub-buffer 2 offset 64: 1 corrupted sub-buffer(s) before this one (subbuf_corrupt 1)"])
+        #expect(summary.notes.map(\.description) == ["app_0 sub-buffer 2 offset 8256: 1 corrupted sub-buffer(s) before this one (subbuf_corrupt 1)"])
         let bt = try Babeltrace.read(ctf.path + "/ctf")
         #expect(bt.status == 0, "\(bt.errors.prefix(600))")
         #expect(bt.lines.map { $0.components(separatedBy: "{ n = ").last ?? "" }

@@ -88,7 +88,7 @@ struct WriterTests {
         #expect(values(ctf) == [0, 1, 10, 11, 20, 21])
         let path = ctf + "/app_0"
         let original = try [UInt8](Data(contentsOf: URL(fileURLWithPath: path)))
-        let second = CTFPacket.Context.packetBytes(in: UnsafeRawBufferPointer(start: original, count: original.count))
+        let second = original.withUnsafeBytes { CTFPacket.Context.packetBytes(in: $0) }
         // The second packet's magic, then a file cut in the third packet,
         // then an event id no class declares, then a packet size past the end.
         var badMagic = original
@@ -105,6 +105,68 @@ struct WriterTests {
             let result = CTFTraceReader().read(directory: ctf)
             #expect(result.problems.contains { $0.file == "app_0" && $0.message.contains(message) }, "\(result.problems)")
             #expect(values(ctf).prefix(want.count) == want[...], "\(values(ctf))")
+        }
+    }
+
+    @Test("input that once trapped: event id 65535, a sub-buffer of another alignment, a CPU number past 32 bits")
+    func hostileTraces() throws {
+        let dir = TemporaryDirectory()
+        defer { dir.remove() }
+        // Id 65535 declared and used (form 31 carries it).
+        var app = SubbufferBuilder(begin: 2_000)
+        try app.append(id: 65535, "n %d name %s", [7, "top"])
+        // A sub-buffer written with another alignment than the trace's:
+        // its events cannot be read with the trace's layout.
+        var packed = SubbufferBuilder(alignment: 0, begin: 3_000)
+        try packed.append(id: 65535, "n %d name %s", [8, "packed"])
+        _ = FileManager.default.createFile(atPath: dir.path + "/metadata_0",
+                                           contents: Data(try Self.metadata([("app", "tick", 65535, "n %d name %s")])))
+        _ = FileManager.default.createFile(atPath: dir.path + "/app_0", contents: Data(app.close() + packed.close()))
+        _ = FileManager.default.createFile(atPath: dir.path + "/app_4294967296", contents: Data(app.close()))
+        let ltt = TraceReader().read(directory: dir.path)
+        #expect(ltt.events.filter { $0.channel == "app" }.map(\.line).count == 1)
+        #expect(ltt.problems.contains { $0.file == "app_0" && $0.subbuffer == 1 && $0.message.contains("alignment differs") })
+        #expect(ltt.problems.contains { $0.file == "app_4294967296" && $0.message.contains("not <channel>_<cpu>") })
+        let summary = try TraceConversion.convert(traceDirectory: dir.path, to: dir.path + "/ctf", hostname: "h")
+        #expect(summary.events == 1 && summary.unreadableSubbuffers == 1)
+        #expect(summary.problems.contains { $0.message.contains("alignment differs") })
+        #expect(values(dir.path + "/ctf") == [7])
+    }
+
+    @Test("random damage to a CTF trace never traps lttfs's reader, and every problem says where")
+    func fuzzCTF() throws {
+        let dir = TemporaryDirectory()
+        defer { dir.remove() }
+        let ctf = dir.path + "/ctf"
+        let writer = try CTFTraceWriter(outputDirectory: ctf, traceName: "t", channels: ["app"], hostname: "h")
+        try writer.take(subbuffer: try Self.metadata([("app", "tick", 5, "n %d name %s"), ("app", "far", 40, "x #2u%u")]),
+                        channel: Metadata.channel, cpu: 0)
+        for begin in stride(from: UInt64(2_000), to: 12_000, by: 1_000) {
+            var s = SubbufferBuilder(begin: begin)
+            for i in 0..<40 { try s.append(id: i % 3 == 0 ? 40 : 5, i % 3 == 0 ? "x #2u%u" : "n %d name %s",
+                                            i % 3 == 0 ? [UInt64(i)] : [i, String(repeating: "v", count: i % 9)],
+                                            ticks: i == 20 ? 1 << 28 : 10) }
+            try writer.take(subbuffer: s.close(), channel: "app", cpu: 0)
+        }
+        _ = try writer.finish()
+        let path = ctf + "/app_0"
+        let original = try [UInt8](Data(contentsOf: URL(fileURLWithPath: path)))
+        var random = SplitMix64(state: 0x5EED_C7F)
+        for round in 0..<300 {
+            var bytes = original
+            for _ in 0..<(1 + Int(random.next() % 8)) {
+                let at = Int(random.next() % UInt64(bytes.count))
+                bytes[at] = round % 5 == 0 ? 0xFF : UInt8(truncatingIfNeeded: random.next())
+            }
+            if round % 7 == 0 { bytes.removeLast(Int(random.next() % 200)) }
+            try Data(bytes).write(to: URL(fileURLWithPath: path))
+            let result = CTFTraceReader().read(directory: ctf)
+            #expect(result.problems.allSatisfy { $0.file == "app_0" && $0.subbuffer != nil })
+            let stream = CTFTraceReader.stream(directory: ctf)
+            let text = EventText(stream)
+            var out = TextBuffer(capacity: 64)
+            stream.forEach { text.append($0, to: &out) }
+            #expect(stream.problems.count == result.problems.count - stream.metadata.problems.count)
         }
     }
 

@@ -185,7 +185,7 @@ struct TraceConsumerTests {
         }
     }
 
-    @Test("CTF output: stop() while live leaves a CTF trace of everything consumed so far, every event once")
+    @Test("CTF output: stop() while live, with no flush, leaves a CTF trace of everything consumed so far, every event once")
     func stopWhileLiveCTF() throws {
         try withMount(cpuCount: 2) { m in
             let marker = try makeTrace(m, "livectf")
@@ -195,22 +195,25 @@ struct TraceConsumerTests {
                                              format: .ctf(hostname: "h"), pollTimeout: -1)
             let run = BackgroundRun(consumer, threads: 3)
             defer { run.end() }
+            // The metadata channel is not full and nothing flushes it: the
+            // declarations reach the consumer because it opened metadata_0.
             let recorded = try recordOnEveryCPU(m, marker)
-            try m.tracer.flush("livectf")
             var delivered = 0
             #expect(waitUntil {
                 delivered = statsTotal(m, "livectf", "delivered") ?? -1
-                return delivered > 0 && statsTotal(m, "livectf", "consumed") == delivered
+                return delivered > 2 && statsTotal(m, "livectf", "consumed") == delivered
                     && consumer.progress.subbuffers == delivered
             }, "delivered \(delivered), consumed \(consumer.progress.subbuffers)")
             consumer.stop()
             #expect(run.wait(seconds: 10) == .stopped)
             let summary = try #require(consumer.ctfSummary)
             #expect(summary.problems.isEmpty, "\(summary.problems)")
-            #expect(summary.events == recorded.count)
             let result = CTFTraceReader().read(directory: out.path)
             #expect(result.problems.isEmpty, "\(result.problems)")
-            #expect(appEvents(result).sorted() == recorded.sorted())
+            let events = appEvents(result)
+            // Full sub-buffers only (the last of each CPU is still open).
+            #expect(events.count == summary.events && events.count > 0 && events.count < recorded.count)
+            #expect(Set(events).count == events.count && Set(events).isSubset(of: Set(recorded)))
             try m.tracer.destroyTrace("livectf")
         }
     }

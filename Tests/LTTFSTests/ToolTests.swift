@@ -151,28 +151,38 @@ struct ToolTests {
         #expect(liveLines.contains { $0.contains("app.item: { cpu_id = 1 }, { seq = 1499, label = \"label \\\"4\\\"\", cpu = 1 }") })
     }
 
-    @Test("lttfs convert reports a damaged trace's problems (exit 1) and converts the rest; consume --format ctf refuses -a")
+    @Test("lttfs convert reports a damaged trace's problems (exit 1) and converts the rest, the lost sub-buffer a missing packet; consume --format ctf refuses -a")
     func convertDamaged() throws {
         let out = temporaryPath("damaged-ltt"), ctf = temporaryPath("damaged-ctf")
         defer { for p in [out, ctf] { try? FileManager.default.removeItem(atPath: p) } }
+        let lines = 400
         try withMount(cpuCount: 1) { m in
-            startTrace(m, "dmg")
-            for i in 0..<10 { #expect(writeControl(m.ltt + "/write_event", "line \(i)\n") == 0) }
+            startTrace(m, "dmg", subbufSize: 4096, subbufNum: 64)
             let refused = run([lttfsBinary, "consume", "--format", "ctf", "-a", "-c", m.ltt + "/dmg", "-t", ctf])
             #expect(refused.status != 0 && refused.error.contains("cannot be appended"), "\(refused.error)")
+            let hostOnly = run([lttfsBinary, "consume", "--hostname", "h", "-c", m.ltt + "/dmg", "-t", ctf])
+            #expect(hostOnly.status != 0 && hostOnly.error.contains("--format ctf"), "\(hostOnly.error)")
             let (consumer, _) = try spawn([lttfsBinary, "consume", "-q", "-c", m.ltt + "/dmg", "-t", out])
             #expect(waitForOpen(consumer.processIdentifier, m.ltt + "/dmg/userspace_0"))
+            for i in 0..<lines { #expect(writeControl(m.ltt + "/write_event", "line \(i) of forty-odd bytes, padded out\n") == 0) }
             #expect(writeControl(m.ltt + "/destroy_trace", "dmg\n") == 0)
             #expect(waitExit(consumer))
         }
+        let size = (try FileManager.default.attributesOfItem(atPath: out + "/userspace_0")[.size] as? NSNumber)?.intValue ?? 0
+        #expect(size >= 3 * 4096, "several sub-buffers: \(size) bytes")
+        // Damage the magic of the second sub-buffer.
         let handle = try #require(FileHandle(forWritingAtPath: out + "/userspace_0"))
-        try handle.seek(toOffset: 16)
+        try handle.seek(toOffset: 4096 + 16)
         handle.write(Data([0xEF, 0xBE, 0xAD, 0xDE]))
         try handle.close()
+        let lttLines = run([lttfsBinary, "dump", out]).output.split(separator: "\n")
+        #expect(lttLines.count > 0 && lttLines.count < lines)
         let r = run([lttfsBinary, "convert", out, ctf])
         #expect(r.status == 1, "\(r.error)")
-        #expect(r.error.contains("problem: userspace_0 sub-buffer 0 offset 16: bad magic"), "\(r.error)")
-        #expect(run([lttfsBinary, "dump", "--check", ctf]).status == 0)
+        #expect(r.error.contains("problem: userspace_0 sub-buffer 1 offset 4112: bad magic"), "\(r.error)")
+        #expect(run([lttfsBinary, "dump", ctf]).output.split(separator: "\n") == lttLines)
+        let check = run([lttfsBinary, "dump", "--check", ctf])
+        #expect(check.status == 1 && check.error.contains("1 packet(s) missing before this one"), "\(check.error)")
         let again = run([lttfsBinary, "convert", out, ctf])
         #expect(again.status != 0 && again.error.contains("not empty"), "\(again.error)")
     }

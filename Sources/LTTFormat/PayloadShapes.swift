@@ -18,7 +18,7 @@ public final class PayloadShapes: Sendable {
     /// `fields` by event id: nil for an id that is not declared (or whose
     /// format cannot be read).
     public init(_ byID: [UInt16: [MarkerField]]) {
-        let count = Int(byID.keys.max().map { $0 + 1 } ?? 0)
+        let count = byID.keys.max().map { Int($0) + 1 } ?? 0
         entries = .allocate(capacity: max(1, count))
         entries.initialize(repeating: Entry(firstSize: 0, count: 0, maxIntegerSize: 1, declared: false))
         var flat: [Int] = []
