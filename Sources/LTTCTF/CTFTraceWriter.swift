@@ -24,7 +24,10 @@ import SystemPackage
 /// The metadata channel itself becomes no stream: what it says is the
 /// TSDL.
 public final class CTFTraceWriter: Sendable {
-    public let outputDirectory: String
+    /// Where the trace goes.
+    public let destination: any CTFDestination
+    /// The destination's path or URL.
+    public var location: String { destination.location }
 
     /// Problems, counters: see `Summary`.
     public struct Summary: Sendable {
@@ -46,7 +49,6 @@ public final class CTFTraceWriter: Sendable {
     struct Shared {
         var declarations = MarkerDeclarations()
         var metadata: CTFMetadata?
-        var metadataFile: FileDescriptor?
         var streams: [String: StreamWriter] = [:]
         /// Raw sub-buffers waiting for declarations, per stream, oldest first.
         var pending: [String: [[UInt8]]] = [:]
@@ -89,17 +91,11 @@ public final class CTFTraceWriter: Sendable {
     private let pendingLimit: Int
     private let scratch = ScratchBuffers()
 
-    /// Creates `outputDirectory` (it must not exist, or be empty) for a
-    /// trace of the given data channels (the stream ids follow their
-    /// order).
-    public init(outputDirectory: String, traceName: String, channels: [String], hostname: String? = nil,
-                pendingLimit: Int = 64 << 20) throws(CTFError) {
-        do throws(Errno) {
-            try Self.makeEmptyDirectory(outputDirectory)
-        } catch {
-            throw error == .fileExists ? .outputNotEmpty(outputDirectory) : .cannotCreate(outputDirectory, error)
-        }
-        self.outputDirectory = outputDirectory
+    /// A trace of the given data channels (the stream ids follow their
+    /// order) written to `destination`.
+    public init(destination: any CTFDestination, traceName: String, channels: [String], hostname: String? = nil,
+                pendingLimit: Int = 64 << 20) {
+        self.destination = destination
         self.channels = channels.filter { $0 != Metadata.channel }
         self.traceName = traceName
         self.hostname = hostname ?? Self.hostName()
@@ -111,8 +107,12 @@ public final class CTFTraceWriter: Sendable {
         self.pendingLimit = pendingLimit
     }
 
-    deinit {
-        shared.withLock { s in try? s.metadataFile?.close() }
+    /// A trace written to the directory `outputDirectory` (created; it must
+    /// not exist, or be empty).
+    public convenience init(outputDirectory: String, traceName: String, channels: [String], hostname: String? = nil,
+                            pendingLimit: Int = 64 << 20) throws(CTFError) {
+        self.init(destination: try CTFDirectory(path: outputDirectory), traceName: traceName, channels: channels,
+                  hostname: hostname, pendingLimit: pendingLimit)
     }
 
     /// Takes one sub-buffer of the buffer file `channel_cpu`. Throws only
@@ -140,7 +140,7 @@ public final class CTFTraceWriter: Sendable {
             if s.first == nil {
                 let waiting = s.pending.values.reduce(0) { $0 + $1.count }
                 if !s.noClock {
-                    s.summary.problems.append(TraceProblem(file: outputDirectory,
+                    s.summary.problems.append(TraceProblem(file: location,
                         "no sub-buffer of metadata_0 came: the trace has no clock, \(waiting) packet(s) not written"))
                 }
                 s.summary.droppedSubbuffers += waiting
@@ -150,9 +150,8 @@ public final class CTFTraceWriter: Sendable {
             for message in s.declarations.halfDeclared {
                 s.summary.problems.append(TraceProblem(file: Metadata.channel + "_0", message))
             }
-            try? s.metadataFile?.close()
-            s.metadataFile = nil
             for stream in s.streams.values { s.summary.bytesWritten += try stream.finish(uuid: uuid) }
+            try destination.finish()
             s.streams = [:]
             s.finished = true
             // Conversion threads report in any order: by place.
@@ -243,16 +242,9 @@ public final class CTFTraceWriter: Sendable {
         }
         let metadata = CTFMetadata(trace: .init(uuid: uuid, time: time, alignment: Int(first.alignment), hostname: hostname,
                                                 traceName: traceName, channels: channels))
-        let path = outputDirectory + "/metadata"
-        let fd: FileDescriptor
-        do throws(Errno) { fd = try Self.create(path) } catch { throw .cannotWrite(path, error) }
-        do throws(Errno) { try fd.writeFully(Array(metadata.preamble.utf8)) } catch {
-            try? fd.close()
-            throw .cannotWrite(path, error)
-        }
+        try destination.appendMetadata(metadata.preamble)
         s.first = first
         s.metadata = metadata
-        s.metadataFile = fd
         s.summary.bytesWritten += metadata.preamble.utf8.count
         // Markers learned before the clock was known.
         for byID in s.declarations.byChannel.values {
@@ -262,15 +254,13 @@ public final class CTFTraceWriter: Sendable {
 
     /// Appends the event class of `marker` to the metadata file.
     private func declare(_ marker: MarkerDeclarations.Marker, _ s: inout Shared) throws(CTFError) {
-        guard marker.channel != Metadata.channel, let metadata = s.metadata, let fd = s.metadataFile else { return }
+        guard marker.channel != Metadata.channel, let metadata = s.metadata else { return }
         guard let format = marker.format else { return }
         // Markers of channels this trace has no buffers of (disabled) are
         // declared too: no stream, nothing to declare.
         guard metadata.streamID(of: marker.channel) != nil else { return }
         let text = metadata.event(channel: marker.channel, name: marker.name, id: marker.id, fields: format.fields)
-        do throws(Errno) { try fd.writeFully(Array(text.utf8)) } catch {
-            throw .cannotWrite(outputDirectory + "/metadata", error)
-        }
+        try destination.appendMetadata(text)
         s.summary.bytesWritten += text.utf8.count
     }
 
@@ -286,8 +276,8 @@ public final class CTFTraceWriter: Sendable {
                     s.summary.problems.append(TraceProblem(file: name, "channel \(channel) was not named when the trace was opened"))
                     return nil
                 }
-                s.streams[name] = try StreamWriter(name: name, path: outputDirectory + "/" + name,
-                                                   streamID: UInt32(id), cpu: UInt32(cpu))
+                s.streams[name] = try StreamWriter(name: name, streamID: UInt32(id), cpu: UInt32(cpu),
+                                                   destination: destination)
             }
             if s.noClock {
                 s.streams[name]!.skip()
@@ -393,21 +383,7 @@ public final class CTFTraceWriter: Sendable {
         String(stream[..<stream.lastIndex(of: "_")!])
     }
 
-    // MARK: Files
-
-    static func create(_ path: String) throws(Errno) -> FileDescriptor {
-        try typedErrno {
-            try FileDescriptor.open(FilePath(path), .writeOnly, options: [.create, .truncate, .closeOnExec],
-                                    permissions: [.ownerReadWrite, .groupRead, .otherRead])
-        }
-    }
-
-    /// mkdir -p, then the directory must be empty.
-    static func makeEmptyDirectory(_ path: String) throws(Errno) {
-        try makeDirectories(path)
-        let entries = (try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []
-        if !entries.isEmpty { throw .fileExists }
-    }
+    // MARK: Host
 
     static func hostName() -> String {
         var buffer = [CChar](repeating: 0, count: 256)

@@ -9,12 +9,12 @@ import SystemPackage
 /// thread per file). The writer's shared lock, when held, is taken first.
 final class StreamWriter: Sendable {
     let name: String
-    let path: String
     let streamID: UInt32
     let cpu: UInt32
 
     struct State {
-        var file: FileDescriptor?
+        /// Where its packets go; nil once closed.
+        var output: (any CTFStreamDestination)?
         var conversion = PacketConversion.StreamState()
         /// The sequence number of the last packet written.
         var lastWritten: UInt64?
@@ -33,26 +33,19 @@ final class StreamWriter: Sendable {
 
     private let state: Locked<State>
 
-    init(name: String, path: String, streamID: UInt32, cpu: UInt32) throws(CTFError) {
+    init(name: String, streamID: UInt32, cpu: UInt32, destination: any CTFDestination) throws(CTFError) {
         self.name = name
-        self.path = path
         self.streamID = streamID
         self.cpu = cpu
-        let file: FileDescriptor
-        do throws(Errno) { file = try CTFTraceWriter.create(path) } catch {
-            throw .cannotWrite(path, error)
-        }
-        state = Locked(State(file: file))
+        state = Locked(State(output: try destination.openStream(name: name, streamID: streamID, cpu: cpu)))
     }
-
-    deinit { state.withLock { s in try? s.file?.close() } }
 
     /// Converts one sub-buffer (the trace's `first` header gives the fields
     /// every sub-buffer repeats) and appends its packet.
     func write(_ bytes: [UInt8], shapes: PayloadShapes, isDeclared: (UInt16) -> Bool, first: SubbufferHeader,
                uuid: [UInt8], final: Bool, scratch: ScratchBuffers) throws(CTFError) -> Written {
         try state.withLock { (s: inout State) throws(CTFError) -> Written in
-            guard let file = s.file else { return .closed }
+            guard let output = s.output else { return .closed }
             let index = s.conversion.subbuffers
             let base = index * bytes.count
             let walk: SubbufferWalk
@@ -67,23 +60,24 @@ final class StreamWriter: Sendable {
             }
             var problems: [TraceProblem] = [], notes: [TraceProblem] = []
             var conversion = s.conversion
-            let outcome = scratch.with(capacity: PacketConversion.capacity(for: bytes.count)) { output in
+            let outcome = scratch.with(capacity: PacketConversion.capacity(for: bytes.count)) { buffer in
                 let outcome = PacketConversion.convert(walk, shapes: shapes, isDeclared: isDeclared, streamID: streamID,
                                                        cpu: cpu, uuid: uuid, final: final, state: &conversion,
-                                                       output: output) { offset, message in
+                                                       output: buffer) { offset, message in
                     problems.append(TraceProblem(file: name, subbuffer: index, offset: offset.map { base + $0 }, message))
                 } note: { offset, message in
                     notes.append(TraceProblem(file: name, subbuffer: index, offset: offset.map { base + $0 }, message))
                 }
-                guard case .packet(let count, _) = outcome else { return Result<PacketConversion.Outcome, Errno>.success(outcome) }
-                return Result { () throws(Errno) in
-                    try file.writeFully(UnsafeRawBufferPointer(rebasing: output[0..<count]))
+                guard case .packet(let count, _) = outcome else { return Result<PacketConversion.Outcome, CTFError>.success(outcome) }
+                let packet = UnsafeRawBufferPointer(rebasing: buffer[0..<count])
+                return Result { () throws(CTFError) in
+                    try output.write(packet, context: CTFPacket.Context(bytes: packet)!)
                     return outcome
                 }
             }
             switch outcome {
             case .failure(let error):
-                throw .cannotWrite(path, error)
+                throw error
             case .success(.needsDeclarations):
                 return .needsDeclarations
             case .success(.packet(let count, let events)):
@@ -109,21 +103,22 @@ final class StreamWriter: Sendable {
     /// count them as lost packets (babeltrace2 reports discarded packets).
     func finish(uuid: [UInt8]) throws(CTFError) -> Int {
         try state.withLock { (s: inout State) throws(CTFError) -> Int in
-            guard let file = s.file else { return 0 }
-            defer {
-                try? file.close()
-                s.file = nil
-            }
+            guard let output = s.output else { return 0 }
+            s.output = nil
             let next = s.conversion.sequenceNumber
-            guard next > 0, s.lastWritten.map({ $0 + 1 < next }) ?? true else { return 0 }
+            guard next > 0, s.lastWritten.map({ $0 + 1 < next }) ?? true else {
+                try output.close()
+                return 0
+            }
             let context = CTFPacket.Context(uuid: uuid, streamID: streamID, timestampBegin: s.conversion.lastEnd,
                                             timestampEnd: s.conversion.lastEnd, contentBytes: CTFPacket.headerSize,
                                             sequenceNumber: next, eventsDiscarded: s.conversion.lastDiscarded, cpuID: cpu)
-            var packet = [UInt8](repeating: 0, count: context.packetBytes)
-            packet.withUnsafeMutableBytes { context.write(to: $0.baseAddress!) }
-            do throws(Errno) { try file.writeFully(packet) } catch {
-                throw .cannotWrite(path, error)
-            }
+            let packet = UnsafeMutableRawBufferPointer.allocate(byteCount: context.packetBytes, alignment: 8)
+            defer { packet.deallocate() }
+            packet.initializeMemory(as: UInt8.self, repeating: 0)
+            context.write(to: packet.baseAddress!)
+            try output.write(UnsafeRawBufferPointer(packet), context: context)
+            try output.close()
             return packet.count
         }
     }

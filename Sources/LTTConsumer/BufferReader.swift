@@ -56,7 +56,7 @@ final class BufferReader: Sendable {
         }
 
         if let ctf {
-            buffer = TraceConsumer.Buffer(path: path, outputPath: ctf.writer.outputDirectory, subbufferSize: Int(size))
+            buffer = TraceConsumer.Buffer(path: path, outputPath: ctf.writer.location, subbufferSize: Int(size))
             self.file = file
             output = nil
             self.ctf = ctf
