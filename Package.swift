@@ -11,6 +11,7 @@ let package = Package(
         .library(name: "LTTTrace", targets: ["LTTTrace"]),
         .library(name: "LTTReader", targets: ["LTTReader"]),
         .library(name: "LTTCTF", targets: ["LTTCTF"]),
+        .library(name: "LTTRelayd", targets: ["LTTRelayd"]),
         .library(name: "LTTFS", targets: ["LTTFS"]),
         .library(name: "LTTConsumer", targets: ["LTTConsumer"]),
         .library(name: "CLinuxSupport", targets: ["CLinuxSupport"]),
@@ -62,6 +63,11 @@ let package = Package(
                                                      "LTTTraceTestSupport"]),
         .testTarget(name: "LTTCTFTests", dependencies: ["LTTCTF", "LTTFormat", "LTTTrace", "LTTReader", "LTTSystem",
                                                    "LTTTestSupport", "LTTTraceTestSupport"]),
+        // Streaming CTF to lttng-relayd (lttng-tools 2.13's network
+        // protocol): a CTF destination on a relay daemon's session.
+        .target(name: "LTTRelayd", dependencies: [
+            "LTTCTF", "LTTFormat", "LTTSystem", .product(name: "SystemPackage", package: "swift-system"),
+        ]),
         // The C shim over libfuse3 (Debian's libfuse3-dev).
         .target(name: "CFuse", linkerSettings: [.linkedLibrary("fuse3"), .linkedLibrary("pthread")]),
         // The filesystem: the tree, the handlers, the notifier thread.
@@ -73,12 +79,12 @@ let package = Package(
         // The lttd-style consumer (poll, GET, splice, PUT) as a library: the
         // format and the system layer, nothing of the tracer or the filesystem.
         .target(name: "LTTConsumer", dependencies: [
-            "LTTFormat", "LTTReader", "LTTCTF", "LTTSystem", .product(name: "SystemPackage", package: "swift-system"),
+            "LTTFormat", "LTTReader", "LTTCTF", "LTTRelayd", "LTTSystem", .product(name: "SystemPackage", package: "swift-system"),
         ]),
         .testTarget(name: "LTTConsumerTests", dependencies: ["LTTConsumer", "LTTCTF", "LTTFS", "LTTTrace", "LTTReader", "LTTFormat",
                                                           "LTTSystem", "LTTTestSupport", "LTTMountTestSupport"]),
         .executableTarget(name: "lttfs", dependencies: [
-            "LTTConsumer", "LTTCTF",
+            "LTTConsumer", "LTTCTF", "LTTRelayd",
             "LTTFS", "LTTFormat", "LTTTrace", "LTTReader", "LTTRelay", "LTTSystem",
             .product(name: "SystemPackage", package: "swift-system"),
             .product(name: "ArgumentParser", package: "swift-argument-parser"),

@@ -7,6 +7,13 @@
 #include <pthread.h>
 #include <signal.h>
 #include <string.h>
+#include <errno.h>
+#include <netdb.h>
+#include <poll.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <sys/time.h>
 #include "CLinuxSupport.h"
 
 __thread unsigned int lttfs_tracer_nesting __attribute__((tls_model("initial-exec")));
@@ -140,4 +147,68 @@ void lttfs_tsan_release(void *address) { (void)address; }
 const char *lttfs_errno_name(int error)
 {
 	return strerrorname_np(error);
+}
+
+int lttfs_tcp_connect(const char *host, const char *port, int timeout_ms, int io_timeout_ms, int *resolve_error)
+{
+	struct addrinfo hints, *found = NULL, *a;
+	int fd = -1, saved = ETIMEDOUT;
+
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	*resolve_error = getaddrinfo(host, port, &hints, &found);
+	if (*resolve_error != 0) {
+		errno = EHOSTUNREACH;
+		return -1;
+	}
+	for (a = found; a; a = a->ai_next) {
+		fd = socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, a->ai_protocol);
+		if (fd < 0) {
+			saved = errno;
+			continue;
+		}
+		if (connect(fd, a->ai_addr, a->ai_addrlen) == 0)
+			break;
+		if (errno == EINPROGRESS) {
+			struct pollfd p = { .fd = fd, .events = POLLOUT };
+			int error = 0;
+			socklen_t length = sizeof(error);
+			int n;
+			do {
+				n = poll(&p, 1, timeout_ms);
+			} while (n < 0 && errno == EINTR);
+			if (n == 1 && getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &length) == 0 && error == 0)
+				break;
+			saved = n == 0 ? ETIMEDOUT : (error ? error : errno);
+		} else {
+			saved = errno;
+		}
+		close(fd);
+		fd = -1;
+	}
+	freeaddrinfo(found);
+	if (fd < 0) {
+		errno = saved;
+		return -1;
+	}
+	/* Blocking from here on, every read and write bounded. */
+	int flags = fcntl(fd, F_GETFL);
+	fcntl(fd, F_SETFL, flags & ~O_NONBLOCK);
+	struct timeval tv = { .tv_sec = io_timeout_ms / 1000, .tv_usec = (io_timeout_ms % 1000) * 1000 };
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	int one = 1;
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	return fd;
+}
+
+const char *lttfs_resolve_error(int error)
+{
+	return gai_strerror(error);
+}
+
+long lttfs_send_nosignal(int fd, const void *bytes, unsigned long length)
+{
+	return send(fd, bytes, length, MSG_NOSIGNAL);
 }

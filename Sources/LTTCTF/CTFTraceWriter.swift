@@ -243,6 +243,7 @@ public final class CTFTraceWriter: Sendable {
         let metadata = CTFMetadata(trace: .init(uuid: uuid, time: time, alignment: Int(first.alignment), hostname: hostname,
                                                 traceName: traceName, channels: channels))
         try destination.appendMetadata(metadata.preamble)
+        try destination.traceStarted(uuid: uuid, time: time, begin: first.cycleCountBegin)
         s.first = first
         s.metadata = metadata
         s.summary.bytesWritten += metadata.preamble.utf8.count
@@ -385,7 +386,8 @@ public final class CTFTraceWriter: Sendable {
 
     // MARK: Host
 
-    static func hostName() -> String {
+    /// This machine's host name (gethostname).
+    public static func hostName() -> String {
         var buffer = [CChar](repeating: 0, count: 256)
         guard gethostname(&buffer, buffer.count - 1) == 0 else { return "localhost" }
         return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)

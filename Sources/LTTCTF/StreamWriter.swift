@@ -37,7 +37,10 @@ final class StreamWriter: Sendable {
         self.name = name
         self.streamID = streamID
         self.cpu = cpu
-        state = Locked(State(output: try destination.openStream(name: name, streamID: streamID, cpu: cpu)))
+        let output = try destination.openStream(name: name, streamID: streamID, cpu: cpu)
+        var state = State(output: output)
+        state.conversion.sequenceNumber = output.firstSequenceNumber
+        self.state = Locked(state)
     }
 
     /// Converts one sub-buffer (the trace's `first` header gives the fields
@@ -106,7 +109,7 @@ final class StreamWriter: Sendable {
             guard let output = s.output else { return 0 }
             s.output = nil
             let next = s.conversion.sequenceNumber
-            guard next > 0, s.lastWritten.map({ $0 + 1 < next }) ?? true else {
+            guard next > output.firstSequenceNumber, s.lastWritten.map({ $0 + 1 < next }) ?? true else {
                 try output.close()
                 return 0
             }

@@ -47,6 +47,8 @@ public enum ConsumerError: Error, Equatable, Sendable, CustomStringConvertible {
     case ctf(CTFError)
     /// CTF output cannot be appended to.
     case ctfAppend
+    /// lttng-relayd could not be reached or refused the session.
+    case relayd(String)
     /// read(2) of a taken sub-buffer failed or ended early.
     case read(String, Errno?)
 
@@ -58,7 +60,7 @@ public enum ConsumerError: Error, Equatable, Sendable, CustomStringConvertible {
              .unexpectedPollEvents(let p, _), .ioctl(let p, _, _), .splice(let p, _, _), .spliceReturnedZero(let p, _),
              .output(let p, _), .read(let p, _):
             p
-        case .pipe, .poll, .ctf, .ctfAppend:
+        case .pipe, .poll, .ctf, .ctfAppend, .relayd:
             nil
         }
     }
@@ -73,7 +75,8 @@ public enum ConsumerError: Error, Equatable, Sendable, CustomStringConvertible {
             e
         case .ctf(.cannotCreate(_, let e)), .ctf(.cannotWrite(_, let e)):
             e
-        case .notATraceDirectory, .outputExists, .noBufferFiles, .unexpectedPollEvents, .spliceReturnedZero, .ctf, .ctfAppend:
+        case .notATraceDirectory, .outputExists, .noBufferFiles, .unexpectedPollEvents, .spliceReturnedZero, .ctf, .ctfAppend,
+             .relayd:
             nil
         }
     }
@@ -112,6 +115,8 @@ public enum ConsumerError: Error, Equatable, Sendable, CustomStringConvertible {
             e.description
         case .ctfAppend:
             "a CTF trace cannot be appended to: choose a new directory"
+        case .relayd(let why):
+            why
         case .read(let p, let e):
             "\(p): read of the sub-buffer: \(e?.explained ?? "it ended early")"
         }

@@ -30,6 +30,7 @@ import Foundation
 import LTTCTF
 import LTTFormat
 import LTTReader
+import LTTRelayd
 import LTTSystem
 import SystemPackage
 import Synchronization
@@ -73,6 +74,33 @@ public final class TraceConsumer: Sendable {
         /// per sub-buffer, and the metadata; `hostname` names the machine
         /// (nil: this one).
         case ctf(hostname: String?)
+        /// CTF streamed to an lttng-relayd session (`LTTRelayd`); the output
+        /// directory takes what the relay daemon could not, should it fail.
+        case relayd(RelaydOptions)
+    }
+
+    /// Where and how to stream to lttng-relayd.
+    public struct RelaydOptions: Sendable, Equatable {
+        public var address: RelaydSession.Address
+        /// The session's name (nil: the trace's) and host name (nil: this
+        /// machine's), as live readers name it: net://RELAY/host/HOST/SESSION.
+        public var sessionName: String?
+        public var hostname: String?
+        /// Live period in milliseconds (0: not live).
+        public var liveTimerMilliseconds: UInt32
+        /// How far behind now a beacon says an idle stream is (nil: no
+        /// beacons: a channel has no switch timer, and only full
+        /// sub-buffers show).
+        public var beaconLagMilliseconds: UInt32?
+
+        public init(address: RelaydSession.Address, sessionName: String? = nil, hostname: String? = nil,
+                    liveTimerMilliseconds: UInt32 = 1000, beaconLagMilliseconds: UInt32? = nil) {
+            self.address = address
+            self.sessionName = sessionName
+            self.hostname = hostname
+            self.liveTimerMilliseconds = liveTimerMilliseconds
+            self.beaconLagMilliseconds = beaconLagMilliseconds
+        }
     }
 
     public let traceDirectory: String
@@ -84,6 +112,14 @@ public final class TraceConsumer: Sendable {
     private let readers: [BufferReader]
     /// The CTF trace being written (format `.ctf`).
     private let ctfWriter: CTFTraceWriter?
+    private let relaydDestination: RelaydDestination?
+
+    /// With `.relayd`: what was sent, and what was kept locally after a
+    /// failure of the relay daemon.
+    public var relaydReport: RelaydDestination.Report? { relaydDestination?.report }
+
+    /// With `.relayd`: where live readers find the session.
+    public var relaydLocation: String? { relaydDestination?.location }
     private let ctfSummaryValue = Locked<CTFTraceWriter.Summary?>(nil)
     /// How long a reader waits in poll(2) before polling again with no news.
     private let pollTimeout: Int32
@@ -116,17 +152,50 @@ public final class TraceConsumer: Sendable {
         }
         let names = Self.regularFiles(below: traceDirectory)
         var ctf: CTFTraceWriter?
-        if case .ctf(let hostname) = format {
+        var relayd: RelaydDestination?
+        let traceName = (traceDirectory as NSString).standardizingPath.split(separator: "/").last.map(String.init) ?? "trace"
+        let buffers = names.compactMap { name in
+            TraceReader.bufferName((name as NSString).lastPathComponent).map { (name: name, channel: $0.channel, cpu: $0.cpu) }
+        }
+        let channels = Set(buffers.map(\.channel)).subtracting([Metadata.channel]).sorted()
+        switch format {
+        case .ctf(let hostname):
             guard !append else { throw .ctfAppend }
-            let channels = Set(names.compactMap { TraceReader.bufferName(($0 as NSString).lastPathComponent)?.channel })
             do throws(CTFError) {
-                ctf = try CTFTraceWriter(outputDirectory: outputDirectory,
-                                         traceName: (traceDirectory as NSString).standardizingPath.split(separator: "/").last.map(String.init) ?? "trace",
-                                         channels: channels.sorted(), hostname: hostname)
+                ctf = try CTFTraceWriter(outputDirectory: outputDirectory, traceName: traceName, channels: channels,
+                                         hostname: hostname)
             } catch {
                 throw .ctf(error)
             }
-        } else {
+        case .relayd(let options):
+            guard !append else { throw .ctfAppend }
+            let hostname = options.hostname ?? CTFTraceWriter.hostName()
+            var uuid = (0..<16).map { _ in UInt8.random(in: 0...255) }
+            uuid[6] = (uuid[6] & 0x0F) | 0x40
+            uuid[8] = (uuid[8] & 0x3F) | 0x80
+            let session: RelaydSession
+            do throws(RelaydSession.Failure) {
+                session = try RelaydSession(address: options.address, sessionName: options.sessionName ?? traceName,
+                                            hostname: hostname, liveTimerMicroseconds: options.liveTimerMilliseconds * 1000,
+                                            creationTime: UInt64(Date().timeIntervalSince1970), uuid: uuid,
+                                            sessionID: UInt64.random(in: 1...UInt64(Int64.max)))
+            } catch {
+                throw .relayd(error.description)
+            }
+            let streams = buffers.filter { $0.channel != Metadata.channel }.map { b in
+                (name: "\(b.channel)_\(b.cpu)", streamClass: UInt32(channels.firstIndex(of: b.channel)!), cpu: UInt32(b.cpu))
+            }
+            do throws(CTFError) {
+                relayd = try RelaydDestination(session: session, streams: streams, pathname: traceName,
+                                               live: options.liveTimerMilliseconds > 0,
+                                               livePeriod: options.beaconLagMilliseconds.map { _ in Double(options.liveTimerMilliseconds) / 1000 },
+                                               beaconLagNanoseconds: Int64(options.beaconLagMilliseconds ?? 0) * 1_000_000,
+                                               fallbackDirectory: outputDirectory)
+            } catch {
+                throw .relayd(error.description)
+            }
+            ctf = CTFTraceWriter(destination: relayd!, traceName: traceName, channels: channels, hostname: hostname)
+        case .ltt:
             do throws(Errno) { try makeDirectories(outputDirectory) } catch {
                 throw .cannotCreateDirectory(outputDirectory, error)
             }
@@ -156,6 +225,7 @@ public final class TraceConsumer: Sendable {
         self.outputDirectory = outputDirectory
         self.format = format
         self.ctfWriter = ctf
+        self.relaydDestination = relayd
         self.readers = readers
         pollTimeout = milliseconds
     }

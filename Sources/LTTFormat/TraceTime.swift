@@ -88,6 +88,17 @@ public struct TraceTime: Sendable, Equatable {
         return base &+ Int64(truncatingIfNeeded: Self.nanoseconds(cycles: cycles, frequency: frequency))
     }
 
+    /// The clock value at `nanoseconds` since the epoch (the inverse of
+    /// `nanoseconds(_:)`, through a double: to a few cycles); 0 before
+    /// the clock's origin.
+    public func cycles(atNanoseconds nanoseconds: Int64) -> UInt64 {
+        let base = offsetSeconds &* 1_000_000_000
+            &+ Int64(truncatingIfNeeded: Self.nanoseconds(cycles: offsetCycles, frequency: frequency))
+        guard nanoseconds > base else { return 0 }
+        let cycles = Double(nanoseconds - base) * Double(frequency) / 1e9
+        return cycles >= Double(UInt64.max) ? .max : UInt64(cycles)
+    }
+
     /// `seconds.nanoseconds` with nine digits, as `babeltrace2
     /// --clock-seconds` prints it (a `-` before times before the epoch).
     public static func secondsString(_ nanoseconds: Int64) -> String {

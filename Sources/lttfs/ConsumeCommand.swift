@@ -2,7 +2,9 @@
 import Glibc
 #endif
 import ArgumentParser
+import Foundation
 import LTTConsumer
+import LTTRelayd
 import LTTSystem
 
 /// `lttfs consume`: the command line over `LTTConsumer.TraceConsumer` (an
@@ -24,13 +26,20 @@ struct ConsumeCommand: ParsableCommand {
             With --format ctf the output is a CTF 1.8 trace (babeltrace2, Trace Compass)
             written as it drains: one packet per sub-buffer, the metadata as markers
             are declared.
+
+            Many machines: stream the CTF to an lttng-relayd (lttng-tools 2.13) instead:
+              lttfs consume --relayd collector -c /mnt/ltt/ltt/mytrace
+              babeltrace2 --input-format=lttng-live net://collector/host/$(hostname)/mytrace
+            Live by default (--live-timer 1000 ms; give the channels a switch_timer so that
+            idle ones show too). Should the relay daemon fail, the rest of the trace is kept
+            in the -t directory (default ./<trace>-relayd-fallback), counted and reported.
             """)
 
     @Option(name: .customShort("c"), help: "The trace's directory in the mounted tree (<mount>/ltt/<trace>).")
     var channels: String
 
-    @Option(name: .customShort("t"), help: "The output directory (created; must not exist unless -a).")
-    var trace: String
+    @Option(name: .customShort("t"), help: "The output directory (created; must not exist unless -a). With --relayd: where the trace goes if the relay daemon fails.")
+    var trace: String?
 
     @Flag(name: .customShort("a"), help: "Append to existing output files (LTT only).")
     var append = false
@@ -42,8 +51,17 @@ struct ConsumeCommand: ParsableCommand {
     @Option(help: "ltt (LTT 2.3, lttd's) or ctf (CTF 1.8).")
     var format: OutputFormat = .ltt
 
-    @Option(help: "With --format ctf: the host name the trace names (default: this machine's).")
+    @Option(help: "With --format ctf or --relayd: the host name the trace names (default: this machine's).")
     var hostname: String?
+
+    @Option(help: "Stream CTF to lttng-relayd at HOST[:CONTROL_PORT[:DATA_PORT]] (or net://HOST...), ports 5342/5343 by default.")
+    var relayd: String?
+
+    @Option(help: "With --relayd: the session's name (default: the trace's).")
+    var session: String?
+
+    @Option(name: .customLong("live-timer"), help: "With --relayd: the live period in ms (0: not live).")
+    var liveTimer: UInt32 = 1000
 
     @Option(name: .customShort("n"), help: "Reader threads.")
     var threads = 1
@@ -52,15 +70,59 @@ struct ConsumeCommand: ParsableCommand {
     var quiet = false
 
     func validate() throws {
+        if relayd != nil {
+            guard RelaydSession.Address(parsing: relayd!) != nil else {
+                throw ValidationError("--relayd \(relayd!): give HOST, HOST:PORT or HOST:CONTROL_PORT:DATA_PORT")
+            }
+            if format == .ltt && append { throw ValidationError("--relayd streams CTF: -a does not apply") }
+            return
+        }
+        if session != nil { throw ValidationError("--session names a relay daemon's session: add --relayd") }
         if hostname != nil && format != .ctf { throw ValidationError("--hostname names the host of a CTF trace: add --format ctf") }
+        if trace == nil { throw ValidationError("give the output directory: -t DIR") }
+    }
+
+    /// The trace's channels' switch timers (ms), read from the control
+    /// files next to its directory; nil where one cannot be read.
+    func switchTimers() -> [String: UInt32?] {
+        let traceDirectory = URL(fileURLWithPath: channels).standardizedFileURL
+        let control = traceDirectory.deletingLastPathComponent().appendingPathComponent("control")
+            .appendingPathComponent(traceDirectory.lastPathComponent).appendingPathComponent("channel").path
+        var timers: [String: UInt32?] = [:]
+        for channel in (try? FileManager.default.contentsOfDirectory(atPath: control)) ?? [] where channel != "metadata" {
+            let text = try? String(contentsOfFile: control + "/" + channel + "/switch_timer", encoding: .utf8)
+            timers[channel] = text.flatMap { UInt32($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
+        }
+        return timers
     }
 
     func run() throws {
         guard threads >= 1 && threads <= 256 else { throw Failure("-n \(threads): give 1 to 256 threads") }
         let consumer: TraceConsumer
         do throws(ConsumerError) {
-            consumer = try TraceConsumer(traceDirectory: channels, outputDirectory: trace, append: append,
-                                         format: format == .ctf ? .ctf(hostname: hostname) : .ltt)
+            if let relayd, let address = RelaydSession.Address(parsing: relayd) {
+                // Beacons say an idle stream has nothing before "now" less
+                // a lag: events older than that must have been delivered,
+                // which only a switch timer on every channel makes sure of.
+                let timers = switchTimers()
+                var lag: UInt32?
+                if liveTimer > 0 {
+                    let values = timers.values.compactMap { $0 }
+                    if !timers.isEmpty && values.count == timers.count && values.allSatisfy({ $0 > 0 }) {
+                        lag = values.max()! + liveTimer + 1000
+                    } else if !quiet {
+                        StandardError.write("note: a channel has no switch_timer: live readers see its events as its sub-buffers fill\n")
+                    }
+                }
+                let name = URL(fileURLWithPath: channels).standardizedFileURL.lastPathComponent
+                let options = TraceConsumer.RelaydOptions(address: address, sessionName: session, hostname: hostname,
+                                                          liveTimerMilliseconds: liveTimer, beaconLagMilliseconds: lag)
+                consumer = try TraceConsumer(traceDirectory: channels, outputDirectory: trace ?? "./\(name)-relayd-fallback",
+                                             format: .relayd(options))
+            } else {
+                consumer = try TraceConsumer(traceDirectory: channels, outputDirectory: trace!, append: append,
+                                             format: format == .ctf ? .ctf(hostname: hostname) : .ltt)
+            }
         } catch {
             throw Failure(error.description)
         }
@@ -84,6 +146,19 @@ struct ConsumeCommand: ParsableCommand {
         }
         if let failure = consumer.failures.first {
             throw Failure(failure.description)
+        }
+        if let report = consumer.relaydReport {
+            if !quiet {
+                StandardError.write("relayd: \(report.packetsSent) packets (\(report.bytesSent) bytes), \(report.beaconsSent) beacons"
+                                    + " to \(consumer.relaydLocation ?? "")\n")
+            }
+            if let failure = report.failure {
+                StandardError.write("relayd failed: \(failure)\n")
+                if report.packetsKeptLocally > 0 || consumer.ctfSummary?.packets ?? 0 > report.packetsSent {
+                    StandardError.write("relayd: \(report.packetsKeptLocally) packets it did not get are in \(consumer.outputDirectory)\n")
+                }
+                throw ExitCode(1)
+            }
         }
         // What could not be written is data lost: the run failed.
         if let ctf = consumer.ctfSummary, !ctf.problems.isEmpty { throw ExitCode(1) }

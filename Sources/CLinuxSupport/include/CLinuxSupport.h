@@ -118,3 +118,13 @@ static inline unsigned int lttfs_nesting_depth(void) {
 /* The errno's symbolic name ("EINVAL"), or NULL if it has none
  * (glibc's strerrorname_np). */
 const char *lttfs_errno_name(int error);
+
+// A TCP connection to host:port (getaddrinfo, every address in turn),
+// connected within timeout_ms, then blocking with reads and writes bounded
+// by io_timeout_ms (SO_RCVTIMEO, SO_SNDTIMEO) and TCP_NODELAY. Returns the
+// descriptor, or -1 with errno set (EHOSTUNREACH and *resolve_error set
+// when the name does not resolve: lttfs_resolve_error says why).
+int lttfs_tcp_connect(const char *host, const char *port, int timeout_ms, int io_timeout_ms, int *resolve_error);
+const char *lttfs_resolve_error(int error);
+// send(2) with MSG_NOSIGNAL: a peer gone is EPIPE, not SIGPIPE.
+long lttfs_send_nosignal(int fd, const void *bytes, unsigned long length);

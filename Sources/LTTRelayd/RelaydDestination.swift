@@ -1,0 +1,314 @@
+import Foundation
+import LTTCTF
+import LTTFormat
+import LTTSystem
+
+/// A CTF trace streamed to an lttng-relayd session as it is written: each
+/// packet on the data connection and its index on the control one, the
+/// metadata as it grows. The relay daemon writes the trace below its output
+/// directory (`<host>/<session>-<date>/<pathname>/`), and serves it live to
+/// `babeltrace2 --input-format=lttng-live`.
+///
+/// Live, as LTTng's consumer does it:
+/// - every stream is announced at the start (ADD_STREAM, then
+///   STREAMS_SENT) and sends an empty packet as soon as the trace's clock
+///   is known: a live reader waits for every stream to have one;
+/// - every live period, a stream that sent nothing since the last says so
+///   with a beacon up to "now" less `beaconLag` (the trace clock's now,
+///   from the wall clock): events older than that must have been delivered
+///   by then, which the channels' switch timers make sure of;
+/// - `finish` keeps the session open for two live periods, so that readers
+///   attached late can still read the end, then closes every stream.
+///
+/// When the relay daemon fails (it died, or refused something), nothing is
+/// lost silently: the metadata so far and every later packet go to the
+/// local directory `fallbackDirectory` (a CTF trace of its own, the
+/// packets the daemon did not get), and `report` counts both.
+public final class RelaydDestination: CTFDestination {
+    public let session: RelaydSession
+    public let pathname: String
+    public let fallbackDirectory: String
+    public var location: String {
+        "net://\(session.address.host):\(session.address.controlPort)/host/\(session.hostname)/\(session.sessionName)"
+    }
+
+    /// What was sent and what was kept locally.
+    public struct Report: Sendable, Equatable {
+        public var packetsSent = 0
+        public var bytesSent = 0
+        public var beaconsSent = 0
+        /// Packets written to the fallback directory after a failure.
+        public var packetsKeptLocally = 0
+        /// Packets with events older than a beacon already sent (the lag
+        /// was too short): a live reader stops there; the files are sound.
+        public var packetsBehindBeacons = 0
+        /// Why the relay daemon stopped being used.
+        public var failure: String?
+    }
+
+    struct Stream {
+        let handle: UInt64
+        let streamClass: UInt32
+        let cpu: UInt32
+        var nextNetSequence: UInt64 = 0
+        var lastEnd: UInt64 = 0
+        var lastBeacon: UInt64 = 0
+        var sentSinceTick = false
+        /// The local file that takes its packets after a failure.
+        var fallback: (any CTFStreamDestination)?
+    }
+
+    struct State {
+        var streams: [String: Stream] = [:]
+        var metadataSent = false
+        /// Everything appended so far, for the fallback directory.
+        var metadataText = ""
+        var time: TraceTime?
+        /// The latest beacon time sent on any stream: a live reader merges
+        /// the streams and takes nothing older afterwards.
+        var beaconHigh: UInt64 = 0
+        var report = Report()
+        /// After a failure: the local directory.
+        var fallback: CTFDirectory?
+    }
+
+    private let metadataHandle: UInt64
+    private let live: Bool
+    private let livePeriod: TimeInterval?
+    private let beaconLagNanoseconds: Int64
+    private let state = Locked(State())
+    private let beacons: PeriodicThread?
+
+    /// Announces `streams` (name: `<channel>_<cpu>`, CTF stream class, CPU)
+    /// and the metadata stream to `session`, in directory `pathname`.
+    /// `livePeriod`: seconds between beacons (nil: not live, or no beacons:
+    /// `live` still sends each stream's opening packet).
+    public init(session: RelaydSession, streams: [(name: String, streamClass: UInt32, cpu: UInt32)], pathname: String,
+                live: Bool, livePeriod: TimeInterval?, beaconLagNanoseconds: Int64,
+                fallbackDirectory: String) throws(CTFError) {
+        self.session = session
+        self.pathname = pathname
+        self.fallbackDirectory = fallbackDirectory
+        self.live = live
+        self.livePeriod = live ? livePeriod : nil
+        self.beaconLagNanoseconds = beaconLagNanoseconds
+        var announced: [String: Stream] = [:]
+        do throws(RelaydSession.Failure) {
+            for s in streams {
+                let handle = try session.addStream(channelName: s.name, pathname: pathname)
+                announced[s.name] = Stream(handle: handle, streamClass: s.streamClass, cpu: s.cpu)
+            }
+            metadataHandle = try session.addStream(channelName: "metadata", pathname: pathname)
+            try session.streamsSent()
+        } catch {
+            throw .destination(error.description)
+        }
+        state.withLock { $0.streams = announced }
+        beacons = self.livePeriod.map { PeriodicThread(name: "lttfs-relayd-beacons", interval: $0) }
+    }
+
+    public var report: Report { state.withLock { $0.report } }
+
+    // MARK: CTFDestination
+
+    public func appendMetadata(_ text: String) throws(CTFError) {
+        try state.withLock { (s: inout State) throws(CTFError) in
+            // babeltrace2 2.0.4 reads each piece a live reader fetches as
+            // a document of its own: each must start with the signature.
+            let signature = "/* CTF 1.8 */"
+            let piece = text.hasPrefix(signature) ? text : signature + "\n" + text
+            s.metadataText += s.metadataText.isEmpty ? text : "\n" + piece
+            if let fallback = s.fallback {
+                try fallback.appendMetadata(s.metadataSent ? piece : text)
+                return
+            }
+            do throws(RelaydSession.Failure) {
+                try session.sendMetadata(stream: metadataHandle, s.metadataSent ? piece : text)
+                s.metadataSent = true
+            } catch {
+                try fail(error.description, &s)
+            }
+        }
+    }
+
+    public func traceStarted(uuid: [UInt8], time: TraceTime, begin: UInt64) throws(CTFError) {
+        try state.withLock { (s: inout State) throws(CTFError) in
+            s.time = time
+            guard live, s.fallback == nil else { return }
+            // An empty packet on every stream: a live reader waits for one
+            // from each before it shows anything.
+            for (index, name) in s.streams.keys.sorted().enumerated() {
+                let stream = s.streams[name]!
+                // A cycle apart per stream, before the trace's first.
+                let at = begin &- UInt64(min(UInt64(index), begin))
+                let context = CTFPacket.Context(uuid: uuid, streamID: stream.streamClass, timestampBegin: at,
+                                                timestampEnd: at, contentBytes: CTFPacket.headerSize,
+                                                sequenceNumber: 0, eventsDiscarded: 0, cpuID: stream.cpu)
+                let packet = UnsafeMutableRawBufferPointer.allocate(byteCount: context.packetBytes, alignment: 8)
+                defer { packet.deallocate() }
+                packet.initializeMemory(as: UInt8.self, repeating: 0)
+                context.write(to: packet.baseAddress!)
+                try send(name, UnsafeRawBufferPointer(packet), context, &s)
+            }
+        }
+        beacons?.start { [weak self] in self?.tick() }
+    }
+
+    public func openStream(name: String, streamID: UInt32, cpu: UInt32) throws(CTFError) -> any CTFStreamDestination {
+        guard state.withLock({ $0.streams[name] != nil }) else {
+            throw .destination("stream \(name) was not announced to lttng-relayd at the start")
+        }
+        return RelaydStream(destination: self, name: name, firstSequenceNumber: live ? 1 : 0)
+    }
+
+    public func finish() throws(CTFError) {
+        // Readers attached late still get the end: the session stays open
+        // for two live periods, beacons going.
+        if let livePeriod, state.withLock({ $0.fallback == nil }) {
+            Thread.sleep(forTimeInterval: 2 * livePeriod)
+        }
+        beacons?.stop()
+        try state.withLock { (s: inout State) throws(CTFError) in
+            if let fallback = s.fallback {
+                for name in s.streams.keys { try s.streams[name]!.fallback?.close() }
+                try fallback.finish()
+                return
+            }
+            do throws(RelaydSession.Failure) {
+                for name in s.streams.keys.sorted() {
+                    let stream = s.streams[name]!
+                    try session.closeStream(stream.handle,
+                                            lastNetSequenceNumber: stream.nextNetSequence == 0 ? .max : stream.nextNetSequence - 1)
+                }
+                try session.closeStream(metadataHandle, lastNetSequenceNumber: .max)
+            } catch {
+                // Everything was sent; only the closing failed.
+                s.report.failure = error.description
+            }
+        }
+    }
+
+    // MARK: Packets
+
+    func write(_ name: String, _ packet: UnsafeRawBufferPointer, context: CTFPacket.Context) throws(CTFError) {
+        try state.withLock { (s: inout State) throws(CTFError) in try send(name, packet, context, &s) }
+    }
+
+    private func send(_ name: String, _ original: UnsafeRawBufferPointer, _ originalContext: CTFPacket.Context,
+                      _ s: inout State) throws(CTFError) {
+        guard var stream = s.streams[name] else { return }
+        defer { s.streams[name] = stream }
+        // An LTT sub-buffer begins when it was entered, which may be before
+        // beacons sent since (an idle sub-buffer): a live reader takes
+        // nothing older than a beacon, so the packet begins at the latest
+        // one, its first event being newer (the clock of a compact event
+        // header still reads the same from there).
+        var context = originalContext
+        var copy: UnsafeMutableRawBufferPointer?
+        defer { copy?.deallocate() }
+        let low = max(s.beaconHigh, stream.lastEnd)
+        if live && s.fallback == nil && context.timestampBegin < low {
+            let empty = context.contentBytes <= CTFPacket.headerSize
+            let first = empty ? nil : CTFPacket.readEventHeader(original, at: CTFPacket.headerSize, limit: context.contentBytes,
+                                                                previous: context.timestampBegin)?.clock
+            if let first, first < low {
+                s.report.packetsBehindBeacons += 1
+            } else {
+                // At its first event; an empty one a cycle per stream apart
+                // (a reader cannot order two streams' messages of one time).
+                context.timestampBegin = first ?? low &+ UInt64(stream.streamClass) &+ UInt64(stream.cpu)
+                context.timestampEnd = max(context.timestampEnd, context.timestampBegin)
+                let patched = UnsafeMutableRawBufferPointer.allocate(byteCount: original.count, alignment: 8)
+                patched.copyMemory(from: original)
+                context.write(to: patched.baseAddress!)
+                copy = patched
+            }
+        }
+        let packet = copy.map(UnsafeRawBufferPointer.init) ?? original
+        if s.fallback == nil {
+            do throws(RelaydSession.Failure) {
+                try session.sendPacket(stream: stream.handle, netSequenceNumber: stream.nextNetSequence, packet,
+                                       index: (UInt64(context.contentBytes) * 8, context.timestampBegin, context.timestampEnd,
+                                               UInt64(context.eventsDiscarded), UInt64(context.streamID), UInt64(context.cpuID),
+                                               context.sequenceNumber))
+                stream.nextNetSequence += 1
+                stream.lastEnd = max(stream.lastEnd, context.timestampEnd)
+                stream.sentSinceTick = true
+                s.report.packetsSent += 1
+                s.report.bytesSent += packet.count
+                return
+            } catch {
+                s.streams[name] = stream
+                try fail(error.description, &s)
+                stream = s.streams[name]!
+            }
+        }
+        if stream.fallback == nil, let directory = s.fallback {
+            stream.fallback = try directory.openStream(name: name, streamID: stream.streamClass, cpu: stream.cpu)
+        }
+        try stream.fallback?.write(packet, context: context)
+        s.report.packetsKeptLocally += 1
+    }
+
+    /// The relay daemon failed: from now on everything goes to the local
+    /// directory, starting with the metadata so far.
+    private func fail(_ why: String, _ s: inout State) throws(CTFError) {
+        guard s.fallback == nil else { return }
+        s.report.failure = why
+        let directory = try CTFDirectory(path: fallbackDirectory)
+        if !s.metadataText.isEmpty { try directory.appendMetadata(s.metadataText) }
+        s.fallback = directory
+    }
+
+    /// One live period: a beacon for each stream that sent nothing since
+    /// the last tick, up to now less the lag (never back in time).
+    private func tick() {
+        state.withLock { s in
+            guard s.fallback == nil, let time = s.time else { return }
+            let now = Int64(Date().timeIntervalSince1970 * 1e9) - beaconLagNanoseconds
+            let clock = time.cycles(atNanoseconds: now)
+            for (index, name) in s.streams.keys.sorted().enumerated() {
+                var stream = s.streams[name]!
+                defer { s.streams[name] = stream }
+                if stream.sentSinceTick || stream.nextNetSequence == 0 {
+                    stream.sentSinceTick = false
+                    continue
+                }
+                // A cycle apart per stream: a reader cannot order two
+                // streams' beacons of the same time (and says so).
+                let at = max(clock &- UInt64(index), stream.lastEnd)
+                guard at > stream.lastBeacon else { continue }
+                do throws(RelaydSession.Failure) {
+                    try session.sendBeacon(stream: stream.handle, lastNetSequenceNumber: stream.nextNetSequence - 1,
+                                           timestamp: at, streamClass: UInt64(stream.streamClass))
+                    stream.lastBeacon = at
+                    s.beaconHigh = max(s.beaconHigh, at)
+                    s.report.beaconsSent += 1
+                } catch {
+                    s.streams[name] = stream
+                    try? fail(error.description, &s)
+                    return
+                }
+            }
+        }
+    }
+}
+
+/// One stream of a `RelaydDestination`.
+final class RelaydStream: CTFStreamDestination {
+    let destination: RelaydDestination
+    let name: String
+    let firstSequenceNumber: UInt64
+
+    init(destination: RelaydDestination, name: String, firstSequenceNumber: UInt64) {
+        self.destination = destination
+        self.name = name
+        self.firstSequenceNumber = firstSequenceNumber
+    }
+
+    func write(_ packet: UnsafeRawBufferPointer, context: CTFPacket.Context) throws(CTFError) {
+        try destination.write(name, packet, context: context)
+    }
+
+    func close() throws(CTFError) {}
+}
