@@ -81,7 +81,7 @@ let package = Package(
         .target(name: "LTTConsumer", dependencies: [
             "LTTFormat", "LTTReader", "LTTCTF", "LTTRelayd", "LTTSystem", .product(name: "SystemPackage", package: "swift-system"),
         ]),
-        .testTarget(name: "LTTConsumerTests", dependencies: ["LTTConsumer", "LTTCTF", "LTTFS", "LTTTrace", "LTTReader", "LTTFormat",
+        .testTarget(name: "LTTConsumerTests", dependencies: ["LTTConsumer", "LTTCTF", "LTTRelayd", "LTTTraceTestSupport", "LTTFS", "LTTTrace", "LTTReader", "LTTFormat",
                                                           "LTTSystem", "LTTTestSupport", "LTTMountTestSupport"]),
         .executableTarget(name: "lttfs", dependencies: [
             "LTTConsumer", "LTTCTF", "LTTRelayd",
@@ -104,7 +104,7 @@ let package = Package(
         .target(name: "LTTTestSupport", dependencies: ["LTTSystem", "LTTFormat"], path: "Tests/LTTTestSupport"),
         // Traces recorded in-process and drained to a directory, for the
         // test targets of the tracer and of what reads traces.
-        .target(name: "LTTTraceTestSupport", dependencies: ["LTTTrace", "LTTRelay", "LTTReader", "LTTFormat"],
+        .target(name: "LTTTraceTestSupport", dependencies: ["LTTTrace", "LTTRelay", "LTTReader", "LTTFormat", "LTTCTF", "LTTSystem"],
                 path: "Tests/LTTTraceTestSupport"),
         // A real mount, for the test targets that need one.
         .target(name: "LTTMountTestSupport", dependencies: ["LTTFS", "LTTTrace"], path: "Tests/LTTMountTestSupport"),

@@ -11,6 +11,7 @@ enum RelaydCommand: UInt32 {
     case version = 5
     case sendMetadata = 6
     case closeStream = 7
+    case dataPending = 8
     case sendIndex = 13
     case streamsSent = 16
     case createTraceChunk = 19

@@ -244,6 +244,21 @@ public final class RelaydSession: Sendable {
         try expectOK(entry.payload.command(.sendIndex), "SEND_INDEX (beacon)")
     }
 
+    /// DATA_PENDING: whether the relay daemon has written everything of
+    /// `stream` up to `lastNetSequenceNumber` (packets and their indexes):
+    /// what it got on a connection is not yet what it wrote.
+    public func hasWritten(stream: UInt64, through lastNetSequenceNumber: UInt64) throws(Failure) -> Bool {
+        var b = BigEndianBytes()
+        b.u64(stream)
+        b.u64(lastNetSequenceNumber)
+        var reply = try command(b.command(.dataPending), replyBytes: 4, "DATA_PENDING")
+        switch reply.u32() {
+        case 0: return true
+        case 1: return false
+        case let code: throw .refused(command: "DATA_PENDING", code: code)
+        }
+    }
+
     /// CLOSE_STREAM: after its last packet (`UInt64.max`: none).
     public func closeStream(_ stream: UInt64, lastNetSequenceNumber: UInt64) throws(Failure) {
         var b = BigEndianBytes()

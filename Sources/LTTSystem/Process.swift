@@ -14,6 +14,24 @@ public enum ProcessControl {
         try spawn(path, arguments: arguments, detached: true)
     }
 
+    /// Starts `path` with `arguments` (argv[0] included) and this process's
+    /// standard streams, with no signal blocked and every signal at its
+    /// default action (a thread of this process may block some: the child
+    /// must still stop on SIGTERM). Returns its pid; `exitStatus` reaps it.
+    public static func spawn(_ path: String, arguments: [String]) throws(Errno) -> pid_t {
+        try spawn(path, arguments: arguments, detached: false)
+    }
+
+    /// The exit status of child `pid` (128 + the signal's number if a
+    /// signal ended it), waiting for it to end if `wait`; nil if it still
+    /// runs (and `wait` is false).
+    public static func exitStatus(of pid: pid_t, wait: Bool) -> Int32? {
+        var status: Int32 = 0
+        guard let reaped = try? systemCall({ waitpid(pid, &status, wait ? 0 : WNOHANG) }), reaped == pid else { return nil }
+        let signal = status & 0x7F
+        return signal == 0 ? (status >> 8) & 0xFF : 128 + signal
+    }
+
     private static func spawn(_ path: String, arguments: [String], detached: Bool) throws(Errno) -> pid_t {
         let pid = withCStringArray(arguments) { _, argv in lttfs_spawn(path, argv, detached ? 1 : 0) }
         guard pid > 0 else { throw Errno(rawValue: -pid) }

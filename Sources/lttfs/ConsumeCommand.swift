@@ -149,7 +149,7 @@ struct ConsumeCommand: ParsableCommand {
         }
         if let report = consumer.relaydReport {
             if !quiet {
-                StandardError.write("relayd: \(report.packetsSent) packets (\(report.bytesSent) bytes), \(report.beaconsSent) beacons"
+                StandardError.write("relayd: \(report.packetsSent) packets (\(report.bytesSent) bytes), \(report.idlePacketsSent) idle packets"
                                     + " to \(consumer.relaydLocation ?? "")\n")
             }
             if let failure = report.failure {

@@ -3,24 +3,23 @@ import LTTCTF
 import LTTFormat
 import LTTReader
 import LTTSystem
-import LTTTraceTestSupport
 
 /// babeltrace2 (Debian's 2.0.4), the reader the CTF output is checked
 /// against.
-enum Babeltrace {
-    static let path = "/usr/bin/babeltrace2"
-    static var installed: Bool { FileManager.default.isExecutableFile(atPath: path) }
+public enum Babeltrace {
+    public static let path = "/usr/bin/babeltrace2"
+    public static var installed: Bool { FileManager.default.isExecutableFile(atPath: path) }
 
-    struct Output {
-        var status: Int32
-        var lines: [String]
-        var errors: String
+    public struct Output {
+        public var status: Int32
+        public var lines: [String]
+        public var errors: String
         /// The sums of babeltrace2's "Tracer discarded N events|packets"
         /// warnings.
-        var discardedEvents: Int { discarded(" event") }
-        var discardedPackets: Int { discarded(" packet") }
+        public var discardedEvents: Int { discarded(" event") }
+        public var discardedPackets: Int { discarded(" packet") }
 
-        func discarded(_ what: String) -> Int {
+        public func discarded(_ what: String) -> Int {
             errors.split(separator: "\n").reduce(0) { sum, line in
                 guard let r = line.range(of: "discarded ") else { return sum }
                 let rest = line[r.upperBound...]
@@ -31,10 +30,10 @@ enum Babeltrace {
     }
 
     /// `babeltrace2 --clock-seconds --no-delta DIR`: one line per event.
-    static func read(_ directory: String) throws -> Output {
+    public static func read(_ directory: String, arguments: [String] = []) throws -> Output {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: path)
-        process.arguments = ["--clock-seconds", "--no-delta", directory]
+        process.arguments = ["--clock-seconds", "--no-delta"] + arguments + [directory]
         let out = Pipe(), err = Pipe()
         process.standardOutput = out
         process.standardError = err
@@ -59,13 +58,13 @@ enum Babeltrace {
     /// The line babeltrace2 prints for `event` of a trace converted with
     /// host name `host`: its time, name, CPU and every field, as it
     /// formats them.
-    static func line(_ event: DecodedEvent, host: String) -> String {
+    public static func line(_ event: DecodedEvent, host: String) -> String {
         let fields = event.fields.map { "\(CTFMetadata.identifier($0.name)) = \(value($0.value, $0.conversion))" }
         return "[\(event.timeString)] \(host) \(event.channel).\(event.marker): { cpu_id = \(event.cpu) }, "
             + (fields.isEmpty ? "{ }" : "{ \(fields.joined(separator: ", ")) }")
     }
 
-    static func value(_ value: FieldValue, _ conversion: Character) -> String {
+    public static func value(_ value: FieldValue, _ conversion: Character) -> String {
         switch (value, conversion) {
         case (.unsigned(let v), "x"), (.unsigned(let v), "X"), (.unsigned(let v), "p"):
             "0x" + String(v, radix: 16, uppercase: true)
@@ -81,7 +80,7 @@ enum Babeltrace {
 }
 
 /// Converts `trace` (an LTT directory) to CTF in a temporary directory.
-func convert(_ trace: String, host: String = "testhost") throws -> (ctf: TemporaryDirectory, summary: CTFTraceWriter.Summary) {
+public func convert(_ trace: String, host: String = "testhost") throws -> (ctf: TemporaryDirectory, summary: CTFTraceWriter.Summary) {
     let ctf = TemporaryDirectory()
     let summary = try TraceConversion.convert(traceDirectory: trace, to: ctf.path + "/ctf", hostname: host)
     return (ctf, summary)
