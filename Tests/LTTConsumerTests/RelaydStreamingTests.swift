@@ -171,11 +171,11 @@ struct RelaydStreamingTests {
         }
     }
 
-    // Open (issue 14): run from this test process, the live reader stalls
-    // after the first packets (relayd answers "retry" for a stream that has
-    // newer indexes), while the same sequence from `lttfs consume --relayd`
-    // in a process of its own shows every event live. Kept to be made to
-    // pass, not counted as passing.
+    // Open (issue 14): on a test mount the live reader stalls after the
+    // first packets (relayd answers "retry" for a stream that has newer
+    // indexes), with the consumer in this process or run as `lttfs consume
+    // --relayd`; on an lttfs-demo mount, by hand, the same command shows
+    // every event live. Kept to be made to pass, not counted as passing.
     @Test("live: babeltrace2 --input-format=lttng-live shows write_event lines while the trace runs, then all of them",
           .disabled("the live reader stalls in this in-process setup: issue 14 is open"))
     func live() throws {
