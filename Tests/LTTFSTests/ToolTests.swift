@@ -56,7 +56,12 @@ struct ToolTests {
         defer { try? FileManager.default.removeItem(atPath: outA); try? FileManager.default.removeItem(atPath: outB) }
         let (consume, consumeErr) = try spawn([lttfsBinary, "consume", "-n", "2", "-c", m.ltt + "/twin_a", "-t", outA])
         let probe = try ConformanceConsumer(m.ltt + "/twin_b", into: outB)
-        #expect(waitForOpen(consume.processIdentifier, m.ltt + "/twin_a/app_0"))
+        // Every file open before recording: a reader's open of metadata_0
+        // hands it the declarations so far (a switch), which must fall at
+        // the same point of both traces.
+        for file in ["app_0", "metadata_0", "userspace_0"] {
+            #expect(waitForOpen(consume.processIdentifier, m.ltt + "/twin_a/" + file))
+        }
         for name in ["twin_a", "twin_b"] { #expect(writeControl(m.ltt + "/control/\(name)/enabled", "1\n") == 0) }
         for i in 0..<3000 {
             clock.withLock { $0 += 1000 + UInt64(i % 7) }
