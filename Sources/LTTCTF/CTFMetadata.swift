@@ -31,6 +31,14 @@ public struct CTFMetadata: Sendable {
 
     public static let clockName = "ltt"
 
+    /// A random (version 4, RFC 4122) UUID: a trace's, a session's.
+    public static func randomUUID() -> [UInt8] {
+        var uuid = (0..<16).map { _ in UInt8.random(in: 0...255) }
+        uuid[6] = (uuid[6] & 0x0F) | 0x40      // version 4
+        uuid[8] = (uuid[8] & 0x3F) | 0x80      // RFC 4122 variant
+        return uuid
+    }
+
     public static func uuidText(_ bytes: [UInt8]) -> String {
         let hex = bytes.map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }
         return [0..<4, 4..<6, 6..<8, 8..<10, 10..<16].map { hex[$0].joined() }.joined(separator: "-")

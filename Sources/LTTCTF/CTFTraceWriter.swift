@@ -99,11 +99,7 @@ public final class CTFTraceWriter: Sendable {
         self.channels = channels.filter { $0 != Metadata.channel }
         self.traceName = traceName
         self.hostname = hostname ?? Self.hostName()
-        var generator = SystemRandomNumberGenerator()
-        var uuid = (0..<16).map { _ in UInt8.random(in: 0...255, using: &generator) }
-        uuid[6] = (uuid[6] & 0x0F) | 0x40      // version 4
-        uuid[8] = (uuid[8] & 0x3F) | 0x80      // RFC 4122 variant
-        self.uuid = uuid
+        uuid = CTFMetadata.randomUUID()
         self.pendingLimit = pendingLimit
     }
 

@@ -17,7 +17,7 @@ public enum TraceConversion {
         var problems: [TraceProblem] = []
         let files = TraceReader.bufferFiles(in: traceDirectory, problems: &problems)
         let channels = Array(Set(files.map(\.channel)).subtracting([Metadata.channel])).sorted()
-        let traceName = URL(fileURLWithPath: traceDirectory).standardizedFileURL.lastPathComponent
+        let traceName = TraceReader.traceName(ofDirectory: traceDirectory)
         let writer = try CTFTraceWriter(outputDirectory: outputDirectory, traceName: traceName, channels: channels,
                                         hostname: hostname)
         for file in files where file.channel == Metadata.channel {

@@ -153,7 +153,7 @@ public final class TraceConsumer: Sendable {
         let names = Self.regularFiles(below: traceDirectory)
         var ctf: CTFTraceWriter?
         var relayd: RelaydDestination?
-        let traceName = (traceDirectory as NSString).standardizingPath.split(separator: "/").last.map(String.init) ?? "trace"
+        let traceName = TraceReader.traceName(ofDirectory: traceDirectory)
         let buffers = names.compactMap { name in
             TraceReader.bufferName((name as NSString).lastPathComponent).map { (name: name, channel: $0.channel, cpu: $0.cpu) }
         }
@@ -170,9 +170,7 @@ public final class TraceConsumer: Sendable {
         case .relayd(let options):
             guard !append else { throw .ctfAppend }
             let hostname = options.hostname ?? CTFTraceWriter.hostName()
-            var uuid = (0..<16).map { _ in UInt8.random(in: 0...255) }
-            uuid[6] = (uuid[6] & 0x0F) | 0x40
-            uuid[8] = (uuid[8] & 0x3F) | 0x80
+            let uuid = CTFMetadata.randomUUID()
             let session: RelaydSession
             do throws(RelaydSession.Failure) {
                 session = try RelaydSession(address: options.address, sessionName: options.sessionName ?? traceName,

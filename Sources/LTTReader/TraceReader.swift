@@ -35,6 +35,11 @@ public struct TraceReader {
         public let cpu: Int
     }
 
+    /// The trace's name: its directory's last component.
+    public static func traceName(ofDirectory directory: String) -> String {
+        URL(fileURLWithPath: directory).standardizedFileURL.lastPathComponent
+    }
+
     /// `<channel>_<cpu>` or `flight-<channel>_<cpu>`: the buffer file's
     /// channel and CPU (decimal digits, at most 65535).
     public static func bufferName(_ name: String) -> (channel: String, cpu: Int)? {
@@ -182,11 +187,13 @@ public struct TraceReader {
             return
         }
         var lastLost: UInt32 = 0, lastCorrupt: UInt32 = 0
+        let declared = declarations.byChannel[file.channel] ?? [:]
+        let shapes = declarations.shapes(of: file.channel)
         for sub in 0..<(bytes.bytes.count / size) {
             result.subbuffers += 1
             let base = sub * size
             do {
-                try decodeSubbuffer(file, index: sub, base: base, size: size, declarations: declarations, clock: clock, first: first,
+                try decodeSubbuffer(file, index: sub, base: base, size: size, declared: declared, shapes: shapes, clock: clock, first: first,
                                     lastLost: &lastLost, lastCorrupt: &lastCorrupt, into: &events, problem: problem)
             } catch {
                 problem(sub, error.offset, "read of \(error.size) bytes runs past the data of the sub-buffer")
@@ -197,7 +204,8 @@ public struct TraceReader {
     }
 
     func decodeSubbuffer(_ file: (name: String, channel: String, cpu: Int, bytes: ByteReader), index sub: Int,
-                         base: Int, size: Int, declarations: MarkerDeclarations, clock: TraceTime, first: SubbufferHeader?,
+                         base: Int, size: Int, declared: [UInt16: MarkerDeclarations.Marker], shapes: PayloadShapes,
+                         clock: TraceTime, first: SubbufferHeader?,
                          lastLost: inout UInt32, lastCorrupt: inout UInt32,
                          into events: inout [DecodedEvent],
                          problem: (Int?, Int?, String) -> Void) throws(ByteReader.OutOfBounds) {
@@ -213,8 +221,6 @@ public struct TraceReader {
         lastLost = max(lastLost, lostCount)
         lastCorrupt = max(lastCorrupt, corrupt)
 
-        let declared = declarations.byChannel[file.channel] ?? [:]
-        let shapes = declarations.shapes(of: file.channel)
         var cursor = walk.events()
         walking: while true {
             switch cursor.next(shapes) {

@@ -183,11 +183,6 @@ public final class RelaydDestination: CTFDestination {
         }
         beacons?.stop()
         try state.withLock { (s: inout State) throws(CTFError) in
-            if let fallback = s.fallback {
-                for name in s.streams.keys { try s.streams[name]!.fallback?.close() }
-                try fallback.finish()
-                return
-            }
             // Everything written before the streams close: asked until the
             // daemon says so (bounded), else kept locally.
             for name in s.streams.keys.sorted() {

@@ -235,15 +235,6 @@ public final class RelaydSession: Sendable {
         try expectOK(entry.payload.command(.sendIndex), "SEND_INDEX")
     }
 
-    /// A live beacon: the stream has nothing before `timestamp` (trace
-    /// clock cycles) beyond what it sent, `lastNetSequenceNumber` the last.
-    public func sendBeacon(stream: UInt64, lastNetSequenceNumber: UInt64, timestamp: UInt64, streamClass: UInt64) throws(Failure) {
-        let entry = RelaydIndex(relayStreamID: stream, netSequenceNumber: lastNetSequenceNumber, packetSize: 0,
-                                contentSize: 0, timestampBegin: 0, timestampEnd: timestamp, eventsDiscarded: 0,
-                                streamClassID: streamClass, streamInstanceID: 0, packetSequenceNumber: 0)
-        try expectOK(entry.payload.command(.sendIndex), "SEND_INDEX (beacon)")
-    }
-
     /// DATA_PENDING: whether the relay daemon has written everything of
     /// `stream` up to `lastNetSequenceNumber` (packets and their indexes):
     /// what it got on a connection is not yet what it wrote.

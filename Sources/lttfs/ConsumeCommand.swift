@@ -4,6 +4,7 @@ import Glibc
 import ArgumentParser
 import Foundation
 import LTTConsumer
+import LTTReader
 import LTTRelayd
 import LTTSystem
 
@@ -114,7 +115,7 @@ struct ConsumeCommand: ParsableCommand {
                         StandardError.write("note: a channel has no switch_timer: live readers see its events as its sub-buffers fill\n")
                     }
                 }
-                let name = URL(fileURLWithPath: channels).standardizedFileURL.lastPathComponent
+                let name = TraceReader.traceName(ofDirectory: channels)
                 let options = TraceConsumer.RelaydOptions(address: address, sessionName: session, hostname: hostname,
                                                           liveTimerMilliseconds: liveTimer, beaconLagMilliseconds: lag)
                 consumer = try TraceConsumer(traceDirectory: channels, outputDirectory: trace ?? "./\(name)-relayd-fallback",
