@@ -72,6 +72,8 @@ let package = Package(
             name: "ConvertBench",
             dependencies: [
                 .product(name: "LTTCTF", package: lttfs),
+                .product(name: "LTTRelayd", package: lttfs),
+                .product(name: "LTTSystem", package: lttfs),
                 .product(name: "LTTReader", package: lttfs),
                 .product(name: "LTTTrace", package: lttfs),
                 .product(name: "LTTFormat", package: lttfs),

@@ -6,6 +6,8 @@
 #   - cp -r of the same input: the disk's peer;
 #   - lttfs dump of the LTT trace and of its CTF conversion, text to
 #     /dev/null (the release binary), 1 round each;
+#   - the same conversion streamed to an lttng-relayd on loopback, 3
+#     rounds, next to the local rate (skipped without lttng-relayd);
 #   - babeltrace2 reading the converted trace, text to /dev/null and with
 #     the dummy sink (no formatting), 1 round each (skipped if missing).
 # The input: EVENTS events (default 2,000,000) recorded in-process with

@@ -14,12 +14,21 @@ public enum TraceConversion {
 
     public static func convert(traceDirectory: String, to outputDirectory: String,
                                hostname: String? = nil) throws(CTFError) -> CTFTraceWriter.Summary {
+        try convert(traceDirectory: traceDirectory) { (traceName, channels, _) throws(CTFError) in
+            try CTFTraceWriter(outputDirectory: outputDirectory, traceName: traceName, channels: channels, hostname: hostname)
+        }
+    }
+
+    /// Converts into the writer `makeWriter` returns for the trace's name,
+    /// its data channels and its buffer files (another destination than a
+    /// directory: a relay daemon).
+    public static func convert(traceDirectory: String,
+                               writer makeWriter: (_ traceName: String, _ channels: [String], _ files: [TraceReader.BufferFile])
+                                   throws(CTFError) -> CTFTraceWriter) throws(CTFError) -> CTFTraceWriter.Summary {
         var problems: [TraceProblem] = []
         let files = TraceReader.bufferFiles(in: traceDirectory, problems: &problems)
         let channels = Array(Set(files.map(\.channel)).subtracting([Metadata.channel])).sorted()
-        let traceName = TraceReader.traceName(ofDirectory: traceDirectory)
-        let writer = try CTFTraceWriter(outputDirectory: outputDirectory, traceName: traceName, channels: channels,
-                                        hostname: hostname)
+        let writer = try makeWriter(TraceReader.traceName(ofDirectory: traceDirectory), channels, files)
         for file in files where file.channel == Metadata.channel {
             problems += try feed(traceDirectory + "/" + file.name, file, to: writer)
         }

@@ -80,28 +80,7 @@ public final class TraceConsumer: Sendable {
     }
 
     /// Where and how to stream to lttng-relayd.
-    public struct RelaydOptions: Sendable, Equatable {
-        public var address: RelaydSession.Address
-        /// The session's name (nil: the trace's) and host name (nil: this
-        /// machine's), as live readers name it: net://RELAY/host/HOST/SESSION.
-        public var sessionName: String?
-        public var hostname: String?
-        /// Live period in milliseconds (0: not live).
-        public var liveTimerMilliseconds: UInt32
-        /// How far behind now a beacon says an idle stream is (nil: no
-        /// beacons: a channel has no switch timer, and only full
-        /// sub-buffers show).
-        public var beaconLagMilliseconds: UInt32?
-
-        public init(address: RelaydSession.Address, sessionName: String? = nil, hostname: String? = nil,
-                    liveTimerMilliseconds: UInt32 = 1000, beaconLagMilliseconds: UInt32? = nil) {
-            self.address = address
-            self.sessionName = sessionName
-            self.hostname = hostname
-            self.liveTimerMilliseconds = liveTimerMilliseconds
-            self.beaconLagMilliseconds = beaconLagMilliseconds
-        }
-    }
+    public typealias RelaydOptions = LTTRelayd.RelaydOptions
 
     public let traceDirectory: String
     public let outputDirectory: String
@@ -169,30 +148,13 @@ public final class TraceConsumer: Sendable {
             }
         case .relayd(let options):
             guard !append else { throw .ctfAppend }
-            let hostname = options.hostname ?? CTFTraceWriter.hostName()
-            let uuid = CTFMetadata.randomUUID()
-            let session: RelaydSession
-            do throws(RelaydSession.Failure) {
-                session = try RelaydSession(address: options.address, sessionName: options.sessionName ?? traceName,
-                                            hostname: hostname, liveTimerMicroseconds: options.liveTimerMilliseconds * 1000,
-                                            creationTime: UInt64(Date().timeIntervalSince1970), uuid: uuid,
-                                            sessionID: UInt64.random(in: 1...UInt64(Int64.max)))
-            } catch {
-                throw .relayd(error.description)
-            }
-            let streams = buffers.filter { $0.channel != Metadata.channel }.map { b in
-                (name: "\(b.channel)_\(b.cpu)", streamClass: UInt32(channels.firstIndex(of: b.channel)!), cpu: UInt32(b.cpu))
-            }
             do throws(CTFError) {
-                relayd = try RelaydDestination(session: session, streams: streams, pathname: traceName,
-                                               live: options.liveTimerMilliseconds > 0,
-                                               livePeriod: options.beaconLagMilliseconds.map { _ in Double(options.liveTimerMilliseconds) / 1000 },
-                                               beaconLagNanoseconds: Int64(options.beaconLagMilliseconds ?? 0) * 1_000_000,
-                                               fallbackDirectory: outputDirectory)
+                (ctf, relayd) = try RelaydDestination.open(options, traceName: traceName,
+                                                          buffers: buffers.map { ($0.channel, $0.cpu) },
+                                                          metadataChannel: Metadata.channel, fallbackDirectory: outputDirectory)
             } catch {
                 throw .relayd(error.description)
             }
-            ctf = CTFTraceWriter(destination: relayd!, traceName: traceName, channels: channels, hostname: hostname)
         case .ltt:
             do throws(Errno) { try makeDirectories(outputDirectory) } catch {
                 throw .cannotCreateDirectory(outputDirectory, error)

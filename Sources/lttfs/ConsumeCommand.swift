@@ -117,7 +117,7 @@ struct ConsumeCommand: ParsableCommand {
                 }
                 let name = TraceReader.traceName(ofDirectory: channels)
                 let options = TraceConsumer.RelaydOptions(address: address, sessionName: session, hostname: hostname,
-                                                          liveTimerMilliseconds: liveTimer, beaconLagMilliseconds: lag)
+                                                          liveTimerMilliseconds: liveTimer, idleLagMilliseconds: lag)
                 consumer = try TraceConsumer(traceDirectory: channels, outputDirectory: trace ?? "./\(name)-relayd-fallback",
                                              format: .relayd(options))
             } else {

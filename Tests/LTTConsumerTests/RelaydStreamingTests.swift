@@ -186,7 +186,7 @@ struct RelaydStreamingTests {
             let fallback = TemporaryPath()
             defer { fallback.remove() }
             let options = TraceConsumer.RelaydOptions(address: relayd.address, hostname: "livehost", liveTimerMilliseconds: 200,
-                                                      beaconLagMilliseconds: 100 + 200 + 1000)
+                                                      idleLagMilliseconds: 100 + 200 + 1000)
             let consumer = try TraceConsumer(traceDirectory: m.ltt + "/livetrace", outputDirectory: fallback.path,
                                              format: .relayd(options))
             let run = BackgroundRun(consumer, threads: 2)

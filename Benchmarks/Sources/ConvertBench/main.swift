@@ -10,6 +10,10 @@
 //   - TraceConversion.convert (what `lttfs convert` runs), 3 rounds, each
 //     into a fresh directory, the median printed;
 //   - cp -r of the same input, 3 rounds (the disk's peer);
+//   - the same conversion streamed to an lttng-relayd on loopback (what
+//     `lttfs convert --relayd` and `lttfs consume --relayd` send), 3 rounds,
+//     each a new session, next to the local directory's rate (skipped if
+//     lttng-relayd is not installed);
 //   - babeltrace2 on the converted trace, text to /dev/null and with the
 //     dummy sink (no formatting), 1 round each, and its counter sink once
 //     (not timed) to check that it reads every event.
@@ -24,6 +28,8 @@ import LTTCTF
 import LTTFormat
 import LTTReader
 import LTTRelay
+import LTTRelayd
+import LTTSystem
 import LTTTrace
 import Synchronization
 
@@ -226,6 +232,81 @@ func recordTrace(events: Int, into directory: String) throws -> (seconds: Double
     return (t, pinned.load(ordering: .relaxed) == cpus)
 }
 
+// MARK: Streaming
+
+/// An lttng-relayd on loopback (free ports found by trying), output under
+/// `work`; nil if it is not installed or does not start.
+final class RelayDaemon {
+    let pid: pid_t
+    let address: RelaydSession.Address
+    let output: String
+
+    init?(work: String) {
+        let path = "/usr/bin/lttng-relayd"
+        guard FileManager.default.isExecutableFile(atPath: path) else { return nil }
+        output = work + "/relayd"
+        for _ in 0..<8 {
+            let base = UInt16.random(in: 20_000...60_000)
+            guard let pid = try? ProcessControl.spawn("/bin/sh", arguments: ["sh", "-c",
+                "exec \(path) -o \(output) -C tcp://127.0.0.1:\(base) -D tcp://127.0.0.1:\(base + 1) -L tcp://127.0.0.1:\(base + 2) >/dev/null 2>&1"])
+            else { return nil }
+            for _ in 0..<1000 {
+                if ProcessControl.exitStatus(of: pid, wait: false) != nil { break }
+                if (try? TCPConnection.connect(host: "127.0.0.1", port: base + 2)) != nil {
+                    self.pid = pid
+                    address = RelaydSession.Address(host: "127.0.0.1", controlPort: base, dataPort: base + 1)
+                    return
+                }
+                usleep(10_000)
+            }
+            try? ProcessControl.send(SIGKILL, to: pid)
+            _ = ProcessControl.exitStatus(of: pid, wait: true)
+        }
+        return nil
+    }
+
+    deinit {
+        try? ProcessControl.send(SIGTERM, to: pid)
+        _ = ProcessControl.exitStatus(of: pid, wait: true)
+    }
+}
+
+/// The conversion sent to a relay daemon, 3 rounds: its MB/s (input bytes),
+/// nil if skipped. Each round must send every event, the daemon confirming
+/// every packet, nothing kept locally.
+func streamToRelayd(input: String, work: String, events: Int, bytes: Int) throws -> Double? {
+    guard let relayd = RelayDaemon(work: work) else {
+        print("lttng-relayd: not installed or did not start, streaming skipped")
+        return nil
+    }
+    var times: [Double] = []
+    for round in 1...3 {
+        let options = RelaydOptions(address: relayd.address, sessionName: "bench\(round)", hostname: "benchhost",
+                                    liveTimerMilliseconds: 0)
+        var destination: RelaydDestination?
+        var summary: CTFTraceWriter.Summary?
+        times.append(try seconds {
+            summary = try TraceConversion.convert(traceDirectory: input) { (name, _, files) throws(CTFError) in
+                let opened = try RelaydDestination.open(options, traceName: name, buffers: files.map { ($0.channel, $0.cpu) },
+                                                        metadataChannel: Metadata.channel, fallbackDirectory: work + "/fallback")
+                destination = opened.destination
+                return opened.writer
+            }
+        })
+        guard let summary, let report = destination?.report else { fail("no conversion to lttng-relayd") }
+        guard summary.events == events, report.failure == nil, report.packetsKeptLocally == 0,
+              report.packetsConfirmed == report.packetsSent else {
+            fail("streaming round \(round): \(summary.events) of \(events) events, \(report)")
+        }
+    }
+    let received = directoryBytes(relayd.output) / 3
+    let s = median(times)
+    print(String(format: "to lttng-relayd     %6.2f s %6.0f MB/s %6.2f M events/s   (median of %@; loopback, %.1f MB received per round)",
+                 s, Double(bytes) / 1e6 / s, Double(events) / s / 1e6, times.map { String(format: "%.2f", $0) }.joined(separator: " "),
+                 Double(received) / 1e6))
+    return Double(bytes) / 1e6 / s
+}
+
 // MARK: The benchmark
 
 func runBenchmark() throws {
@@ -295,6 +376,11 @@ func runBenchmark() throws {
     let copySeconds = median(copyTimes)
     print(String(format: "cp -r (disk peer)   %6.2f s %6.0f MB/s                    (median of %@)", copySeconds,
                  mb(inputBytes) / copySeconds, copyTimes.map { String(format: "%.2f", $0) }.joined(separator: " ")))
+
+    // Streaming to lttng-relayd on loopback: the same conversion, sent.
+    if let relaydMB = try streamToRelayd(input: input, work: work, events: events, bytes: inputBytes) {
+        print(String(format: "  streaming is %.2fx the local directory's rate", relaydMB / (mb(inputBytes) / convertSeconds)))
+    }
 
     // lttfs dump (the release binary convert.sh built), LTT and CTF, to
     // /dev/null: the reader's rate next to babeltrace2's below.
