@@ -14,7 +14,7 @@ import LTTSystem
 ///   STREAMS_SENT) and sends an empty packet as soon as the trace's clock
 ///   is known: a live reader waits for every stream to have one;
 /// - every live period, a stream that sent nothing since the last sends an
-///   empty packet at "now" less `beaconLag` (the trace clock's now, from
+///   empty packet at "now" less `idleLag` (the trace clock's now, from
 ///   the wall clock), as LTTng's live timer flushes empty sub-buffers: a
 ///   reader then knows the stream has nothing older, even one that
 ///   attached after every other packet of it (a bare beacon would not tell
@@ -22,7 +22,8 @@ import LTTSystem
 ///   the channels' switch timers make sure of. The destination numbers the
 ///   packets it sends (`packet_seq_num`), the writer's and its own;
 /// - `finish` keeps the session open for two live periods, so that readers
-///   attached late can still read the end, then closes every stream.
+///   attached late can still read the end, then closes every stream and
+///   the session itself (its connections): a live reader ends only then.
 ///
 /// When the relay daemon fails (it died, or refused something), nothing is
 /// lost silently. A packet counts as delivered once the daemon says it has
@@ -48,9 +49,9 @@ public final class RelaydDestination: CTFDestination {
         public var idlePacketsSent = 0
         /// Packets written to the fallback directory after a failure.
         public var packetsKeptLocally = 0
-        /// Packets with events older than a beacon already sent (the lag
+        /// Packets with events older than an idle packet already sent (the lag
         /// was too short): a live reader stops there; the files are sound.
-        public var packetsBehindBeacons = 0
+        public var packetsBehindIdlePackets = 0
         /// Packets the daemon said it wrote.
         public var packetsConfirmed = 0
         /// Why the relay daemon stopped being used.
@@ -96,23 +97,23 @@ public final class RelaydDestination: CTFDestination {
     public static let confirmEvery = 16
     private let live: Bool
     private let livePeriod: TimeInterval?
-    private let beaconLagNanoseconds: Int64
+    private let idleLagNanoseconds: Int64
     private let state = Locked(State())
-    private let beacons: PeriodicThread?
+    private let idleTicker: PeriodicThread?
 
     /// Announces `streams` (name: `<channel>_<cpu>`, CTF stream class, CPU)
     /// and the metadata stream to `session`, in directory `pathname`.
-    /// `livePeriod`: seconds between beacons (nil: not live, or no beacons:
+    /// `livePeriod`: seconds between idle packets (nil: not live, or none:
     /// `live` still sends each stream's opening packet).
     public init(session: RelaydSession, streams: [(name: String, streamClass: UInt32, cpu: UInt32)], pathname: String,
-                live: Bool, livePeriod: TimeInterval?, beaconLagNanoseconds: Int64,
+                live: Bool, livePeriod: TimeInterval?, idleLagNanoseconds: Int64,
                 fallbackDirectory: String) throws(CTFError) {
         self.session = session
         self.pathname = pathname
         self.fallbackDirectory = fallbackDirectory
         self.live = live
         self.livePeriod = live ? livePeriod : nil
-        self.beaconLagNanoseconds = beaconLagNanoseconds
+        self.idleLagNanoseconds = idleLagNanoseconds
         var announced: [String: Stream] = [:]
         do throws(RelaydSession.Failure) {
             for s in streams {
@@ -125,7 +126,7 @@ public final class RelaydDestination: CTFDestination {
             throw .destination(error.description)
         }
         state.withLock { $0.streams = announced }
-        beacons = self.livePeriod.map { PeriodicThread(name: "lttfs-relayd-beacons", interval: $0) }
+        idleTicker = self.livePeriod.map { PeriodicThread(name: "lttfs-relayd-idle", interval: $0) }
     }
 
     public var report: Report { state.withLock { $0.report } }
@@ -165,7 +166,7 @@ public final class RelaydDestination: CTFDestination {
                 try sendEmpty(name, at: at, uuid: uuid, &s)
             }
         }
-        beacons?.start { [weak self] in self?.tick() }
+        idleTicker?.start { [weak self] in self?.tick() }
     }
 
     public func openStream(name: String, streamID: UInt32, cpu: UInt32) throws(CTFError) -> any CTFStreamDestination {
@@ -176,12 +177,15 @@ public final class RelaydDestination: CTFDestination {
     }
 
     public func finish() throws(CTFError) {
+        // The session ends with the destination, whatever happens here (a
+        // consumer in a long-lived process keeps its destination after).
+        defer { session.close() }
         // Readers attached late still get the end: the session stays open
-        // for two live periods, beacons going.
+        // for two live periods, idle packets going.
         if let livePeriod, state.withLock({ $0.fallback == nil }) {
             Thread.sleep(forTimeInterval: 2 * livePeriod)
         }
-        beacons?.stop()
+        idleTicker?.stop()
         try state.withLock { (s: inout State) throws(CTFError) in
             // Everything written before the streams close: asked until the
             // daemon says so (bounded), else kept locally.
@@ -253,8 +257,8 @@ public final class RelaydDestination: CTFDestination {
         stream.nextSequence = context.sequenceNumber &+ 1
         stream.lastDiscarded = UInt64(context.eventsDiscarded)
         // An LTT sub-buffer begins when it was entered, which may be before
-        // beacons sent since (an idle sub-buffer): a live reader takes
-        // nothing older than a beacon, so the packet begins at the latest
+        // idle packets sent since (an idle sub-buffer): a live reader takes
+        // nothing older than one, so the packet begins at the latest
         // one, its first event being newer (the clock of a compact event
         // header still reads the same from there).
         var copy: UnsafeMutableRawBufferPointer?
@@ -265,7 +269,7 @@ public final class RelaydDestination: CTFDestination {
             let first = empty ? nil : CTFPacket.readEventHeader(original, at: CTFPacket.headerSize, limit: context.contentBytes,
                                                                 previous: context.timestampBegin)?.clock
             if let first, first < low {
-                s.report.packetsBehindBeacons += 1
+                s.report.packetsBehindIdlePackets += 1
             } else {
                 // At its first event; an empty one a cycle per stream apart
                 // (a reader cannot order two streams' messages of one time).
@@ -357,7 +361,7 @@ public final class RelaydDestination: CTFDestination {
     private func tick() {
         state.withLock { s in
             guard s.fallback == nil, let time = s.time, let uuid = s.uuid else { return }
-            let now = Int64(Date().timeIntervalSince1970 * 1e9) - beaconLagNanoseconds
+            let now = Int64(Date().timeIntervalSince1970 * 1e9) - idleLagNanoseconds
             let clock = time.cycles(atNanoseconds: now)
             // Every idle stream of this tick is after the last tick's.
             let floor = s.idleHigh

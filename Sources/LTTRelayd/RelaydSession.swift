@@ -250,6 +250,15 @@ public final class RelaydSession: Sendable {
         }
     }
 
+    /// Ends the session: both connections shut down. The relay daemon
+    /// counts a session closed when its control connection is, not when
+    /// its streams are: only then does a live reader get its end (it asks
+    /// for new streams until then). Any command after it fails.
+    public func close() {
+        control.withLock { $0.shutdown() }
+        data.withLock { $0.shutdown() }
+    }
+
     /// CLOSE_STREAM: after its last packet (`UInt64.max`: none).
     public func closeStream(_ stream: UInt64, lastNetSequenceNumber: UInt64) throws(Failure) {
         var b = BigEndianBytes()

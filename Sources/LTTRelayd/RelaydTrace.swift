@@ -54,7 +54,7 @@ extension RelaydDestination {
         let destination = try RelaydDestination(
             session: session, streams: streams, pathname: traceName, live: live,
             livePeriod: options.idleLagMilliseconds.map { _ in Double(options.liveTimerMilliseconds) / 1000 },
-            beaconLagNanoseconds: Int64(options.idleLagMilliseconds ?? 0) * 1_000_000,
+            idleLagNanoseconds: Int64(options.idleLagMilliseconds ?? 0) * 1_000_000,
             fallbackDirectory: fallbackDirectory)
         let writer = CTFTraceWriter(destination: destination, traceName: traceName, channels: channels, hostname: hostname)
         return (writer, destination)

@@ -88,4 +88,11 @@ public final class TCPConnection: Sendable {
         }
         return Array(UnsafeRawBufferPointer(rebasing: buffer[0..<count]))
     }
+
+    /// Ends the connection both ways: the peer reads end of file, and any
+    /// later send or receive here fails. The descriptor stays open (no
+    /// other file can take its number) until the connection is released.
+    public func shutdown() {
+        _ = Glibc.shutdown(descriptor.rawValue, Int32(SHUT_RDWR))
+    }
 }

@@ -102,7 +102,7 @@ struct ConsumeCommand: ParsableCommand {
         let consumer: TraceConsumer
         do throws(ConsumerError) {
             if let relayd, let address = RelaydSession.Address(parsing: relayd) {
-                // Beacons say an idle stream has nothing before "now" less
+                // Idle packets say an idle stream has nothing before "now" less
                 // a lag: events older than that must have been delivered,
                 // which only a switch timer on every channel makes sure of.
                 let timers = switchTimers()

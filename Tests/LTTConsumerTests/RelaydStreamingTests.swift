@@ -67,6 +67,26 @@ final class RelayDaemon: @unchecked Sendable {
         try? FileManager.default.removeItem(atPath: output)
     }
 
+    /// How many live readers are attached to session `session` of `host`,
+    /// as babeltrace2 lists the daemon's sessions ("<url>/host/<host>/<session>
+    /// (timer = T, N stream(s), C client(s) connected)"); nil if not listed.
+    func liveReaders(host: String, session: String) -> Int? {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: Babeltrace.path)
+        process.arguments = ["--input-format=lttng-live", liveURL]
+        let out = Pipe()
+        process.standardOutput = out
+        process.standardError = FileHandle.nullDevice
+        guard (try? process.run()) != nil else { return nil }
+        let listing = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        for line in listing.split(separator: "\n") where line.contains("/host/\(host)/\(session) (") {
+            guard let count = line.range(of: " stream(s), ") else { continue }
+            return Int(line[count.upperBound...].prefix { $0.isNumber })
+        }
+        return nil
+    }
+
     /// The trace directories it wrote for `host`: <output>/<host>/<session>-<date>/<pathname>.
     func traces(host: String) -> [String] {
         let hostDirectory = output + "/" + host
@@ -171,13 +191,10 @@ struct RelaydStreamingTests {
         }
     }
 
-    // Open (issue 14): on a test mount the live reader stalls after the
-    // first packets (relayd answers "retry" for a stream that has newer
-    // indexes), with the consumer in this process or run as `lttfs consume
-    // --relayd`; on an lttfs-demo mount, by hand, the same command shows
-    // every event live. Kept to be made to pass, not counted as passing.
-    @Test("live: babeltrace2 --input-format=lttng-live shows write_event lines while the trace runs, then all of them",
-          .disabled("the live reader stalls in this in-process setup: issue 14 is open"))
+    // Issue 14: the reader must be attached before the events it is to
+    // show reach the daemon (it starts at the last packet of each stream),
+    // and it ends only when the consumer closes the session's connections.
+    @Test("live: babeltrace2 --input-format=lttng-live shows write_event lines while the trace runs, then all of them")
     func live() throws {
         let relayd = try RelayDaemon()
         try withMount(cpuCount: 2) { m in
@@ -206,6 +223,10 @@ struct RelaydStreamingTests {
                     _ = ProcessControl.exitStatus(of: viewer, wait: true)
                 }
             }
+            // babeltrace2 attaches at the end of each stream (SEEK_LAST): a
+            // packet the daemon had before then is not shown. Recording
+            // starts once the reader is attached, as someone watching does.
+            #expect(waitUntil { relayd.liveReaders(host: "livehost", session: "livetrace") == 1 }, "the reader attached")
             func shown() -> [String] {
                 ((try? String(contentsOfFile: out.path, encoding: .utf8)) ?? "").split(separator: "\n").map(String.init)
                     .filter { $0.contains("userspace.event") }
@@ -231,8 +252,41 @@ struct RelaydStreamingTests {
             #expect(viewerStatus == 0)
             #expect(shown().count == lines.count)
             let report = try #require(consumer.relaydReport)
-            #expect(report.failure == nil && report.idlePacketsSent > 0 && report.packetsBehindBeacons == 0)
+            #expect(report.failure == nil && report.idlePacketsSent > 0 && report.packetsBehindIdlePackets == 0)
         }
+    }
+
+    @Test("convert --relayd: a finished LTT trace sent to the daemon reads as convert's local CTF does")
+    func convertToRelayd() throws {
+        let relayd = try RelayDaemon()
+        let local = TemporaryPath(), ltt = TemporaryPath()
+        defer { local.remove(); ltt.remove() }
+        var recorded = Set<[UInt64]>()
+        try withMount(cpuCount: 2) { m in
+            let marker = try makeTrace(m, "finished")
+            let consumer = try TraceConsumer(traceDirectory: m.ltt + "/finished", outputDirectory: ltt.path)
+            let run = BackgroundRun(consumer, threads: 1)
+            defer { run.end() }
+            recorded = try record(m, marker, count: 800)
+            try m.tracer.stopTrace("finished")
+            try m.tracer.destroyTrace("finished")
+            #expect(run.wait() == .drained)
+        }
+        let options = RelaydOptions(address: relayd.address, sessionName: "sent", hostname: "archive", liveTimerMilliseconds: 0)
+        var destination: RelaydDestination?
+        let summary = try TraceConversion.convert(traceDirectory: ltt.path) { (name, _, files) throws(CTFError) in
+            let opened = try RelaydDestination.open(options, traceName: name, buffers: files.map { ($0.channel, $0.cpu) },
+                                                    metadataChannel: Metadata.channel, fallbackDirectory: local.path + "-fallback")
+            destination = opened.destination
+            return opened.writer
+        }
+        let report = try #require(destination?.report)
+        #expect(summary.problems.isEmpty && report.failure == nil && report.packetsConfirmed == report.packetsSent)
+        _ = try TraceConversion.convert(traceDirectory: ltt.path, to: local.path, hostname: "archive")
+        let sent = try #require(relayd.traces(host: "archive").first)
+        #expect(Set(events(sent).pairs) == recorded && Set(events(local.path).pairs) == recorded)
+        let (fromDaemon, fromLocal) = (try Babeltrace.read(sent), try Babeltrace.read(local.path))
+        #expect(fromDaemon.status == 0 && fromDaemon.errors.isEmpty && fromDaemon.lines == fromLocal.lines)
     }
 
     @Test("an unreachable relay daemon: a clear refusal at the start, nothing opened")
