@@ -16,6 +16,7 @@ let package = Package(
         .library(name: "LTTConsumer", targets: ["LTTConsumer"]),
         .library(name: "CLinuxSupport", targets: ["CLinuxSupport"]),
         .library(name: "CFuse", targets: ["CFuse"]),
+        .library(name: "CRelayABI", targets: ["CRelayABI"]),
         .executable(name: "lttfs", targets: ["lttfs"]),
         .executable(name: "lttfs-demo", targets: ["lttfs-demo"]),
     ],
@@ -23,6 +24,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.6.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
         .package(url: "https://github.com/apple/swift-system", from: "1.4.0"),
+        .package(url: "https://github.com/apple/swift-atomics", from: "1.2.0"),
     ],
     targets: [
         // What Swift cannot call: the rseq CPU number, ioctl, splice, rdtsc,
@@ -43,7 +45,12 @@ let package = Package(
                                                           .product(name: "SystemPackage", package: "swift-system")]),
         // The seed's locked relay transport: pure Swift, no FUSE, no I/O (of
         // the system layer it takes its locks and the monotonic clock).
-        .target(name: "LTTRelay", dependencies: ["LTTFormat", "LTTSystem", "CLinuxSupport"]),
+        .target(name: "LTTRelay", dependencies: ["LTTFormat", "LTTSystem", "CLinuxSupport", "CRelayABI",
+                                                .product(name: "Atomics", package: "swift-atomics"),
+                                                .product(name: "SystemPackage", package: "swift-system")]),
+        // The layout of a relay buffer shared with producer processes
+        // (lttfs_relay_abi.h): plain C, so that it is fixed for every compiler.
+        .target(name: "CRelayABI"),
         // Userspace RCU (Debian's liburcu-dev): the producers' view of the
         // active traces, as the kernel tracer walked its trace list.
         .systemLibrary(name: "CURCU", pkgConfig: "liburcu-bp", providers: [.apt(["liburcu-dev"])]),

@@ -14,6 +14,10 @@
 #include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <sys/time.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <linux/futex.h>
+#include <time.h>
 #include "CLinuxSupport.h"
 
 __thread unsigned int lttfs_tracer_nesting __attribute__((tls_model("initial-exec")));
@@ -211,4 +215,34 @@ const char *lttfs_resolve_error(int error)
 long lttfs_send_nosignal(int fd, const void *bytes, unsigned long length)
 {
 	return send(fd, bytes, length, MSG_NOSIGNAL);
+}
+
+int lttfs_sealed_memfd(const char *name, unsigned long long size)
+{
+	int fd = memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	if (fd < 0)
+		return -1;
+	if (ftruncate(fd, (off_t)size) != 0 || fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) != 0) {
+		int saved = errno;
+		close(fd);
+		errno = saved;
+		return -1;
+	}
+	return fd;
+}
+
+int lttfs_get_seals(int fd)
+{
+	return fcntl(fd, F_GET_SEALS);
+}
+
+int lttfs_futex_wait_shared(unsigned int *word, unsigned int expected, unsigned long long timeout_ns)
+{
+	struct timespec timeout = { (time_t)(timeout_ns / 1000000000ull), (long)(timeout_ns % 1000000000ull) };
+	return (int)syscall(SYS_futex, word, FUTEX_WAIT, expected, timeout_ns ? &timeout : NULL, NULL, 0);
+}
+
+int lttfs_futex_wake_shared(unsigned int *word, int count)
+{
+	return (int)syscall(SYS_futex, word, FUTEX_WAKE, count, NULL, NULL, 0);
 }

@@ -1,46 +1,74 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import Atomics
+import CRelayABI
 import LTTSystem
 import LTTFormat
 import Synchronization
 
-/// One per-CPU buffer of a channel: a `RelayRing` under a lock, plus what
+/// One per-CPU buffer of a channel: a `RelayRing` under its lock, plus what
 /// the kernel kept around it (the reader count of `_ltt_open`, the reader and
 /// writer wait queues, the memory).
 ///
+/// The ring, its lock and the writers' wait word live in a sealed memfd
+/// (`RingMapping`) that producer processes map too: the server makes the
+/// buffer (`init(geometry:...)`), a producer process attaches to the
+/// descriptor it was handed (`init(attaching:...)`). Both run the same code
+/// below on the same memory.
+///
 /// Producers hold the lock from reserve to commit, exactly like the seed's
 /// spinlock with interrupts off; inside it they only compute, copy and store.
-/// They never wake anybody: a delivery sets `readersToWake`, which one
+/// They never wake anybody: a delivery sets `wakeupReaders`, which one
 /// notifier thread turns into poll notifications (`ltt_relay_async_wakeup_chan`).
+///
+/// The server's own operations trust nothing in the shared memory: the
+/// lock waits are bounded (RelayLock), and a buffer whose lock stays with a
+/// live holder past the server's patience is treated as finalized by the
+/// server (`abandoned`): its reader gets the hang-up, and nothing waits on it.
 public final class RelayBuffer: @unchecked Sendable {
     public let geometry: RelayGeometry
     public let overwrite: Bool
     public let cpu: Int
+    /// The shared memory: control block, counts, the ring's bytes.
+    public let mapping: RingMapping
     /// The ring's bytes, never moved or freed while the buffer lives.
     public let memory: UnsafeMutableRawPointer
-    @usableFromInline let commitCounts: UnsafeMutablePointer<UInt64>
-    /// The ring state, reached only with `lock` held (the seed's spinlock).
-    @usableFromInline let ringState: UnsafeMutablePointer<RelayRing>
-    /// The seed's per-buffer spinlock. The hot path locks in `beginEvent`
-    /// and unlocks in `endEvent`, which a closure-scoped lock cannot express.
-    @usableFromInline let lock = SpinLock()
+    /// The ring: a view of the state in `mapping`, used only with `lock` held.
+    @usableFromInline let ring: RelayRing
+    /// The seed's per-buffer spinlock, shared. The hot path locks in
+    /// `beginEvent` and unlocks in `endEvent`, which a closure-scoped lock
+    /// cannot express.
+    @usableFromInline let lock: RelayLock
+    /// The holder that made a lock wait run out of patience, while it still
+    /// holds the lock (RelayLock).
+    @usableFromInline let jammedHolder = Atomic<UInt32>(0)
+    /// True in the server, which may take the lock back from a dead holder.
+    @usableFromInline let recoversDeadHolders: Bool
     /// The trace clock, read under the lock (inlined: no call for the TSC).
     @usableFromInline let clock: TraceClock
-    /// Events lost because they were recorded from inside the tracer; folded
-    /// into the ring's count by the next writer that holds the lock.
-    @usableFromInline let nestedLost = Atomic<UInt64>(0)
+    /// Events lost outside the lock (recorded from inside the tracer, or the
+    /// lock was jammed), by any process; folded into the ring's count by the
+    /// next writer that holds the lock.
+    @usableFromInline let lostOutsideLock: UnsafeAtomic<UInt64>
     /// Where a delivery or a finalize is posted for the notifier, which
     /// wakes the readers (none: nobody is told; tests poll the state).
     @usableFromInline let doorbell: ReaderDoorbell?
     private let readers = Atomic<Int>(0)
-    let writerWait = WriterWaitQueue()
-    /// Set while the trace is not recording: `recordWaiting` gives up at once.
+    let writerWait: WriterWaitQueue
+    /// Set while the trace is not recording: `recordWaiting` gives up at
+    /// once. The server's word; the shared `waits_ended` mirrors it for
+    /// producer processes.
     private let waitsEnded = Atomic<Bool>(false)
+    /// The server gave up on the buffer: its lock stayed with a live holder
+    /// past the server's patience at finalize. Readers get the hang-up.
+    private let abandoned = Atomic<Bool>(false)
+    private let sharedWaitsEnded: UnsafeAtomic<UInt32>
     /// Set when a wait for room ran out of time: the reader is not keeping
     /// up, and writers whose policy says so lose their event at once instead
     /// of each waiting in turn. Cleared when a reader frees a sub-buffer.
-    private let readerStalled = Atomic<Bool>(false)
+    private let readerStalled: UnsafeAtomic<UInt32>
+    private let sharedReaders: UnsafeAtomic<UInt32>
 
     /// `LTT_RESERVE_CRITICAL`: room a blocking writer leaves for the others.
     public static let reserveCritical: UInt64 = 4096
@@ -49,57 +77,68 @@ public final class RelayBuffer: @unchecked Sendable {
     /// this is the system refusing, for example a cgroup limit).
     public struct AllocationFailed: Error, Equatable, CustomStringConvertible {
         public let bytes: UInt64
-        public var description: String { "cannot allocate \(bytes) bytes for a relay buffer" }
+        public let why: String
+        public var description: String { "cannot allocate \(bytes) bytes for a relay buffer: \(why)" }
     }
 
     /// The budget bytes this buffer's memory counts against, shared with the
     /// other buffers of its trace: given back when the last of them is freed.
     public let memoryReservation: BufferMemoryBudget.Reservation?
 
-    public init(geometry: RelayGeometry, overwrite: Bool, cpu: Int, trace: TraceHeaderFields, clock: TraceClock,
-                doorbell: ReaderDoorbell? = nil,
-                memoryReservation: BufferMemoryBudget.Reservation? = nil) throws(AllocationFailed) {
+    /// A new buffer, in new shared memory (named `name` in /proc/*/maps).
+    public convenience init(geometry: RelayGeometry, overwrite: Bool, cpu: Int, trace: TraceHeaderFields, clock: TraceClock,
+                            doorbell: ReaderDoorbell? = nil, memoryReservation: BufferMemoryBudget.Reservation? = nil,
+                            name: String = "lttfs-buffer") throws(AllocationFailed) {
+        let mapping: RingMapping
+        do throws(RingMapping.Failure) {
+            mapping = try RingMapping.create(name: name, geometry: geometry, overwrite: overwrite, cpu: cpu)
+        } catch {
+            throw AllocationFailed(bytes: geometry.allocSize, why: error.description)
+        }
+        self.init(mapping: mapping, overwrite: overwrite, cpu: cpu, trace: trace, clock: clock, doorbell: doorbell,
+                  memoryReservation: memoryReservation, server: true)
+        ring.start()
+    }
+
+    /// A producer process's view of a buffer the server made and handed
+    /// over (`mapping` attached to its descriptor).
+    public convenience init(attaching mapping: RingMapping, overwrite: Bool, cpu: Int, trace: TraceHeaderFields,
+                            clock: TraceClock) {
+        self.init(mapping: mapping, overwrite: overwrite, cpu: cpu, trace: trace, clock: clock, doorbell: nil,
+                  memoryReservation: nil, server: false)
+    }
+
+    private init(mapping: RingMapping, overwrite: Bool, cpu: Int, trace: TraceHeaderFields, clock: TraceClock,
+                 doorbell: ReaderDoorbell?, memoryReservation: BufferMemoryBudget.Reservation?, server: Bool) {
+        self.mapping = mapping
         self.doorbell = doorbell
         self.memoryReservation = memoryReservation
-        self.geometry = geometry
+        geometry = mapping.geometry
         self.overwrite = overwrite
         self.cpu = cpu
         self.clock = clock
-        // Anonymous pages: zero, and taken from the system as the writer
-        // first touches them, so an alloc of gigabytes returns at once (the
-        // budget, not the allocation, is what bounds the memory).
-        let raw = mmap(nil, Int(geometry.allocSize), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
-        guard let raw, raw != MAP_FAILED else { throw AllocationFailed(bytes: geometry.allocSize) }
-        memory = raw
-        // The ring's state and counts are written on every event by the
-        // CPU that owns the buffer: each gets cache lines of its own, so two
-        // CPUs' buffers (allocated one after the other) never share one.
-        commitCounts = Self.allocateAlone(UInt64.self, count: 2 * Int(geometry.subbufferCount))
-        ringState = Self.allocateAlone(RelayRing.self, count: 1)
-        ringState.initialize(to: RelayRing(geometry: geometry, overwrite: overwrite, trace: trace,
-                                           memory: memory, commitCount: commitCounts,
-                                           eventCount: commitCounts + Int(geometry.subbufferCount)))
-    }
-
-    /// Memory for `count` values on cache lines no other allocation shares
-    /// (128 bytes: adjacent-line prefetch pairs lines on x86).
-    private static func allocateAlone<T>(_: T.Type, count: Int) -> UnsafeMutablePointer<T> {
-        let line = 128
-        let bytes = (MemoryLayout<T>.stride * count + line - 1) & ~(line - 1)
-        return UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: line).bindMemory(to: T.self, capacity: count)
+        memory = mapping.data
+        recoversDeadHolders = server
+        ring = RelayRing(geometry: mapping.geometry, overwrite: overwrite, trace: trace, control: mapping.control,
+                         memory: mapping.data)
+        lock = RelayLock(control: mapping.control)
+        writerWait = WriterWaitQueue(control: mapping.control)
+        func word(_ field: KeyPath<lttfs_ring_control, UInt32>) -> UnsafeAtomic<UInt32> {
+            UnsafeAtomic(at: (UnsafeMutableRawPointer(mapping.control) + MemoryLayout<lttfs_ring_control>.offset(of: field)!)
+                .assumingMemoryBound(to: UInt32.AtomicRepresentation.self))
+        }
+        sharedWaitsEnded = word(\.waits_ended)
+        readerStalled = word(\.reader_stalled)
+        sharedReaders = word(\.readers)
+        lostOutsideLock = UnsafeAtomic(at: (UnsafeMutableRawPointer(mapping.control)
+                + MemoryLayout<lttfs_ring_control>.offset(of: \.lost_outside_lock)!)
+            .assumingMemoryBound(to: UInt64.AtomicRepresentation.self))
     }
 
     /// A buffer whose clock is a function (tests drive time by hand).
     public convenience init(geometry: RelayGeometry, overwrite: Bool, cpu: Int, trace: TraceHeaderFields,
                             clock: @escaping @Sendable () -> UInt64) throws(AllocationFailed) {
         try self.init(geometry: geometry, overwrite: overwrite, cpu: cpu, trace: trace, clock: TraceClock(read: clock))
-    }
-
-    deinit {
-        ringState.deinitialize(count: 1)
-        ringState.deallocate()
-        munmap(memory, Int(geometry.allocSize))
-        commitCounts.deallocate()
     }
 
     /// The clock for the next record of `ring`, read under the lock and
@@ -113,13 +152,29 @@ public final class RelayBuffer: @unchecked Sendable {
         max(clock.now(), ring.lastTSC)
     }
 
-    /// Runs `body` on the ring with the lock held.
+    /// Runs `body` on the ring with the lock held; nil when the lock could
+    /// not be had within `patience` (RelayLock).
     @usableFromInline @inline(__always)
-    func locked<T, E: Error>(_ body: (inout RelayRing) throws(E) -> T) throws(E) -> T {
-        lock.lock()
+    func locked<T, E: Error>(patience: UInt64 = RelayLock.serverPatience,
+                             _ body: (inout RelayRing) throws(E) -> T) throws(E) -> T? {
+        guard lock.lock(patience: patience, jammed: jammedHolder, recoverDead: recoversDeadHolders) else { return nil }
         defer { lock.unlock() }
-        return try body(&ringState.pointee)
+        var view = ring
+        return try body(&view)
     }
+
+    /// Takes the lock back from `token`, a producer process that died
+    /// holding it (the server saw it go); true if it held it.
+    @discardableResult
+    public func recoverLock(from token: UInt32) -> Bool {
+        guard lock.recover(from: token) else { return false }
+        lock.unlock()
+        flagReadersIfNeeded()
+        return true
+    }
+
+    /// The token of the lock's holder, 0 if free.
+    public var lockHolder: UInt32 { lock.holder }
 
     // MARK: Producers
 
@@ -162,26 +217,30 @@ public final class RelayBuffer: @unchecked Sendable {
                            sizedHeader: Bool = false, countFullAsLost: Bool = true)
         -> Result<EventInProgress, ReserveFailure> {
         guard TracerNesting.enter() else {
-            nestedLost.add(1, ordering: .relaxed)
+            lostOutsideLock.wrappingIncrement(ordering: .relaxed)
             return .failure(.nested)
         }
-        lock.lock()
-        let ring = ringState
-        if nestedLost.load(ordering: .relaxed) != 0 {
-            ring.pointee.countLost(nestedLost.exchange(0, ordering: .relaxed))
+        guard lock.lock(patience: RelayLock.writerPatience, jammed: jammedHolder, recoverDead: recoversDeadHolders) else {
+            lostOutsideLock.wrappingIncrement(ordering: .relaxed)
+            TracerNesting.leave()
+            return .failure(.busy)
+        }
+        var ring = self.ring
+        if lostOutsideLock.load(ordering: .relaxed) != 0 {
+            ring.countLost(lostOutsideLock.exchange(0, ordering: .relaxed))
         }
         let requested = EventHeader.requestedForm(eventID: eventID, sized: sizedHeader)
-        switch ring.pointee.reserve(dataSize: dataSize, largestAlign: largestAlign, form: requested,
-                                    tsc: timestamp(ring.pointee), countFullAsLost: countFullAsLost) {
+        switch ring.reserve(dataSize: dataSize, largestAlign: largestAlign, form: requested,
+                            tsc: timestamp(ring), countFullAsLost: countFullAsLost) {
         case .success(let slot):
             let g = geometry
             _ = EventHeader.write(to: memory, at: g.bufferOffset(slot.headerOffset), eventID: eventID,
-                                  dataSize: dataSize, tsc: slot.tsc, form: slot.form, trace: ring.pointee.trace)
+                                  dataSize: dataSize, tsc: slot.tsc, form: slot.form, trace: ring.trace)
             return .success(EventInProgress(payload: memory + Int(g.bufferOffset(slot.payloadOffset)), slot: slot,
                                             buffer: Unmanaged.passUnretained(self)))
         case .failure(let why):
-            let wake = ring.pointee.wakeupReaders
-            ring.pointee.wakeupReaders = false
+            let wake = ring.wakeupReaders
+            ring.wakeupReaders = false
             lock.unlock()
             if wake { flagReaders() }
             TracerNesting.leave()
@@ -193,10 +252,10 @@ public final class RelayBuffer: @unchecked Sendable {
     /// `EventInProgress.commit()`.
     @usableFromInline @inline(__always)
     func endEvent(_ slot: RelaySlot) {
-        let ring = ringState
-        ring.pointee.commit(slot)
-        let wake = ring.pointee.wakeupReaders
-        ring.pointee.wakeupReaders = false
+        var ring = self.ring
+        ring.commit(slot)
+        let wake = ring.wakeupReaders
+        ring.wakeupReaders = false
         lock.unlock()
         // Still inside the tracer: a signal handler that records while the
         // bell rings is nested, and loses its event instead of re-entering
@@ -283,9 +342,12 @@ public final class RelayBuffer: @unchecked Sendable {
         defer { writerWait.unregister() }
         while true {
             if policy.cancellation?.isCancelled == true { return .cancelled }
-            let (mustWait, generation) = locked { ring in
+            guard let (mustWait, generation) = locked(patience: RelayLock.writerPatience, { ring in
                 (ring.writerShouldWait(dataSize: dataSize, largestAlign: largestAlign,
                                        reserveCritical: policy.reserveCritical), writerWait.generation)
+            }) else {
+                countLost(1)
+                return .lost
             }
             if !mustWait {
                 // Room is there, unless another producer took it meanwhile:
@@ -297,12 +359,12 @@ public final class RelayBuffer: @unchecked Sendable {
             // whoever sets one then bumps the generation (endWaits, finalize,
             // closeReader), so a change after this point ends the sleep.
             let timedOut = policy.deadline.map { MonotonicClock.now() >= $0 } == true
-            let ended = waitsEnded.load(ordering: .acquiring)
+            let ended = waitsHaveEnded
                 || (policy.onlyWithReader && !hasReader)
-                || (policy.notWhileStalled && readerStalled.load(ordering: .acquiring))
+                || (policy.notWhileStalled && readerStalled.load(ordering: .acquiring) != 0)
                 || timedOut
             if ended {
-                if timedOut { readerStalled.store(true, ordering: .releasing) }
+                if timedOut { readerStalled.store(1, ordering: .releasing) }
                 countLost(1)
                 return .lost
             }
@@ -322,21 +384,30 @@ public final class RelayBuffer: @unchecked Sendable {
     }
 
     /// Counts `n` events lost that never reached a reservation (a producer
-    /// gave up waiting for room).
+    /// gave up waiting for room): folded into the ring's count by the next
+    /// holder of the lock.
     public func countLost(_ n: UInt64) {
-        locked { $0.countLost(n) }
+        lostOutsideLock.wrappingIncrement(by: n, ordering: .relaxed)
+    }
+
+    /// Waits for room are over: the trace does not record (the server's
+    /// word in the server, the shared one in a producer process).
+    var waitsHaveEnded: Bool {
+        recoversDeadHolders ? waitsEnded.load(ordering: .acquiring) : sharedWaitsEnded.load(ordering: .acquiring) != 0
     }
 
     /// Ends every wait for room, now and until `allowWaits()`: the trace
     /// stopped or is being destroyed, or the server is shutting down.
     public func endWaits() {
         waitsEnded.store(true, ordering: .releasing)
+        sharedWaitsEnded.store(1, ordering: .releasing)
         writerWait.wakeAll()
     }
 
     /// Lets producers wait for room again (the trace starts).
     public func allowWaits() {
         waitsEnded.store(false, ordering: .releasing)
+        sharedWaitsEnded.store(0, ordering: .releasing)
     }
 
     /// Producers between `recordWaiting`'s start and end.
@@ -352,50 +423,83 @@ public final class RelayBuffer: @unchecked Sendable {
             if onlyIfWritten && !ring.currentSubbufferHasEvents { return false }
             let done = ring.forceSwitch(.active, tsc: timestamp(ring))
             return done
-        }
+        } ?? false
         flagReadersIfNeeded()
         return switched
     }
 
     /// `ltt_relay_finish_buffer`: flush (FORCE_FLUSH), mark finalized, wake
-    /// writers and readers.
+    /// writers and readers. When the lock stays with a live holder past
+    /// the server's patience, the server gives the buffer up instead
+    /// (`isAbandoned`): its reader gets the hang-up after what it can read.
     public func finalize() {
-        locked { ring in ring.finalize(tsc: timestamp(ring)) }
+        if locked({ (ring: inout RelayRing) -> Void in
+            // The last header counts every loss so far.
+            ring.countLost(lostOutsideLock.exchange(0, ordering: .relaxed))
+            ring.finalize(tsc: timestamp(ring))
+        }) == nil {
+            abandoned.store(true, ordering: .releasing)
+            doorbell?.post(self)
+        }
         flagReadersIfNeeded()
         writerWait.wakeAll()
     }
+
+    /// The server gave the buffer up at finalize (its lock was jammed).
+    public var isAbandoned: Bool { abandoned.load(ordering: .acquiring) }
 
     // MARK: Reader side
 
     /// `_ltt_open`: one reader at a time ("add unless 1").
     public func openReader() -> Bool {
-        readers.compareExchange(expected: 0, desired: 1, ordering: .acquiringAndReleasing).exchanged
+        guard readers.compareExchange(expected: 0, desired: 1, ordering: .acquiringAndReleasing).exchanged else { return false }
+        sharedReaders.store(1, ordering: .releasing)
+        return true
     }
 
     /// `_ltt_release`. Producers waiting for this reader to free room stop
     /// waiting: nobody else will.
     public func closeReader() {
         readers.store(0, ordering: .releasing)
+        sharedReaders.store(0, ordering: .releasing)
         writerWait.wakeAll()
     }
 
-    public var hasReader: Bool { readers.load(ordering: .acquiring) != 0 }
+    /// A reader has the buffer open (the server's count in the server, the
+    /// shared mirror in a producer process).
+    public var hasReader: Bool {
+        recoversDeadHolders ? readers.load(ordering: .acquiring) != 0 : sharedReaders.load(ordering: .acquiring) != 0
+    }
 
-    /// RELAY_GET_SUBBUF: the cookie (low 32 bits of `consumed`).
+    /// RELAY_GET_SUBBUF: the cookie (low 32 bits of `consumed`). A jammed
+    /// lock is "not ready" (EAGAIN), as a sub-buffer still being written.
     public func getSubbuffer() -> Result<UInt32, SubbufferAccessError> {
-        locked { ring in ring.getSubbuffer() }.map { UInt32(truncatingIfNeeded: $0) }
+        (locked { ring in ring.getSubbuffer() } ?? .failure(.notReady)).map { UInt32(truncatingIfNeeded: $0) }
     }
 
     /// RELAY_PUT_SUBBUF with the cookie GET gave; wakes blocked writers.
     public func putSubbuffer(cookie: UInt32) throws(SubbufferAccessError) {
-        try locked { (ring: inout RelayRing) throws(SubbufferAccessError) in try ring.putSubbuffer(cookie: cookie) }
-        readerStalled.store(false, ordering: .releasing)
+        let done: Void? = try locked { (ring: inout RelayRing) throws(SubbufferAccessError) in try ring.putSubbuffer(cookie: cookie) }
+        guard done != nil else { throw .notReady }
+        readerStalled.store(0, ordering: .releasing)
         writerWait.wakeAll()
     }
 
-    public var pollState: RelayPollState { locked { $0.pollState } }
-    public var counters: RelayCounters { locked { $0.counters } }
-    public var isFinalized: Bool { locked { $0.finalized } }
+    /// `ltt_poll`; an abandoned buffer is hung up once nothing is readable.
+    public var pollState: RelayPollState {
+        guard let state = locked(patience: isAbandoned ? 0 : RelayLock.serverPatience, { $0.pollState }) else {
+            return isAbandoned ? .hungUp : .none
+        }
+        return state == .none && isAbandoned ? .hungUp : state
+    }
+
+    /// The counters; all zero but `finalized` when the lock is jammed.
+    public var counters: RelayCounters {
+        var c = locked { $0.counters } ?? { var c = RelayCounters(); c.finalized = isAbandoned; return c }()
+        c.eventsLost &+= lostOutsideLock.load(ordering: .relaxed)
+        return c
+    }
+    public var isFinalized: Bool { locked { $0.finalized } ?? isAbandoned }
 
     /// Copies what a read at file position `position` returns (the bytes at
     /// `consumed + position`, up to the writer's sub-buffer) into `destination`.
@@ -418,9 +522,9 @@ public final class RelayBuffer: @unchecked Sendable {
     /// bytes, as at most two regions (the range may wrap around the end of
     /// the ring). Zero-copy replies use it directly; `read` copies from it.
     public func readableRegions(at position: UInt64, maxLength: Int) -> [UnsafeRawBufferPointer] {
-        let (start, available) = locked { ring in
+        guard let (start, available) = locked({ ring in
             (ring.consumed &+ position, ring.readableBytes(at: position))
-        }
+        }) else { return [] }
         var left = Int(min(available, UInt64(maxLength)))
         var regions: [UnsafeRawBufferPointer] = []
         var cursor = start
@@ -436,14 +540,21 @@ public final class RelayBuffer: @unchecked Sendable {
 
     /// Runs `body` on the ring under the lock: for tests and diagnostics.
     public func withRing<T, E: Error>(_ body: (inout RelayRing) throws(E) -> T) throws(E) -> T {
-        try locked { (ring: inout RelayRing) throws(E) -> T in try body(&ring) }
+        guard let value = try locked(patience: 10 * RelayLock.serverPatience, { (ring: inout RelayRing) throws(E) -> T in
+            try body(&ring)
+        }) else { preconditionFailure("withRing: the buffer lock stayed with \(lock.holder)") }
+        return value
     }
 
-    private func flagReadersIfNeeded() {
+    /// Posts the buffer for the notifier if a delivery flagged it; a
+    /// producer process's deliveries are found this way by the server.
+    @discardableResult
+    public func flagReadersIfNeeded() -> Bool {
         let wake = locked { ring -> Bool in
             defer { ring.wakeupReaders = false }
             return ring.wakeupReaders
-        }
+        } ?? false
         if wake { flagReaders() }
+        return wake
     }
 }

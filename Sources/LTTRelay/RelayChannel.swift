@@ -36,7 +36,8 @@ public final class RelayChannel: @unchecked Sendable {
         var made: [RelayBuffer] = []
         for cpu in 0..<cpuCount {
             made.append(try RelayBuffer(geometry: geometry, overwrite: overwrite, cpu: cpu, trace: trace,
-                                        clock: clock, doorbell: doorbell, memoryReservation: memoryReservation))
+                                        clock: clock, doorbell: doorbell, memoryReservation: memoryReservation,
+                                        name: "lttfs:" + (overwrite ? "flight-" : "") + name + "_" + String(cpu)))
         }
         buffers = made
         unretained = .allocate(capacity: cpuCount)

@@ -1,3 +1,4 @@
+import CRelayABI
 import LTTFormat
 /*
  * The locked relay ring: ltt-relay-locked.c's algorithm as a value.
@@ -49,6 +50,9 @@ public enum ReserveFailure: Error, Equatable, Sendable {
     case nested
     /// The buffer was finalized; nothing more is written.
     case finalized
+    /// The buffer lock stayed with another holder past a writer's patience
+    /// (a producer process stopped or stuck inside it): RelayLock.
+    case busy
 }
 
 /// A reserved slot, to be filled and then committed.
@@ -113,73 +117,132 @@ public struct RelayCounters: Sendable, Equatable {
     /// anyone consumed them, and the events they held (ftrace's `overrun`).
     public var subbuffersOverwritten: UInt64 = 0
     public var eventsOverwritten: UInt64 = 0
+    /// Times the buffer lock was taken back from a producer that died
+    /// holding it.
+    public var locksRecovered: UInt64 = 0
     public var bytesReadable: UInt64 = 0
     public var finalized = false
     public init() {}
 }
 
-/// Copyable only because a `~Copyable` struct holding pointers crashes the
-/// compiler under `-sanitize=thread` (swiftlang/swift#86265, Swift 6.3.1):
-/// RelayBuffer keeps the one instance in place behind a pointer and never
-/// copies it; everything else gets it `inout` under the lock.
+/// A view of one ring: the immutable shape, and pointers to the state, the
+/// counts and the bytes, which live in the buffer's shared mapping
+/// (`lttfs_ring_control`, see RingMapping). Copying the view copies no
+/// state: every copy works on the same ring, and the caller serializes
+/// every mutating call with the ring's lock.
 public struct RelayRing {
     public let geometry: RelayGeometry
     /// Flight-recorder mode: the writer pushes the reader instead of losing.
     public let overwrite: Bool
     public let trace: TraceHeaderFields
-    /// The ring's bytes: `allocSize` of them, page aligned. Owned by the
-    /// caller (RelayBuffer), which keeps it alive longer than the ring.
+    /// The ring's bytes: `allocSize` of them, page aligned.
     public let memory: UnsafeMutableRawPointer
-    /// `subbufferCount` free-running commit counters, owned like `memory`.
+    /// `subbufferCount` free-running commit counters.
     @usableFromInline let commitCount: UnsafeMutablePointer<UInt64>
     /// `subbufferCount` event counts, one per sub-buffer, for its current
-    /// pass: what a flight-recorder push overwrites. Owned like `memory`.
+    /// pass: what a flight-recorder push overwrites.
     @usableFromInline let eventCount: UnsafeMutablePointer<UInt64>
+    /// The state, shared with every process that maps the buffer.
+    @usableFromInline let control: UnsafeMutablePointer<lttfs_ring_control>
 
-    // The fields the inlined fast path reads and writes are internal and
+    // The state's fields under the seed's names. The fast path's are
     // @usableFromInline; the diagnostics read them through `counters`.
     /// Write position (the seed's `offset`).
-    @usableFromInline var offset: UInt64
+    @usableFromInline var offset: UInt64 {
+        @inline(__always) get { control.pointee.offset }
+        @inline(__always) nonmutating set { control.pointee.offset = newValue }
+    }
     /// Read position, always on a sub-buffer boundary (the seed's `consumed`).
-    public private(set) var consumed: UInt64
+    public internal(set) var consumed: UInt64 {
+        get { control.pointee.consumed }
+        nonmutating set { control.pointee.consumed = newValue }
+    }
     /// Clock of the last reservation or switch (`save_last_tsc`).
-    @usableFromInline var lastTSC: UInt64
-    public private(set) var eventsLost: UInt64 = 0
-    public private(set) var corruptedSubbuffers: UInt64 = 0
+    @usableFromInline var lastTSC: UInt64 {
+        @inline(__always) get { control.pointee.last_tsc }
+        @inline(__always) nonmutating set { control.pointee.last_tsc = newValue }
+    }
+    public internal(set) var eventsLost: UInt64 {
+        get { control.pointee.events_lost }
+        nonmutating set { control.pointee.events_lost = newValue }
+    }
+    public internal(set) var corruptedSubbuffers: UInt64 {
+        get { control.pointee.corrupted_subbuffers }
+        nonmutating set { control.pointee.corrupted_subbuffers = newValue }
+    }
     /// No more writes; readers get POLLHUP once drained.
-    @usableFromInline var finalized = false
+    @usableFromInline var finalized: Bool {
+        @inline(__always) get { control.pointee.finalized != 0 }
+        nonmutating set { control.pointee.finalized = newValue ? 1 : 0 }
+    }
     /// Set by a delivery (`ltt_deliver`), cleared by whoever wakes readers.
-    public var wakeupReaders = false
-    @usableFromInline var eventsWritten: UInt64 = 0
-    @usableFromInline var subbuffersDelivered: UInt64 = 0
-    public private(set) var subbuffersConsumed: UInt64 = 0
-    public private(set) var subbuffersOverwritten: UInt64 = 0
-    public private(set) var eventsOverwritten: UInt64 = 0
+    public var wakeupReaders: Bool {
+        @inline(__always) get { control.pointee.wakeup_readers != 0 }
+        @inline(__always) nonmutating set { control.pointee.wakeup_readers = newValue ? 1 : 0 }
+    }
+    @usableFromInline var eventsWritten: UInt64 {
+        @inline(__always) get { control.pointee.events_written }
+        @inline(__always) nonmutating set { control.pointee.events_written = newValue }
+    }
+    @usableFromInline var subbuffersDelivered: UInt64 {
+        @inline(__always) get { control.pointee.subbuffers_delivered }
+        @inline(__always) nonmutating set { control.pointee.subbuffers_delivered = newValue }
+    }
+    public internal(set) var subbuffersConsumed: UInt64 {
+        get { control.pointee.subbuffers_consumed }
+        nonmutating set { control.pointee.subbuffers_consumed = newValue }
+    }
+    public internal(set) var subbuffersOverwritten: UInt64 {
+        get { control.pointee.subbuffers_overwritten }
+        nonmutating set { control.pointee.subbuffers_overwritten = newValue }
+    }
+    public internal(set) var eventsOverwritten: UInt64 {
+        get { control.pointee.events_overwritten }
+        nonmutating set { control.pointee.events_overwritten = newValue }
+    }
+    /// Locks taken back from a holder found dead (RelayLock).
+    public internal(set) var locksRecovered: UInt64 {
+        get { control.pointee.locks_recovered }
+        nonmutating set { control.pointee.locks_recovered = newValue }
+    }
     /// The position of the sub-buffer a reader took (GET) and has not given
     /// back (PUT). Not in the seed, whose put_subbuf trusted any cookie equal
     /// to `consumed`: a PUT with no GET then moved `consumed` past a
     /// sub-buffer the writer was still in. A PUT succeeds only when it names
     /// `heldPosition` and that is still `consumed`; GET set it when
     /// `consumed < subbufTrunc(offset)`, so the reader never passes the writer.
-    public private(set) var heldPosition: UInt64?
+    public internal(set) var heldPosition: UInt64? {
+        get { control.pointee.held != 0 ? control.pointee.held_position : nil }
+        nonmutating set {
+            control.pointee.held_position = newValue ?? 0
+            control.pointee.held = newValue == nil ? 0 : 1
+        }
+    }
 
-    /// `ltt_relay_create_buffer`: the first sub-buffer is opened with the
-    /// trace's start clock and its header is committed.
+    /// The view of a ring whose state is at `control`, its counts right
+    /// after it (`RingMapping`), its bytes at `memory`. Nothing is written:
+    /// `start` makes a new ring.
     public init(geometry: RelayGeometry, overwrite: Bool, trace: TraceHeaderFields,
-                memory: UnsafeMutableRawPointer, commitCount: UnsafeMutablePointer<UInt64>,
-                eventCount: UnsafeMutablePointer<UInt64>) {
+                control: UnsafeMutablePointer<lttfs_ring_control>, memory: UnsafeMutableRawPointer) {
         self.geometry = geometry
         self.overwrite = overwrite
         self.trace = trace
         self.memory = memory
-        self.commitCount = commitCount
-        self.eventCount = eventCount
+        self.control = control
+        commitCount = RingMapping.commitCounts(control)
+        eventCount = commitCount + Int(geometry.subbufferCount)
+    }
+
+    /// `ltt_relay_create_buffer`: the first sub-buffer is opened with the
+    /// trace's start clock and its header is committed.
+    public func start() {
         commitCount.initialize(repeating: 0, count: Int(geometry.subbufferCount))
         eventCount.initialize(repeating: 0, count: Int(geometry.subbufferCount))
         offset = SubbufferHeader.size
         consumed = 0
         lastTSC = trace.startTSC
-        bufferBegin(tsc: trace.startTSC, subbufferIndex: 0)
+        var ring = self
+        ring.bufferBegin(tsc: trace.startTSC, subbufferIndex: 0)
         commitCount[0] &+= SubbufferHeader.size
     }
 
@@ -194,6 +257,7 @@ public struct RelayRing {
         c.subbuffersConsumed = subbuffersConsumed
         c.subbuffersOverwritten = subbuffersOverwritten
         c.eventsOverwritten = eventsOverwritten
+        c.locksRecovered = locksRecovered
         c.bytesReadable = readableBytes(at: 0)
         c.finalized = finalized
         return c

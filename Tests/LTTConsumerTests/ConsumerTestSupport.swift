@@ -18,17 +18,6 @@ struct TemporaryPath {
     func remove() { try? FileManager.default.removeItem(atPath: path) }
 }
 
-/// Polls `condition` until it holds or `seconds` pass: waits for state the
-/// test can observe, never for a time.
-func waitUntil(seconds: Double = 20, _ condition: () -> Bool) -> Bool {
-    let deadline = Date().addingTimeInterval(seconds)
-    repeat {
-        if condition() { return true }
-        _ = Glibc.poll(nil, 0, 2)
-    } while Date() < deadline
-    return condition()
-}
-
 /// `TraceConsumer.run` on a thread of its own.
 final class BackgroundRun: Sendable {
     let consumer: TraceConsumer

@@ -9,22 +9,28 @@ import CLinuxSupport
 import LTTTestSupport
 @testable import LTTRelay
 
-/// A counter that only the lock protects.
+/// A counter that only the lock protects: a buffer lock in shared memory
+/// of its own.
 final class Unprotected: @unchecked Sendable {
-    let lock = SpinLock()
+    let mapping = try! RingMapping.create(name: "lttfs-test-lock", geometry: try! RelayGeometry(subbufferSize: 4096, subbufferCount: 2),
+                                          overwrite: false, cpu: 0)
+    let lock: RelayLock
+    let jammed = Atomic<UInt32>(0)
     var value = 0
+    init() { lock = RelayLock(control: mapping.control) }
 }
 
 @Suite("The buffer lock, the doorbell, the CPU number")
 struct PrimitiveTests {
-    @Test("the spin lock excludes: more threads than CPUs, each incrementing a plain counter under it")
+    @Test("the buffer lock excludes: more threads than CPUs, each incrementing a plain counter under it")
     func spinLockExcludes() {
         let shared = Unprotected()
         let threads = max(4, 2 * ProcessInfo.processInfo.activeProcessorCount)
         let perThread = 200_000
         DispatchQueue.concurrentPerform(iterations: threads) { _ in
             for _ in 0..<perThread {
-                shared.lock.lock()
+                let locked = shared.lock.lock(patience: 60_000_000_000, jammed: shared.jammed, recoverDead: false)
+                if !locked { Issue.record("the lock was not had in a minute") }
                 // A read, a pause, a write: any overlap loses increments.
                 let v = shared.value
                 if v % 1024 == 0 { sched_yield() }

@@ -46,3 +46,14 @@ public final class Shared<Value: Sendable>: Sendable {
     public func set(_ v: Value) { value.withLock { $0 = v } }
     public var load: Value { value.withLock { $0 } }
 }
+
+/// Polls `condition` until it holds or `seconds` pass: waits for state the
+/// test can observe, never for a time.
+public func waitUntil(seconds: Double = 20, _ condition: () -> Bool) -> Bool {
+    let deadline = Date().addingTimeInterval(seconds)
+    repeat {
+        if condition() { return true }
+        _ = Glibc.poll(nil, 0, 2)
+    } while Date() < deadline
+    return condition()
+}

@@ -38,13 +38,16 @@ final class Floor: @unchecked Sendable {
     // The engine's lock, around its clock read and a 32-byte store.
     // Padded so that two floors never share a cache line.
     let padding: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0, 0, 0, 0, 0)
-    let lock = SpinLock()
+    let mapping = try! RingMapping.create(name: "floor", geometry: try! RelayGeometry(subbufferSize: 4096, subbufferCount: 2),
+                                          overwrite: false, cpu: 0)
+    lazy var lock = RelayLock(control: mapping.control)
+    let jammed = Atomic<UInt32>(0)
     var position: UInt64 = 0
     let padding2: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0, 0, 0, 0, 0)
     let destination = UnsafeMutableRawPointer.allocate(byteCount: 4096, alignment: 64)
     @inline(never)
     func one(_ payload: UnsafeRawPointer) {
-        lock.lock()
+        _ = lock.lock(jammed: jammed, recoverDead: false)
         let t = clock.now()
         (destination + Int(position & 2047)).copyMemory(from: payload, byteCount: 32)
         position &+= t & 1 &+ 32

@@ -128,3 +128,21 @@ int lttfs_tcp_connect(const char *host, const char *port, int timeout_ms, int io
 const char *lttfs_resolve_error(int error);
 // send(2) with MSG_NOSIGNAL: a peer gone is EPIPE, not SIGPIPE.
 long lttfs_send_nosignal(int fd, const void *bytes, unsigned long length);
+
+// memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING), sized to `size` and
+// sealed against shrinking and growing: memory to share whose size nobody
+// can change under a mapping. Returns the descriptor or -1 with errno set.
+int lttfs_sealed_memfd(const char *name, unsigned long long size);
+
+// The seals of `fd` (F_GET_SEALS), or -1 with errno set.
+int lttfs_get_seals(int fd);
+
+// F_SEAL_SHRINK | F_SEAL_GROW: what a shared buffer must carry.
+#define LTTFS_SEALS_FIXED_SIZE 0x0006
+
+// futex(2) on a word of shared memory (not FUTEX_PRIVATE: the waiters may be
+// in other processes). wait: sleeps while *word == expected, at most
+// timeout_ns (0: no limit); returns 0, or -1 with errno (EAGAIN: the word
+// changed, ETIMEDOUT, EINTR). wake: wakes up to `count`; returns how many.
+int lttfs_futex_wait_shared(unsigned int *word, unsigned int expected, unsigned long long timeout_ns);
+int lttfs_futex_wake_shared(unsigned int *word, int count);

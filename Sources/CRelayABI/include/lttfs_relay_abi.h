@@ -1,0 +1,89 @@
+// The shared relay buffer: what the server and every producer process map.
+//
+// One buffer (one channel's ring for one CPU) is one memfd:
+//
+//   [ struct lttfs_ring_control | commit counts | event counts | pad ][ ring bytes ]
+//   0                                                     data_offset  data_offset + alloc_size
+//
+// The server creates it, writes the identity fields, seals its size
+// (F_SEAL_SHRINK | F_SEAL_GROW: nobody can make the server's own accesses
+// fault) and hands producers a descriptor. Everything below `lock` is the
+// seed's ring state (ltt-relay-locked.c's `struct ltt_channel_buf_struct`),
+// changed only with `lock` held, by the server and by producers alike.
+//
+// The server trusts none of it: a producer may write anything anywhere in
+// the mapping. Every position the server uses is masked into the ring, every
+// loop it runs over the state is bounded, and a state that breaks the ring's
+// invariants finalizes the buffer (RelayRing.stateIsPossible).
+//
+// Plain C, so that the layout is fixed whatever compiles the code that maps
+// it; the algorithm over it is LTTRelay's RelayRing, the one implementation.
+#ifndef LTTFS_RELAY_ABI_H
+#define LTTFS_RELAY_ABI_H
+
+#include <stdint.h>
+
+#define LTTFS_RING_MAGIC 0x4C545446u /* "LTTF" */
+#define LTTFS_RING_VERSION 1u
+/* Cache lines are 64 bytes; x86 prefetches them in pairs. */
+#define LTTFS_RING_LINE 128
+
+struct lttfs_ring_control {
+    /* Written once by the server, before the buffer is shared. */
+    uint32_t magic;
+    uint32_t version;
+    uint64_t subbuffer_size;
+    uint64_t subbuffer_count;
+    uint64_t data_offset;
+    uint32_t overwrite;
+    uint32_t cpu;
+    uint8_t identity_pad[LTTFS_RING_LINE - 40];
+
+    /* The seed's spinlock: 0 when free, else the PID of the process that
+     * holds it (the owner is found dead by its PID: RelayLock). */
+    uint32_t lock;
+    uint32_t lock_pad;
+    /* The ring (RelayRing), with `lock` held. */
+    uint64_t offset;
+    uint64_t consumed;
+    uint64_t last_tsc;
+    uint64_t events_lost;
+    uint64_t corrupted_subbuffers;
+    uint64_t events_written;
+    uint64_t subbuffers_delivered;
+    uint64_t subbuffers_consumed;
+    uint64_t subbuffers_overwritten;
+    uint64_t events_overwritten;
+    /* The sub-buffer a reader took (GET) and has not given back (PUT), if
+     * `held`. */
+    uint64_t held_position;
+    uint32_t held;
+    uint32_t finalized;
+    /* Set by a delivery (`ltt_deliver`); whoever wakes readers clears it. */
+    uint32_t wakeup_readers;
+    uint32_t state_pad;
+    /* Locks taken back from a holder found dead. */
+    uint64_t locks_recovered;
+    uint8_t ring_pad[LTTFS_RING_LINE - 120];
+
+    /* Waits for room (`ltt_relay_user_blocking`), outside the lock: a
+     * futex word that every PUT, finalize and end of waits bumps. */
+    uint32_t writer_generation;
+    uint32_t writer_waiters;
+    /* Set while the trace does not record: waits end at once. */
+    uint32_t waits_ended;
+    /* A wait ran out of time: writers whose policy says so lose at once
+     * until the reader frees a sub-buffer. */
+    uint32_t reader_stalled;
+    /* Readers with the buffer file open (0 or 1). */
+    uint32_t readers;
+    /* Events lost without the lock (nested, or the lock jammed), added
+     * atomically by any process; folded into events_lost by the next
+     * holder of the lock. */
+    uint64_t lost_outside_lock;
+    uint8_t wait_pad[LTTFS_RING_LINE - 32];
+};
+
+_Static_assert(sizeof(struct lttfs_ring_control) == 3 * LTTFS_RING_LINE, "the control block is three line pairs");
+
+#endif

@@ -1,0 +1,132 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Atomics
+import CLinuxSupport
+import CRelayABI
+import LTTSystem
+import Synchronization
+
+/// The buffer lock: the seed's `raw_spinlock_t`, in memory shared with
+/// producer processes, and one that survives its holder.
+///
+/// The word is 0 when free, else the holder's token: its process's PID as
+/// the server sees it (a producer learns it at registration, since its own
+/// getpid() may be in another PID namespace). Taking it is one
+/// compare-and-swap, releasing it one store, as the spin lock it replaces.
+///
+/// The kernel held this lock with interrupts off; here a holder can be
+/// descheduled, stopped or killed inside it, so no wait is unbounded:
+/// - a waiter spins briefly, then yields its CPU, until `patience` runs
+///   out; it then gives up (a producer loses its event, counted) and
+///   remembers the holder as jammed, so that later attempts on the same
+///   holder give up at once instead of each waiting its patience;
+/// - a holder that died is found by its token: the server, the only one
+///   that may judge a PID (it learns of deaths from its producer sockets,
+///   and all tokens are PIDs of its namespace), takes the lock over and
+///   counts `locks_recovered`. The slot the dead holder reserved and never
+///   committed is then exactly what the seed calls a corrupted sub-buffer:
+///   the next writer to come round to it pushes the reader past it and
+///   counts it (RelayRing.pushReader).
+public struct RelayLock: @unchecked Sendable {
+    @usableFromInline let word: UnsafeAtomic<UInt32>
+    @usableFromInline let control: UnsafeMutablePointer<lttfs_ring_control>
+
+    /// This process's token (its PID unless a server said otherwise).
+    public static let token = Atomic<UInt32>(UInt32(truncatingIfNeeded: getpid()))
+
+    /// How long a producer waits for a held lock before losing its event.
+    public static let writerPatience: UInt64 = 200_000_000
+    /// How long the server's own operations (GET, PUT, switch, finalize)
+    /// wait before they treat the buffer as jammed.
+    public static let serverPatience: UInt64 = 1_000_000_000
+
+    public init(control: UnsafeMutablePointer<lttfs_ring_control>) {
+        self.control = control
+        let raw = UnsafeMutableRawPointer(control) + MemoryLayout<lttfs_ring_control>.offset(of: \.lock)!
+        word = UnsafeAtomic(at: raw.assumingMemoryBound(to: UInt32.AtomicRepresentation.self))
+    }
+
+    /// The holder's token, 0 if free.
+    public var holder: UInt32 { word.load(ordering: .relaxed) }
+
+    /// Takes the lock; false when `patience` ns passed with a live holder
+    /// (or one already found jammed: `jammed`). `recoverDead`: the caller
+    /// may judge tokens (the server).
+    @inlinable @inline(__always)
+    public func lock(patience: UInt64 = RelayLock.writerPatience, jammed: borrowing Atomic<UInt32>,
+                     recoverDead: Bool) -> Bool {
+        let me = Self.token.load(ordering: .relaxed)
+        if word.weakCompareExchange(expected: 0, desired: me, successOrdering: .acquiring, failureOrdering: .relaxed).exchanged {
+            return true
+        }
+        return lockContended(me, patience: patience, jammed: jammed, recoverDead: recoverDead)
+    }
+
+    /// One attempt: true when the lock was free and is now held.
+    public func tryLock() -> Bool {
+        word.compareExchange(expected: 0, desired: Self.token.load(ordering: .relaxed), successOrdering: .acquiring,
+                             failureOrdering: .relaxed).exchanged
+    }
+
+    @inlinable @inline(__always)
+    public func unlock() {
+        word.store(0, ordering: .releasing)
+    }
+
+    @usableFromInline @inline(never)
+    func lockContended(_ me: UInt32, patience: UInt64, jammed: borrowing Atomic<UInt32>, recoverDead: Bool) -> Bool {
+        let stuck = jammed.load(ordering: .relaxed)
+        if stuck != 0 {
+            // The holder that jammed the buffer still has it: give up at once.
+            if word.load(ordering: .relaxed) == stuck && !(recoverDead && Self.isDead(stuck)) { return false }
+            jammed.store(0, ordering: .relaxed)
+        }
+        var spins = 0
+        var deadline: UInt64 = 0
+        while true {
+            let seen = word.load(ordering: .relaxed)
+            if seen == 0 {
+                if word.compareExchange(expected: 0, desired: me, successOrdering: .acquiring, failureOrdering: .relaxed).exchanged {
+                    return true
+                }
+                continue
+            }
+            if spins < 128 {
+                lttfs_cpu_relax()
+                spins += 1
+                continue
+            }
+            sched_yield()
+            spins += 1
+            guard spins & 63 == 0 else { continue }
+            if recoverDead, seen != me, Self.isDead(seen), recover(from: seen) { return true }
+            let now = MonotonicClock.now()
+            if deadline == 0 { deadline = now &+ patience }
+            if now >= deadline {
+                jammed.store(seen, ordering: .relaxed)
+                return false
+            }
+        }
+    }
+
+    /// Takes the lock from `dead`, a holder known to have died (the server
+    /// saw its producer's socket close and its PID gone), and counts it.
+    /// False if `dead` does not hold it.
+    @discardableResult
+    public func recover(from dead: UInt32) -> Bool {
+        let me = Self.token.load(ordering: .relaxed)
+        guard dead != 0, dead != me,
+              word.compareExchange(expected: dead, desired: me, successOrdering: .acquiring, failureOrdering: .relaxed).exchanged
+        else { return false }
+        control.pointee.locks_recovered &+= 1
+        return true
+    }
+
+    /// No process has PID `token` (any more): kill(0) says ESRCH. EPERM is
+    /// a live process of another user.
+    public static func isDead(_ token: UInt32) -> Bool {
+        guard token != 0, token <= UInt32(Int32.max) else { return false }
+        return kill(pid_t(token), 0) != 0 && errno == ESRCH
+    }
+}

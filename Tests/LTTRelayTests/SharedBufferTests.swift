@@ -1,0 +1,164 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import CLinuxSupport
+import Foundation
+import LTTFormat
+import LTTSystem
+import Synchronization
+import Testing
+import LTTTestSupport
+@testable import LTTRelay
+
+/// A PID no process has: a child started and reaped.
+func deadPID() throws -> UInt32 {
+    let pid = try ProcessControl.spawn("/bin/true", arguments: ["true"])
+    _ = ProcessControl.exitStatus(of: pid, wait: true)
+    return UInt32(pid)
+}
+
+/// A producer process's view of `buffer`: its memfd mapped again (the
+/// descriptor duplicated, as one handed over a socket would be).
+func attachedView(of buffer: RelayBuffer, clock: ManualClock) throws -> RelayBuffer {
+    let mapping = try RingMapping.attach(descriptor: dup(buffer.mapping.descriptor), geometry: buffer.geometry,
+                                         overwrite: buffer.overwrite, cpu: buffer.cpu)
+    return RelayBuffer(attaching: mapping, overwrite: buffer.overwrite, cpu: buffer.cpu, trace: packedTrace,
+                       clock: TraceClock(read: clock.function))
+}
+
+@Suite("Buffers in shared memory: a second mapping, the lock of a dead or stuck holder")
+struct SharedBufferTests {
+    @Test("a second mapping of the memfd is the same ring: events recorded through it are read through the server's")
+    func secondMapping() throws {
+        let clock = ManualClock()
+        let server = makeBuffer(subbufferSize: 4096, count: 4, clock: clock)
+        let producer = try attachedView(of: server, clock: clock)
+        #expect(producer.memory != server.memory, "another mapping")
+        for i in 0..<100 {
+            clock.advance(10)
+            let r = producer.record(eventID: 3, dataSize: 8, largestAlign: 1) { $0.storeBytes(of: UInt64(i), as: UInt64.self) }
+            #expect((try? r.get()) != nil)
+        }
+        #expect(server.forceSwitch())
+        let cookie = try server.getSubbuffer().get()
+        let bytes = UnsafeMutableRawBufferPointer.allocate(byteCount: 4096, alignment: 8)
+        defer { bytes.deallocate() }
+        #expect(server.read(at: 0, into: bytes) == 4096)
+        let events = parseSubbuffer(UnsafeRawBufferPointer(bytes), payloadSize: 8, payloadAlign: 1, trace: packedTrace)
+        #expect(events.count == 100 && events.allSatisfy { $0.id == 3 })
+        #expect(events.map { bytes.loadUnaligned(fromByteOffset: $0.payloadOffset, as: UInt64.self) } == (0..<100).map(UInt64.init))
+        try server.putSubbuffer(cookie: cookie)
+        #expect(producer.counters.eventsWritten == 100 && producer.counters.subbuffersConsumed == 1)
+    }
+
+    @Test("a producer's mapping is refused when the memfd is not the buffer announced (size, identity)")
+    func attachChecks() throws {
+        let server = makeBuffer(subbufferSize: 4096, count: 4)
+        let other = try RelayGeometry(subbufferSize: 4096, subbufferCount: 8)
+        #expect(throws: RingMapping.Failure.self) {
+            try RingMapping.attach(descriptor: dup(server.mapping.descriptor), geometry: other, overwrite: false, cpu: 0)
+        }
+        #expect(throws: RingMapping.Failure.self) {
+            try RingMapping.attach(descriptor: dup(server.mapping.descriptor), geometry: server.geometry, overwrite: true, cpu: 0)
+        }
+        // The size is sealed: nobody can shrink it under the server's mapping.
+        #expect(ftruncate(server.mapping.descriptor, 0) != 0 && errno == EPERM)
+    }
+
+    @Test("a holder that died inside the lock: the server takes the lock back, counts it, and the slot it never committed is the seed's corrupted sub-buffer, pushed past")
+    func deadHolder() throws {
+        let clock = ManualClock()
+        let server = makeBuffer(subbufferSize: 4096, count: 4, clock: clock)
+        let producer = try attachedView(of: server, clock: clock)
+        // The producer reserves a slot and dies before committing: the lock
+        // word keeps its (now dead) PID.
+        let dead = try deadPID()
+        #expect(producer.lock.tryLock())
+        var view = producer.ring
+        guard case .success = view.reserve(dataSize: 8, largestAlign: 1, tsc: clock.now) else {
+            Issue.record("no room")
+            return
+        }
+        producer.lock.word.store(dead, ordering: .relaxed)
+        // A producer process may not judge a PID: it gives up, counted.
+        #expect(producer.record(eventID: 1, dataSize: 8, largestAlign: 1) { _ in } == .failure(.busy))
+        // The server's own recording finds the holder dead and takes over.
+        #expect((try? server.record(eventID: 1, dataSize: 8, largestAlign: 1) { _ in }.get()) != nil)
+        #expect(server.counters.locksRecovered == 1)
+        #expect(server.counters.eventsLost == 1, "the producer's event that gave up")
+        // Sub-buffer 0 never completes: the reader waits there until the
+        // writer comes round to it, which then pushes the reader past it.
+        _ = server.forceSwitch()
+        #expect(server.getSubbuffer() == .failure(.notReady))
+        var read = 0
+        for _ in 0..<3 {
+            // Fill and deliver sub-buffers 1, 2, 3 (the reader stays at 0).
+            _ = server.forceSwitch()
+        }
+        for _ in 0..<10 {
+            clock.advance(10)
+            _ = server.record(eventID: 1, dataSize: 8, largestAlign: 1) { _ in }
+        }
+        #expect(server.counters.corruptedSubbuffers == 1, "the seed's path counted sub-buffer 0")
+        while case .success(let cookie) = server.getSubbuffer() {
+            try server.putSubbuffer(cookie: cookie)
+            read += 1
+        }
+        #expect(read >= 2, "the reader was pushed past the dead holder's sub-buffer")
+        #expect(server.lockHolder == 0)
+    }
+
+    @Test("a live holder that keeps the lock: writers give up after their patience, then at once, counted; the server's finalize gives the buffer up and its reader gets the hang-up")
+    func stuckHolder() throws {
+        let server = makeBuffer(subbufferSize: 4096, count: 4)
+        // PID 1 is alive; a stopped producer would look the same.
+        server.lock.word.store(1, ordering: .relaxed)
+        let started = MonotonicClock.now()
+        #expect(server.record(eventID: 1, dataSize: 8, largestAlign: 1) { _ in } == .failure(.busy))
+        let waited = MonotonicClock.now() - started
+        #expect(waited >= RelayLock.writerPatience, "it waited its patience")
+        let again = MonotonicClock.now()
+        #expect(server.record(eventID: 1, dataSize: 8, largestAlign: 1) { _ in } == .failure(.busy))
+        #expect(MonotonicClock.now() - again < RelayLock.writerPatience, "the jammed holder is remembered")
+        #expect(server.getSubbuffer() == .failure(.notReady))
+        server.finalize()
+        #expect(server.isAbandoned && server.pollState == .hungUp)
+        // The holder lets go: the events lost meanwhile are counted.
+        server.lock.word.store(0, ordering: .relaxed)
+        #expect(server.counters.eventsLost == 2)
+    }
+
+    @Test("a producer process waits for room on the shared futex: a PUT in the server wakes it, endWaits ends it")
+    func crossMappingWait() throws {
+        let clock = ManualClock()
+        let server = makeBuffer(subbufferSize: 4096, count: 2, clock: clock)
+        let producer = try attachedView(of: server, clock: clock)
+        #expect(server.openReader())
+        defer { server.closeReader() }
+        while case .success = producer.record(eventID: 1, dataSize: 1000, largestAlign: 1, payload: { _ in }) { clock.advance(1) }
+        let outcome = Locked<RelayBuffer.WaitingRecord?>(nil)
+        let thread = Thread {
+            let r = producer.recordWaiting(eventID: 1, dataSize: 1000, largestAlign: 1,
+                                           policy: .init(timeoutNanoseconds: 30_000_000_000, onlyWithReader: true)) { _ in }
+            outcome.withLock { $0 = r }
+        }
+        thread.start()
+        #expect(waitUntil { producer.waitingWriters == 1 })
+        let cookie = try server.getSubbuffer().get()
+        try server.putSubbuffer(cookie: cookie)
+        #expect(waitUntil { outcome.withLock { $0 } != nil })
+        #expect(outcome.withLock { $0 } == .recorded)
+        // Full again: endWaits in the server ends the producer's wait at once.
+        while case .success = producer.record(eventID: 1, dataSize: 1000, largestAlign: 1, payload: { _ in }) { clock.advance(1) }
+        outcome.withLock { $0 = nil }
+        Thread {
+            let r = producer.recordWaiting(eventID: 1, dataSize: 1000, largestAlign: 1,
+                                           policy: .init(timeoutNanoseconds: 30_000_000_000)) { _ in }
+            outcome.withLock { $0 = r }
+        }.start()
+        #expect(waitUntil { producer.waitingWriters == 1 })
+        server.endWaits()
+        #expect(waitUntil { outcome.withLock { $0 } != nil })
+        #expect(outcome.withLock { $0 } == .lost)
+    }
+}
