@@ -13,6 +13,7 @@ let package = Package(
         .library(name: "LTTCTF", targets: ["LTTCTF"]),
         .library(name: "LTTRelayd", targets: ["LTTRelayd"]),
         .library(name: "LTTFS", targets: ["LTTFS"]),
+        .library(name: "LTTProducers", targets: ["LTTProducers"]),
         .library(name: "LTTConsumer", targets: ["LTTConsumer"]),
         .library(name: "CLinuxSupport", targets: ["CLinuxSupport"]),
         .library(name: "CFuse", targets: ["CFuse"]),
@@ -75,11 +76,19 @@ let package = Package(
         .target(name: "LTTRelayd", dependencies: [
             "LTTCTF", "LTTFormat", "LTTSystem", .product(name: "SystemPackage", package: "swift-system"),
         ]),
+        // Other processes record into the server's traces: the server's
+        // socket service and the producer's side (markers registered with
+        // the server, its buffers mapped from memfds).
+        .target(name: "LTTProducers", dependencies: [
+            "LTTTrace", "LTTRelay", "LTTFormat", "LTTSystem", "CLinuxSupport", "CRelayABI",
+            .product(name: "Atomics", package: "swift-atomics"),
+            .product(name: "SystemPackage", package: "swift-system"),
+        ]),
         // The C shim over libfuse3 (Debian's libfuse3-dev).
         .target(name: "CFuse", linkerSettings: [.linkedLibrary("fuse3"), .linkedLibrary("pthread")]),
         // The filesystem: the tree, the handlers, the notifier thread.
         .target(name: "LTTFS", dependencies: [
-            "CFuse", "LTTFormat", "LTTTrace", "LTTRelay", "LTTSystem", "CLinuxSupport",
+            "CFuse", "LTTFormat", "LTTTrace", "LTTRelay", "LTTProducers", "LTTSystem", "CLinuxSupport",
             .product(name: "SystemPackage", package: "swift-system"),
             .product(name: "Logging", package: "swift-log"),
         ]),
@@ -91,7 +100,7 @@ let package = Package(
         .testTarget(name: "LTTConsumerTests", dependencies: ["LTTConsumer", "LTTCTF", "LTTRelayd", "LTTTraceTestSupport", "LTTFS", "LTTTrace", "LTTReader", "LTTFormat",
                                                           "LTTSystem", "LTTTestSupport", "LTTMountTestSupport"]),
         .executableTarget(name: "lttfs", dependencies: [
-            "LTTConsumer", "LTTCTF", "LTTRelayd",
+            "LTTConsumer", "LTTCTF", "LTTRelayd", "LTTProducers",
             "LTTFS", "LTTFormat", "LTTTrace", "LTTReader", "LTTRelay", "LTTSystem",
             .product(name: "SystemPackage", package: "swift-system"),
             .product(name: "ArgumentParser", package: "swift-argument-parser"),

@@ -15,6 +15,9 @@
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <sys/mman.h>
+#include <sys/un.h>
+#include <sys/eventfd.h>
+#include <stddef.h>
 #include <sys/syscall.h>
 #include <linux/futex.h>
 #include <time.h>
@@ -245,4 +248,183 @@ int lttfs_futex_wait_shared(unsigned int *word, unsigned int expected, unsigned 
 int lttfs_futex_wake_shared(unsigned int *word, int count)
 {
 	return (int)syscall(SYS_futex, word, FUTEX_WAKE, count, NULL, NULL, 0);
+}
+
+static socklen_t abstract_address(const char *name, struct sockaddr_un *address)
+{
+	size_t length = strlen(name);
+	memset(address, 0, sizeof *address);
+	address->sun_family = AF_UNIX;
+	if (length + 1 > sizeof address->sun_path)
+		return 0;
+	memcpy(address->sun_path + 1, name, length);
+	return (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + length);
+}
+
+int lttfs_seqpacket_listen(const char *name)
+{
+	struct sockaddr_un address;
+	socklen_t size = abstract_address(name, &address);
+	if (size == 0) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -1;
+	if (bind(fd, (struct sockaddr *)&address, size) != 0 || listen(fd, 64) != 0) {
+		int saved = errno;
+		close(fd);
+		errno = saved;
+		return -1;
+	}
+	return fd;
+}
+
+int lttfs_seqpacket_connect(const char *name)
+{
+	struct sockaddr_un address;
+	socklen_t size = abstract_address(name, &address);
+	if (size == 0) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -1;
+	while (connect(fd, (struct sockaddr *)&address, size) != 0) {
+		if (errno == EINTR)
+			continue;
+		int saved = errno;
+		close(fd);
+		errno = saved;
+		return -1;
+	}
+	return fd;
+}
+
+long lttfs_send_with_fds(int socket, const void *bytes, unsigned long length, const int *fds, int count)
+{
+	struct iovec io = { (void *)bytes, length };
+	struct msghdr message = { 0 };
+	message.msg_iov = &io;
+	message.msg_iovlen = 1;
+	char control[CMSG_SPACE(sizeof(int) * 253)];
+	if (count > 253) {
+		errno = EINVAL;
+		return -1;
+	}
+	if (count > 0) {
+		memset(control, 0, sizeof control);
+		message.msg_control = control;
+		message.msg_controllen = CMSG_SPACE(sizeof(int) * (size_t)count);
+		struct cmsghdr *header = CMSG_FIRSTHDR(&message);
+		header->cmsg_level = SOL_SOCKET;
+		header->cmsg_type = SCM_RIGHTS;
+		header->cmsg_len = CMSG_LEN(sizeof(int) * (size_t)count);
+		memcpy(CMSG_DATA(header), fds, sizeof(int) * (size_t)count);
+	}
+	long sent;
+	do {
+		sent = sendmsg(socket, &message, MSG_NOSIGNAL);
+	} while (sent < 0 && errno == EINTR);
+	return sent;
+}
+
+long lttfs_recv_with_fds(int socket, void *bytes, unsigned long length, int *fds, int capacity, int *count)
+{
+	struct iovec io = { bytes, length };
+	struct msghdr message = { 0 };
+	char control[CMSG_SPACE(sizeof(int) * 253)];
+	message.msg_iov = &io;
+	message.msg_iovlen = 1;
+	message.msg_control = control;
+	message.msg_controllen = sizeof control;
+	*count = 0;
+	long received;
+	do {
+		received = recvmsg(socket, &message, MSG_CMSG_CLOEXEC);
+	} while (received < 0 && errno == EINTR);
+	if (received < 0)
+		return -1;
+	int got = 0;
+	int extra = 0;
+	for (struct cmsghdr *header = CMSG_FIRSTHDR(&message); header; header = CMSG_NXTHDR(&message, header)) {
+		if (header->cmsg_level != SOL_SOCKET || header->cmsg_type != SCM_RIGHTS)
+			continue;
+		int n = (int)((header->cmsg_len - CMSG_LEN(0)) / sizeof(int));
+		int *incoming = (int *)CMSG_DATA(header);
+		for (int i = 0; i < n; i++) {
+			if (got < capacity)
+				fds[got++] = incoming[i];
+			else {
+				close(incoming[i]);
+				extra = 1;
+			}
+		}
+	}
+	if (extra || (message.msg_flags & (MSG_TRUNC | MSG_CTRUNC))) {
+		for (int i = 0; i < got; i++)
+			close(fds[i]);
+		errno = EMSGSIZE;
+		return -1;
+	}
+	*count = got;
+	return received;
+}
+
+int lttfs_peer_credentials(int socket, int *pid, unsigned int *uid, unsigned int *gid)
+{
+	struct ucred credentials;
+	socklen_t size = sizeof credentials;
+	if (getsockopt(socket, SOL_SOCKET, SO_PEERCRED, &credentials, &size) != 0)
+		return -1;
+	*pid = credentials.pid;
+	*uid = credentials.uid;
+	*gid = credentials.gid;
+	return 0;
+}
+
+int lttfs_peer_groups(int socket, unsigned int *groups, int capacity)
+{
+	socklen_t size = (socklen_t)(sizeof(gid_t) * (size_t)capacity);
+	if (getsockopt(socket, SOL_SOCKET, SO_PEERGROUPS, groups, &size) != 0) {
+		if (errno == ERANGE)
+			return (int)(size / sizeof(gid_t));
+		return -1;
+	}
+	return (int)(size / sizeof(gid_t));
+}
+
+int lttfs_sealed_memfd_open(const char *name, unsigned long long size)
+{
+	int fd = memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	if (fd < 0)
+		return -1;
+	if (ftruncate(fd, (off_t)size) != 0 || fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW) != 0) {
+		int saved = errno;
+		close(fd);
+		errno = saved;
+		return -1;
+	}
+	return fd;
+}
+
+int lttfs_seal_future_write(int fd)
+{
+	return fcntl(fd, F_ADD_SEALS, F_SEAL_FUTURE_WRITE | F_SEAL_SEAL);
+}
+
+int lttfs_eventfd(void)
+{
+	return eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+}
+
+int lttfs_accept_cloexec(int socket)
+{
+	int fd;
+	do {
+		fd = accept4(socket, NULL, NULL, SOCK_CLOEXEC);
+	} while (fd < 0 && errno == EINTR);
+	return fd;
 }

@@ -28,6 +28,9 @@ final class FileSystem: Sendable {
     /// Group of every file: the access group (`--group`), else the server's.
     let gid: gid_t
     let mountTime = time(nil)
+    /// The abstract socket producer processes connect to (ProducerService),
+    /// while the service runs.
+    let producerSocket = Locked<String?>(nil)
     let refusals: RefusalLog
     /// Every write_event request waiting for room, so that shutdown can
     /// end their waits and answer them before it unmounts.
@@ -86,6 +89,7 @@ final class FileSystem: Sendable {
         case .setupTrace: "ltt/setup_trace"
         case .destroyTrace: "ltt/destroy_trace"
         case .writeEvent: "ltt/write_event"
+        case .producerSocket: "ltt/producer_socket"
         case .controlDir: "ltt/control"
         case .traceControl(let t): "ltt/control/\(t)"
         case .traceControlFile(let t, let f): "ltt/control/\(t)/\(f.rawValue)"
@@ -214,6 +218,13 @@ final class FileSystem: Sendable {
                 buffer.forceSwitch(onlyIfWritten: true)
             }
             handle = Handle(.buffer(buffer, inode: inode))
+        case .producerSocket:
+            guard !writing else { throw .permissionDenied }
+            guard let name = producerSocket.withLock({ $0 }) else {
+                refusals.log(.info, "open ltt/producer_socket: this server takes no producer processes (ENXIO)")
+                throw .noSuchAddressOrDevice
+            }
+            handle = Handle(.control(node, content: Array((name + "\n").utf8)))
         case .writeEvent, .setupTrace, .destroyTrace:
             guard !reading else { throw .permissionDenied }
             handle = Handle(node == .writeEvent ? .writeEvent : .control(node, content: nil))

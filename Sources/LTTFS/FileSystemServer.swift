@@ -7,6 +7,7 @@ import CLinuxSupport
 import Foundation
 import LTTFormat
 import LTTRelay
+import LTTProducers
 import LTTTrace
 import Logging
 import Synchronization
@@ -151,6 +152,7 @@ public final class FileSystemServer: @unchecked Sendable {
         // pass takes whatever was posted before it started.
         let wakeups = doorbell.subscribe { [notifier] in notifier.kick() }
         notifier.start { [fs] in fs.notifyPollers(wakeups.takePosted()) }
+        let producers = startProducerService()
         let loop = SessionLoop(session: session, maxThreads: Int(maxThreads), idleThreads: 4)
         let stopAtOnce = state.withLock { s -> Bool in
             s.loop = loop
@@ -159,6 +161,8 @@ public final class FileSystemServer: @unchecked Sendable {
         if stopAtOnce { _ = loop.stop(timeout: 10) }
         let rc = loop.wait()
         state.withLock { $0.loop = nil }
+        producers?.shutdown()
+        fs.producerSocket.withLock { $0 = nil }
         wakeups.cancel()
         notifier.stop()
         // Closes the FUSE device first (libfuse does), which fails whatever
@@ -238,6 +242,30 @@ public final class FileSystemServer: @unchecked Sendable {
             MonotonicClock.sleep(nanoseconds: 2_000_000)
         }
         return true
+    }
+
+    /// The socket service of producer processes: those the mount's
+    /// permissions allow (its owner, root, the access group) record into
+    /// its traces through shared memory. nil, logged, if it cannot run.
+    private func startProducerService() -> ProducerService? {
+        let (owner, group) = (fs.uid, fs.gid)
+        let logger = self.logger
+        do throws(ProducerService.Failure) {
+            let service = try ProducerService(tracer: tracer, admits: { uid, gid, groups in
+                uid == owner || uid == 0 || gid == group || groups.contains(group)
+            }, log: { level, message in
+                switch level {
+                case .info: logger.info("\(message)")
+                case .warning: logger.warning("\(message)")
+                case .error: logger.error("\(message)")
+                }
+            })
+            fs.producerSocket.withLock { $0 = service.socketName }
+            return service
+        } catch {
+            logger.warning("no producer processes: \(error.description)")
+            return nil
+        }
     }
 
     /// Unmounts once (the session thread, after its workers are gone).

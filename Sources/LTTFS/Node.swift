@@ -9,6 +9,8 @@ enum Node: Hashable, Sendable {
     case root
     case ltt
     case setupTrace, destroyTrace, writeEvent
+    /// `ltt/producer_socket`: the socket producer processes connect to.
+    case producerSocket
     case controlDir
     case traceControl(trace: String)
     case traceControlFile(trace: String, TraceControlFile)
@@ -61,7 +63,7 @@ enum Node: Hashable, Sendable {
         case _ where isDirectory: 0o750
         case .setupTrace, .destroyTrace, .traceControlFile(_, .alloc): 0o200
         case .writeEvent: 0o220
-        case .traceControlFile(_, .stats), .markerFile(_, _, .info), .bufferFile: 0o440
+        case .traceControlFile(_, .stats), .markerFile(_, _, .info), .bufferFile, .producerSocket: 0o440
         default: 0o640
         }
     }
@@ -81,6 +83,7 @@ struct NodeResolver {
             case "setup_trace": return .setupTrace
             case "destroy_trace": return .destroyTrace
             case "write_event": return .writeEvent
+            case "producer_socket": return .producerSocket
             case "control": return .controlDir
             case "markers": return .markersDir
             default:
@@ -115,7 +118,7 @@ struct NodeResolver {
     /// Does `node` still exist? (Its parent may have gone.)
     func exists(_ node: Node) -> Bool {
         switch node {
-        case .root, .ltt, .setupTrace, .destroyTrace, .writeEvent, .controlDir, .markersDir: return true
+        case .root, .ltt, .setupTrace, .destroyTrace, .writeEvent, .producerSocket, .controlDir, .markersDir: return true
         case .traceControl(let t), .channelsDir(let t): return tracer.trace(t) != nil
         case .traceControlFile(let t, _): return tracer.trace(t) != nil
         case .channelDir(let t, let c), .channelFile(let t, let c, _): return tracer.trace(t)?.settings[c] != nil
@@ -136,7 +139,7 @@ struct NodeResolver {
         case .root: return ["ltt"]
         case .ltt:
             let traces = tracer.traces.filter { $0.state.hasBuffers }.map(\.name)
-            return ["control", "destroy_trace", "markers", "setup_trace", "write_event"] + traces.sorted()
+            return ["control", "destroy_trace", "markers", "producer_socket", "setup_trace", "write_event"] + traces.sorted()
         case .controlDir: return tracer.traces.map(\.name).sorted()
         case .traceControl: return ["channel"] + Node.TraceControlFile.allCases.map(\.rawValue)
         case .channelsDir(let t): return (tracer.trace(t)?.settings.keys.map { $0 } ?? []).sorted()

@@ -45,6 +45,16 @@ public final class RelayBuffer: @unchecked Sendable {
     @usableFromInline let jammedHolder = Atomic<UInt32>(0)
     /// True in the server, which may take the lock back from a dead holder.
     @usableFromInline let recoversDeadHolders: Bool
+    /// The process's fork epoch when this view was made (producer views):
+    /// a child of fork(2) does not record through its parent's views.
+    @usableFromInline let epoch: UInt32
+    /// Moved in every child of fork(2) (`forkedChild`, an atfork handler).
+    @usableFromInline static let forkEpoch = Atomic<UInt32>(0)
+
+    /// Called in the child after fork(2): views made before refuse events.
+    public static func forkedChild() {
+        forkEpoch.add(1, ordering: .relaxed)
+    }
     /// The trace clock, read under the lock (inlined: no call for the TSC).
     @usableFromInline let clock: TraceClock
     /// Events lost outside the lock (recorded from inside the tracer, or the
@@ -69,6 +79,12 @@ public final class RelayBuffer: @unchecked Sendable {
     /// of each waiting in turn. Cleared when a reader frees a sub-buffer.
     private let readerStalled: UnsafeAtomic<UInt32>
     private let sharedReaders: UnsafeAtomic<UInt32>
+    /// A producer process's delivery, for the server (`takeRemoteWakeup`).
+    private let remoteWakeup: UnsafeAtomic<UInt32>
+    /// In a producer process: tells the server that a delivery is waiting
+    /// in `remote_wakeup` (called outside the lock, once until the server
+    /// took it).
+    private let deliveryHook: (@Sendable () -> Void)?
 
     /// `LTT_RESERVE_CRITICAL`: room a blocking writer leaves for the others.
     public static let reserveCritical: UInt64 = 4096
@@ -96,20 +112,23 @@ public final class RelayBuffer: @unchecked Sendable {
             throw AllocationFailed(bytes: geometry.allocSize, why: error.description)
         }
         self.init(mapping: mapping, overwrite: overwrite, cpu: cpu, trace: trace, clock: clock, doorbell: doorbell,
-                  memoryReservation: memoryReservation, server: true)
+                  memoryReservation: memoryReservation, server: true, deliveryHook: nil)
         ring.start()
     }
 
     /// A producer process's view of a buffer the server made and handed
     /// over (`mapping` attached to its descriptor).
+    /// `onDelivery` tells the server that a sub-buffer was delivered here.
     public convenience init(attaching mapping: RingMapping, overwrite: Bool, cpu: Int, trace: TraceHeaderFields,
-                            clock: TraceClock) {
+                            clock: TraceClock, onDelivery: (@Sendable () -> Void)? = nil) {
         self.init(mapping: mapping, overwrite: overwrite, cpu: cpu, trace: trace, clock: clock, doorbell: nil,
-                  memoryReservation: nil, server: false)
+                  memoryReservation: nil, server: false, deliveryHook: onDelivery)
     }
 
     private init(mapping: RingMapping, overwrite: Bool, cpu: Int, trace: TraceHeaderFields, clock: TraceClock,
-                 doorbell: ReaderDoorbell?, memoryReservation: BufferMemoryBudget.Reservation?, server: Bool) {
+                 doorbell: ReaderDoorbell?, memoryReservation: BufferMemoryBudget.Reservation?, server: Bool,
+                 deliveryHook: (@Sendable () -> Void)?) {
+        self.deliveryHook = deliveryHook
         self.mapping = mapping
         self.doorbell = doorbell
         self.memoryReservation = memoryReservation
@@ -119,6 +138,7 @@ public final class RelayBuffer: @unchecked Sendable {
         self.clock = clock
         memory = mapping.data
         recoversDeadHolders = server
+        epoch = Self.forkEpoch.load(ordering: .relaxed)
         ring = RelayRing(geometry: mapping.geometry, overwrite: overwrite, trace: trace, control: mapping.control,
                          memory: mapping.data)
         lock = RelayLock(control: mapping.control)
@@ -130,6 +150,7 @@ public final class RelayBuffer: @unchecked Sendable {
         sharedWaitsEnded = word(\.waits_ended)
         readerStalled = word(\.reader_stalled)
         sharedReaders = word(\.readers)
+        remoteWakeup = word(\.remote_wakeup)
         lostOutsideLock = UnsafeAtomic(at: (UnsafeMutableRawPointer(mapping.control)
                 + MemoryLayout<lttfs_ring_control>.offset(of: \.lost_outside_lock)!)
             .assumingMemoryBound(to: UInt64.AtomicRepresentation.self))
@@ -216,6 +237,9 @@ public final class RelayBuffer: @unchecked Sendable {
     public func beginEvent(eventID: UInt16, dataSize: UInt64, largestAlign: UInt64,
                            sizedHeader: Bool = false, countFullAsLost: Bool = true)
         -> Result<EventInProgress, ReserveFailure> {
+        if !recoversDeadHolders && epoch != Self.forkEpoch.load(ordering: .relaxed) {
+            return .failure(.notOwner)
+        }
         guard TracerNesting.enter() else {
             lostOutsideLock.wrappingIncrement(ordering: .relaxed)
             return .failure(.nested)
@@ -271,6 +295,18 @@ public final class RelayBuffer: @unchecked Sendable {
     @usableFromInline @inline(never)
     func flagReaders() {
         doorbell?.post(self)
+        if let deliveryHook, remoteWakeup.exchange(1, ordering: .acquiringAndReleasing) == 0 { deliveryHook() }
+    }
+
+    /// In the server: if a producer process delivered a sub-buffer since
+    /// the last call, posts the buffer for the notifier (its readers are
+    /// woken) and returns true.
+    @discardableResult
+    public func postRemoteDelivery() -> Bool {
+        guard remoteWakeup.load(ordering: .relaxed) != 0, remoteWakeup.exchange(0, ordering: .acquiringAndReleasing) != 0
+        else { return false }
+        doorbell?.post(self)
+        return true
     }
 
     /// Records one event: `beginEvent`, `payload` with the payload's

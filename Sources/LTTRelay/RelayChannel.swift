@@ -44,6 +44,18 @@ public final class RelayChannel: @unchecked Sendable {
         for (i, b) in buffers.enumerated() { (unretained.baseAddress! + i).initialize(to: .passUnretained(b)) }
     }
 
+    /// A channel of buffers made elsewhere: a producer process's view of
+    /// the server's (`RelayBuffer(attaching:)`), one per CPU in order.
+    public init(name: String, overwrite: Bool, buffers: [RelayBuffer]) {
+        precondition(!buffers.isEmpty)
+        self.name = name
+        geometry = buffers[0].geometry
+        self.overwrite = overwrite
+        self.buffers = buffers
+        unretained = .allocate(capacity: buffers.count)
+        for (i, b) in buffers.enumerated() { (unretained.baseAddress! + i).initialize(to: .passUnretained(b)) }
+    }
+
     deinit { unretained.deallocate() }
 
     /// The buffer of the CPU this thread runs on now, without reference

@@ -123,10 +123,20 @@ public struct RelayLock: @unchecked Sendable {
         return true
     }
 
-    /// No process has PID `token` (any more): kill(0) says ESRCH. EPERM is
-    /// a live process of another user.
+    /// No process has PID `token` (any more), or it is a zombie: killed,
+    /// not yet reaped by its parent (kill(0) still succeeds on those).
+    /// EPERM is a live process of another user.
     public static func isDead(_ token: UInt32) -> Bool {
         guard token != 0, token <= UInt32(Int32.max) else { return false }
-        return kill(pid_t(token), 0) != 0 && errno == ESRCH
+        if kill(pid_t(token), 0) != 0 { return errno == ESRCH }
+        // /proc/PID/stat: "PID (comm) S ...", the state after the last ')'.
+        let fd = open("/proc/\(token)/stat", O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return errno == ENOENT }
+        defer { close(fd) }
+        var bytes = [UInt8](repeating: 0, count: 512)
+        let n = bytes.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+        guard n > 0, let close = bytes[0..<n].lastIndex(of: UInt8(ascii: ")")), close + 2 < n else { return false }
+        let state = bytes[close + 2]
+        return state == UInt8(ascii: "Z") || state == UInt8(ascii: "X")
     }
 }

@@ -53,6 +53,9 @@ public enum ReserveFailure: Error, Equatable, Sendable {
     /// The buffer lock stayed with another holder past a writer's patience
     /// (a producer process stopped or stuck inside it): RelayLock.
     case busy
+    /// A child of fork(2) recording through its parent's view of a buffer:
+    /// refused, not counted (the buffer is the parent's).
+    case notOwner
 }
 
 /// A reserved slot, to be filled and then committed.

@@ -130,10 +130,15 @@ public final class MarkerCore: @unchecked Sendable, CustomStringConvertible {
     /// arguments do not fit the format.
     @discardableResult
     public func record(arguments: [TraceArgument]) -> Bool {
-        guard PayloadLayout.size(of: arguments, fields: format.fields, alignment: 0) != nil else { return false }
-        emitter.emit(size: { PayloadLayout.size(of: arguments, fields: format.fields, alignment: $0)! },
-                     store: { PayloadLayout.write(arguments, fields: format.fields, to: $0, alignment: $1) })
-        return true
+        emit(arguments: arguments) != nil
+    }
+
+    /// `record(arguments:)`, saying what became of the event (nil: the
+    /// arguments do not fit the format).
+    public func emit(arguments: [TraceArgument]) -> EmitResult? {
+        guard PayloadLayout.size(of: arguments, fields: format.fields, alignment: 0) != nil else { return nil }
+        return emitter.emit(size: { PayloadLayout.size(of: arguments, fields: format.fields, alignment: $0)! },
+                            store: { PayloadLayout.write(arguments, fields: format.fields, to: $0, alignment: $1) })
     }
 }
 

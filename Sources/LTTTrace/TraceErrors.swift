@@ -23,6 +23,10 @@ public enum TraceError: Error, Equatable, Sendable, CustomStringConvertible {
     /// The buffers would pass the server's buffer memory limit, or the
     /// system refused the memory.
     case outOfMemory(String)
+    /// A producer process's tracer: traces are the server's to control.
+    case notTheServer(String)
+    /// The server of a producer process refused, or could not be asked.
+    case server(String)
 
     public var errno: Errno {
         switch self {
@@ -33,6 +37,8 @@ public enum TraceError: Error, Equatable, Sendable, CustomStringConvertible {
         case .wrongState: .notPermitted
         case .tooManyEvents: .noSpace
         case .outOfMemory: .noMemory
+        case .notTheServer: .notPermitted
+        case .server: .socketNotConnected
         }
     }
 
@@ -51,6 +57,8 @@ public enum TraceError: Error, Equatable, Sendable, CustomStringConvertible {
         case .typeMismatch(let s): "argument types do not match the format: \(s)"
         case .tooManyEvents(let s): "too many markers: \(s)"
         case .outOfMemory(let s): "out of buffer memory: \(s)"
+        case .notTheServer(let s): "traces are controlled by the lttfs server, not by a producer: \(s)"
+        case .server(let s): "the lttfs server: \(s)"
         }
     }
 }

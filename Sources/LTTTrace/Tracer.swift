@@ -23,6 +23,19 @@ public final class Tracer: @unchecked Sendable {
     /// The process-wide tracer that in-process markers use by default.
     public static let shared = Tracer()
 
+    /// Whose traces these are.
+    public enum Role: Sendable {
+        /// This process's: it makes and controls them (a server).
+        case server
+        /// A server's, which this producer process records into: the
+        /// server assigns each marker's ID (`registrar`: channel, name,
+        /// format -> event ID and whether events carry their size) and
+        /// hands over its traces' buffers (`mirror`).
+        case producer(registrar: @Sendable (String, String, String) throws(TraceError) -> (UInt16, Bool))
+    }
+
+    public let role: Role
+
     struct Registry {
         /// channel -> marker name -> marker
         var markers: [String: [String: MarkerCore]] = [:]
@@ -38,6 +51,8 @@ public final class Tracer: @unchecked Sendable {
 
     private let control = Locked(Registry())
     private let published = Locked(Published())
+    /// Called after every change of the traces (`onChange`).
+    private let changeObservers = Locked<[@Sendable () -> Void]>([])
     /// The memory every buffer of every trace may take together.
     public let bufferMemory: BufferMemoryBudget
     /// The clock of every trace: the TSC where the kernel trusts it, else
@@ -67,7 +82,8 @@ public final class Tracer: @unchecked Sendable {
                 traceClock: TraceClock = .preferred,
                 bufferMemoryLimit: UInt64 = BufferMemoryLimit.default,
                 wallClock: @escaping @Sendable () -> (seconds: UInt64, microseconds: UInt64) = Tracer.realTime,
-                log: @escaping @Sendable (TracerLogLevel, String) -> Void = { _, _ in }) {
+                log: @escaping @Sendable (TracerLogLevel, String) -> Void = { _, _ in }, role: Role = .server) {
+        self.role = role
         self.cpuCount = cpuCount
         bufferMemory = BufferMemoryBudget(limit: bufferMemoryLimit)
         self.alignment = alignment
@@ -133,11 +149,22 @@ public final class Tracer: @unchecked Sendable {
                 }
                 return existing
             }
+            let marker: MarkerCore
+            if case .producer(let registrar) = role {
+                // The server's ID, the same in every process that registers
+                // the marker; the server declares it in its traces.
+                let (id, sized) = try registrar(channel, name, format)
+                marker = MarkerCore(channel: channel, name: name, format: parsed, eventID: id, sizedHeader: sized)
+                r.markers[channel, default: [:]][name] = marker
+                republish(r)
+                publish(r)
+                return marker
+            }
             let id = r.nextEventID[channel, default: 0]
             guard id <= Int(UInt16.max) else { throw .tooManyEvents("channel \(channel) has 65536 markers") }
             r.nextEventID[channel] = id + 1
-            let marker = MarkerCore(channel: channel, name: name, format: parsed, eventID: UInt16(id),
-                                    sizedHeader: sizedHeader)
+            marker = MarkerCore(channel: channel, name: name, format: parsed, eventID: UInt16(id),
+                                sizedHeader: sizedHeader)
             r.markers[channel, default: [:]][name] = marker
             for trace in r.traces.values where trace.state.hasBuffers && trace.channels[channel] != nil {
                 declare(marker, in: trace)
@@ -205,6 +232,7 @@ public final class Tracer: @unchecked Sendable {
     /// setup_trace: a new trace with every known channel at its defaults.
     @discardableResult
     public func setupTrace(_ name: String) throws(TraceError) -> Trace {
+        try requireServer("setup_trace")
         try TraceName.validate(name, as: .trace)
         return try control.withLock { (r: inout Registry) throws(TraceError) -> Trace in
             guard r.traces[name] == nil else { throw .traceExists(name) }
@@ -218,7 +246,8 @@ public final class Tracer: @unchecked Sendable {
     /// Runs `body` on a trace's record under the control lock, then
     /// publishes what it changed.
     private func withTrace<T: Sendable>(_ name: String, _ body: (TraceRecord) throws(TraceError) -> T) throws(TraceError) -> T {
-        try control.withLock { (r: inout Registry) throws(TraceError) -> T in
+        try requireServer("trace \(name)")
+        return try control.withLock { (r: inout Registry) throws(TraceError) -> T in
             guard let trace = r.traces[name] else { throw .traceNotFound(name) }
             let result = try body(trace)
             publish(r)
@@ -259,6 +288,7 @@ public final class Tracer: @unchecked Sendable {
     /// alloc: creates the buffers of every enabled channel and declares
     /// every known marker in the metadata channel.
     public func allocTrace(_ name: String) throws(TraceError) {
+        try requireServer("allocTrace \(name)")
         try control.withLock { (r: inout Registry) throws(TraceError) in
             guard let trace = r.traces[name] else { throw .traceNotFound(name) }
             guard trace.state == .setup else { throw .busy("trace \(name) is already allocated") }
@@ -309,6 +339,7 @@ public final class Tracer: @unchecked Sendable {
 
     /// enabled = 1: start recording.
     public func startTrace(_ name: String) throws(TraceError) {
+        try requireServer("startTrace \(name)")
         try control.withLock { (r: inout Registry) throws(TraceError) in
             guard let trace = r.traces[name] else { throw .traceNotFound(name) }
             switch trace.state {
@@ -326,6 +357,7 @@ public final class Tracer: @unchecked Sendable {
 
     /// enabled = 0: stop recording; the buffers keep what they hold.
     public func stopTrace(_ name: String) throws(TraceError) {
+        try requireServer("stopTrace \(name)")
         try control.withLock { (r: inout Registry) throws(TraceError) in
             guard let trace = r.traces[name] else { throw .traceNotFound(name) }
             guard trace.state == .active else { return }
@@ -351,7 +383,8 @@ public final class Tracer: @unchecked Sendable {
     /// it finalizes the buffers (`ltt_relay_print_buffer_errors`).
     @discardableResult
     public func destroyTrace(_ name: String) throws(TraceError) -> Trace {
-        try control.withLock { (r: inout Registry) throws(TraceError) -> Trace in
+        try requireServer("destroyTrace \(name)")
+        return try control.withLock { (r: inout Registry) throws(TraceError) -> Trace in
             guard let trace = r.traces.removeValue(forKey: name) else { throw .traceNotFound(name) }
             let wasActive = trace.state == .active
             trace.state = .destroyed
@@ -458,6 +491,61 @@ public final class Tracer: @unchecked Sendable {
         return result
     }
 
+    // MARK: A producer process's traces
+
+    private func requireServer(_ operation: String) throws(TraceError) {
+        if case .producer = role { throw .notTheServer(operation) }
+    }
+
+    /// A trace of the server as a producer process records into it: its
+    /// buffers, mapped from the server's (`RelayBuffer(attaching:)`).
+    public struct MirroredTrace: Sendable {
+        public let name: String
+        /// The server's serial: the same trace as long as it is the same.
+        public let serial: UInt64
+        public let state: TraceState
+        public let header: TraceHeaderFields
+        /// Per channel: its buffers and how long a producer may wait for room.
+        public let channels: [String: (channel: RelayChannel, blockingTimeoutMillis: UInt64)]
+
+        public init(name: String, serial: UInt64, state: TraceState, header: TraceHeaderFields,
+                    channels: [String: (channel: RelayChannel, blockingTimeoutMillis: UInt64)]) {
+            self.name = name
+            self.serial = serial
+            self.state = state
+            self.header = header
+            self.channels = channels
+        }
+    }
+
+    /// The server's traces as they are now (a producer process): markers
+    /// record into the active ones from the next event on; the buffers of
+    /// those gone are let go once no producer can be in them (one RCU
+    /// grace period).
+    public func mirror(_ traces: [MirroredTrace]) throws(TraceError) {
+        guard case .producer = role else { throw .invalidValue("only a producer process mirrors a server's traces") }
+        control.withLock { r in
+            var next: [String: TraceRecord] = [:]
+            for t in traces {
+                let record = TraceRecord(name: t.name, channels: Array(t.channels.keys))
+                record.state = t.state
+                record.header = t.header
+                record.channels = t.channels.mapValues(\.channel)
+                for (name, c) in t.channels {
+                    var settings = ChannelSettings(subbufferCount: c.channel.geometry.subbufferCount,
+                                                   subbufferSize: c.channel.geometry.subbufferSize)
+                    settings.overwrite = c.channel.overwrite
+                    settings.blockingTimeoutMillis = c.blockingTimeoutMillis
+                    record.settings[name] = settings
+                }
+                next[t.name] = record
+            }
+            r.traces = next
+            republish(r)
+            publish(r)
+        }
+    }
+
     // MARK: Internals (control lock held)
 
     private func declare(_ marker: MarkerCore, in trace: TraceRecord) {
@@ -478,12 +566,21 @@ public final class Tracer: @unchecked Sendable {
         buffer.forceSwitch(onlyIfWritten: true)
     }
 
-    /// Replaces what readers see with the registry as it is now.
+    /// Replaces what readers see with the registry as it is now, and tells
+    /// the observers.
     private func publish(_ r: Registry) {
         var next = Published()
         for (name, trace) in r.traces { next.traces[name] = trace.snapshot }
         next.markers = r.markers
         published.withLock { $0 = next }
+        for observer in changeObservers.withLock({ $0 }) { observer() }
+    }
+
+    /// Calls `body` after every control operation (with the control lock
+    /// held: it must not block, nor call the tracer): how producer
+    /// processes learn that the traces changed.
+    public func onChange(_ body: @escaping @Sendable () -> Void) {
+        changeObservers.withLock { $0.append(body) }
     }
 
     /// Rebuilds every marker's sinks from the active traces and publishes

@@ -17,7 +17,7 @@ struct LTTFSCommand: ParsableCommand {
               echo hello > /mnt/ltt/ltt/write_event
             """,
         subcommands: [MountCommand.self, UnmountCommand.self, CtlCommand.self, ConsumeCommand.self, DumpCommand.self, ConvertCommand.self,
-                      StatCommand.self, SubbufCommand.self])
+                      StatCommand.self, SubbufCommand.self, RecordCommand.self])
 
     /// Errors are one line on stderr and a non-zero status.
     static func main() {

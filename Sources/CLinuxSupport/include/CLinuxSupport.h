@@ -146,3 +146,40 @@ int lttfs_get_seals(int fd);
 // changed, ETIMEDOUT, EINTR). wake: wakes up to `count`; returns how many.
 int lttfs_futex_wait_shared(unsigned int *word, unsigned int expected, unsigned long long timeout_ns);
 int lttfs_futex_wake_shared(unsigned int *word, int count);
+
+// A SOCK_SEQPACKET Unix socket in the abstract namespace (`name` without
+// its leading NUL), close-on-exec. listen: bound and listening, or -1 with
+// errno (EADDRINUSE: the name is taken). connect: connected, or -1.
+int lttfs_seqpacket_listen(const char *name);
+int lttfs_seqpacket_connect(const char *name);
+
+// sendmsg of one message with up to `count` descriptors (SCM_RIGHTS),
+// MSG_NOSIGNAL. Returns the bytes sent or -1 with errno.
+long lttfs_send_with_fds(int socket, const void *bytes, unsigned long length, const int *fds, int count);
+
+// recvmsg of one message into `bytes` (at most `length`) and up to
+// `capacity` descriptors into `fds` (close-on-exec); *count: how many came.
+// A message cut short (MSG_TRUNC, MSG_CTRUNC) is refused: the descriptors
+// that came are closed and -1 returned with errno EMSGSIZE. Returns the
+// bytes received (0: the peer closed) or -1 with errno.
+long lttfs_recv_with_fds(int socket, void *bytes, unsigned long length, int *fds, int capacity, int *count);
+
+// The peer's PID, UID and GID (SO_PEERCRED) as this process's namespaces
+// see them. Returns 0 or -1 with errno.
+int lttfs_peer_credentials(int socket, int *pid, unsigned int *uid, unsigned int *gid);
+
+// The peer's supplementary groups (SO_PEERGROUPS) into `groups`; returns
+// how many there are (possibly more than `capacity`) or -1 with errno.
+int lttfs_peer_groups(int socket, unsigned int *groups, int capacity);
+
+// F_SEAL_FUTURE_WRITE on a sealed memfd made with lttfs_sealed_memfd_open
+// (sealable, not yet F_SEAL_SEAL): nobody maps it writable any more, the
+// writable mappings made before keep writing. Returns 0 or -1.
+int lttfs_sealed_memfd_open(const char *name, unsigned long long size);
+int lttfs_seal_future_write(int fd);
+
+// An eventfd (close-on-exec, non-blocking), or -1.
+int lttfs_eventfd(void);
+
+// accept4(socket, NULL, NULL, SOCK_CLOEXEC), EINTR retried.
+int lttfs_accept_cloexec(int socket);

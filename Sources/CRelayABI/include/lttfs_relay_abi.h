@@ -81,9 +81,26 @@ struct lttfs_ring_control {
      * atomically by any process; folded into events_lost by the next
      * holder of the lock. */
     uint64_t lost_outside_lock;
-    uint8_t wait_pad[LTTFS_RING_LINE - 32];
+    /* A producer process delivered a sub-buffer (its `wakeup_readers`
+     * moved here, outside the lock) and told the server; the server takes
+     * it and wakes the buffer's readers. */
+    uint32_t remote_wakeup;
+    uint8_t wait_pad[LTTFS_RING_LINE - 36];
 };
 
 _Static_assert(sizeof(struct lttfs_ring_control) == 3 * LTTFS_RING_LINE, "the control block is three line pairs");
 
 #endif
+
+/* The producers' page: one per server, mapped read-only by every producer
+ * process (the server seals it against writable mappings). `generation`
+ * moves at every change of the server's traces (alloc, start, stop,
+ * destroy) and is a futex word: a producer's watcher thread sleeps on it,
+ * then asks the server for its traces. */
+#define LTTFS_PRODUCERS_MAGIC 0x4C545450u /* "LTTP" */
+struct lttfs_producers_page {
+    uint32_t magic;
+    uint32_t version;
+    uint32_t generation;
+    uint32_t pad;
+};

@@ -1,0 +1,357 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Atomics
+import CLinuxSupport
+import CRelayABI
+import Foundation
+import LTTFormat
+import LTTRelay
+import LTTSystem
+import LTTTrace
+import Synchronization
+import SystemPackage
+
+/// A program that records into the traces of an lttfs server it does not
+/// run: its markers are the tracer's own (`marker(...)`, `record`), its
+/// events go straight into the server's buffers, mapped into this process,
+/// with no system call per event.
+///
+///     let producer = try Producer()                   // $LTTFS_MOUNT, else /mnt/lttfs
+///     let request = try producer.marker("app", "request", "id %lu len %u", as: (UInt64, UInt32).self)
+///     request.record(42, 512)
+///
+/// The server assigns each marker's ID and declares it in its traces' metadata,
+/// so several processes registering one marker share it. A watcher thread
+/// sleeps on the server's producers page and follows its traces (alloc,
+/// start, stop, destroy) without the recording threads noticing.
+///
+/// After fork(2) the child records nothing through its parent's producer
+/// (those events are refused, not counted: the buffers are the parent's);
+/// it may make a `Producer` of its own.
+public final class Producer: @unchecked Sendable {
+    /// The default mount point, when neither the argument nor `LTTFS_MOUNT` says.
+    public static let defaultMountpoint = "/mnt/lttfs"
+
+    public let mountpoint: String
+    /// The tracer in producer role: `marker(...)` and its markers are the
+    /// same API as in the server's own process.
+    public let tracer: Tracer
+    private let socket: SeqpacketSocket
+    private let requests = Locked(())
+    private let page: UnsafeMutableRawPointer
+    private let pageSize: Int
+    private let deliveries: Int32
+    private let stopping = Atomic<Bool>(false)
+    private let watcherDone = DispatchSemaphore(value: 0)
+    private let clock: TraceClock
+    /// The buffers mapped so far, by trace serial and channel.
+    private let attached = Locked<[UInt64: [String: (RelayChannel, UInt64)]]>([:])
+
+    public enum Failure: Error, CustomStringConvertible, Equatable {
+        case noServer(String)
+        case refused(String)
+        case protocolError(String)
+
+        public var description: String {
+            switch self {
+            case .noServer(let why): "no lttfs server to record into: \(why)"
+            case .refused(let why): "the lttfs server refused: \(why)"
+            case .protocolError(let why): "the lttfs server answered what it should not: \(why)"
+            }
+        }
+    }
+
+    /// Connects to the server of `mountpoint` (nil: `$LTTFS_MOUNT`, else
+    /// `/mnt/lttfs`), found through `<mount>/ltt/producer_socket`.
+    public init(mountpoint given: String? = nil) throws(Failure) {
+        let mountpoint = given ?? ProcessInfo.processInfo.environment["LTTFS_MOUNT"] ?? Self.defaultMountpoint
+        self.mountpoint = mountpoint
+        let file = mountpoint + "/ltt/producer_socket"
+        guard let text = try? String(contentsOfFile: file, encoding: .utf8) else {
+            throw .noServer("cannot read \(file) (is lttfs mounted there, and may this user record?)")
+        }
+        let name = text.trimmingCharacters(in: .whitespacesAndNewlines)
+        do throws(Errno) { socket = try SeqpacketSocket.connect(name: name) } catch {
+            throw .noServer("cannot connect to \(name): \(error.explained)")
+        }
+        // The one who answers must be the mount's server: the mount's
+        // owner (the server's user: it answers stat on its root) or root.
+        var root = stat()
+        guard stat(mountpoint, &root) == 0, let peer = try? socket.peerCredentials(),
+              peer.uid == root.st_uid || peer.uid == 0 else {
+            throw .noServer("the socket named in \(file) is not served by the mount's owner")
+        }
+        var hello = ProducerWire.Writer(.hello)
+        hello.put(ProducerWire.version)
+        let welcome: (bytes: [UInt8], descriptors: [Int32])
+        do throws(Errno) {
+            try socket.send(hello.bytes)
+            welcome = try socket.receive(capacity: ProducerWire.maximumMessage, descriptorCapacity: 2)
+        } catch {
+            throw .noServer("hello: \(error.explained)")
+        }
+        let parsed: Result<(token: UInt32, cpus: UInt32, clockKind: UInt32, frequency: UInt64), Failure>
+        do throws(ProducerWire.Malformed) { parsed = try Self.parseWelcome(welcome) } catch {
+            parsed = .failure(.protocolError("\(error)"))
+        }
+        let token: UInt32, cpus: UInt32, clockKind: UInt32, frequency: UInt64
+        switch parsed {
+        case .success(let w): (token, cpus, clockKind, frequency) = (w.token, w.cpus, w.clockKind, w.frequency)
+        case .failure(let error):
+            for fd in welcome.descriptors { Glibc.close(fd) }
+            throw error
+        }
+        guard cpus >= 1, cpus <= 65_536, token != 0, frequency > 0,
+              let kind = ProducerWire.ClockKind(rawValue: clockKind) else {
+            for fd in welcome.descriptors { Glibc.close(fd) }
+            throw .protocolError("welcome with \(cpus) CPUs, token \(token), clock \(clockKind) at \(frequency) Hz")
+        }
+        pageSize = Int(sysconf(Int32(_SC_PAGESIZE)))
+        guard let mapped = mmap(nil, pageSize, PROT_READ, MAP_SHARED, welcome.descriptors[0], 0), mapped != MAP_FAILED,
+              mapped.load(as: UInt32.self) == LTTFS_PRODUCERS_MAGIC else {
+            for fd in welcome.descriptors { Glibc.close(fd) }
+            throw .protocolError("the producers page cannot be mapped")
+        }
+        Glibc.close(welcome.descriptors[0])
+        page = mapped
+        deliveries = welcome.descriptors[1]
+        clock = kind == .tsc ? TraceClock(name: "tsc", frequency: frequency, source: .tsc) : .monotonic
+        Self.installForkHandler()
+        RelayLock.token.store(token, ordering: .relaxed)
+        // The registrar asks the server under the tracer's control lock;
+        // `requests` is taken inside it and never around a tracer call.
+        let box = Unmanaged<SeqpacketSocket>.passUnretained(socket)
+        let requestLock = requests
+        tracer = Tracer(cpuCount: Int(cpus), traceClock: clock, role: .producer(registrar: { channel, name, format throws(TraceError) in
+            try requestLock.withLock { _ throws(TraceError) in
+                try Self.register(box.takeUnretainedValue(), channel, name, format)
+            }
+        }))
+        do throws(Failure) { try sync() } catch {
+            throw error
+        }
+        let thread = Thread { [self] in
+            watch()
+            watcherDone.signal()
+        }
+        thread.name = "lttfs-producer-watcher"
+        thread.start()
+    }
+
+    deinit {
+        close()
+        munmap(page, pageSize)
+        Glibc.close(deliveries)
+    }
+
+    /// Stops following the server (its traces stay as they were last
+    /// seen until this producer goes away) and waits for the watcher.
+    public func close() {
+        guard !stopping.exchange(true, ordering: .acquiringAndReleasing) else { return }
+        socket.shutdown()
+        _ = lttfs_futex_wake_shared(generationWord, Int32.max)
+        _ = watcherDone.wait(timeout: .now() + 5)
+    }
+
+    /// A marker with typed arguments, registered with the server.
+    public func marker<each Value: TraceValue>(_ channel: String, _ name: String, _ format: String,
+                                               as types: (repeat each Value).Type = (repeat each Value).self)
+        throws(TraceError) -> Marker<repeat each Value> {
+        try tracer.marker(channel, name, format, as: types)
+    }
+
+    // MARK: Talking to the server
+
+    private static func parseWelcome(_ welcome: (bytes: [UInt8], descriptors: [Int32])) throws(ProducerWire.Malformed)
+        -> Result<(token: UInt32, cpus: UInt32, clockKind: UInt32, frequency: UInt64), Failure> {
+        var r = ProducerWire.Reader(welcome.bytes)
+        let op = try r.operation()
+        if op == .refused {
+            let code: Int32 = try r.get()
+            return .failure(.refused("\(try r.string()) (\(Errno(rawValue: code).name))"))
+        }
+        guard op == .welcome, welcome.descriptors.count == 2 else { throw ProducerWire.Malformed(why: "no welcome") }
+        _ = try r.get(UInt32.self)
+        let token: UInt32 = try r.get()
+        let cpus: UInt32 = try r.get()
+        let clockKind: UInt32 = try r.get()
+        let frequency: UInt64 = try r.get()
+        try r.end()
+        return .success((token, cpus, clockKind, frequency))
+    }
+
+    private static func register(_ socket: SeqpacketSocket, _ channel: String, _ name: String, _ format: String)
+        throws(TraceError) -> (UInt16, Bool) {
+        var w = ProducerWire.Writer(.register)
+        w.put(channel)
+        w.put(name)
+        w.put(format)
+        let reply: [UInt8]
+        do throws(Errno) {
+            try socket.send(w.bytes)
+            reply = try socket.receive(capacity: ProducerWire.maximumMessage).bytes
+        } catch {
+            throw .server("registering \(channel).\(name): \(error.explained)")
+        }
+        var r = ProducerWire.Reader(reply)
+        do {
+            switch try r.operation() {
+            case .registered:
+                let id: UInt16 = try r.get()
+                let sized: UInt8 = try r.get()
+                return (id, sized != 0)
+            case .refused:
+                let code: Int32 = try r.get()
+                let why = try r.string()
+                if Errno(rawValue: code) == .invalidArgument { throw TraceError.invalidFormat(why) }
+                throw TraceError.server(why)
+            default:
+                throw ProducerWire.Malformed(why: "not an answer to register")
+            }
+        } catch let error as TraceError {
+            throw error
+        } catch {
+            throw .server("registering \(channel).\(name): \(error)")
+        }
+    }
+
+    private var generationWord: UnsafeMutablePointer<UInt32> {
+        (page + MemoryLayout<lttfs_producers_page>.offset(of: \.generation)!).assumingMemoryBound(to: UInt32.self)
+    }
+
+    private var generation: UInt32 {
+        UnsafeAtomic<UInt32>(at: UnsafeMutableRawPointer(generationWord).assumingMemoryBound(to: UInt32.AtomicRepresentation.self))
+            .load(ordering: .acquiring)
+    }
+
+    /// Follows the server: asleep on the generation word, then sync.
+    private func watch() {
+        var seen = generation
+        while !stopping.load(ordering: .acquiring) {
+            _ = lttfs_futex_wait_shared(generationWord, seen, 1_000_000_000)
+            let now = generation
+            guard now != seen, !stopping.load(ordering: .acquiring) else { continue }
+            seen = now
+            do throws(Failure) { try sync() } catch {
+                if !stopping.load(ordering: .acquiring) {
+                    FileHandle.standardError.write(Data("lttfs producer: \(error.description); no longer following the server\n".utf8))
+                }
+                return
+            }
+        }
+    }
+
+    /// Asks the server for its traces and mirrors them into the tracer.
+    private func sync() throws(Failure) {
+        let listed = try requests.withLock { _ throws(Failure) in try fetchTraces() }
+        do throws(TraceError) { try tracer.mirror(listed) } catch {
+            throw .protocolError(error.description)
+        }
+    }
+
+    private func fetchTraces() throws(Failure) -> [Tracer.MirroredTrace] {
+        do throws(Errno) { try socket.send(ProducerWire.Writer(.traces).bytes) } catch {
+            throw .noServer("traces: \(error.explained)")
+        }
+        var traces: [Tracer.MirroredTrace] = []
+        var known = attached.withLock { $0 }
+        var seen = Set<UInt64>()
+        while true {
+            let message = try receive()
+            var r = ProducerWire.Reader(message.bytes)
+            do {
+                let op = try r.operation()
+                if op == .tracesEnd { break }
+                guard op == .trace, message.descriptors.isEmpty else { throw ProducerWire.Malformed(why: "\(op) in a trace list") }
+                let serial: UInt64 = try r.get()
+                let stateCode: UInt8 = try r.get()
+                let name = try r.string(maximum: 256)
+                let header = try ProducerWire.header(from: &r)
+                let channelCount: UInt32 = try r.get()
+                try r.end()
+                guard channelCount <= 4096 else { throw ProducerWire.Malformed(why: "\(channelCount) channels") }
+                let state: TraceState = stateCode == 2 ? .active : stateCode == 3 ? .stopped : .allocated
+                var channels: [String: (channel: RelayChannel, blockingTimeoutMillis: UInt64)] = [:]
+                for _ in 0..<channelCount {
+                    let c = try receive()
+                    let (channelName, made) = try attachChannel(c, known: known[serial], header: header)
+                    channels[channelName] = (made.0, made.1)
+                }
+                seen.insert(serial)
+                known[serial] = channels.mapValues { ($0.channel, $0.blockingTimeoutMillis) }
+                traces.append(Tracer.MirroredTrace(name: name, serial: serial, state: state, header: header, channels: channels))
+            } catch let error as Failure {
+                throw error
+            } catch {
+                throw .protocolError("\(error)")
+            }
+        }
+        attached.withLock { $0 = known.filter { seen.contains($0.key) } }
+        return traces
+    }
+
+    private func receive() throws(Failure) -> (bytes: [UInt8], descriptors: [Int32]) {
+        do throws(Errno) {
+            let message = try socket.receive(capacity: ProducerWire.maximumMessage, descriptorCapacity: ProducerWire.maximumDescriptors)
+            if message.bytes.isEmpty { throw Errno.connectionReset }
+            return message
+        } catch {
+            throw .noServer("traces: \(error.explained)")
+        }
+    }
+
+    /// One channel message: its buffers mapped (or the ones mapped before,
+    /// for a trace already known; the descriptors are then closed).
+    private func attachChannel(_ message: (bytes: [UInt8], descriptors: [Int32]),
+                               known: [String: (RelayChannel, UInt64)]?, header: TraceHeaderFields)
+        throws(ProducerWire.Malformed) -> (String, (RelayChannel, UInt64)) {
+        var fds = message.descriptors
+        defer { for fd in fds { Glibc.close(fd) } }
+        var r = ProducerWire.Reader(message.bytes)
+        guard try r.operation() == .channel else { throw ProducerWire.Malformed(why: "not a channel") }
+        let name = try r.string(maximum: 256)
+        let size: UInt64 = try r.get()
+        let count: UInt64 = try r.get()
+        let overwrite: UInt8 = try r.get()
+        let blocking: UInt64 = try r.get()
+        let cpus: UInt32 = try r.get()
+        try r.end()
+        guard cpus >= 1, Int(cpus) == fds.count else { throw ProducerWire.Malformed(why: "\(cpus) buffers, \(fds.count) descriptors") }
+        if let existing = known?[name] { return (name, existing) }
+        let geometry: RelayGeometry
+        do { geometry = try RelayGeometry(subbufferSize: size, subbufferCount: count) } catch {
+            throw ProducerWire.Malformed(why: "channel \(name): \(error)")
+        }
+        var buffers: [RelayBuffer] = []
+        let bell = deliveries
+        for cpu in 0..<Int(cpus) {
+            let fd = fds[cpu]
+            fds[cpu] = -1
+            let mapping: RingMapping
+            do throws(RingMapping.Failure) {
+                mapping = try RingMapping.attach(descriptor: fd, geometry: geometry, overwrite: overwrite != 0, cpu: cpu)
+            } catch {
+                throw ProducerWire.Malformed(why: "channel \(name) cpu \(cpu): \(error.description)")
+            }
+            buffers.append(RelayBuffer(attaching: mapping, overwrite: overwrite != 0, cpu: cpu, trace: header, clock: clock,
+                                       onDelivery: {
+                                           var one: UInt64 = 1
+                                           _ = Glibc.write(bell, &one, 8)
+                                       }))
+        }
+        fds = fds.filter { $0 >= 0 }
+        return (name, (RelayChannel(name: name, overwrite: overwrite != 0, buffers: buffers), blocking))
+    }
+
+    // MARK: fork
+
+    private static let forkHandlerInstalled = Atomic<Bool>(false)
+
+    /// In a child of fork(2), buffers mapped by the parent refuse events
+    /// (RelayBuffer.forkEpoch): they are the parent's registration.
+    private static func installForkHandler() {
+        guard !forkHandlerInstalled.exchange(true, ordering: .acquiringAndReleasing) else { return }
+        pthread_atfork(nil, nil) { RelayBuffer.forkedChild() }
+    }
+}

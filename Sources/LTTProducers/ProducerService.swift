@@ -1,0 +1,338 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import CLinuxSupport
+import CRelayABI
+import Foundation
+import LTTFormat
+import LTTRelay
+import LTTSystem
+import LTTTrace
+import Synchronization
+import SystemPackage
+import Atomics
+
+/// The server's side of producer processes: they connect to `socketName`
+/// (abstract namespace), register their markers, and receive the buffers of
+/// the server's traces as memfds to record into with the tracer's own code
+/// (`Producer`). Nothing they do reaches the server's hot path; what they
+/// send is checked, and what they map is the only thing they can touch.
+///
+/// - Who may connect: the peer's credentials, as the kernel gives them
+///   (SO_PEERCRED, SO_PEERGROUPS), must pass `admits` (the mount's owner,
+///   root, the tracing group): others are refused and logged.
+/// - Changes of the traces reach producers through the producers page:
+///   `generation` moves (the tracer's `onChange`), and each producer's
+///   watcher thread, asleep on it, asks for the traces again.
+/// - Deliveries: a producer that delivers a sub-buffer marks the buffer
+///   (`remote_wakeup`) and writes its connection's eventfd; the connection's
+///   thread then posts the marked buffers to the tracer's doorbell, which
+///   wakes their readers as for the server's own producers.
+/// - A producer that dies: its connection closes; once its PID is gone,
+///   every buffer lock it held is taken back (RelayBuffer.recoverLock) and
+///   the sub-buffers it left incomplete become the seed's corrupted ones.
+public final class ProducerService: @unchecked Sendable {
+    public let tracer: Tracer
+    /// The abstract socket name producers connect to.
+    public let socketName: String
+    private let listener: SeqpacketSocket
+    private let page: UnsafeMutablePointer<lttfs_producers_page>
+    private let pageDescriptor: Int32
+    private let generation: UnsafeAtomic<UInt32>
+    private let admits: @Sendable (_ uid: uid_t, _ gid: gid_t, _ groups: [gid_t]) -> Bool
+    private let log: @Sendable (TracerLogLevel, String) -> Void
+    private let clockKind: ProducerWire.ClockKind
+
+    private struct State {
+        var connections: [ObjectIdentifier: SeqpacketSocket] = [:]
+        var threads = 0
+        var stopping = false
+    }
+    private let state = Locked(State())
+    private let threadsDone = DispatchSemaphore(value: 0)
+
+    /// Why the service cannot start.
+    public struct Failure: Error, CustomStringConvertible {
+        public let description: String
+    }
+
+    public init(tracer: Tracer, admits: @escaping @Sendable (uid_t, gid_t, [gid_t]) -> Bool,
+                log: @escaping @Sendable (TracerLogLevel, String) -> Void) throws(Failure) {
+        self.tracer = tracer
+        self.admits = admits
+        self.log = log
+        switch tracer.clock.source {
+        case .tsc: clockKind = .tsc
+        case .monotonic: clockKind = .monotonic
+        case .custom: throw Failure(description: "the trace clock is a function of this process: no other process can read it")
+        }
+        let size = Int(sysconf(Int32(_SC_PAGESIZE)))
+        let fd = lttfs_sealed_memfd_open("lttfs-producers", UInt64(size))
+        guard fd >= 0 else { throw Failure(description: "memfd_create: \(Errno(rawValue: errno).explained)") }
+        guard let raw = mmap(nil, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0), raw != MAP_FAILED else {
+            let e = Errno(rawValue: errno)
+            close(fd)
+            throw Failure(description: "mmap: \(e.explained)")
+        }
+        // Producers map it read-only and cannot make it writable.
+        guard lttfs_seal_future_write(fd) == 0 else {
+            let e = Errno(rawValue: errno)
+            munmap(raw, size)
+            close(fd)
+            throw Failure(description: "F_SEAL_FUTURE_WRITE: \(e.explained)")
+        }
+        page = raw.bindMemory(to: lttfs_producers_page.self, capacity: 1)
+        page.pointee.magic = LTTFS_PRODUCERS_MAGIC
+        page.pointee.version = ProducerWire.version
+        pageDescriptor = fd
+        generation = UnsafeAtomic(at: (raw + MemoryLayout<lttfs_producers_page>.offset(of: \.generation)!)
+            .assumingMemoryBound(to: UInt32.AtomicRepresentation.self))
+        var name = ""
+        var listening: SeqpacketSocket?
+        for _ in 0..<8 where listening == nil {
+            name = "lttfs-\(getpid())-" + String(UInt64.random(in: 0...UInt64.max), radix: 16)
+            listening = try? SeqpacketSocket.listen(name: name)
+        }
+        guard let listening else {
+            munmap(raw, size)
+            close(fd)
+            throw Failure(description: "cannot listen on an abstract Unix socket")
+        }
+        listener = listening
+        socketName = name
+        tracer.onChange { [weak self] in self?.tracesChanged() }
+        startThread(name: "lttfs-producers") { [self] in acceptLoop() }
+    }
+
+    /// The traces changed: every producer's watcher wakes and asks again.
+    private func tracesChanged() {
+        generation.wrappingIncrement(ordering: .releasing)
+        let word = UnsafeMutableRawPointer(page) + MemoryLayout<lttfs_producers_page>.offset(of: \.generation)!
+        _ = lttfs_futex_wake_shared(word.assumingMemoryBound(to: UInt32.self), Int32.max)
+    }
+
+    deinit {
+        munmap(UnsafeMutableRawPointer(page), Int(sysconf(Int32(_SC_PAGESIZE))))
+        close(pageDescriptor)
+    }
+
+    /// Stops accepting, ends every connection, and waits (bounded) for
+    /// the threads. Producers keep recording into what they mapped.
+    public func shutdown() {
+        let connections = state.withLock { s -> [SeqpacketSocket] in
+            s.stopping = true
+            return Array(s.connections.values)
+        }
+        listener.shutdown()
+        for connection in connections { connection.shutdown() }
+        let threads = state.withLock { $0.threads }
+        for _ in 0..<threads where threadsDone.wait(timeout: .now() + 5) == .timedOut {
+            log(.error, "producers: a connection thread did not end within 5 s")
+            break
+        }
+    }
+
+    private func startThread(name: String, _ body: @escaping @Sendable () -> Void) {
+        state.withLock { $0.threads += 1 }
+        let thread = Thread { [threadsDone] in
+            body()
+            threadsDone.signal()
+        }
+        thread.name = name
+        thread.start()
+    }
+
+    private func acceptLoop() {
+        while true {
+            let connection: SeqpacketSocket
+            do throws(Errno) { connection = try listener.accept() } catch {
+                if state.withLock({ $0.stopping }) { return }
+                if error == .tooManyOpenFiles || error == .noMemory || error == .noBufferSpace {
+                    log(.error, "producers: accept: \(error.explained)")
+                    usleep(100_000)
+                    continue
+                }
+                return
+            }
+            let credentials: (pid: pid_t, uid: uid_t, gid: gid_t)
+            let groups: [gid_t]
+            do throws(Errno) {
+                credentials = try connection.peerCredentials()
+                groups = try connection.peerGroups()
+            } catch {
+                log(.warning, "producers: a connection without credentials refused: \(error.explained)")
+                continue
+            }
+            guard admits(credentials.uid, credentials.gid, groups) else {
+                log(.warning, "producers: pid \(credentials.pid) (uid \(credentials.uid)) may not record here: refused")
+                continue
+            }
+            let admitted = state.withLock { s -> Bool in
+                guard !s.stopping else { return false }
+                s.connections[ObjectIdentifier(connection)] = connection
+                return true
+            }
+            guard admitted else { return }
+            startThread(name: "lttfs-producer-\(credentials.pid)") { [self] in
+                serve(connection, pid: credentials.pid)
+                state.withLock { _ = $0.connections.removeValue(forKey: ObjectIdentifier(connection)) }
+                connection.shutdown()
+                recoverLocks(of: credentials.pid)
+            }
+        }
+    }
+
+    // MARK: One producer
+
+    private func serve(_ connection: SeqpacketSocket, pid: pid_t) {
+        let deliveries = lttfs_eventfd()
+        guard deliveries >= 0 else {
+            log(.error, "producers: eventfd: \(Errno(rawValue: errno).explained)")
+            return
+        }
+        defer { close(deliveries) }
+        do throws(Errno) {
+            var fds = [pollfd(fd: connection.descriptor, events: Int16(POLLIN), revents: 0),
+                       pollfd(fd: deliveries, events: Int16(POLLIN), revents: 0)]
+            while true {
+                _ = try LTTSystem.poll(&fds, milliseconds: -1)
+                if fds[1].revents & Int16(POLLIN) != 0 {
+                    var count: UInt64 = 0
+                    _ = Glibc.read(deliveries, &count, 8)
+                    postDeliveries()
+                }
+                if fds[0].revents & Int16(POLLIN | POLLHUP | POLLERR) != 0 {
+                    let message = try connection.receive(capacity: ProducerWire.maximumMessage)
+                    for fd in message.descriptors { close(fd) }
+                    if message.bytes.isEmpty { return }
+                    do throws(ProducerWire.Malformed) {
+                        try handle(message.bytes, from: connection, pid: pid, deliveries: deliveries)
+                    } catch {
+                        log(.warning, "producers: pid \(pid): \(error.description): connection closed")
+                        return
+                    }
+                }
+            }
+        } catch {
+            if !state.withLock({ $0.stopping }) && error != .connectionReset {
+                log(.info, "producers: pid \(pid): \(error.explained)")
+            }
+        }
+    }
+
+    private func handle(_ bytes: [UInt8], from connection: SeqpacketSocket, pid: pid_t, deliveries: Int32)
+        throws(ProducerWire.Malformed) {
+        var r = ProducerWire.Reader(bytes)
+        switch try r.operation() {
+        case .hello:
+            let version: UInt32 = try r.get()
+            try r.end()
+            guard version == ProducerWire.version else {
+                refuse(connection, .protocolNotSupported, "protocol version \(version); this server speaks \(ProducerWire.version)")
+                return
+            }
+            var w = ProducerWire.Writer(.welcome)
+            w.put(ProducerWire.version)
+            w.put(UInt32(truncatingIfNeeded: pid))   // the producer's lock token
+            w.put(UInt32(tracer.cpuCount))
+            w.put(clockKind.rawValue)
+            w.put(tracer.clock.frequency)
+            try? connection.send(w.bytes, descriptors: [pageDescriptor, deliveries])
+        case .register:
+            let channel = try r.string(maximum: 256)
+            let name = try r.string(maximum: 256)
+            let format = try r.string()
+            try r.end()
+            do throws(TraceError) {
+                let marker = try tracer.register(channel: channel, name: name, format: format)
+                var w = ProducerWire.Writer(.registered)
+                w.put(marker.eventID)
+                w.put(UInt8(marker.sizedHeader ? 1 : 0))
+                try? connection.send(w.bytes)
+            } catch {
+                log(.warning, "producers: pid \(pid): marker \(channel).\(name) refused: \(error.description)")
+                refuse(connection, error.errno, error.description)
+            }
+        case .traces:
+            try r.end()
+            sendTraces(to: connection)
+        default:
+            throw ProducerWire.Malformed(why: "a message only the server sends")
+        }
+    }
+
+    private func refuse(_ connection: SeqpacketSocket, _ errno: Errno, _ why: String) {
+        var w = ProducerWire.Writer(.refused)
+        w.put(errno.rawValue)
+        w.put(why)
+        try? connection.send(w.bytes)
+    }
+
+    /// Every trace with buffers: a `trace` message, then a `channel` message
+    /// per channel with its buffers' memfds, then `tracesEnd`.
+    private func sendTraces(to connection: SeqpacketSocket) {
+        for trace in tracer.traces where trace.state.hasBuffers {
+            var w = ProducerWire.Writer(.trace)
+            w.put(trace.serial)
+            w.put(Self.code(trace.state))
+            w.put(trace.name)
+            ProducerWire.put(trace.header, into: &w)
+            w.put(UInt32(trace.channels.count))
+            do throws(Errno) {
+                try connection.send(w.bytes)
+                for (name, channel) in trace.channels.sorted(by: { $0.key < $1.key }) {
+                    var c = ProducerWire.Writer(.channel)
+                    c.put(name)
+                    c.put(channel.geometry.subbufferSize)
+                    c.put(channel.geometry.subbufferCount)
+                    c.put(UInt8(channel.overwrite ? 1 : 0))
+                    c.put(trace.settings[name]?.blockingTimeoutMillis ?? 0)
+                    let buffers = channel.buffers.prefix(ProducerWire.maximumDescriptors)
+                    c.put(UInt32(buffers.count))
+                    try connection.send(c.bytes, descriptors: buffers.map(\.mapping.descriptor))
+                }
+            } catch {
+                return
+            }
+        }
+        try? connection.send(ProducerWire.Writer(.tracesEnd).bytes)
+    }
+
+    static func code(_ state: TraceState) -> UInt8 {
+        switch state {
+        case .allocated: 1
+        case .active: 2
+        case .stopped: 3
+        default: 0
+        }
+    }
+
+    /// A producer delivered sub-buffers: the buffers it marked are posted
+    /// to the doorbell (their readers are woken).
+    private func postDeliveries() {
+        for trace in tracer.traces where trace.state.hasBuffers {
+            for (_, buffer) in trace.bufferFiles { buffer.postRemoteDelivery() }
+        }
+    }
+
+    /// After a producer's connection closed: once its process is gone
+    /// (bounded wait: it may still be exiting), every lock it held is
+    /// taken back. A process that closed its connection and lives on
+    /// keeps its locks: its writes are still coming.
+    private func recoverLocks(of pid: pid_t) {
+        let token = UInt32(truncatingIfNeeded: pid)
+        var dead = RelayLock.isDead(token)
+        for _ in 0..<200 where !dead && !state.withLock({ $0.stopping }) {
+            usleep(10_000)
+            dead = RelayLock.isDead(token)
+        }
+        guard dead else { return }
+        for trace in tracer.traces where trace.state.hasBuffers {
+            for (file, buffer) in trace.bufferFiles where buffer.lockHolder == token {
+                if buffer.recoverLock(from: token) {
+                    log(.warning, "trace \(trace.name): producer pid \(pid) died holding the lock of \(file): taken back; its unfinished event makes that sub-buffer corrupted")
+                }
+            }
+        }
+    }
+}
