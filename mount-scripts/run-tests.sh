@@ -15,7 +15,7 @@ cd "$(dirname "$0")/.."
 status=0
 if [ "${1:-}" = "--thread-sanitizer" ]; then
     scratch=.build-tsan
-    suites='ControlFileTests|EndToEndTests|TrustTests|ConsumerABITests|FileSystemLogicTests|RoundTripTests|RelayStressTests|PrimitiveTests|SystemTests|LTTConsumerTests|WriterTests|ConversionTests|LossTests'
+    suites='ControlFileTests|EndToEndTests|TrustTests|ConsumerABITests|FileSystemLogicTests|RoundTripTests|RelayStressTests|PrimitiveTests|SharedBufferTests|ProducerProcessTests|SystemTests|LTTConsumerTests|WriterTests|ConversionTests|LossTests'
     reports=$(mktemp -d /tmp/lttfs-tsan.XXXXXX)
     swift build --build-tests --sanitize=thread --scratch-path "$scratch"
     # Every process (the test runner, each lttfs server it starts) writes

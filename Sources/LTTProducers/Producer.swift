@@ -68,28 +68,31 @@ public final class Producer: @unchecked Sendable {
         let mountpoint = given ?? ProcessInfo.processInfo.environment["LTTFS_MOUNT"] ?? Self.defaultMountpoint
         self.mountpoint = mountpoint
         let file = mountpoint + "/ltt/producer_socket"
-        guard let text = try? String(contentsOfFile: file, encoding: .utf8) else {
+        // LTTFS_PRODUCER_SOCKET names the socket where the mount cannot be
+        // read (another mount namespace); the server's checks are the same.
+        let named = ProcessInfo.processInfo.environment["LTTFS_PRODUCER_SOCKET"]
+        guard let text = named ?? (try? String(contentsOfFile: file, encoding: .utf8)) else {
             throw .noServer("cannot read \(file) (is lttfs mounted there, and may this user record?)")
         }
         let name = text.trimmingCharacters(in: .whitespacesAndNewlines)
         do throws(Errno) { socket = try SeqpacketSocket.connect(name: name) } catch {
             throw .noServer("cannot connect to \(name): \(error.explained)")
         }
-        // The one who answers must be the mount's server: the mount's
-        // owner (the server's user: it answers stat on its root) or root.
-        var root = stat()
-        guard stat(mountpoint, &root) == 0, let peer = try? socket.peerCredentials(),
-              peer.uid == root.st_uid || peer.uid == 0 else {
-            throw .noServer("the socket named in \(file) is not served by the mount's owner")
-        }
         var hello = ProducerWire.Writer(.hello)
         hello.put(ProducerWire.version)
         let welcome: (bytes: [UInt8], descriptors: [Int32])
+        // A server that refuses this process says why and closes at once,
+        // maybe before the hello arrives: its answer is read either way.
+        let connection = socket
+        let sent = Result { () throws(Errno) in try connection.send(hello.bytes) }
         do throws(Errno) {
-            try socket.send(hello.bytes)
-            welcome = try socket.receive(capacity: ProducerWire.maximumMessage, descriptorCapacity: 2)
+            welcome = try connection.receive(capacity: ProducerWire.maximumMessage, descriptorCapacity: 2)
         } catch {
+            if case .failure(let refused) = sent { throw .noServer("hello: \(refused.explained)") }
             throw .noServer("hello: \(error.explained)")
+        }
+        if welcome.bytes.isEmpty {
+            throw .noServer("hello: the server closed the connection" + ((try? sent.get()) == nil ? " (\(sent))" : ""))
         }
         let parsed: Result<(token: UInt32, cpus: UInt32, clockKind: UInt32, frequency: UInt64), Failure>
         do throws(ProducerWire.Malformed) { parsed = try Self.parseWelcome(welcome) } catch {
@@ -101,6 +104,15 @@ public final class Producer: @unchecked Sendable {
         case .failure(let error):
             for fd in welcome.descriptors { Glibc.close(fd) }
             throw error
+        }
+        // What is handed over is used only if it comes from the mount's
+        // server: the mount's owner (the server's user: it answers stat on
+        // its root) or root.
+        var root = stat()
+        guard stat(mountpoint, &root) == 0, let peer = try? socket.peerCredentials(),
+              peer.uid == root.st_uid || peer.uid == 0 else {
+            for fd in welcome.descriptors { Glibc.close(fd) }
+            throw .noServer("the socket \(name) is not served by the owner of \(mountpoint)")
         }
         guard cpus >= 1, cpus <= 65_536, token != 0, frequency > 0,
               let kind = ProducerWire.ClockKind(rawValue: clockKind) else {

@@ -154,32 +154,51 @@ public final class ProducerService: @unchecked Sendable {
                 }
                 return
             }
-            let credentials: (pid: pid_t, uid: uid_t, gid: gid_t)
-            let groups: [gid_t]
-            do throws(Errno) {
-                credentials = try connection.peerCredentials()
-                groups = try connection.peerGroups()
-            } catch {
-                log(.warning, "producers: a connection without credentials refused: \(error.explained)")
-                continue
-            }
-            guard admits(credentials.uid, credentials.gid, groups) else {
-                log(.warning, "producers: pid \(credentials.pid) (uid \(credentials.uid)) may not record here: refused")
-                continue
-            }
             let admitted = state.withLock { s -> Bool in
-                guard !s.stopping else { return false }
+                guard !s.stopping, s.connections.count < Self.maximumConnections else { return false }
                 s.connections[ObjectIdentifier(connection)] = connection
                 return true
             }
-            guard admitted else { return }
-            startThread(name: "lttfs-producer-\(credentials.pid)") { [self] in
-                serve(connection, pid: credentials.pid)
+            guard admitted else {
+                if state.withLock({ $0.stopping }) { return }
+                log(.warning, "producers: \(Self.maximumConnections) connections already: one refused")
+                continue
+            }
+            startThread(name: "lttfs-producer") { [self] in
+                let pid = admit(connection)
+                if let pid { serve(connection, pid: pid) }
                 state.withLock { _ = $0.connections.removeValue(forKey: ObjectIdentifier(connection)) }
                 connection.shutdown()
-                recoverLocks(of: credentials.pid)
+                if let pid { recoverLocks(of: pid) }
             }
         }
+    }
+
+    /// Connections served at once, at most.
+    static let maximumConnections = 1024
+
+    /// The peer's PID if its credentials pass `admits`; else it is told
+    /// why (after its hello is read, so that the refusal reaches it rather
+    /// than a reset) and nil.
+    private func admit(_ connection: SeqpacketSocket) -> pid_t? {
+        let credentials: (pid: pid_t, uid: uid_t, gid: gid_t)
+        let groups: [gid_t]
+        do throws(Errno) {
+            credentials = try connection.peerCredentials()
+            groups = try connection.peerGroups()
+        } catch {
+            log(.warning, "producers: a connection without credentials refused: \(error.explained)")
+            return nil
+        }
+        if admits(credentials.uid, credentials.gid, groups) { return credentials.pid }
+        log(.warning, "producers: pid \(credentials.pid) (uid \(credentials.uid)) may not record here: refused")
+        var fds = [pollfd(fd: connection.descriptor, events: Int16(POLLIN), revents: 0)]
+        if (try? LTTSystem.poll(&fds, milliseconds: 1000)) == 1 {
+            for fd in (try? connection.receive(capacity: ProducerWire.maximumMessage))?.descriptors ?? [] { close(fd) }
+        }
+        refuse(connection, .permissionDenied,
+               "uid \(credentials.uid) may not record into this mount (its owner, root and its access group may)")
+        return nil
     }
 
     // MARK: One producer

@@ -181,6 +181,7 @@ public final class RelayBuffer: @unchecked Sendable {
         guard lock.lock(patience: patience, jammed: jammedHolder, recoverDead: recoversDeadHolders) else { return nil }
         defer { lock.unlock() }
         var view = ring
+        if view.hasAbandonedSlot { view.repairAbandonedSlot() }
         return try body(&view)
     }
 
@@ -189,6 +190,8 @@ public final class RelayBuffer: @unchecked Sendable {
     @discardableResult
     public func recoverLock(from token: UInt32) -> Bool {
         guard lock.recover(from: token) else { return false }
+        var view = ring
+        view.repairAbandonedSlot()
         lock.unlock()
         flagReadersIfNeeded()
         return true
@@ -250,6 +253,7 @@ public final class RelayBuffer: @unchecked Sendable {
             return .failure(.busy)
         }
         var ring = self.ring
+        if ring.hasAbandonedSlot { ring.repairAbandonedSlot() }
         if lostOutsideLock.load(ordering: .relaxed) != 0 {
             ring.countLost(lostOutsideLock.exchange(0, ordering: .relaxed))
         }
@@ -574,12 +578,16 @@ public final class RelayBuffer: @unchecked Sendable {
         return regions
     }
 
-    /// Runs `body` on the ring under the lock: for tests and diagnostics.
+    /// Runs `body` on the ring under the lock, as it is (a pending slot is
+    /// left alone: tests hold reservations across calls): for tests and
+    /// diagnostics.
     public func withRing<T, E: Error>(_ body: (inout RelayRing) throws(E) -> T) throws(E) -> T {
-        guard let value = try locked(patience: 10 * RelayLock.serverPatience, { (ring: inout RelayRing) throws(E) -> T in
-            try body(&ring)
-        }) else { preconditionFailure("withRing: the buffer lock stayed with \(lock.holder)") }
-        return value
+        guard lock.lock(patience: 10 * RelayLock.serverPatience, jammed: jammedHolder, recoverDead: recoversDeadHolders) else {
+            preconditionFailure("withRing: the buffer lock stayed with \(lock.holder)")
+        }
+        defer { lock.unlock() }
+        var view = ring
+        return try body(&view)
     }
 
     /// Posts the buffer for the notifier if a delivery flagged it; a

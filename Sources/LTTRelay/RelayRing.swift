@@ -1,3 +1,4 @@
+import Atomics
 import CRelayABI
 import LTTFormat
 /*
@@ -393,6 +394,7 @@ public struct RelayRing {
         let size = header.size &+ trace.padding(at: begin &+ header.size, forSize: largestAlign) &+ dataSize
         guard inSubbuffer &+ size < geometry.subbufferSize else { return nil }
         let end = begin &+ size
+        notePending(begin: begin, size: size, old: begin)
         offset = end
         lastTSC = tsc
         return RelaySlot(begin: begin, size: size, headerOffset: begin &+ header.beforeHeaderPadding,
@@ -416,6 +418,7 @@ public struct RelayRing {
             if why != .full || countFullAsLost { eventsLost &+= 1 }
             return .failure(why)
         }
+        notePending(begin: o.begin, size: o.size, old: o.old)
         offset = o.end
         lastTSC = tsc
         pushReader(&o)
@@ -505,6 +508,73 @@ public struct RelayRing {
         eventCount[index] &+= 1
         eventsWritten &+= 1
         if geometry.isComplete(commitCount: commitCount[index], at: slot.begin) { deliver() }
+        // Committed: nothing for a successor to repair.
+        atomicMemoryFence(ordering: .releasing)
+        control.pointee.pending_size = 0
+    }
+
+    /// The slot about to be reserved, written before `offset` moves (the
+    /// fence keeps the compiler from moving these stores after it): a
+    /// process that dies from here to its commit leaves it for whoever
+    /// takes the lock over (`repairAbandonedSlot`).
+    @inlinable @inline(__always)
+    func notePending(begin: UInt64, size: UInt64, old: UInt64) {
+        control.pointee.pending_begin = begin
+        control.pointee.pending_old = old
+        control.pointee.pending_size = size
+        atomicMemoryFence(ordering: .releasing)
+    }
+
+    /// A slot is pending: the lock's previous holder died between reserve
+    /// and commit (normal holders clear it before they unlock).
+    @inlinable @inline(__always)
+    public var hasAbandonedSlot: Bool { control.pointee.pending_size != 0 }
+
+    /// Not in the seed, whose writers could not die inside the lock: the
+    /// holder that reserved the pending slot is dead. If it had committed
+    /// (it died just after), or had not yet moved `offset`, nothing is to
+    /// be done. Otherwise the slot is the last thing reserved, and no byte
+    /// after it: its sub-buffer is closed right before it, as a switch
+    /// would (the slot's bytes become the sub-buffer's padding, `lost_size`),
+    /// the sub-buffer it left behind is closed too if it was switching, and
+    /// every event committed around it is delivered intact. Only the dead
+    /// holder's event is lost: counted in `eventsLost`, and the sub-buffer
+    /// in `corruptedSubbuffers` (the header says so to readers). The seed's
+    /// own path (pushing the reader past a sub-buffer that never completes)
+    /// would lose every other writer's events in it.
+    public mutating func repairAbandonedSlot() {
+        guard hasAbandonedSlot else { return }
+        let begin = control.pointee.pending_begin
+        let end = begin &+ control.pointee.pending_size
+        let old = control.pointee.pending_old
+        defer { control.pointee.pending_size = 0 }
+        guard offset == end, control.pointee.pending_size <= geometry.subbufferSize else { return }
+        let index = geometry.subbufIndex(begin)
+        let base = geometry.bufferTrunc(begin) >> geometry.subbufferCountOrder
+        let committed = (commitCount[index] &- base) & geometry.commitCountMask
+        // Committed: every byte up to the slot's end is in the count.
+        if committed == geometry.subbufOffset(end &- 1) &+ 1 { return }
+        let tsc = lastTSC
+        // It was switching out of the sub-buffer it left at `old`.
+        if geometry.subbufOffset(old) != 0 && geometry.subbufTrunc(old &- 1) != geometry.subbufTrunc(begin) {
+            let oldIndex = geometry.subbufIndex(old &- 1)
+            if !geometry.isComplete(commitCount: commitCount[oldIndex], at: old &- 1) {
+                bufferEnd(tsc: tsc, endOffset: old, subbufferIndex: oldIndex)
+                commitCount[oldIndex] = (geometry.bufferTrunc(old &- 1) >> geometry.subbufferCountOrder) &+ geometry.subbufferSize
+                deliver()
+            }
+        }
+        // It opened the slot's sub-buffer: its header, whether or not written.
+        if geometry.subbufOffset(begin) == SubbufferHeader.size {
+            bufferBegin(tsc: tsc, subbufferIndex: index)
+            eventCount[index] = 0
+        }
+        eventsLost &+= 1
+        corruptedSubbuffers &+= 1
+        bufferEnd(tsc: tsc, endOffset: begin, subbufferIndex: index)
+        commitCount[index] = base &+ geometry.subbufferSize
+        offset = geometry.subbufTrunc(begin) &+ geometry.subbufferSize
+        deliver()
     }
 
     // MARK: Switch and finalize
@@ -559,6 +629,7 @@ public struct RelayRing {
     /// `get_subbuf`: the position of the next complete sub-buffer, which the
     /// reader now holds until its PUT (GET again returns the same one).
     public mutating func getSubbuffer() -> Result<UInt64, SubbufferAccessError> {
+        skipAbandonedSubbuffers()
         let index = geometry.subbufIndex(consumed)
         // Not fully committed yet?
         guard geometry.isComplete(commitCount: commitCount[index], at: consumed) else {
@@ -570,6 +641,25 @@ public struct RelayRing {
         }
         heldPosition = consumed
         return .success(consumed)
+    }
+
+    /// Not in the seed: once the buffer is finalized no writer will ever
+    /// come back to it, so a sub-buffer before the writer's that never
+    /// completed (a producer process died between reserve and commit) would
+    /// hold the reader there for good; `ltt_relay_print_errors` only
+    /// reported it. It is passed instead, its commit count made whole and
+    /// counted corrupted, as `ltt_reserve_push_reader` does when a writer
+    /// comes round to one. Bounded by the ring, whatever the state says.
+    mutating func skipAbandonedSubbuffers() {
+        var left = geometry.subbufferCount
+        while finalized && left > 0 && geometry.subbufTrunc(offset) != geometry.subbufTrunc(consumed)
+                && !geometry.isComplete(commitCount: commitCount[geometry.subbufIndex(consumed)], at: consumed) {
+            commitCount[geometry.subbufIndex(consumed)] = (geometry.bufferTrunc(consumed) >> geometry.subbufferCountOrder)
+                &+ geometry.subbufferSize
+            corruptedSubbuffers &+= 1
+            consumed = geometry.subbufAlign(consumed)
+            left -= 1
+        }
     }
 
     /// RELAY_PUT_SUBBUF: rebuilds the position from the 32-bit cookie and

@@ -1,5 +1,10 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import ArgumentParser
 import Foundation
+import LTTSystem
+import Synchronization
 import LTTFormat
 import LTTProducers
 import LTTTrace
@@ -18,13 +23,15 @@ struct RecordCommand: ParsableCommand {
             The marker is registered with the server (the same format everywhere it is
             used). Integer fields take decimal or 0x numbers, %s fields the text as given.
             With --count N the event is recorded N times, its first integer field
-            counting up from the value given. Exit status 1 if an event was lost.
+            counting up from the value given; with --count 0, until SIGINT or SIGTERM
+            (the event in hand is finished). The last line says how many events were
+            recorded. Exit status 1 if an event was lost.
             """)
 
     @Option(name: .shortAndLong, help: "The mount point (default: $LTTFS_MOUNT, else /mnt/lttfs).")
     var mount: String?
 
-    @Option(help: "Record the event this many times.")
+    @Option(help: "Record the event this many times (0: until SIGINT or SIGTERM).")
     var count: Int = 1
 
     @Argument(help: "The marker's channel.") var channel: String
@@ -33,7 +40,7 @@ struct RecordCommand: ParsableCommand {
     @Argument(help: "One value per field of the format.") var values: [String] = []
 
     func validate() throws {
-        guard count >= 1 else { throw ValidationError("--count \(count): give 1 or more") }
+        guard count >= 0 else { throw ValidationError("--count \(count): give 0 (until a signal) or more") }
     }
 
     func run() throws {
@@ -49,6 +56,11 @@ struct RecordCommand: ParsableCommand {
             }
             arguments.append(argument)
         }
+        // Blocked before the producer starts its watcher thread, so that
+        // the signal reaches the waiter, not a thread's default action.
+        let stop = Atomic<Bool>(false)
+        let signals = count == 0 ? SignalWaiter(signals: [SIGINT, SIGTERM]) { _ in stop.store(true, ordering: .relaxed) } : nil
+        defer { signals?.stop() }
         let producer: Producer
         do throws(Producer.Failure) { producer = try Producer(mountpoint: mount) } catch {
             throw Failure(error.description)
@@ -61,21 +73,22 @@ struct RecordCommand: ParsableCommand {
             throw Failure(error.description)
         }
         let counter = parsed.fields.firstIndex { $0.kind != .string }
-        var recorded = 0, lost = 0
-        for i in 0..<count {
+        var recorded = 0, lost = 0, events = 0
+        while count == 0 ? !stop.load(ordering: .relaxed) : events < count {
             var these = arguments
-            if let counter, i > 0 {
+            if let counter, events > 0 {
                 switch arguments[counter] {
-                case .integer(let v): these[counter] = .integer(v &+ Int64(i))
-                case .unsigned(let v): these[counter] = .unsigned(v &+ UInt64(i))
+                case .integer(let v): these[counter] = .integer(v &+ Int64(events))
+                case .unsigned(let v): these[counter] = .unsigned(v &+ UInt64(events))
                 case .string: break
                 }
             }
             let result = marker.emit(arguments: these)!
             recorded += result.recorded
             lost += result.lost
+            events += 1
         }
-        StandardError.write("\(channel).\(name): \(count) events, recorded \(recorded) times, lost \(lost) times\n")
+        StandardError.write("\(channel).\(name): \(events) events, recorded \(recorded) times, lost \(lost) times\n")
         if lost > 0 { throw ExitCode(1) }
     }
 

@@ -38,8 +38,15 @@ extension RelayBuffer {
         }
     }
 
+    /// A reservation that a writer will commit later (out of order) or
+    /// never, as the seed's algorithm allows: the slot is not left pending
+    /// (which would say its holder died inside the lock, for the next
+    /// holder to repair: SharedBufferTests).
     func reserveOnly(_ dataSize: UInt64, tsc: UInt64 = 1_000) -> Result<RelaySlot, ReserveFailure> {
-        withRing { $0.reserve(dataSize: dataSize, largestAlign: 1, form: .compact, tsc: tsc) }
+        withRing { ring in
+            defer { ring.control.pointee.pending_size = 0 }
+            return ring.reserve(dataSize: dataSize, largestAlign: 1, form: .compact, tsc: tsc)
+        }
     }
 
     func commitOnly(_ slot: RelaySlot) { withRing { $0.commit(slot) } }

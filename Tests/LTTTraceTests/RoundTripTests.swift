@@ -300,9 +300,14 @@ struct RoundTripTests {
         try tracer.updateChannel(trace: "d", channel: "userspace") { $0.subbufferSize = 4096; $0.subbufferCount = 2 }
         try tracer.allocTrace("d")
         let buffer = tracer.trace("d")!.channels["userspace"]!.buffers[0]
-        // A writer that reserved and never committed, then a switch: the
-        // sub-buffer stays unread with a commit count that never fills.
-        _ = buffer.withRing { $0.reserve(dataSize: 100, tsc: 1) }
+        // A writer that reserved and never committed (as the seed allows:
+        // not one that died holding the lock, whose slot the next holder
+        // repairs), then a switch: the sub-buffer stays unread with a
+        // commit count that never fills.
+        _ = buffer.withRing { ring in
+            defer { ring.control.pointee.pending_size = 0 }
+            return ring.reserve(dataSize: 100, tsc: 1)
+        }
         buffer.forceSwitch()
         _ = buffer.record(eventID: 0, dataSize: 4000, largestAlign: 1) { _ in }
         // Too large for any sub-buffer: lost and counted.

@@ -39,32 +39,43 @@ struct lttfs_ring_control {
     uint32_t cpu;
     uint8_t identity_pad[LTTFS_RING_LINE - 40];
 
-    /* The seed's spinlock: 0 when free, else the PID of the process that
-     * holds it (the owner is found dead by its PID: RelayLock). */
+    /* What every event touches, on one line. The seed's spinlock: 0 when
+     * free, else the PID of the process that holds it (the owner is found
+     * dead by its PID: RelayLock). */
     uint32_t lock;
-    uint32_t lock_pad;
+    uint32_t finalized;
     /* The ring (RelayRing), with `lock` held. */
     uint64_t offset;
-    uint64_t consumed;
     uint64_t last_tsc;
-    uint64_t events_lost;
-    uint64_t corrupted_subbuffers;
     uint64_t events_written;
+    /* The slot the lock's holder reserved and has not committed yet
+     * (`pending_size` 0: none): written before `offset` moves, cleared
+     * after the commit. Whoever takes the lock over from a dead holder
+     * finds the slot here and closes its sub-buffer just before it
+     * (RelayRing.repairAbandonedSlot). `pending_old`: `offset` before the
+     * reservation, to close the sub-buffer it left if it switched. */
+    uint64_t pending_begin;
+    uint64_t pending_size;
+    uint64_t pending_old;
+    /* Set by a delivery (`ltt_deliver`); whoever wakes readers clears it. */
+    uint32_t wakeup_readers;
+    /* The sub-buffer a reader took (GET) and has not given back (PUT), if
+     * `held`, at `held_position`. */
+    uint32_t held;
+    uint64_t events_lost;
     uint64_t subbuffers_delivered;
+    uint64_t consumed;
+    uint8_t hot_pad[LTTFS_RING_LINE - 88];
+
+    /* The rest of the ring's state, with `lock` held. */
+    uint64_t corrupted_subbuffers;
     uint64_t subbuffers_consumed;
     uint64_t subbuffers_overwritten;
     uint64_t events_overwritten;
-    /* The sub-buffer a reader took (GET) and has not given back (PUT), if
-     * `held`. */
     uint64_t held_position;
-    uint32_t held;
-    uint32_t finalized;
-    /* Set by a delivery (`ltt_deliver`); whoever wakes readers clears it. */
-    uint32_t wakeup_readers;
-    uint32_t state_pad;
     /* Locks taken back from a holder found dead. */
     uint64_t locks_recovered;
-    uint8_t ring_pad[LTTFS_RING_LINE - 120];
+    uint8_t cold_pad[LTTFS_RING_LINE - 48];
 
     /* Waits for room (`ltt_relay_user_blocking`), outside the lock: a
      * futex word that every PUT, finalize and end of waits bumps. */
@@ -88,9 +99,7 @@ struct lttfs_ring_control {
     uint8_t wait_pad[LTTFS_RING_LINE - 36];
 };
 
-_Static_assert(sizeof(struct lttfs_ring_control) == 3 * LTTFS_RING_LINE, "the control block is three line pairs");
-
-#endif
+_Static_assert(sizeof(struct lttfs_ring_control) == 4 * LTTFS_RING_LINE, "the control block is four line pairs");
 
 /* The producers' page: one per server, mapped read-only by every producer
  * process (the server seals it against writable mappings). `generation`
@@ -104,3 +113,5 @@ struct lttfs_producers_page {
     uint32_t generation;
     uint32_t pad;
 };
+
+#endif

@@ -1,0 +1,220 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+import LTTFormat
+import LTTMountTestSupport
+import LTTReader
+import LTTSystem
+import LTTTestSupport
+import LTTTrace
+import Testing
+
+/// A producer process: `lttfs record` (LTTProducers, shared memory), its
+/// stderr kept; started with signals reset so that SIGTERM and SIGKILL do
+/// what they say.
+final class RecorderProcess: @unchecked Sendable {
+    let pid: pid_t
+    let errorPath = NSTemporaryDirectory() + "lttfs-record-" + UUID().uuidString
+    private(set) var status: Int32?
+
+    init(_ arguments: [String], environment: String = "") throws {
+        let quoted = arguments.map { "'" + $0.replacingOccurrences(of: "'", with: "'\\''") + "'" }.joined(separator: " ")
+        pid = try ProcessControl.spawn("/bin/sh", arguments: ["sh", "-c", "\(environment) exec \(quoted) 2>\(errorPath)"])
+    }
+
+    /// Waits for the exit (bounded): its status, nil if still running.
+    @discardableResult
+    func wait(seconds: Double = 120) -> Int32? {
+        if status != nil { return status }
+        _ = waitUntil(seconds: seconds) {
+            status = ProcessControl.exitStatus(of: pid, wait: false)
+            return status != nil
+        }
+        return status
+    }
+
+    func signal(_ signal: Int32) { try? ProcessControl.send(signal, to: pid) }
+
+    var errorText: String { (try? String(contentsOfFile: errorPath, encoding: .utf8)) ?? "" }
+
+    /// The count of events its last line reports ("N events, ...").
+    var eventsReported: Int? {
+        errorText.split(separator: "\n").last.flatMap { line in
+            line.split(separator: " ").dropFirst().first.flatMap { Int($0) }
+        }
+    }
+
+    /// Has it mapped the buffers of `channel` (memfd "lttfs:<channel>_...")?
+    func hasMapped(_ channel: String) -> Bool {
+        // Read to the end: procfs files say they are empty.
+        let maps = FileHandle(forReadingAtPath: "/proc/\(pid)/maps").map { String(decoding: $0.readDataToEndOfFile(), as: UTF8.self) }
+        return (maps ?? "").contains("lttfs:\(channel)_")
+    }
+
+    deinit {
+        if status == nil {
+            signal(SIGKILL)
+            _ = ProcessControl.exitStatus(of: pid, wait: true)
+        }
+        try? FileManager.default.removeItem(atPath: errorPath)
+    }
+}
+
+@Suite("Producer processes record through shared memory", .serialized)
+struct ProducerProcessTests {
+    static let format = "seq %lu src %u"
+
+    /// A started trace whose `app` channel waits for room (nothing lost
+    /// while a consumer drains), 2 CPUs.
+    func startTrace(_ m: TestMount, _ name: String, subbufferSize: UInt64 = 64 * 1024) throws -> Marker<UInt64, UInt32> {
+        let marker = try m.tracer.marker("app", "item", Self.format, as: (UInt64, UInt32).self)
+        try m.tracer.setupTrace(name)
+        try m.tracer.updateChannel(trace: name, channel: "app") {
+            $0.subbufferSize = subbufferSize
+            $0.subbufferCount = 16
+            $0.blockingTimeoutMillis = 30_000
+        }
+        try m.tracer.allocTrace(name)
+        try m.tracer.startTrace(name)
+        return marker
+    }
+
+    func record(_ m: TestMount, count: Int, from base: UInt64, src: UInt32) throws -> RecorderProcess {
+        try RecorderProcess([lttfsBinary, "record", "-m", m.path, "--count", String(count), "app", "item", Self.format,
+                             String(base), String(src)])
+    }
+
+    /// The (seq, src) pairs of the app.item events of a drained trace.
+    func items(_ directory: String) -> (pairs: [[UInt64]], result: TraceReader.Result) {
+        let result = TraceReader().read(directory: directory)
+        let pairs = result.events.filter { $0.channel == "app" && $0.marker == "item" }.compactMap { e -> [UInt64]? in
+            guard case .unsigned(let seq)? = e.field("seq"), case .unsigned(let src)? = e.field("src") else { return nil }
+            return [seq, src]
+        }
+        return (pairs, result)
+    }
+
+    @Test("three producer processes, write_event lines and an in-process marker in one trace: the conformance consumer drains every event once")
+    func mixedProducers() throws {
+        try withMount(cpuCount: 2) { m in
+            let marker = try startTrace(m, "mix")
+            let out = NSTemporaryDirectory() + "lttfs-mix-" + UUID().uuidString
+            defer { try? FileManager.default.removeItem(atPath: out) }
+            let consumer = try ConformanceConsumer(m.ltt + "/mix", into: out)
+            let perProducer = 20_000
+            let producers = try (1...3).map { src in try record(m, count: perProducer, from: UInt64(src) * 1_000_000, src: UInt32(src)) }
+            for i in 0..<UInt64(perProducer) { marker.record(i, 0) }
+            let lines = (0..<200).map { "line \($0) from a shell" }
+            for line in lines { #expect(writeControl(m.ltt + "/write_event", line + "\n") == 0) }
+            for p in producers {
+                #expect(p.wait() == 0, "\(p.errorText)")
+                #expect(p.errorText.contains("\(perProducer) events, recorded \(perProducer) times, lost 0 times"), "\(p.errorText)")
+            }
+            try m.tracer.stopTrace("mix")
+            try m.tracer.destroyTrace("mix")
+            let drained = consumer.finish()
+            #expect(drained.status == 0, "\(drained.error)")
+            let (pairs, result) = items(out)
+            #expect(result.problems.isEmpty && result.eventsLost == 0 && result.corruptedSubbuffers == 0,
+                    "\(result.problems.prefix(3)) lost \(result.eventsLost)")
+            var expected: [[UInt64]] = (0..<UInt64(perProducer)).map { [$0, 0] }
+            for src in 1...3 { expected += (0..<UInt64(perProducer)).map { [UInt64(src) * 1_000_000 + $0, UInt64(src)] } }
+            #expect(pairs.count == expected.count, "each event once")
+            #expect(Set(pairs) == Set(expected))
+            let written = result.events.filter { $0.channel == "userspace" }.compactMap { e -> String? in
+                if case .string(let s)? = e.field("string") { return s }
+                return nil
+            }
+            #expect(written == lines)
+        }
+    }
+
+    @Test("a marker registered by two processes with one format has one ID; another format is refused with a clear error")
+    func registration() throws {
+        try withMount(cpuCount: 1) { m in
+            let marker = try m.tracer.marker("app", "item", Self.format, as: (UInt64, UInt32).self)
+            let same = try record(m, count: 1, from: 0, src: 9)
+            #expect(same.wait() == 0, "\(same.errorText)")
+            #expect(m.tracer.marker(channel: "app", name: "item")?.eventID == marker.core.eventID)
+            let other = try RecorderProcess([lttfsBinary, "record", "-m", m.path, "app", "item", "seq %u", "1"])
+            #expect(other.wait() == 1)
+            #expect(other.errorText.contains("app.item is registered with format \"\(Self.format)\""), "\(other.errorText)")
+        }
+    }
+
+    @Test("only the mount's owner, root and its access group may record: another user is refused, by the mount's modes and by the socket's peer credentials")
+    func otherUserRefused() throws {
+        try withMount(cpuCount: 1) { m in
+            _ = try startTrace(m, "guarded")
+            let lttfs = binariesForOtherUsers.lttfs
+            // The socket's name is in a file only the owner and group read...
+            let byFile = runAs("\(lttfs) record -m \(m.path) app item '\(Self.format)' 1 2")
+            #expect(byFile.status == 1 && byFile.error.contains("cannot read \(m.path)/ltt/producer_socket"), "\(byFile.error)")
+            // ...and the server checks whoever connects all the same.
+            let name = try #require(readControl(m.ltt + "/producer_socket")).trimmingCharacters(in: .whitespacesAndNewlines)
+            let bySocket = runAs("LTTFS_PRODUCER_SOCKET=\(name) \(lttfs) record -m \(m.path) app item '\(Self.format)' 1 2")
+            #expect(bySocket.status == 1 && bySocket.error.contains("uid 65534 may not record into this mount"), "[\(bySocket.error)] [\(bySocket.output)]")
+            #expect(m.tracer.trace("guarded")?.channels["app"]?.buffers.allSatisfy { $0.counters.eventsWritten == 0 } == true)
+            try m.tracer.destroyTrace("guarded")
+        }
+    }
+
+    @Test("100 times kill -9 of a producer at a random moment while two others record and a consumer drains: the survivors' events are all there once, the dead ones' losses are counted, nothing hangs")
+    func killedProducers() throws {
+        try withMount(cpuCount: 2) { m in
+            // Small sub-buffers: the victims often die holding the lock,
+            // in the middle of a sub-buffer or of a switch.
+            _ = try startTrace(m, "kills", subbufferSize: 4096)
+            let out = NSTemporaryDirectory() + "lttfs-kills-" + UUID().uuidString
+            defer { try? FileManager.default.removeItem(atPath: out) }
+            let consumer = try ConformanceConsumer(m.ltt + "/kills", into: out, deadline: 300)
+            let survivors = try (1...2).map { src in try record(m, count: 0, from: UInt64(src) << 40, src: UInt32(src)) }
+            for s in survivors {
+                #expect(waitUntil { s.hasMapped("app") || s.wait(seconds: 0) != nil }, "survivor \(s.pid) started recording")
+                #expect(s.wait(seconds: 0) == nil, "survivor \(s.pid): \(s.errorText)")
+            }
+            var generator = SplitMix64(state: 12)
+            var victims = 0
+            for k in 0..<100 {
+                let victim = try record(m, count: 0, from: UInt64(100 + k) << 40, src: UInt32(100 + k))
+                #expect(waitUntil { victim.hasMapped("app") || victim.wait(seconds: 0) != nil }, "victim \(k) started")
+                // A random moment of its recording loop.
+                usleep(useconds_t(generator.next() % 20_000))
+                victim.signal(SIGKILL)
+                #expect(victim.wait() == 128 + SIGKILL, "\(victim.errorText)")
+                victims += 1
+            }
+            for s in survivors { #expect(s.wait(seconds: 0) == nil, "survivor \(s.pid) still recording after the kills") }
+            for s in survivors { s.signal(SIGTERM) }
+            for s in survivors { #expect(s.wait() == 0, "\(s.errorText)") }
+            try m.tracer.stopTrace("kills")
+            let trace = try m.tracer.destroyTrace("kills")
+            let drained = consumer.finish()
+            #expect(drained.status == 0, "the consumer drained to the hang-up: \(drained.error)")
+            let recovered = trace.channels["app"]!.buffers.reduce(0) { $0 + $1.counters.locksRecovered }
+            let (pairs, result) = items(out)
+            #expect(result.problems.isEmpty, "\(result.problems.prefix(3))")
+            for (index, s) in survivors.enumerated() {
+                let src = UInt64(index + 1)
+                let count = try #require(s.eventsReported)
+                let theirs = pairs.filter { $0[1] == src }.map { $0[0] - (src << 40) }
+                #expect(theirs.count == count && Set(theirs) == Set(0..<UInt64(count)),
+                        "survivor \(src): \(theirs.count) events read of \(count) recorded")
+            }
+            let dead = pairs.filter { $0[1] >= 100 }
+            #expect(Set(dead).count == dead.count, "no dead producer's event twice")
+            // Each slot a dead holder left is repaired: its event counted
+            // lost, its sub-buffer corrupted; the reader sees the counts the
+            // server has. (A holder may also die outside its slot: its lock
+            // is taken back, nothing is lost.)
+            let counters = trace.channels["app"]!.buffers.map(\.counters)
+            let (corrupted, lost) = (counters.reduce(0) { $0 + $1.corruptedSubbuffers }, counters.reduce(0) { $0 + $1.eventsLost })
+            #expect(recovered > 0, "with 100 kills on 4 KiB sub-buffers, some die holding a lock")
+            #expect(corrupted <= recovered && lost >= corrupted, "\(recovered) locks recovered, \(corrupted) corrupted, \(lost) lost")
+            #expect(result.corruptedSubbuffers == corrupted && result.eventsLost == lost,
+                    "the trace says \(result.corruptedSubbuffers) corrupted and \(result.eventsLost) lost")
+            print("killedProducers: \(victims) killed, \(recovered) died holding a lock, \(corrupted) inside a slot, \(dead.count) of their events read")
+        }
+    }
+}
