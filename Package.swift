@@ -14,6 +14,7 @@ let package = Package(
         .library(name: "LTTRelayd", targets: ["LTTRelayd"]),
         .library(name: "LTTFS", targets: ["LTTFS"]),
         .library(name: "LTTProducers", targets: ["LTTProducers"]),
+        .library(name: "lttfs-producer", type: .dynamic, targets: ["LTTProducerC"]),
         .library(name: "LTTConsumer", targets: ["LTTConsumer"]),
         .library(name: "CLinuxSupport", targets: ["CLinuxSupport"]),
         .library(name: "CFuse", targets: ["CFuse"]),
@@ -84,6 +85,12 @@ let package = Package(
             .product(name: "Atomics", package: "swift-atomics"),
             .product(name: "SystemPackage", package: "swift-system"),
         ]),
+        // The C producer library: <lttfs/producer.h> (CLTTProducer) and its
+        // functions, a thin face over LTTProducers (LTTProducerC), built as
+        // liblttfs-producer.so; mount-scripts/install.sh installs both
+        // with a pkg-config file.
+        .target(name: "CLTTProducer"),
+        .target(name: "LTTProducerC", dependencies: ["CLTTProducer", "LTTProducers", "LTTTrace", "LTTSystem"]),
         // The C shim over libfuse3 (Debian's libfuse3-dev).
         .target(name: "CFuse", linkerSettings: [.linkedLibrary("fuse3"), .linkedLibrary("pthread")]),
         // The filesystem: the tree, the handlers, the notifier thread.
@@ -106,6 +113,9 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),
+        // The README's Swift producer: another process recording into a
+        // mount's traces (the tests check that the README shows this file).
+        .executableTarget(name: "lttfs-example-producer", dependencies: ["LTTProducers"]),
         // A Swift program that traces itself through lttfs (the quick start's workload).
         .executableTarget(name: "lttfs-demo", dependencies: [
             "LTTFS", "LTTTrace", "LTTSystem", .product(name: "Logging", package: "swift-log"),

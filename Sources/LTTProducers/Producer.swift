@@ -17,7 +17,7 @@ import SystemPackage
 /// events go straight into the server's buffers, mapped into this process,
 /// with no system call per event.
 ///
-///     let producer = try Producer()                   // $LTTFS_MOUNT, else /mnt/lttfs
+///     let producer = try Producer()                   // $LTTFS_MOUNT, else /mnt/ltt
 ///     let request = try producer.marker("app", "request", "id %lu len %u", as: (UInt64, UInt32).self)
 ///     request.record(42, 512)
 ///
@@ -31,7 +31,7 @@ import SystemPackage
 /// it may make a `Producer` of its own.
 public final class Producer: @unchecked Sendable {
     /// The default mount point, when neither the argument nor `LTTFS_MOUNT` says.
-    public static let defaultMountpoint = "/mnt/lttfs"
+    public static let defaultMountpoint = "/mnt/ltt"
 
     public let mountpoint: String
     /// The tracer in producer role: `marker(...)` and its markers are the
@@ -63,7 +63,7 @@ public final class Producer: @unchecked Sendable {
     }
 
     /// Connects to the server of `mountpoint` (nil: `$LTTFS_MOUNT`, else
-    /// `/mnt/lttfs`), found through `<mount>/ltt/producer_socket`.
+    /// `/mnt/ltt`), found through `<mount>/ltt/producer_socket`.
     public init(mountpoint given: String? = nil) throws(Failure) {
         let mountpoint = given ?? ProcessInfo.processInfo.environment["LTTFS_MOUNT"] ?? Self.defaultMountpoint
         self.mountpoint = mountpoint

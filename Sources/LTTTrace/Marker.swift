@@ -133,6 +133,33 @@ public final class MarkerCore: @unchecked Sendable, CustomStringConvertible {
         emit(arguments: arguments) != nil
     }
 
+    /// Records the values of a caller that is not Swift (the C library):
+    /// `fieldCount` must be the format's, `integer(i)` gives field i when it
+    /// is an integer (its 64-bit pattern), `text(i)` when it is a string
+    /// (its bytes, no NUL). Allocates nothing. nil: the count is wrong.
+    @inlinable
+    public func emit(fieldCount: Int, integer: (Int) -> UInt64, text: (Int) -> UnsafeRawBufferPointer) -> EmitResult? {
+        guard fieldCount == format.fields.count else { return nil }
+        let count = format.fields.count
+        let slots = UnsafePointer(self.slots.baseAddress!)
+        return emitter.emit(size: { alignment in
+            var offset = 0
+            for i in 0..<count {
+                PayloadLayout.advance(&offset, over: slots[i], textCount: text(i).count, alignment: alignment)
+            }
+            return offset
+        }, store: { base, alignment in
+            var offset = 0
+            for i in 0..<count {
+                PayloadLayout.store(&offset, into: slots[i], base: base, alignment: alignment, integer: integer(i)) { to in
+                    let bytes = text(i)
+                    if let source = bytes.baseAddress, bytes.count > 0 { to.copyMemory(from: source, byteCount: bytes.count) }
+                    return bytes.count
+                }
+            }
+        })
+    }
+
     /// `record(arguments:)`, saying what became of the event (nil: the
     /// arguments do not fit the format).
     public func emit(arguments: [TraceArgument]) -> EmitResult? {

@@ -28,7 +28,7 @@ struct RecordCommand: ParsableCommand {
             recorded. Exit status 1 if an event was lost.
             """)
 
-    @Option(name: .shortAndLong, help: "The mount point (default: $LTTFS_MOUNT, else /mnt/lttfs).")
+    @Option(name: .shortAndLong, help: "The mount point (default: $LTTFS_MOUNT, else /mnt/ltt).")
     var mount: String?
 
     @Option(help: "Record the event this many times (0: until SIGINT or SIGTERM).")

@@ -130,6 +130,88 @@ struct ProducerProcessTests {
         }
     }
 
+    /// The README's example after `<!-- example: NAME -->`: the fenced block.
+    static func readmeExample(_ name: String) throws -> String {
+        let readme = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("README.md")
+        let text = try String(contentsOf: readme, encoding: .utf8)
+        let after = try #require(text.range(of: "<!-- example: \(name) -->\n"))
+        let lines = text[after.upperBound...].split(separator: "\n", omittingEmptySubsequences: false)
+        let body = lines.dropFirst().prefix { !$0.hasPrefix("```") }
+        return body.joined(separator: "\n") + "\n"
+    }
+
+    /// A trace of the examples' markers, registered first (the channel
+    /// must exist at setup), drained by `lttfs consume` into `out`.
+    func runExample(_ m: TestMount, _ command: [String], out: String, environment: String = "") throws -> RecorderProcess {
+        _ = try m.tracer.register(channel: "app", name: "request", format: "id %lu pid %d path %s")
+        _ = try m.tracer.register(channel: "app", name: "done", format: "requests %u")
+        try m.tracer.setupTrace("example")
+        try m.tracer.allocTrace("example")
+        try m.tracer.startTrace("example")
+        let consumer = try ConformanceConsumer(m.ltt + "/example", into: out)
+        let example = try RecorderProcess(command, environment: "LTTFS_MOUNT=\(m.path) " + environment)
+        #expect(example.wait() == 0, "\(example.errorText)")
+        try m.tracer.stopTrace("example")
+        try m.tracer.destroyTrace("example")
+        #expect(consumer.finish().status == 0)
+        return example
+    }
+
+    /// What the examples record: `count` requests of this pid, then done.
+    func checkExampleTrace(_ out: String, count: Int) {
+        let result = TraceReader().read(directory: out)
+        #expect(result.problems.isEmpty && result.eventsLost == 0)
+        let requests = result.events.filter { $0.marker == "request" }
+        #expect(requests.count == count)
+        let ids = requests.compactMap { e -> UInt64? in if case .unsigned(let v)? = e.field("id") { v } else { nil } }
+        #expect(Set(ids) == Set(0..<UInt64(count)))
+        #expect(requests.allSatisfy { e in
+            guard case .unsigned(let id)? = e.field("id"), case .string(let path)? = e.field("path") else { return false }
+            return path == (id % 2 == 1 ? "/index.html" : "/api")
+        })
+        let done = result.events.filter { $0.marker == "done" }
+        #expect(done.count == 1 && done.first?.field("requests") == .unsigned(UInt64(count)))
+    }
+
+    @Test("the README's C example, built against what install.sh --prefix installs (pkg-config, nothing else on the paths), records into a mount")
+    func cExample() throws {
+        let prefix = NSTemporaryDirectory() + "lttfs-prefix-" + UUID().uuidString
+        defer { try? FileManager.default.removeItem(atPath: prefix) }
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
+        let installed = run(["bash", root + "/mount-scripts/install.sh", "--prefix", prefix, "--no-systemd",
+                             "--helper-dir", prefix + "/sbin", "--binary", lttfsBinary,
+                             "--library", productsDirectory + "/liblttfs-producer.so"], timeout: 120)
+        #expect(installed.status == 0, "\(installed.error)")
+        for file in ["include/lttfs/producer.h", "lib/liblttfs-producer.so", "lib/libswiftCore.so", "lib/pkgconfig/lttfs-producer.pc"] {
+            #expect(FileManager.default.fileExists(atPath: prefix + "/" + file), "\(file) installed")
+        }
+        try Self.readmeExample("producer.c").write(toFile: prefix + "/producer.c", atomically: true, encoding: .utf8)
+        let built = run(["sh", "-c", "cd \(prefix) && cc -Wall -Wextra -Werror -o producer producer.c "
+                         + "$(PKG_CONFIG_PATH=\(prefix)/lib/pkgconfig pkg-config --cflags --libs lttfs-producer)"])
+        #expect(built.status == 0, "\(built.error)")
+        try withMount(cpuCount: 2) { m in
+            let out = NSTemporaryDirectory() + "lttfs-c-example-" + UUID().uuidString
+            defer { try? FileManager.default.removeItem(atPath: out) }
+            let example = try runExample(m, [prefix + "/producer", "5000"], out: out)
+            _ = example
+            checkExampleTrace(out, count: 5000)
+        }
+    }
+
+    @Test("the README's Swift example is lttfs-example-producer, which records into a mount")
+    func swiftExample() throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let source = try String(contentsOf: root.appendingPathComponent("Sources/lttfs-example-producer/main.swift"), encoding: .utf8)
+        #expect(try Self.readmeExample("main.swift") == source, "the README shows the example as it is")
+        try withMount(cpuCount: 2) { m in
+            let out = NSTemporaryDirectory() + "lttfs-swift-example-" + UUID().uuidString
+            defer { try? FileManager.default.removeItem(atPath: out) }
+            _ = try runExample(m, [productsDirectory + "/lttfs-example-producer", "5000"], out: out)
+            checkExampleTrace(out, count: 5000)
+        }
+    }
+
     @Test("a marker registered by two processes with one format has one ID; another format is refused with a clear error")
     func registration() throws {
         try withMount(cpuCount: 1) { m in
