@@ -126,6 +126,10 @@ let package = Package(
         // code, doing exactly what the 2009 lttd does to a buffer file.
         .executableTarget(name: "lttd-conform", path: "Tests/LTTDConformance",
                           cSettings: [.unsafeFlags(["-Wall", "-Wextra"])]),
+        // The tests' hostile producer: random writes into another process's
+        // shared buffers (reopened through /proc/PID/fd).
+        .executableTarget(name: "lttfs-shm-fuzz", path: "Tests/LTTShmFuzz",
+                          cSettings: [.unsafeFlags(["-Wall", "-Wextra"])]),
         // Shared by the test targets: a seeded generator, flags, counters.
         .target(name: "LTTTestSupport", dependencies: ["LTTSystem", "LTTFormat"], path: "Tests/LTTTestSupport"),
         // Traces recorded in-process and drained to a directory, for the

@@ -71,8 +71,12 @@ public final class RelayBuffer: @unchecked Sendable {
     /// producer processes.
     private let waitsEnded = Atomic<Bool>(false)
     /// The server gave up on the buffer: its lock stayed with a live holder
-    /// past the server's patience at finalize. Readers get the hang-up.
+    /// past the server's patience at finalize, or its shared state was found
+    /// impossible (a producer process wrote garbage into it). Readers get
+    /// the hang-up; the server's operations no longer touch the ring.
     private let abandoned = Atomic<Bool>(false)
+    /// Where the server says why it gave a buffer up (the tracer's log).
+    private let problemLog: (@Sendable (String) -> Void)?
     private let sharedWaitsEnded: UnsafeAtomic<UInt32>
     /// Set when a wait for room ran out of time: the reader is not keeping
     /// up, and writers whose policy says so lose their event at once instead
@@ -104,7 +108,7 @@ public final class RelayBuffer: @unchecked Sendable {
     /// A new buffer, in new shared memory (named `name` in /proc/*/maps).
     public convenience init(geometry: RelayGeometry, overwrite: Bool, cpu: Int, trace: TraceHeaderFields, clock: TraceClock,
                             doorbell: ReaderDoorbell? = nil, memoryReservation: BufferMemoryBudget.Reservation? = nil,
-                            name: String = "lttfs-buffer") throws(AllocationFailed) {
+                            name: String = "lttfs-buffer", log: (@Sendable (String) -> Void)? = nil) throws(AllocationFailed) {
         let mapping: RingMapping
         do throws(RingMapping.Failure) {
             mapping = try RingMapping.create(name: name, geometry: geometry, overwrite: overwrite, cpu: cpu)
@@ -112,7 +116,7 @@ public final class RelayBuffer: @unchecked Sendable {
             throw AllocationFailed(bytes: geometry.allocSize, why: error.description)
         }
         self.init(mapping: mapping, overwrite: overwrite, cpu: cpu, trace: trace, clock: clock, doorbell: doorbell,
-                  memoryReservation: memoryReservation, server: true, deliveryHook: nil)
+                  memoryReservation: memoryReservation, server: true, deliveryHook: nil, log: log)
         ring.start()
     }
 
@@ -122,13 +126,14 @@ public final class RelayBuffer: @unchecked Sendable {
     public convenience init(attaching mapping: RingMapping, overwrite: Bool, cpu: Int, trace: TraceHeaderFields,
                             clock: TraceClock, onDelivery: (@Sendable () -> Void)? = nil) {
         self.init(mapping: mapping, overwrite: overwrite, cpu: cpu, trace: trace, clock: clock, doorbell: nil,
-                  memoryReservation: nil, server: false, deliveryHook: onDelivery)
+                  memoryReservation: nil, server: false, deliveryHook: onDelivery, log: nil)
     }
 
     private init(mapping: RingMapping, overwrite: Bool, cpu: Int, trace: TraceHeaderFields, clock: TraceClock,
                  doorbell: ReaderDoorbell?, memoryReservation: BufferMemoryBudget.Reservation?, server: Bool,
-                 deliveryHook: (@Sendable () -> Void)?) {
+                 deliveryHook: (@Sendable () -> Void)?, log: (@Sendable (String) -> Void)?) {
         self.deliveryHook = deliveryHook
+        problemLog = log
         self.mapping = mapping
         self.doorbell = doorbell
         self.memoryReservation = memoryReservation
@@ -174,15 +179,33 @@ public final class RelayBuffer: @unchecked Sendable {
     }
 
     /// Runs `body` on the ring with the lock held; nil when the lock could
-    /// not be had within `patience` (RelayLock).
+    /// not be had within `patience` (RelayLock), or, in the server, when
+    /// the buffer was given up or its state is impossible (which gives it
+    /// up: the server acts on no state a producer process may have made up).
     @usableFromInline @inline(__always)
     func locked<T, E: Error>(patience: UInt64 = RelayLock.serverPatience,
                              _ body: (inout RelayRing) throws(E) -> T) throws(E) -> T? {
+        if recoversDeadHolders && abandoned.load(ordering: .relaxed) { return nil }
         guard lock.lock(patience: patience, jammed: jammedHolder, recoverDead: recoversDeadHolders) else { return nil }
         defer { lock.unlock() }
         var view = ring
+        if recoversDeadHolders && !view.stateIsPossible {
+            giveUp("its shared state is impossible (offset \(view.offset), consumed \(view.consumed), "
+                   + "held \(String(describing: view.heldPosition))): a producer process wrote into it")
+            return nil
+        }
         if view.hasAbandonedSlot { view.repairAbandonedSlot() }
         return try body(&view)
+    }
+
+    /// The server stops serving the buffer: its readers get the hang-up,
+    /// its producers' waits end, and the log says why. Once.
+    private func giveUp(_ why: String) {
+        guard !abandoned.exchange(true, ordering: .acquiringAndReleasing) else { return }
+        problemLog?("buffer \(mapping.control.pointee.cpu) given up: \(why)")
+        sharedWaitsEnded.store(1, ordering: .releasing)
+        writerWait.wakeAll()
+        doorbell?.post(self)
     }
 
     /// Takes the lock back from `token`, a producer process that died
@@ -478,8 +501,7 @@ public final class RelayBuffer: @unchecked Sendable {
             ring.countLost(lostOutsideLock.exchange(0, ordering: .relaxed))
             ring.finalize(tsc: timestamp(ring))
         }) == nil {
-            abandoned.store(true, ordering: .releasing)
-            doorbell?.post(self)
+            giveUp("its lock stayed with process \(lock.holder) at finalize")
         }
         flagReadersIfNeeded()
         writerWait.wakeAll()
@@ -525,17 +547,21 @@ public final class RelayBuffer: @unchecked Sendable {
         writerWait.wakeAll()
     }
 
-    /// `ltt_poll`; an abandoned buffer is hung up once nothing is readable.
+    /// `ltt_poll`; a buffer the server gave up is hung up.
     public var pollState: RelayPollState {
-        guard let state = locked(patience: isAbandoned ? 0 : RelayLock.serverPatience, { $0.pollState }) else {
-            return isAbandoned ? .hungUp : .none
-        }
-        return state == .none && isAbandoned ? .hungUp : state
+        guard let state = locked({ $0.pollState }) else { return isAbandoned ? .hungUp : .none }
+        return state
     }
 
-    /// The counters; all zero but `finalized` when the lock is jammed.
+    /// The counters (numbers only: read even from a buffer given up); all
+    /// zero but `finalized` when the lock is jammed.
     public var counters: RelayCounters {
-        var c = locked { $0.counters } ?? { var c = RelayCounters(); c.finalized = isAbandoned; return c }()
+        var c = RelayCounters()
+        if lock.lock(patience: RelayLock.serverPatience, jammed: jammedHolder, recoverDead: recoversDeadHolders) {
+            c = ring.counters
+            lock.unlock()
+        }
+        if isAbandoned { c.finalized = true; c.abandoned = true }
         c.eventsLost &+= lostOutsideLock.load(ordering: .relaxed)
         return c
     }
@@ -576,6 +602,13 @@ public final class RelayBuffer: @unchecked Sendable {
             cursor &+= UInt64(chunk)
         }
         return regions
+    }
+
+    /// Sub-buffers between the reader and the writer whose commit count is
+    /// not complete (`ltt_relay_print_errors`); none when the buffer is
+    /// given up or its lock jammed.
+    public func incompleteSubbuffers() -> [Int] {
+        locked { $0.incompleteSubbuffers() } ?? []
     }
 
     /// Runs `body` on the ring under the lock, as it is (a pending slot is

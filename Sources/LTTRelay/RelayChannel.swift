@@ -26,9 +26,12 @@ public final class RelayChannel: @unchecked Sendable {
     /// destroy waits for the rest before it finalizes and counts.
     public let producersOutside = Atomic<Int>(0)
 
+    /// `traceName` names the buffers' memory (`memfd:lttfs:<trace>:<file>`
+    /// in /proc/*/maps); `log` is where a buffer the server gives up says why.
     public init(name: String, geometry: RelayGeometry, overwrite: Bool, cpuCount: Int,
                 trace: TraceHeaderFields, clock: TraceClock, doorbell: ReaderDoorbell? = nil,
-                memoryReservation: BufferMemoryBudget.Reservation? = nil) throws(RelayBuffer.AllocationFailed) {
+                memoryReservation: BufferMemoryBudget.Reservation? = nil, traceName: String = "",
+                log: (@Sendable (String) -> Void)? = nil) throws(RelayBuffer.AllocationFailed) {
         precondition(cpuCount > 0)
         self.name = name
         self.geometry = geometry
@@ -37,7 +40,8 @@ public final class RelayChannel: @unchecked Sendable {
         for cpu in 0..<cpuCount {
             made.append(try RelayBuffer(geometry: geometry, overwrite: overwrite, cpu: cpu, trace: trace,
                                         clock: clock, doorbell: doorbell, memoryReservation: memoryReservation,
-                                        name: "lttfs:" + (overwrite ? "flight-" : "") + name + "_" + String(cpu)))
+                                        name: "lttfs:\(traceName):" + (overwrite ? "flight-" : "") + name + "_" + String(cpu),
+                                        log: log))
         }
         buffers = made
         unretained = .allocate(capacity: cpuCount)

@@ -124,6 +124,9 @@ public struct RelayCounters: Sendable, Equatable {
     /// Times the buffer lock was taken back from a producer that died
     /// holding it.
     public var locksRecovered: UInt64 = 0
+    /// The server gave the buffer up (RelayBuffer): then every other
+    /// counter reads 0.
+    public var abandoned = false
     public var bytesReadable: UInt64 = 0
     public var finalized = false
     public init() {}
@@ -722,12 +725,28 @@ public struct RelayRing {
     public func incompleteSubbuffers() -> [Int] {
         var result: [Int] = []
         var position = consumed
-        while geometry.subbufTrunc(offset) > position {
+        var left = geometry.subbufferCount   // whatever the state says
+        while geometry.subbufTrunc(offset) > position && left > 0 {
+            left -= 1
             let index = geometry.subbufIndex(position)
             if !geometry.isComplete(commitCount: commitCount[index], at: position) { result.append(index) }
             position = geometry.subbufAlign(position)
         }
         return result
+    }
+}
+
+extension RelayRing {
+    /// Whether the state could have come from this algorithm: what the
+    /// server checks before it acts on a ring that producer processes may
+    /// have written anything into (RelayBuffer). The positions' invariants
+    /// (see the top of this file), the held sub-buffer, a pending slot.
+    public var stateIsPossible: Bool {
+        let writer = geometry.subbufTrunc(offset)
+        guard geometry.subbufOffset(consumed) == 0, consumed <= writer, writer &- consumed <= geometry.allocSize else { return false }
+        if let held = heldPosition, held > consumed || geometry.subbufOffset(held) != 0 { return false }
+        if hasAbandonedSlot && control.pointee.pending_size > geometry.subbufferSize { return false }
+        return true
     }
 }
 

@@ -321,7 +321,8 @@ public final class Tracer: @unchecked Sendable {
                     channels[channel] = try RelayChannel(name: channel, geometry: geometry,
                                                          overwrite: trace.settings[channel]!.overwrite,
                                                          cpuCount: cpuCount, trace: header, clock: clock,
-                                                         doorbell: readerDoorbell, memoryReservation: reservation)
+                                                         doorbell: readerDoorbell, memoryReservation: reservation,
+                                                         traceName: name, log: { [log] in log(.error, "trace \(name), \(channel) channel: \($0)") })
                 } catch {
                     throw .outOfMemory("trace \(name): \(error.description)")
                 }
@@ -420,7 +421,7 @@ public final class Tracer: @unchecked Sendable {
             if c.subbuffersOverwritten > 0 {
                 log(.info, "trace \(trace): \(c.eventsOverwritten) events in \(c.subbuffersOverwritten) sub-buffers overwritten in \(at) (flight recorder)")
             }
-            let incomplete = buffer.withRing { $0.incompleteSubbuffers() }
+            let incomplete = buffer.incompleteSubbuffers()
             if !incomplete.isEmpty {
                 log(.error, "trace \(trace): \(at): sub-buffers \(incomplete) have non filled commit counts")
             }

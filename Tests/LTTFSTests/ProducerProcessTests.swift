@@ -45,11 +45,11 @@ final class RecorderProcess: @unchecked Sendable {
         }
     }
 
-    /// Has it mapped the buffers of `channel` (memfd "lttfs:<channel>_...")?
+    /// Has it mapped the buffers of `channel` (memfd "lttfs:<trace>:<channel>_...")?
     func hasMapped(_ channel: String) -> Bool {
         // Read to the end: procfs files say they are empty.
         let maps = FileHandle(forReadingAtPath: "/proc/\(pid)/maps").map { String(decoding: $0.readDataToEndOfFile(), as: UTF8.self) }
-        return (maps ?? "").contains("lttfs:\(channel)_")
+        return (maps ?? "").contains(":\(channel)_")
     }
 
     deinit {
@@ -239,6 +239,54 @@ struct ProducerProcessTests {
             #expect(bySocket.status == 1 && bySocket.error.contains("uid 65534 may not record into this mount"), "[\(bySocket.error)] [\(bySocket.output)]")
             #expect(m.tracer.trace("guarded")?.channels["app"]?.buffers.allSatisfy { $0.counters.eventsWritten == 0 } == true)
             try m.tracer.destroyTrace("guarded")
+        }
+    }
+
+    @Test("a hostile process scribbles on one trace's shared buffers while lttd drains: the server neither crashes nor hangs, gives up the buffers whose state is impossible, and the other trace is drained whole",
+          arguments: [7, 8, 9, 10])
+    func scribbledSharedMemory(seed: Int) throws {
+        try withMount(cpuCount: 2) { m in
+            let marker = try m.tracer.marker("app", "item", Self.format, as: (UInt64, UInt32).self)
+            for name in ["hostile", "safe"] {
+                try m.tracer.setupTrace(name)
+                try m.tracer.updateChannel(trace: name, channel: "app") {
+                    $0.subbufferSize = 4096
+                    $0.subbufferCount = 8
+                    $0.blockingTimeoutMillis = name == "safe" ? 30_000 : 0
+                }
+                try m.tracer.allocTrace(name)
+                try m.tracer.startTrace(name)
+            }
+            let (outSafe, outHostile) = (NSTemporaryDirectory() + "lttfs-safe-" + UUID().uuidString,
+                                         NSTemporaryDirectory() + "lttfs-hostile-" + UUID().uuidString)
+            defer { for o in [outSafe, outHostile] { try? FileManager.default.removeItem(atPath: o) } }
+            let safe = try ConformanceConsumer(m.ltt + "/safe", into: outSafe, deadline: 120)
+            let hostile = try ConformanceConsumer(m.ltt + "/hostile", into: outHostile, deadline: 120)
+            let fuzzer = try RecorderProcess([productsDirectory + "/lttfs-shm-fuzz", String(getpid()), "lttfs:hostile:", "4000", String(seed)])
+            // Recording into both traces while the fuzzer writes, and after.
+            let count = 20_000
+            for i in 0..<UInt64(count) {
+                marker.record(i, UInt32(i % 2))
+                if i == UInt64(count / 2) { #expect(fuzzer.wait() == 0, "\(fuzzer.errorText)") }
+            }
+            for name in ["hostile", "safe"] { try m.tracer.stopTrace(name) }
+            let gone = try m.tracer.destroyTrace("hostile")
+            try m.tracer.destroyTrace("safe")
+            // The hostile trace's consumer ends (on the hang-up), whatever
+            // it found in there; the safe one drains every event, strictly.
+            #expect(hostile.finish().status != 3, "the consumer of the scribbled trace was not left waiting")
+            let drained = safe.finish()
+            #expect(drained.status == 0, "\(drained.error)")
+            let (pairs, result) = items(outSafe)
+            #expect(result.problems.isEmpty && result.eventsLost == 0)
+            #expect(pairs.count == count && Set(pairs.map { $0[0] }) == Set(0..<UInt64(count)))
+            let givenUp = gone.channels["app"]!.buffers.filter { $0.counters.abandoned }.count
+            #expect(givenUp > 0, "an impossible state was found and the buffer given up")
+            // The server goes on serving.
+            #expect(readControl(m.ltt + "/producer_socket") != nil)
+            try m.tracer.setupTrace("after")
+            try m.tracer.destroyTrace("after")
+            print("scribbledSharedMemory: \(fuzzer.errorText.isEmpty ? "" : fuzzer.errorText)\(givenUp) hostile buffers given up")
         }
     }
 
