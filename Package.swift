@@ -81,7 +81,7 @@ let package = Package(
         // socket service and the producer's side (markers registered with
         // the server, its buffers mapped from memfds).
         .target(name: "LTTProducers", dependencies: [
-            "LTTTrace", "LTTRelay", "LTTFormat", "LTTSystem", "CLinuxSupport", "CRelayABI",
+            "LTTTrace", "LTTRelay", "LTTFormat", "LTTSystem", "CLinuxSupport", "CRelayABI", "CURCU",
             .product(name: "Atomics", package: "swift-atomics"),
             .product(name: "SystemPackage", package: "swift-system"),
         ]),

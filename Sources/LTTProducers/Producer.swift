@@ -4,6 +4,7 @@ import Glibc
 import Atomics
 import CLinuxSupport
 import CRelayABI
+import CURCU
 import Foundation
 import LTTFormat
 import LTTRelay
@@ -119,7 +120,7 @@ public final class Producer: @unchecked Sendable {
             for fd in welcome.descriptors { Glibc.close(fd) }
             throw .protocolError("welcome with \(cpus) CPUs, token \(token), clock \(clockKind) at \(frequency) Hz")
         }
-        pageSize = Int(sysconf(Int32(_SC_PAGESIZE)))
+        pageSize = Int(getpagesize())
         guard let mapped = mmap(nil, pageSize, PROT_READ, MAP_SHARED, welcome.descriptors[0], 0), mapped != MAP_FAILED,
               mapped.load(as: UInt32.self) == LTTFS_PRODUCERS_MAGIC else {
             for fd in welcome.descriptors { Glibc.close(fd) }
@@ -361,9 +362,15 @@ public final class Producer: @unchecked Sendable {
     private static let forkHandlerInstalled = Atomic<Bool>(false)
 
     /// In a child of fork(2), buffers mapped by the parent refuse events
-    /// (RelayBuffer.forkEpoch): they are the parent's registration.
+    /// (RelayBuffer.forkEpoch): they are the parent's registration. RCU's
+    /// own locks are taken across the fork (liburcu-bp's fork hooks), so
+    /// that a child whose parent was in a grace period can make a
+    /// producer of its own.
     private static func installForkHandler() {
         guard !forkHandlerInstalled.exchange(true, ordering: .acquiringAndReleasing) else { return }
-        pthread_atfork(nil, nil) { RelayBuffer.forkedChild() }
+        pthread_atfork({ urcu_bp_before_fork() }, { urcu_bp_after_fork_parent() }) {
+            urcu_bp_after_fork_child()
+            RelayBuffer.forkedChild()
+        }
     }
 }

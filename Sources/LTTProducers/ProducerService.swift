@@ -66,7 +66,7 @@ public final class ProducerService: @unchecked Sendable {
         case .monotonic: clockKind = .monotonic
         case .custom: throw Failure(description: "the trace clock is a function of this process: no other process can read it")
         }
-        let size = Int(sysconf(Int32(_SC_PAGESIZE)))
+        let size = Int(getpagesize())
         let fd = lttfs_sealed_memfd_open("lttfs-producers", UInt64(size))
         guard fd >= 0 else { throw Failure(description: "memfd_create: \(Errno(rawValue: errno).explained)") }
         guard let raw = mmap(nil, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0), raw != MAP_FAILED else {
@@ -112,13 +112,18 @@ public final class ProducerService: @unchecked Sendable {
     }
 
     deinit {
-        munmap(UnsafeMutableRawPointer(page), Int(sysconf(Int32(_SC_PAGESIZE))))
+        munmap(UnsafeMutableRawPointer(page), Int(getpagesize()))
         close(pageDescriptor)
     }
 
-    /// Stops accepting, ends every connection, and waits (bounded) for
-    /// the threads. Producers keep recording into what they mapped.
+    /// Stops accepting, ends every connection and every producer's wait
+    /// for room (nobody will drain the buffers any more: each waiting event
+    /// is counted lost), and waits (bounded) for the threads. Producers
+    /// keep recording into what they mapped.
     public func shutdown() {
+        for trace in tracer.traces where trace.state.hasBuffers {
+            for (_, buffer) in trace.bufferFiles { buffer.endWaits() }
+        }
         let connections = state.withLock { s -> [SeqpacketSocket] in
             s.stopping = true
             return Array(s.connections.values)

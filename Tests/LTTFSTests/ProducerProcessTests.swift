@@ -174,28 +174,68 @@ struct ProducerProcessTests {
         #expect(done.count == 1 && done.first?.field("requests") == .unsigned(UInt64(count)))
     }
 
-    @Test("the README's C example, built against what install.sh --prefix installs (pkg-config, nothing else on the paths), records into a mount")
-    func cExample() throws {
+    static var repository: String {
+        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
+    }
+
+    /// What install.sh --prefix installs (this build's lttfs and library),
+    /// under a fresh directory the caller removes.
+    func installPrefix() throws -> String {
         let prefix = NSTemporaryDirectory() + "lttfs-prefix-" + UUID().uuidString
-        defer { try? FileManager.default.removeItem(atPath: prefix) }
-        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
-        let installed = run(["bash", root + "/mount-scripts/install.sh", "--prefix", prefix, "--no-systemd",
+        let installed = run(["bash", Self.repository + "/mount-scripts/install.sh", "--prefix", prefix, "--no-systemd",
                              "--helper-dir", prefix + "/sbin", "--binary", lttfsBinary,
                              "--library", productsDirectory + "/liblttfs-producer.so"], timeout: 120)
         #expect(installed.status == 0, "\(installed.error)")
         for file in ["include/lttfs/producer.h", "lib/liblttfs-producer.so", "lib/libswiftCore.so", "lib/pkgconfig/lttfs-producer.pc"] {
             #expect(FileManager.default.fileExists(atPath: prefix + "/" + file), "\(file) installed")
         }
-        try Self.readmeExample("producer.c").write(toFile: prefix + "/producer.c", atomically: true, encoding: .utf8)
-        let built = run(["sh", "-c", "cd \(prefix) && cc -Wall -Wextra -Werror -o producer producer.c "
+        return prefix
+    }
+
+    /// `source` built in `prefix` with pkg-config only: the program's path.
+    func buildC(_ source: String, named name: String, in prefix: String) throws -> String {
+        try source.write(toFile: prefix + "/\(name).c", atomically: true, encoding: .utf8)
+        let built = run(["sh", "-c", "cd \(prefix) && cc -Wall -Wextra -Werror -o \(name) \(name).c "
                          + "$(PKG_CONFIG_PATH=\(prefix)/lib/pkgconfig pkg-config --cflags --libs lttfs-producer)"])
         #expect(built.status == 0, "\(built.error)")
+        return prefix + "/" + name
+    }
+
+    @Test("the README's C example, built against what install.sh --prefix installs (pkg-config, nothing else on the paths), records into a mount")
+    func cExample() throws {
+        let prefix = try installPrefix()
+        defer { try? FileManager.default.removeItem(atPath: prefix) }
+        let program = try buildC(try Self.readmeExample("producer.c"), named: "producer", in: prefix)
         try withMount(cpuCount: 2) { m in
             let out = NSTemporaryDirectory() + "lttfs-c-example-" + UUID().uuidString
             defer { try? FileManager.default.removeItem(atPath: out) }
-            let example = try runExample(m, [prefix + "/producer", "5000"], out: out)
-            _ = example
+            _ = try runExample(m, [program, "5000"], out: out)
             checkExampleTrace(out, count: 5000)
+        }
+    }
+
+    @Test("fork: a child records nothing through its parent's producer (refused, not counted), and records through one of its own")
+    func forkedChild() throws {
+        let prefix = try installPrefix()
+        defer { try? FileManager.default.removeItem(atPath: prefix) }
+        let program = try buildC(try String(contentsOfFile: Self.repository + "/Tests/LTTForkCheck/fork-check.c", encoding: .utf8),
+                                 named: "fork-check", in: prefix)
+        try withMount(cpuCount: 2) { m in
+            _ = try startTrace(m, "forks")
+            let out = NSTemporaryDirectory() + "lttfs-forks-" + UUID().uuidString
+            defer { try? FileManager.default.removeItem(atPath: out) }
+            let consumer = try ConformanceConsumer(m.ltt + "/forks", into: out)
+            let check = try RecorderProcess([program], environment: "LTTFS_MOUNT=\(m.path)")
+            #expect(check.wait() == 0, "\(check.errorText)")
+            try m.tracer.stopTrace("forks")
+            let trace = try m.tracer.destroyTrace("forks")
+            #expect(consumer.finish().status == 0)
+            let (pairs, result) = items(out)
+            #expect(result.problems.isEmpty && result.eventsLost == 0)
+            var bySource: [UInt64: Set<UInt64>] = [:]
+            for p in pairs { bySource[p[1], default: []].insert(p[0]) }
+            #expect(bySource == [1: Set(0..<100), 2: Set(0..<100), 3: Set(0..<100)], "\(bySource.mapValues(\.count))")
+            #expect(trace.channels["app"]!.buffers.allSatisfy { $0.counters.eventsLost == 0 }, "the refused events were not counted")
         }
     }
 
@@ -288,6 +328,39 @@ struct ProducerProcessTests {
             try m.tracer.destroyTrace("after")
             print("scribbledSharedMemory: \(fuzzer.errorText.isEmpty ? "" : fuzzer.errorText)\(givenUp) hostile buffers given up")
         }
+    }
+
+    enum WaitEnd: String, CaseIterable { case stop, destroy, shutdown }
+
+    @Test("a producer process waiting for room (blocking_timeout, no consumer) waits in shared memory; stop, destroy and the server's shutdown each end its wait at once, the event counted lost",
+          arguments: WaitEnd.allCases)
+    func remoteWaitEnds(_ end: WaitEnd) throws {
+        let m = try TestMount(cpuCount: 1)
+        defer { m.close() }
+        _ = try m.tracer.marker("app", "item", Self.format, as: (UInt64, UInt32).self)
+        try m.tracer.setupTrace("full")
+        try m.tracer.updateChannel(trace: "full", channel: "app") {
+            $0.subbufferSize = 4096
+            $0.subbufferCount = 2
+            $0.blockingTimeoutMillis = 600_000
+        }
+        try m.tracer.allocTrace("full")
+        try m.tracer.startTrace("full")
+        let buffer = try #require(m.tracer.trace("full")?.channels["app"]?.buffers.first)
+        let producer = try record(m, count: 100_000, from: 0, src: 1)
+        #expect(waitUntil { buffer.waitingWriters == 1 || producer.wait(seconds: 0) != nil }, "the producer waits for room")
+        #expect(producer.wait(seconds: 0) == nil, "\(producer.errorText)")
+        switch end {
+        case .stop: try m.tracer.stopTrace("full")
+        case .destroy: try m.tracer.destroyTrace("full")
+        case .shutdown: m.close()
+        }
+        #expect(producer.wait(seconds: 20) == 1, "its wait ended and it went on: \(producer.errorText)")
+        // The waiting event is lost, and so are the next ones that find the
+        // buffer full before the producer learns of the change (stop,
+        // destroy: its watcher) or for good (shutdown: nobody drains it).
+        #expect(!producer.errorText.contains("lost 0 times"), "\(producer.errorText)")
+        #expect(buffer.counters.eventsLost >= 1 && buffer.waitingWriters == 0)
     }
 
     @Test("100 times kill -9 of a producer at a random moment while two others record and a consumer drains: the survivors' events are all there once, the dead ones' losses are counted, nothing hangs")
