@@ -42,9 +42,12 @@ let package = Package(
             path: "Benchmarks/Tracer",
             plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
         ),
+        .target(name: "MallocCounter", path: "Sources/MallocCounter"),
         .executableTarget(
             name: "ProducerBench",
             dependencies: [
+                "MallocCounter",
+                .product(name: "LTTProducers", package: lttfs),
                 .product(name: "LTTFS", package: lttfs),
                 .product(name: "LTTTrace", package: lttfs),
                 .product(name: "LTTFormat", package: lttfs),

@@ -21,6 +21,10 @@
 #      and lttfs once more on CLOCK_MONOTONIC, the clock UST reads. The
 #      lttfs consumer is `lttfs consume -n <CPUs>` (lttd's way on an SMP
 #      machine: a reader thread per per-CPU buffer); UST's is its consumerd;
+#      and the same producer running in another process, recording through
+#      shared memory: a C program on liblttfs-producer (built against an
+#      install.sh prefix with pkg-config) and a Swift one (LTTProducers),
+#      flight recorder and wait, with their allocations per event;
 #   2. events lost in those runs;
 #   3. drain MB/s (splice and read) vs a trivial FUSE server and memcpy;
 #   4. the disabled marker vs the disabled tracepoint.
@@ -61,6 +65,10 @@ cc -O2 -o "$work/parallel-check" ust/parallel-check.c -lpthread
 lttfs=$(cd .. && swift build -c release --show-bin-path)/lttfs
 swift build -c release --product ProducerBench >/dev/null
 swift build -c release --product DrainBench >/dev/null
+# The C producer process, built the way a user builds one.
+../mount-scripts/install.sh --prefix "$work/prefix" --no-systemd --helper-dir "$work/prefix/sbin" --binary "$lttfs" >/dev/null
+cc -O2 -o "$work/bench-producer" ust/bench-producer.c \
+    $(PKG_CONFIG_PATH="$work/prefix/lib/pkgconfig" pkg-config --cflags --libs lttfs-producer) -lpthread
 
 echo "== machine: $(nproc) CPUs, $(uname -r), $(date -u +%Y-%m-%d)"
 check=$("$work/parallel-check")
@@ -101,9 +109,10 @@ ust_traced() { # threads mode(overwrite|discard|wait) -> "ns lost"
     echo "$ns ${lost:-0}"
 }
 
-lttfs_traced() { # threads mode clock -> "ns lost"
-    local out; out=$(.build/release/ProducerBench traced "$1" "$events" "$lttfs" "$3" "$2")
-    echo "$(echo "$out" | sed -n 's/.*ns_per_event=\([0-9.]*\).*/\1/p') $(echo "$out" | sed -n 's/.*lost=\([0-9]*\).*/\1/p')"
+lttfs_traced() { # threads mode clock [producer] -> "ns lost allocs"
+    local out; out=$(.build/release/ProducerBench traced "$1" "$events" "$lttfs" "$3" "$2" "${4:-in-process}")
+    echo "$(echo "$out" | sed -n 's/.*ns_per_event=\([0-9.]*\).*/\1/p') $(echo "$out" | sed -n 's/.*lost=\([0-9]*\).*/\1/p')" \
+        "$(echo "$out" | sed -n 's/.*allocs_per_event=\([0-9.]*\).*/\1/p')"
 }
 
 declare -A samples
@@ -119,6 +128,14 @@ for r in $(seq 1 "$rounds"); do
         done
         read -r ns lost < <(lttfs_traced "$t" overwrite monotonic)
         add "lttfs_mono_ns_$t" "$ns"
+        for mode in overwrite wait; do
+            for kind in c swift; do
+                producer=swift
+                [ "$kind" = c ] && producer=$work/bench-producer
+                read -r ns lost allocs < <(lttfs_traced "$t" "$mode" auto "$producer")
+                add "${kind}_${mode}_ns_$t" "$ns"; add "${kind}_${mode}_lost_$t" "$lost"; add "${kind}_allocs" "${allocs:-0}"
+            done
+        done
     done
     add ust_disabled "$("$work/bench-ust" 1 50000000 | sed -e 's/ns_per_event=//')"
     add lttfs_disabled "$(.build/release/ProducerBench disabled 1 50000000 "$lttfs" | sed -e 's/ns_per_event=//')"
@@ -154,6 +171,17 @@ done
 for t in 1 2; do
     row "ns/event, normal mode, wait when full, $t th." "lttfs_wait_ns_$t" "ust_wait_ns_$t"
     row "  events lost of $((t * events))" "lttfs_wait_lost_$t" "ust_wait_lost_$t"
+done
+for kind in c swift; do
+    for t in 1 2; do
+        row "$kind producer process, flight recorder, $t thread(s)" "${kind}_overwrite_ns_$t" "ust_overwrite_ns_$t"
+    done
+    for t in 1 2; do
+        row "$kind producer process, wait when full, $t thread(s)" "${kind}_wait_ns_$t" "ust_wait_ns_$t"
+        row "  events lost of $((t * events))" "${kind}_wait_lost_$t" "ust_wait_lost_$t"
+    done
+    read -r am amin amax <<<"$(stats ${samples[${kind}_allocs]})"
+    printf '%-52s %10s %10s %10s |\n' "$kind producer process, allocations per event" "$am" "$amin" "$amax"
 done
 row "disabled marker / tracepoint, ns (String text)" lttfs_disabled ust_disabled
 row "disabled, StaticString text / tracepoint" lttfs_static ust_disabled

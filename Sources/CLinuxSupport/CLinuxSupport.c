@@ -428,3 +428,5 @@ int lttfs_accept_cloexec(int socket)
 	} while (fd < 0 && errno == EINTR);
 	return fd;
 }
+
+unsigned int lttfs_fork_epoch;

@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import Atomics
+import CLinuxSupport
 import CRelayABI
 import LTTSystem
 import LTTFormat
@@ -46,14 +47,15 @@ public final class RelayBuffer: @unchecked Sendable {
     /// True in the server, which may take the lock back from a dead holder.
     @usableFromInline let recoversDeadHolders: Bool
     /// The process's fork epoch when this view was made (producer views):
-    /// a child of fork(2) does not record through its parent's views.
+    /// a child of fork(2) does not record through its parent's views. The
+    /// epoch is a C global (`lttfs_fork_epoch`): one plain load per event.
     @usableFromInline let epoch: UInt32
-    /// Moved in every child of fork(2) (`forkedChild`, an atfork handler).
-    @usableFromInline static let forkEpoch = Atomic<UInt32>(0)
+    /// This process's lock token when the buffer was made (RelayLock).
+    @usableFromInline let token: UInt32
 
     /// Called in the child after fork(2): views made before refuse events.
     public static func forkedChild() {
-        forkEpoch.add(1, ordering: .relaxed)
+        lttfs_fork_epoch_advance()
     }
     /// The trace clock, read under the lock (inlined: no call for the TSC).
     @usableFromInline let clock: TraceClock
@@ -143,7 +145,8 @@ public final class RelayBuffer: @unchecked Sendable {
         self.clock = clock
         memory = mapping.data
         recoversDeadHolders = server
-        epoch = Self.forkEpoch.load(ordering: .relaxed)
+        epoch = lttfs_fork_epoch_load()
+        token = RelayLock.token.load(ordering: .relaxed)
         ring = RelayRing(geometry: mapping.geometry, overwrite: overwrite, trace: trace, control: mapping.control,
                          memory: mapping.data)
         lock = RelayLock(control: mapping.control)
@@ -213,8 +216,7 @@ public final class RelayBuffer: @unchecked Sendable {
     @discardableResult
     public func recoverLock(from token: UInt32) -> Bool {
         guard lock.recover(from: token) else { return false }
-        var view = ring
-        view.repairAbandonedSlot()
+        ring.repairAbandonedSlot()
         lock.unlock()
         flagReadersIfNeeded()
         return true
@@ -263,19 +265,19 @@ public final class RelayBuffer: @unchecked Sendable {
     public func beginEvent(eventID: UInt16, dataSize: UInt64, largestAlign: UInt64,
                            sizedHeader: Bool = false, countFullAsLost: Bool = true)
         -> Result<EventInProgress, ReserveFailure> {
-        if !recoversDeadHolders && epoch != Self.forkEpoch.load(ordering: .relaxed) {
+        if !recoversDeadHolders && epoch != lttfs_fork_epoch_load() {
             return .failure(.notOwner)
         }
         guard TracerNesting.enter() else {
             lostOutsideLock.wrappingIncrement(ordering: .relaxed)
             return .failure(.nested)
         }
-        guard lock.lock(patience: RelayLock.writerPatience, jammed: jammedHolder, recoverDead: recoversDeadHolders) else {
+        guard lock.lock(as: token, patience: RelayLock.writerPatience, jammed: jammedHolder, recoverDead: recoversDeadHolders) else {
             lostOutsideLock.wrappingIncrement(ordering: .relaxed)
             TracerNesting.leave()
             return .failure(.busy)
         }
-        var ring = self.ring
+        let ring = self.ring
         if ring.hasAbandonedSlot { ring.repairAbandonedSlot() }
         if lostOutsideLock.load(ordering: .relaxed) != 0 {
             ring.countLost(lostOutsideLock.exchange(0, ordering: .relaxed))
@@ -303,7 +305,7 @@ public final class RelayBuffer: @unchecked Sendable {
     /// `EventInProgress.commit()`.
     @usableFromInline @inline(__always)
     func endEvent(_ slot: RelaySlot) {
-        var ring = self.ring
+        let ring = self.ring
         ring.commit(slot)
         let wake = ring.wakeupReaders
         ring.wakeupReaders = false

@@ -56,7 +56,13 @@ public struct RelayLock: @unchecked Sendable {
     @inlinable @inline(__always)
     public func lock(patience: UInt64 = RelayLock.writerPatience, jammed: borrowing Atomic<UInt32>,
                      recoverDead: Bool) -> Bool {
-        let me = Self.token.load(ordering: .relaxed)
+        lock(as: Self.token.load(ordering: .relaxed), patience: patience, jammed: jammed, recoverDead: recoverDead)
+    }
+
+    /// `lock` with the token given (a buffer keeps its process's: reading
+    /// the global costs a call per event).
+    @inlinable @inline(__always)
+    public func lock(as me: UInt32, patience: UInt64, jammed: borrowing Atomic<UInt32>, recoverDead: Bool) -> Bool {
         if word.weakCompareExchange(expected: 0, desired: me, successOrdering: .acquiring, failureOrdering: .relaxed).exchanged {
             return true
         }

@@ -248,8 +248,7 @@ public struct RelayRing {
         offset = SubbufferHeader.size
         consumed = 0
         lastTSC = trace.startTSC
-        var ring = self
-        ring.bufferBegin(tsc: trace.startTSC, subbufferIndex: 0)
+        bufferBegin(tsc: trace.startTSC, subbufferIndex: 0)
         commitCount[0] &+= SubbufferHeader.size
     }
 
@@ -274,7 +273,7 @@ public struct RelayRing {
 
     /// `ltt_buffer_begin_callback`.
     @inline(__always)
-    mutating func bufferBegin(tsc: UInt64, subbufferIndex: Int) {
+    func bufferBegin(tsc: UInt64, subbufferIndex: Int) {
         SubbufferHeader.writeBegin(at: memory + subbufferIndex &* Int(geometry.subbufferSize), tsc: tsc,
                                    bufSize: UInt32(truncatingIfNeeded: geometry.subbufferSize), trace: trace)
     }
@@ -282,7 +281,7 @@ public struct RelayRing {
     /// `ltt_buffer_end_callback`: `endOffset` is the position where the data
     /// of the sub-buffer ends; never the sub-buffer's very start.
     @inline(__always)
-    mutating func bufferEnd(tsc: UInt64, endOffset: UInt64, subbufferIndex: Int) {
+    func bufferEnd(tsc: UInt64, endOffset: UInt64, subbufferIndex: Int) {
         let lost = geometry.subbufOffset(geometry.subbufferSize &- endOffset)
         SubbufferHeader.writeEnd(at: memory + subbufferIndex &* Int(geometry.subbufferSize), tsc: tsc,
                                  lostSize: UInt32(truncatingIfNeeded: lost),
@@ -292,7 +291,7 @@ public struct RelayRing {
 
     /// `ltt_deliver`: only flags the readers; the caller's notifier wakes them.
     @inlinable @inline(__always)
-    mutating func deliver() {
+    func deliver() {
         wakeupReaders = true
         subbuffersDelivered &+= 1
     }
@@ -369,7 +368,7 @@ public struct RelayRing {
     /// payload bytes whose largest field wants `largestAlign`, switching
     /// sub-buffers as needed. A failure has already been counted as lost.
     @inlinable @inline(__always)
-    public mutating func reserve(dataSize: UInt64, largestAlign: UInt64 = 1,
+    public func reserve(dataSize: UInt64, largestAlign: UInt64 = 1,
                                  form requested: EventHeaderForm = .compact,
                                  tsc: UInt64, countFullAsLost: Bool = true) -> Result<RelaySlot, ReserveFailure> {
         if let slot = reserveInCurrentSubbuffer(dataSize: dataSize, largestAlign: largestAlign, form: requested,
@@ -388,7 +387,7 @@ public struct RelayRing {
     /// at all, when the writer entered this sub-buffer). nil: take the
     /// general path, which redoes everything.
     @inlinable @inline(__always)
-    mutating func reserveInCurrentSubbuffer(dataSize: UInt64, largestAlign: UInt64, form: EventHeaderForm,
+    func reserveInCurrentSubbuffer(dataSize: UInt64, largestAlign: UInt64, form: EventHeaderForm,
                                             tsc: UInt64) -> RelaySlot? {
         let begin = offset
         let inSubbuffer = geometry.subbufOffset(begin)
@@ -407,7 +406,7 @@ public struct RelayRing {
     /// `reserve` when the event opens or closes a sub-buffer, or cannot be
     /// placed: the seed's whole algorithm.
     @usableFromInline
-    mutating func reserveWithSwitch(dataSize: UInt64, largestAlign: UInt64, form requested: EventHeaderForm,
+    func reserveWithSwitch(dataSize: UInt64, largestAlign: UInt64, form requested: EventHeaderForm,
                                     tsc: UInt64, countFullAsLost: Bool) -> Result<RelaySlot, ReserveFailure> {
         if finalized {
             eventsLost &+= 1
@@ -434,7 +433,7 @@ public struct RelayRing {
 
     /// `ltt_reserve_push_reader`.
     @inline(__always)
-    mutating func pushReader(_ o: inout Offsets) {
+    func pushReader(_ o: inout Offsets) {
         let consumedOld = consumed
         let writerSubbuffer = geometry.subbufTrunc(o.end &- 1)
         // Push the reader when the writer reached it (overwrite mode), or when
@@ -467,7 +466,7 @@ public struct RelayRing {
     /// `ltt_reserve_switch_old_subbuf`: close the sub-buffer the writer left,
     /// committing its padding.
     @inline(__always)
-    mutating func switchOldSubbuffer(_ o: inout Offsets, tsc: UInt64) {
+    func switchOldSubbuffer(_ o: inout Offsets, tsc: UInt64) {
         let oldIndex = geometry.subbufIndex(o.old &- 1)
         bufferEnd(tsc: tsc, endOffset: o.old, subbufferIndex: oldIndex)
         commitCount[oldIndex] &+= geometry.subbufferSize &- (geometry.subbufOffset(o.old &- 1) &+ 1)
@@ -477,7 +476,7 @@ public struct RelayRing {
     /// `ltt_reserve_switch_new_subbuf`: open the next sub-buffer, committing
     /// its header.
     @inline(__always)
-    mutating func switchNewSubbuffer(_ o: inout Offsets, tsc: UInt64) {
+    func switchNewSubbuffer(_ o: inout Offsets, tsc: UInt64) {
         let beginIndex = geometry.subbufIndex(o.begin)
         bufferBegin(tsc: tsc, subbufferIndex: beginIndex)
         eventCount[beginIndex] = 0
@@ -488,7 +487,7 @@ public struct RelayRing {
     /// `ltt_reserve_end_switch_current`: the event fills its sub-buffer to
     /// the last byte; close it now (no padding to commit).
     @inline(__always)
-    mutating func endSwitchCurrent(_ o: inout Offsets, tsc: UInt64) {
+    func endSwitchCurrent(_ o: inout Offsets, tsc: UInt64) {
         let endIndex = geometry.subbufIndex(o.end &- 1)
         bufferEnd(tsc: tsc, endOffset: o.end, subbufferIndex: endIndex)
         commitCount[endIndex] &+= geometry.subbufferSize &- (geometry.subbufOffset(o.end &- 1) &+ 1)
@@ -496,14 +495,14 @@ public struct RelayRing {
     }
 
     /// Counts events lost outside the lock (nested recording).
-    public mutating func countLost(_ n: UInt64) { eventsLost &+= n }
+    public func countLost(_ n: UInt64) { eventsLost &+= n }
 
     // MARK: Commit
 
     /// `ltt_relay_commit_slot`: the slot is written; deliver its sub-buffer
     /// if this was the last commit it waited for.
     @inlinable @inline(__always)
-    public mutating func commit(_ slot: RelaySlot) {
+    public func commit(_ slot: RelaySlot) {
         // The slot start is never on a boundary (a header precedes it), so it
         // names the slot's sub-buffer, as `buf_offset - 1` does in the seed.
         let index = geometry.subbufIndex(slot.begin)
@@ -545,7 +544,7 @@ public struct RelayRing {
     /// in `corruptedSubbuffers` (the header says so to readers). The seed's
     /// own path (pushing the reader past a sub-buffer that never completes)
     /// would lose every other writer's events in it.
-    public mutating func repairAbandonedSlot() {
+    public func repairAbandonedSlot() {
         guard hasAbandonedSlot else { return }
         let begin = control.pointee.pending_begin
         let end = begin &+ control.pointee.pending_size
@@ -586,7 +585,7 @@ public struct RelayRing {
     /// (the writer sits on a boundary) or, live in normal mode, when the
     /// buffer is full.
     @discardableResult
-    public mutating func forceSwitch(_ mode: ForceSwitchMode, tsc: UInt64) -> Bool {
+    public func forceSwitch(_ mode: ForceSwitchMode, tsc: UInt64) -> Bool {
         // ltt_relay_try_switch
         var o = Offsets()
         o.begin = offset
@@ -619,7 +618,7 @@ public struct RelayRing {
     }
 
     /// `ltt_relay_buffer_flush`: the end of the trace for this buffer.
-    public mutating func finalize(tsc: UInt64) {
+    public func finalize(tsc: UInt64) {
         guard !finalized else { return }
         finalized = true
         forceSwitch(.flush, tsc: tsc)
@@ -631,7 +630,7 @@ public struct RelayRing {
 
     /// `get_subbuf`: the position of the next complete sub-buffer, which the
     /// reader now holds until its PUT (GET again returns the same one).
-    public mutating func getSubbuffer() -> Result<UInt64, SubbufferAccessError> {
+    public func getSubbuffer() -> Result<UInt64, SubbufferAccessError> {
         skipAbandonedSubbuffers()
         let index = geometry.subbufIndex(consumed)
         // Not fully committed yet?
@@ -653,7 +652,7 @@ public struct RelayRing {
     /// reported it. It is passed instead, its commit count made whole and
     /// counted corrupted, as `ltt_reserve_push_reader` does when a writer
     /// comes round to one. Bounded by the ring, whatever the state says.
-    mutating func skipAbandonedSubbuffers() {
+    func skipAbandonedSubbuffers() {
         var left = geometry.subbufferCount
         while finalized && left > 0 && geometry.subbufTrunc(offset) != geometry.subbufTrunc(consumed)
                 && !geometry.isComplete(commitCount: commitCount[geometry.subbufIndex(consumed)], at: consumed) {
@@ -667,7 +666,7 @@ public struct RelayRing {
 
     /// RELAY_PUT_SUBBUF: rebuilds the position from the 32-bit cookie and
     /// the high bits of `consumed` (the seed's ltt_ioctl), then `put_subbuf`.
-    public mutating func putSubbuffer(cookie: UInt32) throws(SubbufferAccessError) {
+    public func putSubbuffer(cookie: UInt32) throws(SubbufferAccessError) {
         try putSubbuffer(position: (consumed & ~UInt64(0xFFFF_FFFF)) | UInt64(cookie))
     }
 
@@ -675,7 +674,7 @@ public struct RelayRing {
     /// PUT with no GET, or a second PUT, changes nothing (`.notHeld`); a
     /// PUT after the writer pushed the reader past the taken sub-buffer,
     /// or with another cookie than GET gave, is `.pushed`, as in the seed.
-    public mutating func putSubbuffer(position consumedOld: UInt64) throws(SubbufferAccessError) {
+    public func putSubbuffer(position consumedOld: UInt64) throws(SubbufferAccessError) {
         guard let held = heldPosition else { throw .notHeld }
         guard held == consumed else {
             // Overwritten while held: the reader learns it once.

@@ -1,4 +1,4 @@
-// ProducerBench MODE THREADS EVENTS LTTFS_BINARY [auto|monotonic] [wait|discard|overwrite]
+// ProducerBench MODE THREADS EVENTS LTTFS_BINARY [auto|monotonic] [wait|discard|overwrite] [PRODUCER]
 //
 // The lttfs side of the LTTng-UST comparison (issue 6): an in-process
 // lttfs mount, a trace whose channel has the same buffer memory as the
@@ -12,6 +12,13 @@
 // "disabled-closure" with `record { (n, text) }` (arguments formed only
 // when recording), and "disabled-static" with the text as a StaticString (a literal: no
 // reference counting, like the C tracepoint's char array).
+//
+// PRODUCER (traced mode): who records. "in-process" (the default) is this
+// process's threads; "swift" is another ProducerBench, in mode "producer"
+// (a producer process: LTTProducers, the same typed marker); any other
+// value is a program to run as the producer process (compare.sh's C one,
+// bench-producer), with THREADS EVENTS and LTTFS_MOUNT set. The producer
+// process prints its own ns per event and allocations per event.
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -21,6 +28,8 @@ import LTTFormat
 import LTTRelay
 import LTTTrace
 import Logging
+import LTTProducers
+import MallocCounter
 
 /// Per-thread results, each slot written by its own thread only.
 final class Results: @unchecked Sendable {
@@ -59,7 +68,7 @@ func runBenchmark() throws {
         return
     }
 
-    func record() -> Double {
+    func record(_ marker: Marker<Int32, String>) -> Double {
         let barrier = DispatchSemaphore(value: 0)
         let done = DispatchSemaphore(value: 0)
         let results = Results(threads)
@@ -89,12 +98,23 @@ func runBenchmark() throws {
         return results.mean
     }
 
+    if mode == "producer" {
+        // A producer process: the server is another ProducerBench.
+        let producer = try Producer()
+        let remote = try producer.marker("bench", "event", "n %d text %s", as: (Int32, String).self)
+        let before = malloc_counter_calls()
+        let ns = record(remote)
+        let allocations = Double(malloc_counter_calls() - before) / Double(events * threads)
+        producer.close()
+        print(String(format: "ns_per_event=%.2f allocs_per_event=%.4f", ns, allocations))
+        return
+    }
     if mode == "clock" {
         print("\(traceClock.name) at \(traceClock.frequency) Hz")
         return
     }
     if mode.hasPrefix("disabled") {
-        print(String(format: "ns_per_event=%.2f", record()))
+        print(String(format: "ns_per_event=%.2f", record(marker)))
         return
     }
 
@@ -134,14 +154,38 @@ func runBenchmark() throws {
     try consumer.run()
     usleep(200_000)   // the consumer opens every buffer first
     try tracer.startTrace("bench")
-    let ns = record()
+    let producerKind = arguments.count > 7 ? arguments[7] : "in-process"
+    var ns = 0.0, extra = ""
+    if producerKind == "in-process" {
+        ns = record(marker)
+    } else {
+        // Another process records: this one serves (mount, consumer).
+        let producer = Process()
+        producer.executableURL = URL(fileURLWithPath: producerKind == "swift" ? CommandLine.arguments[0] : producerKind)
+        producer.arguments = producerKind == "swift" ? ["producer", String(threads), String(events), lttfs] : [String(threads), String(events)]
+        producer.environment = ProcessInfo.processInfo.environment.merging(["LTTFS_MOUNT": mountpoint]) { $1 }
+        let output = Pipe()
+        producer.standardOutput = output
+        try producer.run()
+        let said = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        producer.waitUntilExit()
+        guard producer.terminationStatus == 0,
+              let value = said.split(separator: " ").first(where: { $0.hasPrefix("ns_per_event=") })
+                  .flatMap({ Double($0.dropFirst("ns_per_event=".count)) }) else {
+            FileHandle.standardError.write(Data("ProducerBench: the producer process failed: \(said)\n".utf8))
+            exit(1)
+        }
+        ns = value
+        extra = said.split(separator: " ").filter { $0.hasPrefix("allocs_per_event=") }
+            .map { " " + $0.trimmingCharacters(in: .whitespacesAndNewlines) }.joined()
+    }
     try tracer.stopTrace("bench")
     let trace = try tracer.destroyTrace("bench")
     consumer.waitUntilExit()
     let counters = trace.channels["bench"]!.buffers.map(\.counters)
     let lost = counters.reduce(0) { $0 + $1.eventsLost }
     let written = counters.reduce(0) { $0 + $1.eventsWritten }
-    print(String(format: "ns_per_event=%.2f lost=%llu written=%llu", ns, lost, written))
+    print(String(format: "ns_per_event=%.2f lost=%llu written=%llu", ns, lost, written) + extra)
 }
 
 /// One thread recording `events` events into a marker no trace records.

@@ -183,3 +183,10 @@ int lttfs_eventfd(void);
 
 // accept4(socket, NULL, NULL, SOCK_CLOEXEC), EINTR retried.
 int lttfs_accept_cloexec(int socket);
+
+// The fork epoch: moved in every child of fork(2) by the producer
+// library's atfork handler, read on every event by producer views of
+// shared buffers (a plain C global: no accessor call).
+extern unsigned int lttfs_fork_epoch;
+static inline unsigned int lttfs_fork_epoch_load(void) { return __atomic_load_n(&lttfs_fork_epoch, __ATOMIC_RELAXED); }
+static inline void lttfs_fork_epoch_advance(void) { __atomic_fetch_add(&lttfs_fork_epoch, 1, __ATOMIC_RELAXED); }
