@@ -15,7 +15,8 @@
 #                                 record with write_event; others get nothing)
 #              [--configuration release|debug]  (the build installed)
 #              [--library PATH]  (install this liblttfs-producer.so instead of
-#                                 building one)
+#                                 building one; by default the one beside
+#                                 --binary, if there is one)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 prefix=/usr/local mountpoint=/mnt/ltt systemd=1 helperdir=/sbin unitdir=/etc/systemd/system binary= group= configuration=release library=
@@ -42,6 +43,11 @@ install -D -m 0755 "$binary" "$prefix/bin/lttfs"
 
 # The C producer library, the Swift runtime it links (from the toolchain,
 # found next to it by its $ORIGIN run path), and its pkg-config file.
+# A given binary brings its library along when it sits beside it (the
+# same build): nothing is built then.
+if [ -z "$library" ] && [ -f "$(dirname "$binary")/liblttfs-producer.so" ]; then
+    library=$(dirname "$binary")/liblttfs-producer.so
+fi
 if [ -z "$library" ]; then
     swift build -c "$configuration" --product lttfs-producer
     library=$(swift build -c "$configuration" --show-bin-path)/liblttfs-producer.so

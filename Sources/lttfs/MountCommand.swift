@@ -119,8 +119,25 @@ struct MountCommand: ParsableCommand {
             logger.error("\(error.description)")
             throw ExitCode(1)
         }
-        let rc = server.runUntilSignalled()
-        if rc != 0 { throw ExitCode(1) }
+        // Served from a thread started after the fork: Swift's Mutex keeps
+        // its thread's id, and this thread's was the parent's before
+        // daemonize forked. Locked by this thread and contended, a Mutex
+        // would name a gone owner to the kernel (FUTEX_LOCK_PI: ESRCH), a
+        // trap at shutdown. So this thread only waits from here on.
+        // The termination signals stay blocked here and in every thread
+        // (the serving thread's SignalWaiter takes them).
+        FileSystemServer.blockTerminationSignals()
+        let rc = Locked<Int32>(0)
+        let done = DispatchSemaphore(value: 0)
+        let serving = Thread {
+            let code = server.runUntilSignalled()
+            rc.withLock { $0 = code }
+            done.signal()
+        }
+        serving.name = "lttfs-session"
+        serving.start()
+        done.wait()
+        if rc.withLock({ $0 }) != 0 { throw ExitCode(1) }
     }
 
 

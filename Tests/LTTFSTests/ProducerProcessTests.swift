@@ -320,7 +320,7 @@ struct ProducerProcessTests {
             let (pairs, result) = items(outSafe)
             #expect(result.problems.isEmpty && result.eventsLost == 0)
             #expect(pairs.count == count && Set(pairs.map { $0[0] }) == Set(0..<UInt64(count)))
-            let givenUp = gone.channels["app"]!.buffers.filter { $0.counters.abandoned }.count
+            let givenUp = gone.bufferFiles.filter { $0.buffer.counters.abandoned }.count
             #expect(givenUp > 0, "an impossible state was found and the buffer given up")
             // The server goes on serving.
             #expect(readControl(m.ltt + "/producer_socket") != nil)
