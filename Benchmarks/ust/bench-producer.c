@@ -4,7 +4,7 @@
  * mount at $LTTFS_MOUNT (the same 32-byte payload as bench-ust: an int and
  * a 28-byte text), all threads started together, and prints the mean ns
  * per event per thread and the allocations per event (malloc and its kin,
- * counted by interposing them, around the recording loops).
+ * counted by MallocCounter.c, built with it, around the recording loops).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -14,28 +14,7 @@
 #include <stdlib.h>
 #include <time.h>
 
-extern void *__libc_malloc(size_t);
-extern void *__libc_calloc(size_t, size_t);
-extern void *__libc_realloc(void *, size_t);
-extern void *__libc_memalign(size_t, size_t);
-extern void __libc_free(void *);
-static unsigned long long calls;
-static void count(void) { __atomic_fetch_add(&calls, 1, __ATOMIC_RELAXED); }
-void *malloc(size_t size) { count(); return __libc_malloc(size); }
-void *calloc(size_t n, size_t size) { count(); return __libc_calloc(n, size); }
-void *realloc(void *p, size_t size) { count(); return __libc_realloc(p, size); }
-void free(void *p) { __libc_free(p); }
-void *aligned_alloc(size_t a, size_t size) { count(); return __libc_memalign(a, size); }
-void *memalign(size_t a, size_t size) { count(); return __libc_memalign(a, size); }
-int posix_memalign(void **out, size_t a, size_t size)
-{
-	count();
-	void *p = __libc_memalign(a, size);
-	if (!p)
-		return ENOMEM;
-	*out = p;
-	return 0;
-}
+#include "../Sources/MallocCounter/include/MallocCounter.h"   /* compiled with it: malloc and its kin counted */
 
 static long events;
 static pthread_barrier_t barrier;
@@ -84,13 +63,13 @@ int main(int argc, char **argv)
 	pthread_barrier_init(&barrier, NULL, threads + 1);
 	for (i = 0; i < threads; i++)
 		pthread_create(&tid[i], NULL, worker, &ns[i]);
-	unsigned long long before = __atomic_load_n(&calls, __ATOMIC_RELAXED);
+	unsigned long long before = malloc_counter_calls();
 	pthread_barrier_wait(&barrier);
 	for (i = 0; i < threads; i++) {
 		pthread_join(tid[i], NULL);
 		sum += ns[i];
 	}
-	unsigned long long after = __atomic_load_n(&calls, __ATOMIC_RELAXED);
+	unsigned long long after = malloc_counter_calls();
 	lttfs_producer_close(producer);
 	printf("ns_per_event=%.2f allocs_per_event=%.4f producer_lost=%ld\n", sum / threads,
 	       (double)(after - before) / ((double)events * threads), lost);

@@ -220,17 +220,22 @@ long lttfs_send_nosignal(int fd, const void *bytes, unsigned long length)
 	return send(fd, bytes, length, MSG_NOSIGNAL);
 }
 
+// Closes `fd` keeping errno: the failure's return.
+static int close_failed(int fd)
+{
+	int saved = errno;
+	close(fd);
+	errno = saved;
+	return -1;
+}
+
 int lttfs_sealed_memfd(const char *name, unsigned long long size)
 {
 	int fd = memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING);
 	if (fd < 0)
 		return -1;
-	if (ftruncate(fd, (off_t)size) != 0 || fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) != 0) {
-		int saved = errno;
-		close(fd);
-		errno = saved;
-		return -1;
-	}
+	if (ftruncate(fd, (off_t)size) != 0 || fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) != 0)
+		return close_failed(fd);
 	return fd;
 }
 
@@ -250,55 +255,43 @@ int lttfs_futex_wake_shared(unsigned int *word, int count)
 	return (int)syscall(SYS_futex, word, FUTEX_WAKE, count, NULL, NULL, 0);
 }
 
-static socklen_t abstract_address(const char *name, struct sockaddr_un *address)
+// A SOCK_SEQPACKET socket and the abstract address `name`, or -1 with errno.
+static int abstract_socket(const char *name, struct sockaddr_un *address, socklen_t *size)
 {
 	size_t length = strlen(name);
 	memset(address, 0, sizeof *address);
 	address->sun_family = AF_UNIX;
-	if (length + 1 > sizeof address->sun_path)
-		return 0;
+	if (length + 1 > sizeof address->sun_path) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
 	memcpy(address->sun_path + 1, name, length);
-	return (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + length);
+	*size = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + length);
+	return socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
 }
 
 int lttfs_seqpacket_listen(const char *name)
 {
 	struct sockaddr_un address;
-	socklen_t size = abstract_address(name, &address);
-	if (size == 0) {
-		errno = ENAMETOOLONG;
-		return -1;
-	}
-	int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+	socklen_t size;
+	int fd = abstract_socket(name, &address, &size);
 	if (fd < 0)
 		return -1;
-	if (bind(fd, (struct sockaddr *)&address, size) != 0 || listen(fd, 64) != 0) {
-		int saved = errno;
-		close(fd);
-		errno = saved;
-		return -1;
-	}
+	if (bind(fd, (struct sockaddr *)&address, size) != 0 || listen(fd, 64) != 0)
+		return close_failed(fd);
 	return fd;
 }
 
 int lttfs_seqpacket_connect(const char *name)
 {
 	struct sockaddr_un address;
-	socklen_t size = abstract_address(name, &address);
-	if (size == 0) {
-		errno = ENAMETOOLONG;
-		return -1;
-	}
-	int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+	socklen_t size;
+	int fd = abstract_socket(name, &address, &size);
 	if (fd < 0)
 		return -1;
 	while (connect(fd, (struct sockaddr *)&address, size) != 0) {
-		if (errno == EINTR)
-			continue;
-		int saved = errno;
-		close(fd);
-		errno = saved;
-		return -1;
+		if (errno != EINTR)
+			return close_failed(fd);
 	}
 	return fd;
 }
@@ -401,12 +394,8 @@ int lttfs_sealed_memfd_open(const char *name, unsigned long long size)
 	int fd = memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING);
 	if (fd < 0)
 		return -1;
-	if (ftruncate(fd, (off_t)size) != 0 || fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW) != 0) {
-		int saved = errno;
-		close(fd);
-		errno = saved;
-		return -1;
-	}
+	if (ftruncate(fd, (off_t)size) != 0 || fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW) != 0)
+		return close_failed(fd);
 	return fd;
 }
 

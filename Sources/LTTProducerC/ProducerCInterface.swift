@@ -68,14 +68,26 @@ public func lttfsRecordValues(_ marker: OpaquePointer?, _ values: UnsafePointer<
     return Unmanaged<MarkerCore>.fromOpaque(UnsafeRawPointer(marker))._withUnsafeGuaranteedRef { core -> Int32 in
         guard core.isRecording else { return count == core.format.fields.count ? 0 : -EINVAL }
         guard count == 0 || values != nil else { return -EINVAL }
-        let result = core.emit(fieldCount: Int(count), integer: { values![$0].integer }, text: { i in
-            guard let text = values![i].string else {
-                return UnsafeRawBufferPointer(start: nullText.utf8Start, count: nullText.utf8CodeUnitCount)
+        guard Int(count) == core.format.fields.count else { return -EINVAL }
+        // Each string measured once: the size reserved and the bytes
+        // copied agree even if another thread changes the string meanwhile
+        // (at worst the copy is torn, never longer). On the stack.
+        return withUnsafeTemporaryAllocation(of: UnsafeRawBufferPointer.self, capacity: max(1, Int(count))) { texts -> Int32 in
+            let fields = core.format.fields
+            for i in 0..<Int(count) {
+                // Only %s fields hold a pointer.
+                if case .integer = fields[i].kind {
+                    texts.initializeElement(at: i, to: UnsafeRawBufferPointer(start: nil, count: 0))
+                    continue
+                }
+                let text = values![i].string
+                texts.initializeElement(at: i, to: text.map { UnsafeRawBufferPointer(start: $0, count: strlen($0)) }
+                    ?? UnsafeRawBufferPointer(start: nullText.utf8Start, count: nullText.utf8CodeUnitCount))
             }
-            return UnsafeRawBufferPointer(start: text, count: strlen(text))
-        })
-        guard let result else { return -EINVAL }
-        return result.lost > 0 ? -ENOBUFS : 0
+            let result = core.emit(fieldCount: Int(count), integer: { values![$0].integer }, text: { texts[$0] })
+            guard let result else { return -EINVAL }
+            return result.lost > 0 ? -ENOBUFS : 0
+        }
     }
 }
 

@@ -40,11 +40,14 @@ public final class Producer: @unchecked Sendable {
     public let tracer: Tracer
     private let socket: SeqpacketSocket
     private let requests = Locked(())
-    private let page: UnsafeMutableRawPointer
-    private let pageSize: Int
-    private let deliveries: Int32
-    private let stopping = Atomic<Bool>(false)
-    private let watcherDone = DispatchSemaphore(value: 0)
+    private let page: ProducersPage
+    /// Rung (outside the buffer lock) when a sub-buffer is delivered here;
+    /// the buffers' delivery closures keep it, so it outlives them all.
+    private let bell: DeliveryBell
+    private let watching = WatchState()
+    /// The fork epoch this producer was made in: a child of fork(2) does
+    /// not use its parent's connection (lttfs_fork_epoch).
+    private let epoch = lttfs_fork_epoch_load()
     private let clock: TraceClock
     /// The buffers mapped so far, by trace serial and channel.
     private let attached = Locked<[UInt64: [String: (RelayChannel, UInt64)]]>([:])
@@ -120,51 +123,83 @@ public final class Producer: @unchecked Sendable {
             for fd in welcome.descriptors { Glibc.close(fd) }
             throw .protocolError("welcome with \(cpus) CPUs, token \(token), clock \(clockKind) at \(frequency) Hz")
         }
-        pageSize = Int(getpagesize())
+        let pageSize = Int(getpagesize())
         guard let mapped = mmap(nil, pageSize, PROT_READ, MAP_SHARED, welcome.descriptors[0], 0), mapped != MAP_FAILED,
               mapped.load(as: UInt32.self) == LTTFS_PRODUCERS_MAGIC else {
             for fd in welcome.descriptors { Glibc.close(fd) }
             throw .protocolError("the producers page cannot be mapped")
         }
         Glibc.close(welcome.descriptors[0])
-        page = mapped
-        deliveries = welcome.descriptors[1]
+        page = ProducersPage(base: mapped, size: pageSize)
+        bell = DeliveryBell(descriptor: welcome.descriptors[1])
+        // Replies that never come end a request (a server stuck or gone)
+        // instead of holding its lock, and the tracer's, for good.
+        socket.setReceiveTimeout(milliseconds: 30_000)
         clock = kind == .tsc ? TraceClock(name: "tsc", frequency: frequency, source: .tsc) : .monotonic
         Self.installForkHandler()
         RelayLock.token.store(token, ordering: .relaxed)
         // The registrar asks the server under the tracer's control lock;
         // `requests` is taken inside it and never around a tracer call.
-        let box = Unmanaged<SeqpacketSocket>.passUnretained(socket)
         let requestLock = requests
+        let madeIn = epoch
         tracer = Tracer(cpuCount: Int(cpus), traceClock: clock, role: .producer(registrar: { channel, name, format throws(TraceError) in
-            try requestLock.withLock { _ throws(TraceError) in
-                try Self.register(box.takeUnretainedValue(), channel, name, format)
+            // A child of fork(2) would read its parent's replies.
+            guard lttfs_fork_epoch_load() == madeIn else {
+                throw .server("this process is a child of the one that opened the producer: open one of its own")
+            }
+            return try requestLock.withLock { _ throws(TraceError) in
+                try Self.register(connection, channel, name, format)
             }
         }))
-        do throws(Failure) { try sync() } catch {
-            throw error
-        }
-        let thread = Thread { [self] in
-            watch()
-            watcherDone.signal()
+        // The generation before the first list: a change from here on is
+        // seen by the watcher.
+        let initial = page.generation
+        try sync()
+        // The watcher holds the producer only while it syncs: a producer
+        // let go without close() still goes away.
+        let (page, watching) = (self.page, self.watching)
+        let thread = Thread { [weak self] in
+            var seen = initial
+            while !watching.stopping.load(ordering: .acquiring) {
+                _ = lttfs_futex_wait_shared(page.generationWord, seen, 1_000_000_000)
+                let now = page.generation
+                guard now != seen, !watching.stopping.load(ordering: .acquiring), let producer = self else {
+                    if self == nil { break }
+                    continue
+                }
+                seen = now
+                do throws(Failure) { try producer.sync() } catch {
+                    if !watching.stopping.load(ordering: .acquiring) {
+                        FileHandle.standardError.write(Data("lttfs producer: \(error.description); no longer following the server\n".utf8))
+                    }
+                    break
+                }
+            }
+            watching.done.signal()
         }
         thread.name = "lttfs-producer-watcher"
         thread.start()
     }
 
     deinit {
-        close()
-        munmap(page, pageSize)
-        Glibc.close(deliveries)
+        // The watcher may be asleep: it finds this producer gone and ends.
+        stop(waiting: false)
     }
 
     /// Stops following the server (its traces stay as they were last
     /// seen until this producer goes away) and waits for the watcher.
+    /// In a child of fork(2), only this process's side is let go: the
+    /// connection is still the parent's.
     public func close() {
-        guard !stopping.exchange(true, ordering: .acquiringAndReleasing) else { return }
+        stop(waiting: true)
+    }
+
+    private func stop(waiting: Bool) {
+        guard !watching.stopping.exchange(true, ordering: .acquiringAndReleasing) else { return }
+        guard lttfs_fork_epoch_load() == epoch else { return }
         socket.shutdown()
-        _ = lttfs_futex_wake_shared(generationWord, Int32.max)
-        _ = watcherDone.wait(timeout: .now() + 5)
+        _ = lttfs_futex_wake_shared(page.generationWord, Int32.max)
+        if waiting { _ = watching.done.wait(timeout: .now() + 5) }
     }
 
     /// A marker with typed arguments, registered with the server.
@@ -226,32 +261,6 @@ public final class Producer: @unchecked Sendable {
             throw error
         } catch {
             throw .server("registering \(channel).\(name): \(error)")
-        }
-    }
-
-    private var generationWord: UnsafeMutablePointer<UInt32> {
-        (page + MemoryLayout<lttfs_producers_page>.offset(of: \.generation)!).assumingMemoryBound(to: UInt32.self)
-    }
-
-    private var generation: UInt32 {
-        UnsafeAtomic<UInt32>(at: UnsafeMutableRawPointer(generationWord).assumingMemoryBound(to: UInt32.AtomicRepresentation.self))
-            .load(ordering: .acquiring)
-    }
-
-    /// Follows the server: asleep on the generation word, then sync.
-    private func watch() {
-        var seen = generation
-        while !stopping.load(ordering: .acquiring) {
-            _ = lttfs_futex_wait_shared(generationWord, seen, 1_000_000_000)
-            let now = generation
-            guard now != seen, !stopping.load(ordering: .acquiring) else { continue }
-            seen = now
-            do throws(Failure) { try sync() } catch {
-                if !stopping.load(ordering: .acquiring) {
-                    FileHandle.standardError.write(Data("lttfs producer: \(error.description); no longer following the server\n".utf8))
-                }
-                return
-            }
         }
     }
 
@@ -337,7 +346,7 @@ public final class Producer: @unchecked Sendable {
             throw ProducerWire.Malformed(why: "channel \(name): \(error)")
         }
         var buffers: [RelayBuffer] = []
-        let bell = deliveries
+        let bell = self.bell
         for cpu in 0..<Int(cpus) {
             let fd = fds[cpu]
             fds[cpu] = -1
@@ -348,10 +357,7 @@ public final class Producer: @unchecked Sendable {
                 throw ProducerWire.Malformed(why: "channel \(name) cpu \(cpu): \(error.description)")
             }
             buffers.append(RelayBuffer(attaching: mapping, overwrite: overwrite != 0, cpu: cpu, trace: header, clock: clock,
-                                       onDelivery: {
-                                           var one: UInt64 = 1
-                                           _ = Glibc.write(bell, &one, 8)
-                                       }))
+                                       onDelivery: { bell.ring() }))
         }
         fds = fds.filter { $0 >= 0 }
         return (name, (RelayChannel(name: name, overwrite: overwrite != 0, buffers: buffers), blocking))
@@ -373,4 +379,48 @@ public final class Producer: @unchecked Sendable {
             RelayBuffer.forkedChild()
         }
     }
+}
+
+/// The producers page, mapped read-only: its generation word.
+final class ProducersPage: @unchecked Sendable {
+    let base: UnsafeMutableRawPointer
+    let size: Int
+
+    init(base: UnsafeMutableRawPointer, size: Int) {
+        self.base = base
+        self.size = size
+    }
+
+    deinit { munmap(base, size) }
+
+    var generationWord: UnsafeMutablePointer<UInt32> {
+        (base + MemoryLayout<lttfs_producers_page>.offset(of: \.generation)!).assumingMemoryBound(to: UInt32.self)
+    }
+
+    var generation: UInt32 {
+        UnsafeAtomic<UInt32>(at: UnsafeMutableRawPointer(generationWord).assumingMemoryBound(to: UInt32.AtomicRepresentation.self))
+            .load(ordering: .acquiring)
+    }
+}
+
+/// The eventfd a producer process rings when it delivers a sub-buffer
+/// (the server's connection thread listens): closed when the last buffer
+/// that may ring it is gone.
+final class DeliveryBell: Sendable {
+    let descriptor: Int32
+
+    init(descriptor: Int32) { self.descriptor = descriptor }
+
+    deinit { Glibc.close(descriptor) }
+
+    func ring() {
+        var one: UInt64 = 1
+        _ = Glibc.write(descriptor, &one, 8)
+    }
+}
+
+/// The watcher thread's stop flag and end.
+final class WatchState: Sendable {
+    let stopping = Atomic<Bool>(false)
+    let done = DispatchSemaphore(value: 0)
 }

@@ -137,8 +137,10 @@ public final class ProducerService: @unchecked Sendable {
         }
     }
 
-    private func startThread(name: String, _ body: @escaping @Sendable () -> Void) {
-        state.withLock { $0.threads += 1 }
+    /// Starts a thread `shutdown` waits for (`counted`: the caller has
+    /// counted it already, under the lock that saw no shutdown yet).
+    private func startThread(name: String, counted: Bool = false, _ body: @escaping @Sendable () -> Void) {
+        if !counted { state.withLock { $0.threads += 1 } }
         let thread = Thread { [threadsDone] in
             body()
             threadsDone.signal()
@@ -162,6 +164,7 @@ public final class ProducerService: @unchecked Sendable {
             let admitted = state.withLock { s -> Bool in
                 guard !s.stopping, s.connections.count < Self.maximumConnections else { return false }
                 s.connections[ObjectIdentifier(connection)] = connection
+                s.threads += 1
                 return true
             }
             guard admitted else {
@@ -169,12 +172,14 @@ public final class ProducerService: @unchecked Sendable {
                 log(.warning, "producers: \(Self.maximumConnections) connections already: one refused")
                 continue
             }
-            startThread(name: "lttfs-producer") { [self] in
+            startThread(name: "lttfs-producer", counted: true) { [self] in
                 let pid = admit(connection)
                 if let pid { serve(connection, pid: pid) }
                 state.withLock { _ = $0.connections.removeValue(forKey: ObjectIdentifier(connection)) }
                 connection.shutdown()
                 if let pid { recoverLocks(of: pid) }
+                // A delivery it marked but did not get to tell of.
+                postDeliveries()
             }
         }
     }
@@ -295,16 +300,23 @@ public final class ProducerService: @unchecked Sendable {
     /// Every trace with buffers: a `trace` message, then a `channel` message
     /// per channel with its buffers' memfds, then `tracesEnd`.
     private func sendTraces(to connection: SeqpacketSocket) {
+        // A list cut short would leave the producer waiting for its end:
+        // the connection ends instead.
+        var failed = false
+        defer { if failed { connection.shutdown() } }
         for trace in tracer.traces where trace.state.hasBuffers {
+            // The metadata channel is the server's alone: producers never
+            // record into it, and are not handed it.
+            let channels = trace.channels.filter { $0.key != Metadata.channel }
             var w = ProducerWire.Writer(.trace)
             w.put(trace.serial)
             w.put(Self.code(trace.state))
             w.put(trace.name)
             ProducerWire.put(trace.header, into: &w)
-            w.put(UInt32(trace.channels.count))
+            w.put(UInt32(channels.count))
             do throws(Errno) {
                 try connection.send(w.bytes)
-                for (name, channel) in trace.channels.sorted(by: { $0.key < $1.key }) {
+                for (name, channel) in channels.sorted(by: { $0.key < $1.key }) {
                     var c = ProducerWire.Writer(.channel)
                     c.put(name)
                     c.put(channel.geometry.subbufferSize)
@@ -316,10 +328,11 @@ public final class ProducerService: @unchecked Sendable {
                     try connection.send(c.bytes, descriptors: buffers.map(\.mapping.descriptor))
                 }
             } catch {
+                failed = true
                 return
             }
         }
-        try? connection.send(ProducerWire.Writer(.tracesEnd).bytes)
+        do throws(Errno) { try connection.send(ProducerWire.Writer(.tracesEnd).bytes) } catch { failed = true }
     }
 
     static func code(_ state: TraceState) -> UInt8 {

@@ -34,10 +34,12 @@ enum ProducerWire {
         mutating func put<T: FixedWidthInteger>(_ value: T) {
             withUnsafeBytes(of: value.littleEndian) { bytes.append(contentsOf: $0) }
         }
+        /// A string of at most 65535 bytes (cut there: the reader refuses
+        /// longer ones anyway).
         mutating func put(_ text: String) {
-            let utf8 = Array(text.utf8)
-            put(UInt16(truncatingIfNeeded: utf8.count))
-            bytes.append(contentsOf: utf8.prefix(Int(UInt16.max)))
+            let utf8 = Array(text.utf8.prefix(Int(UInt16.max)))
+            put(UInt16(utf8.count))
+            bytes.append(contentsOf: utf8)
         }
     }
 

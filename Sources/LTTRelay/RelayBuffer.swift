@@ -41,9 +41,9 @@ public final class RelayBuffer: @unchecked Sendable {
     /// `beginEvent` and unlocks in `endEvent`, which a closure-scoped lock
     /// cannot express.
     @usableFromInline let lock: RelayLock
-    /// The holder that made a lock wait run out of patience, while it still
-    /// holds the lock (RelayLock).
-    @usableFromInline let jammedHolder = Atomic<UInt32>(0)
+    /// The holder that made a lock wait run out of patience, and when
+    /// (RelayLock).
+    @usableFromInline let jammedHolder = Atomic<UInt64>(0)
     /// True in the server, which may take the lock back from a dead holder.
     @usableFromInline let recoversDeadHolders: Bool
     /// The process's fork epoch when this view was made (producer views):
@@ -482,9 +482,11 @@ public final class RelayBuffer: @unchecked Sendable {
 
     /// A live switch (FORCE_ACTIVE); with `onlyIfWritten`, a buffer with no
     /// event since its last switch is left alone (what a switch timer wants).
+    /// `patience`: how long to wait for the lock (a switch timer does not
+    /// wait for a holder that keeps it: its next tick tries again).
     @discardableResult
-    public func forceSwitch(onlyIfWritten: Bool = false) -> Bool {
-        let switched = locked { ring -> Bool in
+    public func forceSwitch(onlyIfWritten: Bool = false, patience: UInt64 = RelayLock.serverPatience) -> Bool {
+        let switched = locked(patience: patience) { ring -> Bool in
             if onlyIfWritten && !ring.currentSubbufferHasEvents { return false }
             let done = ring.forceSwitch(.active, tsc: timestamp(ring))
             return done
@@ -498,6 +500,8 @@ public final class RelayBuffer: @unchecked Sendable {
     /// the server's patience, the server gives the buffer up instead
     /// (`isAbandoned`): its reader gets the hang-up after what it can read.
     public func finalize() {
+        // The whole patience, even for a holder found jammed a moment ago.
+        jammedHolder.store(0, ordering: .relaxed)
         if locked({ (ring: inout RelayRing) -> Void in
             // The last header counts every loss so far.
             ring.countLost(lostOutsideLock.exchange(0, ordering: .relaxed))

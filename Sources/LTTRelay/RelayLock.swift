@@ -19,8 +19,10 @@ import Synchronization
 /// descheduled, stopped or killed inside it, so no wait is unbounded:
 /// - a waiter spins briefly, then yields its CPU, until `patience` runs
 ///   out; it then gives up (a producer loses its event, counted) and
-///   remembers the holder as jammed, so that later attempts on the same
-///   holder give up at once instead of each waiting its patience;
+///   remembers the holder as jammed for a second, so that attempts on the
+///   same holder in that second give up at once instead of each waiting
+///   its patience (after it, a holder is given its patience again: one
+///   slow moment does not mark a process for good);
 /// - a holder that died is found by its token: the server, the only one
 ///   that may judge a PID (it learns of deaths from its producer sockets,
 ///   and all tokens are PIDs of its namespace), takes the lock over and
@@ -54,7 +56,7 @@ public struct RelayLock: @unchecked Sendable {
     /// (or one already found jammed: `jammed`). `recoverDead`: the caller
     /// may judge tokens (the server).
     @inlinable @inline(__always)
-    public func lock(patience: UInt64 = RelayLock.writerPatience, jammed: borrowing Atomic<UInt32>,
+    public func lock(patience: UInt64 = RelayLock.writerPatience, jammed: borrowing Atomic<UInt64>,
                      recoverDead: Bool) -> Bool {
         lock(as: Self.token.load(ordering: .relaxed), patience: patience, jammed: jammed, recoverDead: recoverDead)
     }
@@ -62,7 +64,7 @@ public struct RelayLock: @unchecked Sendable {
     /// `lock` with the token given (a buffer keeps its process's: reading
     /// the global costs a call per event).
     @inlinable @inline(__always)
-    public func lock(as me: UInt32, patience: UInt64, jammed: borrowing Atomic<UInt32>, recoverDead: Bool) -> Bool {
+    public func lock(as me: UInt32, patience: UInt64, jammed: borrowing Atomic<UInt64>, recoverDead: Bool) -> Bool {
         if word.weakCompareExchange(expected: 0, desired: me, successOrdering: .acquiring, failureOrdering: .relaxed).exchanged {
             return true
         }
@@ -81,11 +83,16 @@ public struct RelayLock: @unchecked Sendable {
     }
 
     @usableFromInline @inline(never)
-    func lockContended(_ me: UInt32, patience: UInt64, jammed: borrowing Atomic<UInt32>, recoverDead: Bool) -> Bool {
-        let stuck = jammed.load(ordering: .relaxed)
-        if stuck != 0 {
-            // The holder that jammed the buffer still has it: give up at once.
-            if word.load(ordering: .relaxed) == stuck && !(recoverDead && Self.isDead(stuck)) { return false }
+    func lockContended(_ me: UInt32, patience: UInt64, jammed: borrowing Atomic<UInt64>, recoverDead: Bool) -> Bool {
+        let jam = jammed.load(ordering: .relaxed)
+        if jam != 0 {
+            // The holder that jammed the buffer less than a second ago
+            // still has it: give up at once.
+            let (stuck, since) = (UInt32(jam >> 32), UInt32(truncatingIfNeeded: jam))
+            let second = UInt32(truncatingIfNeeded: MonotonicClock.now() / 1_000_000_000)
+            if word.load(ordering: .relaxed) == stuck && second &- since < 1 && !(recoverDead && Self.isDead(stuck)) {
+                return false
+            }
             jammed.store(0, ordering: .relaxed)
         }
         var spins = 0
@@ -110,7 +117,7 @@ public struct RelayLock: @unchecked Sendable {
             let now = MonotonicClock.now()
             if deadline == 0 { deadline = now &+ patience }
             if now >= deadline {
-                jammed.store(seen, ordering: .relaxed)
+                jammed.store(UInt64(seen) << 32 | UInt64(UInt32(truncatingIfNeeded: now / 1_000_000_000)), ordering: .relaxed)
                 return false
             }
         }
@@ -130,19 +137,21 @@ public struct RelayLock: @unchecked Sendable {
     }
 
     /// No process has PID `token` (any more), or it is a zombie: killed,
-    /// not yet reaped by its parent (kill(0) still succeeds on those).
-    /// EPERM is a live process of another user.
+    /// not yet reaped by its parent (kill(0) still succeeds on those). A
+    /// process whose main thread exited while others run shows its leader
+    /// as a zombie too: only a zombie with one thread left is dead. EPERM
+    /// is a live process of another user.
     public static func isDead(_ token: UInt32) -> Bool {
         guard token != 0, token <= UInt32(Int32.max) else { return false }
         if kill(pid_t(token), 0) != 0 { return errno == ESRCH }
-        // /proc/PID/stat: "PID (comm) S ...", the state after the last ')'.
-        let fd = open("/proc/\(token)/stat", O_RDONLY | O_CLOEXEC)
+        let fd = open("/proc/\(token)/status", O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { return errno == ENOENT }
         defer { close(fd) }
-        var bytes = [UInt8](repeating: 0, count: 512)
+        var bytes = [UInt8](repeating: 0, count: 4096)
         let n = bytes.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-        guard n > 0, let close = bytes[0..<n].lastIndex(of: UInt8(ascii: ")")), close + 2 < n else { return false }
-        let state = bytes[close + 2]
-        return state == UInt8(ascii: "Z") || state == UInt8(ascii: "X")
+        guard n > 0 else { return false }
+        let text = String(decoding: bytes[0..<n], as: UTF8.self)
+        let zombie = text.contains("\nState:\tZ") || text.contains("\nState:\tX")
+        return zombie && text.contains("\nThreads:\t1\n")
     }
 }

@@ -557,6 +557,15 @@ public struct RelayRing {
         // Committed: every byte up to the slot's end is in the count.
         if committed == geometry.subbufOffset(end &- 1) &+ 1 { return }
         let tsc = lastTSC
+        // It may have died before pushing the reader out of the sub-buffer
+        // it was entering (`ltt_reserve_push_reader`): push it now, as the
+        // seed would have, so that the positions stay a ring's length apart.
+        let writerSubbuffer = geometry.subbufTrunc(end &- 1)
+        if consumed <= writerSubbuffer && writerSubbuffer &- geometry.subbufTrunc(consumed) >= geometry.allocSize {
+            subbuffersOverwritten &+= 1
+            eventsOverwritten &+= eventCount[geometry.subbufIndex(consumed)]
+            consumed = geometry.subbufAlign(consumed)
+        }
         // It was switching out of the sub-buffer it left at `old`.
         if geometry.subbufOffset(old) != 0 && geometry.subbufTrunc(old &- 1) != geometry.subbufTrunc(begin) {
             let oldIndex = geometry.subbufIndex(old &- 1)

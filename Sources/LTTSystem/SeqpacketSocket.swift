@@ -85,3 +85,11 @@ public final class SeqpacketSocket: Sendable {
         return Array(groups.prefix(Int(n)))
     }
 }
+
+extension SeqpacketSocket {
+    /// A receive that waits longer fails (EAGAIN) instead of waiting on.
+    public func setReceiveTimeout(milliseconds: Int) {
+        var limit = timeval(tv_sec: milliseconds / 1000, tv_usec: (milliseconds % 1000) * 1000)
+        _ = setsockopt(descriptor, SOL_SOCKET, SO_RCVTIMEO, &limit, socklen_t(MemoryLayout<timeval>.size))
+    }
+}

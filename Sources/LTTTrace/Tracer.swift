@@ -631,7 +631,9 @@ public final class Tracer: @unchecked Sendable {
                     let last = trace.lastSwitch[name] ?? trace.header.startTSC
                     guard now &- last >= clock.ticks(milliseconds: period) else { continue }
                     trace.lastSwitch[name] = now
-                    channel.buffers.forEach { $0.forceSwitch(onlyIfWritten: true) }
+                    // Under the control lock: a buffer whose lock a producer
+                    // process keeps is skipped this tick, never waited for.
+                    channel.buffers.forEach { $0.forceSwitch(onlyIfWritten: true, patience: 5_000_000) }
                 }
             }
         }

@@ -4,7 +4,10 @@
 // The parent records 100 events (src 1), forks, and records 100 more
 // (src 2) once the child is done. The child records 100 events through
 // its parent's marker (src 4): every one must be refused and none may reach
-// the buffers; then it opens a producer of its own and records 100 (src 3).
+// the buffers; registering through the parent's producer must fail, and
+// closing it must not end the parent's connection; then the child opens a
+// producer of its own and records 100 (src 3). The parent registers one
+// more marker at the end: its connection still works.
 // Exit 0 when every call returned what it should.
 #include <lttfs/producer.h>
 #include <errno.h>
@@ -12,12 +15,18 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-static lttfs_marker *open_marker(lttfs_producer **producer)
+// A producer of this process and its marker; on failure, says why and exits.
+static lttfs_marker *open_marker(lttfs_producer **producer, const char *who)
 {
     *producer = lttfs_producer_open(NULL);
-    if (!*producer)
-        return NULL;
-    return lttfs_marker_register(*producer, "app", "item", "seq %lu src %u");
+    lttfs_marker *marker = *producer ? lttfs_marker_register(*producer, "app", "item", "seq %lu src %u") : NULL;
+    if (!marker) {
+        char why[256];
+        lttfs_last_error(why, sizeof why);
+        fprintf(stderr, "fork-check %s: %s\n", who, why);
+        _exit(1);
+    }
+    return marker;
 }
 
 static int record(lttfs_marker *marker, unsigned src, int expected)
@@ -32,27 +41,20 @@ static int record(lttfs_marker *marker, unsigned src, int expected)
 int main(void)
 {
     lttfs_producer *parent;
-    lttfs_marker *marker = open_marker(&parent);
-    if (!marker) {
-        char why[256];
-        lttfs_last_error(why, sizeof why);
-        fprintf(stderr, "fork-check: %s\n", why);
-        return 1;
-    }
+    lttfs_marker *marker = open_marker(&parent, "parent");
     if (record(marker, 1, 0))
         return 1;
     pid_t child = fork();
     if (child == 0) {
-        // The parent's registration: refused, nothing recorded or counted.
+        // The parent's registration: refused, nothing recorded or counted;
+        // registering through it is refused too, and letting it go leaves
+        // the parent's connection alone.
         int wrong = record(marker, 4, -ENOBUFS);
+        if (lttfs_marker_register(parent, "app", "other", "x %u") != NULL)
+            wrong++;
+        lttfs_producer_close(parent);
         lttfs_producer *own;
-        lttfs_marker *mine = open_marker(&own);
-        if (!mine) {
-            char why[256];
-            lttfs_last_error(why, sizeof why);
-            fprintf(stderr, "fork-check child: %s\n", why);
-            _exit(1);
-        }
+        lttfs_marker *mine = open_marker(&own, "child");
         wrong += record(mine, 3, 0);
         lttfs_producer_close(own);
         if (wrong)
@@ -64,6 +66,10 @@ int main(void)
         return 1;
     if (record(marker, 2, 0))
         return 1;
+    if (!lttfs_marker_register(parent, "app", "after", "x %u")) {
+        fprintf(stderr, "fork-check: the parent's connection did not survive the child\n");
+        return 1;
+    }
     lttfs_producer_close(parent);
     printf("fork-check: parent 200, child 100 of its own, 0 through its parent's\n");
     return 0;

@@ -15,7 +15,7 @@ final class Unprotected: @unchecked Sendable {
     let mapping = try! RingMapping.create(name: "lttfs-test-lock", geometry: try! RelayGeometry(subbufferSize: 4096, subbufferCount: 2),
                                           overwrite: false, cpu: 0)
     let lock: RelayLock
-    let jammed = Atomic<UInt32>(0)
+    let jammed = Atomic<UInt64>(0)
     var value = 0
     init() { lock = RelayLock(control: mapping.control) }
 }

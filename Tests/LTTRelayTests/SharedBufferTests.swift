@@ -84,7 +84,7 @@ struct SharedBufferTests {
         // word keeps its (now dead) PID, the slot is pending.
         let dead = try deadPID()
         #expect(producer.lock.tryLock())
-        var view = producer.ring
+        let view = producer.ring
         guard case .success = view.reserve(dataSize: 8, largestAlign: 1, tsc: clock.now) else {
             Issue.record("no room")
             return
@@ -111,6 +111,59 @@ struct SharedBufferTests {
         #expect((try? server.record(eventID: 1, dataSize: 8, largestAlign: 1) { _ in }.get()) != nil)
         #expect((try? producer.record(eventID: 1, dataSize: 8, largestAlign: 1) { _ in }.get()) != nil)
         #expect(server.lockHolder == 0 && server.counters.eventsWritten == 5)
+    }
+
+    @Test("flight recorder: a holder that died after moving the write position but before pushing the reader is repaired with the push done, so the state stays possible and the buffer is served")
+    func deadBeforePush() throws {
+        let clock = ManualClock()
+        let server = makeBuffer(subbufferSize: 4096, count: 4, overwrite: true, clock: clock)
+        // Wrap the ring: from now on every switch pushes the reader.
+        while server.counters.subbuffersOverwritten == 0 {
+            clock.advance(1)
+            _ = server.put(1000, tsc: clock.now)
+        }
+        // Fill the current sub-buffer up to its end, so that the next event switches.
+        while server.withRing({ $0.geometry.subbufOffset($0.offset) }) + 1100 < 4096 {
+            clock.advance(1)
+            _ = server.put(1000, tsc: clock.now)
+        }
+        // A producer reserves the switching event and dies before its push:
+        // the push is undone by hand, as if it had never run.
+        #expect(server.lock.tryLock())
+        let before = server.withRingUnlocked { ($0.consumed, $0.subbuffersOverwritten, $0.eventsOverwritten) }
+        guard case .success = server.ring.reserve(dataSize: 2000, largestAlign: 1, tsc: clock.now) else {
+            Issue.record("no room")
+            return
+        }
+        server.withRingUnlocked { ring in
+            ring.consumed = before.0
+            ring.subbuffersOverwritten = before.1
+            ring.eventsOverwritten = before.2
+        }
+        #expect(server.withRingUnlocked { $0.geometry.subbufTrunc($0.offset) &- $0.consumed == $0.geometry.allocSize },
+                "the push was due")
+        server.lock.word.store(try deadPID(), ordering: .relaxed)
+        #expect(server.recoverLock(from: server.lockHolder))
+        #expect(server.withRingUnlocked { $0.stateIsPossible })
+        // Served as usual: nothing given up, the reader reads on.
+        clock.advance(1)
+        #expect((try? server.put(100, tsc: clock.now).get()) != nil)
+        #expect(!server.counters.abandoned && server.counters.corruptedSubbuffers == 1)
+        #expect(server.pollState == .full || server.pollState == .readable)
+    }
+
+    @Test("a jammed holder is remembered for a second only: after it, a writer waits its patience again")
+    func jamExpires() throws {
+        let server = makeBuffer(subbufferSize: 4096, count: 4)
+        server.lock.word.store(1, ordering: .relaxed)   // PID 1: alive
+        // Found jammed two seconds ago.
+        let second = UInt32(truncatingIfNeeded: MonotonicClock.now() / 1_000_000_000) &- 2
+        server.jammedHolder.store(UInt64(1) << 32 | UInt64(second), ordering: .relaxed)
+        let started = MonotonicClock.now()
+        #expect(server.record(eventID: 1, dataSize: 8, largestAlign: 1) { _ in } == .failure(.busy))
+        #expect(MonotonicClock.now() - started >= RelayLock.writerPatience, "the old jam was not held against it")
+        server.lock.word.store(0, ordering: .relaxed)
+        #expect((try? server.record(eventID: 1, dataSize: 8, largestAlign: 1) { _ in }.get()) != nil)
     }
 
     @Test("at finalize, a sub-buffer left incomplete with no pending slot (shared state scribbled on) is passed and counted corrupted: the reader drains to the hang-up instead of waiting for good")

@@ -41,7 +41,7 @@ final class Floor: @unchecked Sendable {
     let mapping = try! RingMapping.create(name: "floor", geometry: try! RelayGeometry(subbufferSize: 4096, subbufferCount: 2),
                                           overwrite: false, cpu: 0)
     lazy var lock = RelayLock(control: mapping.control)
-    let jammed = Atomic<UInt32>(0)
+    let jammed = Atomic<UInt64>(0)
     var position: UInt64 = 0
     let padding2: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0, 0, 0, 0, 0)
     let destination = UnsafeMutableRawPointer.allocate(byteCount: 4096, alignment: 64)
