@@ -67,7 +67,7 @@ swift build -c release --product ProducerBench >/dev/null
 swift build -c release --product DrainBench >/dev/null
 # The C producer process, built the way a user builds one.
 ../mount-scripts/install.sh --prefix "$work/prefix" --no-systemd --helper-dir "$work/prefix/sbin" --binary "$lttfs" >/dev/null
-cc -O2 -o "$work/bench-producer" ust/bench-producer.c Sources/MallocCounter/MallocCounter.c \
+cc -O2 -ISources/MallocCounter/include -o "$work/bench-producer" ust/bench-producer.c Sources/MallocCounter/MallocCounter.c \
     $(PKG_CONFIG_PATH="$work/prefix/lib/pkgconfig" pkg-config --cflags --libs lttfs-producer) -lpthread
 
 echo "== machine: $(nproc) CPUs, $(uname -r), $(date -u +%Y-%m-%d)"
