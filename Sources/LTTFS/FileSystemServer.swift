@@ -253,13 +253,7 @@ public final class FileSystemServer: @unchecked Sendable {
         do throws(ProducerService.Failure) {
             let service = try ProducerService(tracer: tracer, admits: { uid, gid, groups in
                 uid == owner || uid == 0 || gid == group || groups.contains(group)
-            }, log: { level, message in
-                switch level {
-                case .info: logger.info("\(message)")
-                case .warning: logger.warning("\(message)")
-                case .error: logger.error("\(message)")
-                }
-            })
+            }, log: { logger.log($0, $1) })
             fs.producerSocket.withLock { $0 = service.socketName }
             return service
         } catch {

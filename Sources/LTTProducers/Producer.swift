@@ -293,7 +293,7 @@ public final class Producer: @unchecked Sendable {
                 let channelCount: UInt32 = try r.get()
                 try r.end()
                 guard channelCount <= 4096 else { throw ProducerWire.Malformed(why: "\(channelCount) channels") }
-                let state: TraceState = stateCode == 2 ? .active : stateCode == 3 ? .stopped : .allocated
+                let state = ProducerWire.state(code: stateCode)
                 var channels: [String: (channel: RelayChannel, blockingTimeoutMillis: UInt64)] = [:]
                 for _ in 0..<channelCount {
                     let c = try receive()
@@ -385,22 +385,21 @@ public final class Producer: @unchecked Sendable {
 final class ProducersPage: @unchecked Sendable {
     let base: UnsafeMutableRawPointer
     let size: Int
+    /// The futex word the watcher sleeps on.
+    let generationWord: UnsafeMutablePointer<UInt32>
+    private let generationCounter: UnsafeAtomic<UInt32>
 
     init(base: UnsafeMutableRawPointer, size: Int) {
         self.base = base
         self.size = size
+        let page = base.bindMemory(to: lttfs_producers_page.self, capacity: 1)
+        generationWord = page.pointer(to: \.generation)!
+        generationCounter = page.sharedAtomic(\.generation)
     }
 
     deinit { munmap(base, size) }
 
-    var generationWord: UnsafeMutablePointer<UInt32> {
-        (base + MemoryLayout<lttfs_producers_page>.offset(of: \.generation)!).assumingMemoryBound(to: UInt32.self)
-    }
-
-    var generation: UInt32 {
-        UnsafeAtomic<UInt32>(at: UnsafeMutableRawPointer(generationWord).assumingMemoryBound(to: UInt32.AtomicRepresentation.self))
-            .load(ordering: .acquiring)
-    }
+    var generation: UInt32 { generationCounter.load(ordering: .acquiring) }
 }
 
 /// The eventfd a producer process rings when it delivers a sub-buffer

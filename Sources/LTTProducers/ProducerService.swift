@@ -85,8 +85,7 @@ public final class ProducerService: @unchecked Sendable {
         page.pointee.magic = LTTFS_PRODUCERS_MAGIC
         page.pointee.version = ProducerWire.version
         pageDescriptor = fd
-        generation = UnsafeAtomic(at: (raw + MemoryLayout<lttfs_producers_page>.offset(of: \.generation)!)
-            .assumingMemoryBound(to: UInt32.AtomicRepresentation.self))
+        generation = page.sharedAtomic(\.generation)
         var name = ""
         var listening: SeqpacketSocket?
         for _ in 0..<8 where listening == nil {
@@ -107,8 +106,7 @@ public final class ProducerService: @unchecked Sendable {
     /// The traces changed: every producer's watcher wakes and asks again.
     private func tracesChanged() {
         generation.wrappingIncrement(ordering: .releasing)
-        let word = UnsafeMutableRawPointer(page) + MemoryLayout<lttfs_producers_page>.offset(of: \.generation)!
-        _ = lttfs_futex_wake_shared(word.assumingMemoryBound(to: UInt32.self), Int32.max)
+        _ = lttfs_futex_wake_shared(page.pointer(to: \.generation)!, Int32.max)
     }
 
     deinit {
@@ -121,9 +119,7 @@ public final class ProducerService: @unchecked Sendable {
     /// is counted lost), and waits (bounded) for the threads. Producers
     /// keep recording into what they mapped.
     public func shutdown() {
-        for trace in tracer.traces where trace.state.hasBuffers {
-            for (_, buffer) in trace.bufferFiles { buffer.endWaits() }
-        }
+        forEachBuffer { _, _, buffer in buffer.endWaits() }
         let connections = state.withLock { s -> [SeqpacketSocket] in
             s.stopping = true
             return Array(s.connections.values)
@@ -310,7 +306,7 @@ public final class ProducerService: @unchecked Sendable {
             let channels = trace.channels.filter { $0.key != Metadata.channel }
             var w = ProducerWire.Writer(.trace)
             w.put(trace.serial)
-            w.put(Self.code(trace.state))
+            w.put(ProducerWire.code(trace.state))
             w.put(trace.name)
             ProducerWire.put(trace.header, into: &w)
             w.put(UInt32(channels.count))
@@ -335,20 +331,16 @@ public final class ProducerService: @unchecked Sendable {
         do throws(Errno) { try connection.send(ProducerWire.Writer(.tracesEnd).bytes) } catch { failed = true }
     }
 
-    static func code(_ state: TraceState) -> UInt8 {
-        switch state {
-        case .allocated: 1
-        case .active: 2
-        case .stopped: 3
-        default: 0
-        }
-    }
-
     /// A producer delivered sub-buffers: the buffers it marked are posted
     /// to the doorbell (their readers are woken).
     private func postDeliveries() {
+        forEachBuffer { _, _, buffer in buffer.postRemoteDelivery() }
+    }
+
+    /// Every buffer of every trace that has buffers: what producers map.
+    private func forEachBuffer(_ body: (_ trace: String, _ file: String, RelayBuffer) -> Void) {
         for trace in tracer.traces where trace.state.hasBuffers {
-            for (_, buffer) in trace.bufferFiles { buffer.postRemoteDelivery() }
+            for (file, buffer) in trace.bufferFiles { body(trace.name, file, buffer) }
         }
     }
 
@@ -364,11 +356,9 @@ public final class ProducerService: @unchecked Sendable {
             dead = RelayLock.isDead(token)
         }
         guard dead else { return }
-        for trace in tracer.traces where trace.state.hasBuffers {
-            for (file, buffer) in trace.bufferFiles where buffer.lockHolder == token {
-                if buffer.recoverLock(from: token) {
-                    log(.warning, "trace \(trace.name): producer pid \(pid) died holding the lock of \(file): taken back; its unfinished event makes that sub-buffer corrupted")
-                }
+        forEachBuffer { trace, file, buffer in
+            if buffer.lockHolder == token && buffer.recoverLock(from: token) {
+                log(.warning, "trace \(trace): producer pid \(pid) died holding the lock of \(file): taken back; its unfinished event makes that sub-buffer corrupted")
             }
         }
     }

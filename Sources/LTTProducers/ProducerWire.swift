@@ -1,4 +1,5 @@
 import LTTFormat
+import LTTTrace
 
 /// The messages between the lttfs server and a producer process, over a
 /// SOCK_SEQPACKET Unix socket (one message per packet, little-endian).
@@ -80,6 +81,23 @@ enum ProducerWire {
         }
         func end() throws(Malformed) {
             guard at == bytes.count else { throw Malformed(why: "\(bytes.count - at) bytes too many") }
+        }
+    }
+
+    /// A trace's state as it travels: only the states with buffers do.
+    static func code(_ state: TraceState) -> UInt8 {
+        switch state {
+        case .active: 2
+        case .stopped: 3
+        default: 1   // allocated
+        }
+    }
+
+    static func state(code: UInt8) -> TraceState {
+        switch code {
+        case 2: .active
+        case 3: .stopped
+        default: .allocated
         }
     }
 

@@ -151,17 +151,11 @@ public final class RelayBuffer: @unchecked Sendable {
                          memory: mapping.data)
         lock = RelayLock(control: mapping.control)
         writerWait = WriterWaitQueue(control: mapping.control)
-        func word(_ field: KeyPath<lttfs_ring_control, UInt32>) -> UnsafeAtomic<UInt32> {
-            UnsafeAtomic(at: (UnsafeMutableRawPointer(mapping.control) + MemoryLayout<lttfs_ring_control>.offset(of: field)!)
-                .assumingMemoryBound(to: UInt32.AtomicRepresentation.self))
-        }
-        sharedWaitsEnded = word(\.waits_ended)
-        readerStalled = word(\.reader_stalled)
-        sharedReaders = word(\.readers)
-        remoteWakeup = word(\.remote_wakeup)
-        lostOutsideLock = UnsafeAtomic(at: (UnsafeMutableRawPointer(mapping.control)
-                + MemoryLayout<lttfs_ring_control>.offset(of: \.lost_outside_lock)!)
-            .assumingMemoryBound(to: UInt64.AtomicRepresentation.self))
+        sharedWaitsEnded = mapping.control.sharedAtomic(\.waits_ended)
+        readerStalled = mapping.control.sharedAtomic(\.reader_stalled)
+        sharedReaders = mapping.control.sharedAtomic(\.readers)
+        remoteWakeup = mapping.control.sharedAtomic(\.remote_wakeup)
+        lostOutsideLock = mapping.control.sharedAtomic(\.lost_outside_lock)
     }
 
     /// A buffer whose clock is a function (tests drive time by hand).
@@ -629,15 +623,12 @@ public final class RelayBuffer: @unchecked Sendable {
         return try body(&view)
     }
 
-    /// Posts the buffer for the notifier if a delivery flagged it; a
-    /// producer process's deliveries are found this way by the server.
-    @discardableResult
-    public func flagReadersIfNeeded() -> Bool {
+    /// Posts the buffer for the notifier if a delivery flagged it.
+    private func flagReadersIfNeeded() {
         let wake = locked { ring -> Bool in
             defer { ring.wakeupReaders = false }
             return ring.wakeupReaders
         } ?? false
         if wake { flagReaders() }
-        return wake
     }
 }

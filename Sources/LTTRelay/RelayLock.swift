@@ -45,8 +45,7 @@ public struct RelayLock: @unchecked Sendable {
 
     public init(control: UnsafeMutablePointer<lttfs_ring_control>) {
         self.control = control
-        let raw = UnsafeMutableRawPointer(control) + MemoryLayout<lttfs_ring_control>.offset(of: \.lock)!
-        word = UnsafeAtomic(at: raw.assumingMemoryBound(to: UInt32.AtomicRepresentation.self))
+        word = control.sharedAtomic(\.lock)
     }
 
     /// The holder's token, 0 if free.

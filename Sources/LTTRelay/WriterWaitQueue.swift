@@ -39,13 +39,9 @@ struct WriterWaitQueue: @unchecked Sendable {
     static let slice: UInt64 = 20_000_000 // ns
 
     init(control: UnsafeMutablePointer<lttfs_ring_control>) {
-        let raw = UnsafeMutableRawPointer(control)
-        generationWord = (raw + MemoryLayout<lttfs_ring_control>.offset(of: \.writer_generation)!)
-            .assumingMemoryBound(to: UInt32.self)
-        generationCounter = UnsafeAtomic(at: UnsafeMutableRawPointer(generationWord)
-            .assumingMemoryBound(to: UInt32.AtomicRepresentation.self))
-        waiterCount = UnsafeAtomic(at: (raw + MemoryLayout<lttfs_ring_control>.offset(of: \.writer_waiters)!)
-            .assumingMemoryBound(to: UInt32.AtomicRepresentation.self))
+        generationWord = control.pointer(to: \.writer_generation)!
+        generationCounter = control.sharedAtomic(\.writer_generation)
+        waiterCount = control.sharedAtomic(\.writer_waiters)
     }
 
     var generation: UInt32 { generationCounter.load(ordering: .acquiring) }

@@ -156,22 +156,20 @@ public final class Tracer: @unchecked Sendable {
                 let (id, sized) = try registrar(channel, name, format)
                 marker = MarkerCore(channel: channel, name: name, format: parsed, eventID: id, sizedHeader: sized)
                 r.markers[channel, default: [:]][name] = marker
-                republish(r)
-                publish(r)
-                return marker
-            }
-            let id = r.nextEventID[channel, default: 0]
-            guard id <= Int(UInt16.max) else { throw .tooManyEvents("channel \(channel) has 65536 markers") }
-            r.nextEventID[channel] = id + 1
-            marker = MarkerCore(channel: channel, name: name, format: parsed, eventID: UInt16(id),
-                                sizedHeader: sizedHeader)
-            r.markers[channel, default: [:]][name] = marker
-            for trace in r.traces.values where trace.state.hasBuffers && trace.channels[channel] != nil {
-                declare(marker, in: trace)
-                deliverDeclarations(of: trace)
-            }
-            for trace in r.traces.values where trace.state == .setup && trace.settings[channel] == nil {
-                trace.settings[channel] = .dataDefault
+            } else {
+                let id = r.nextEventID[channel, default: 0]
+                guard id <= Int(UInt16.max) else { throw .tooManyEvents("channel \(channel) has 65536 markers") }
+                r.nextEventID[channel] = id + 1
+                marker = MarkerCore(channel: channel, name: name, format: parsed, eventID: UInt16(id),
+                                    sizedHeader: sizedHeader)
+                r.markers[channel, default: [:]][name] = marker
+                for trace in r.traces.values where trace.state.hasBuffers && trace.channels[channel] != nil {
+                    declare(marker, in: trace)
+                    deliverDeclarations(of: trace)
+                }
+                for trace in r.traces.values where trace.state == .setup && trace.settings[channel] == nil {
+                    trace.settings[channel] = .dataDefault
+                }
             }
             republish(r)
             publish(r)

@@ -98,13 +98,7 @@ struct MountCommand: ParsableCommand {
         }
         logger.info("buffer memory limit: \(memoryLimit) bytes")
         let tracer = Tracer(cpuCount: cpus ?? RelayChannel.configuredCPUCount, traceClock: traceClock,
-                            bufferMemoryLimit: memoryLimit, log: { lvl, message in
-            switch lvl {
-            case .info: logger.info("\(message)")
-            case .warning: logger.warning("\(message)")
-            case .error: logger.error("\(message)")
-            }
-        })
+                            bufferMemoryLimit: memoryLimit, log: { logger.log($0, $1) })
         let server = FileSystemServer(tracer: tracer, mountpoint: mountpoint, options: fuseOptions,
                                       accessGroup: accessGroup, logger: logger)
         do {
