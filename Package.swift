@@ -100,9 +100,12 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
         // The lttd-style consumer (poll, GET, splice, PUT) as a library: the
-        // format and the system layer, nothing of the tracer or the filesystem.
+        // format and the system layer, nothing of the filesystem; with the
+        // producers' socket's client (LTTProducers.ReaderConnection) it
+        // works the buffers of the files it opened in their shared memory.
         .target(name: "LTTConsumer", dependencies: [
-            "LTTFormat", "LTTReader", "LTTCTF", "LTTRelayd", "LTTSystem", .product(name: "SystemPackage", package: "swift-system"),
+            "LTTFormat", "LTTReader", "LTTCTF", "LTTRelayd", "LTTRelay", "LTTProducers", "LTTSystem",
+            .product(name: "SystemPackage", package: "swift-system"),
         ]),
         .testTarget(name: "LTTConsumerTests", dependencies: ["LTTConsumer", "LTTCTF", "LTTRelayd", "LTTTraceTestSupport", "LTTFS", "LTTTrace", "LTTReader", "LTTFormat",
                                                           "LTTSystem", "LTTTestSupport", "LTTMountTestSupport"]),

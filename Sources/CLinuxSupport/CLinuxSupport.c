@@ -38,6 +38,11 @@ int lttfs_ioctl_none(int fd, unsigned long request)
 	return ioctl(fd, request);
 }
 
+int lttfs_ioctl_bytes(int fd, unsigned long request, void *argument)
+{
+	return ioctl(fd, request, argument);
+}
+
 long lttfs_splice(int fd_in, long long *offset, int fd_out, unsigned long length, unsigned int flags)
 {
 	__off64_t off = offset ? (__off64_t)*offset : 0;

@@ -3,6 +3,8 @@ import Glibc
 #endif
 import LTTCTF
 import LTTFormat
+import LTTProducers
+import LTTRelay
 import LTTSystem
 import SystemPackage
 import Synchronization
@@ -13,11 +15,20 @@ import Synchronization
 /// end of the output, read its header back to account what it says was
 /// lost, give it back (RELAY_PUT_SUBBUF).
 ///
+/// With the buffer mapped (`mapped`: ReaderConnection), the same step is
+/// taken in the shared ring instead: GET and PUT are the ring's own, under
+/// its lock, and the sub-buffer is written to the output straight from the
+/// ring: one copy, no FUSE round trip. The file stays open (it is what
+/// makes this process the buffer's reader) and answers whatever the ring
+/// cannot tell.
+///
 /// One reader thread at a time steps a buffer; its counters may be read
 /// from any thread.
 final class BufferReader: Sendable {
     let buffer: TraceConsumer.Buffer
     let file: FileDescriptor
+    /// The buffer in shared memory, when the server mapped it.
+    let mapped: ReaderConnection.MappedBuffer?
     /// The LTT output file; nil when the sub-buffers go to `ctf`.
     let output: FileDescriptor?
     /// The CTF trace being written, and this buffer's channel and CPU.
@@ -35,8 +46,12 @@ final class BufferReader: Sendable {
     /// is one with RELAY_GET_SUBBUF_SIZE, and opens or creates its output:
     /// truncated, or with `append` positioned at its end. Whatever fails,
     /// nothing it opened stays open.
+    ///
+    /// With `readers`, the buffer is mapped through it; if the server will
+    /// not, the file is used, unless `mappingRequired`.
     init(path: String, outputPath: String, append: Bool,
-         ctf: (writer: CTFTraceWriter, channel: String, cpu: Int)? = nil) throws(ConsumerError) {
+         ctf: (writer: CTFTraceWriter, channel: String, cpu: Int)? = nil,
+         readers: ReaderConnection? = nil, mappingRequired: Bool = false) throws(ConsumerError) {
         let file: FileDescriptor
         do throws(Errno) {
             file = try typedErrno {
@@ -54,6 +69,13 @@ final class BufferReader: Sendable {
         } catch {
             throw .notABufferFile(path, error)
         }
+        var mapped: ReaderConnection.MappedBuffer?
+        if let readers {
+            do throws(Producer.Failure) { mapped = try readers.map(bufferFile: file) } catch {
+                if mappingRequired { throw .sharedMemory(path, error.description) }
+            }
+        }
+        self.mapped = mapped
 
         if let ctf {
             buffer = TraceConsumer.Buffer(path: path, outputPath: ctf.writer.location, subbufferSize: Int(size))
@@ -99,8 +121,10 @@ final class BufferReader: Sendable {
     }
 
     /// Moves the next complete sub-buffer to the output. False when there
-    /// is none (RELAY_GET_SUBBUF said EAGAIN): back to poll.
-    func moveSubbuffer(through pipe: borrowing OwnedPipe) throws(ConsumerError) -> Bool {
+    /// is none (GET said EAGAIN): back to poll. `throughFile`: lttd's way
+    /// even when the buffer is mapped (the ring could not tell).
+    func moveSubbuffer(through pipe: borrowing OwnedPipe, throughFile: Bool = false) throws(ConsumerError) -> Bool {
+        if let mapped, !throughFile { return try moveMapped(mapped, pipe: pipe) }
         let path = buffer.path
         var cookie: UInt32 = 0
         do throws(Errno) {
@@ -116,7 +140,13 @@ final class BufferReader: Sendable {
         } else if let output {
             try splice(through: pipe, to: output)
         }
+        try putThroughFile(cookie)
+        return true
+    }
 
+    /// RELAY_PUT_SUBBUF on the file, and the sub-buffer counted.
+    private func putThroughFile(_ cookie: UInt32) throws(ConsumerError) {
+        var cookie = cookie
         do throws(Errno) {
             try file.ioctl(RelayIoctl.putSubbuffer.rawValue, &cookie)
         } catch .ioError {
@@ -124,7 +154,49 @@ final class BufferReader: Sendable {
             // recorder): counted, the copy may be torn, not fatal.
             pushed.add(1, ordering: .relaxed)
         } catch {
-            throw .ioctl(path, .putSubbuffer, error)
+            throw .ioctl(buffer.path, .putSubbuffer, error)
+        }
+        bytes.add(buffer.subbufferSize, ordering: .relaxed)
+        subbuffers.add(1, ordering: .relaxed)
+    }
+
+    /// The step in shared memory: GET in the ring, the sub-buffer written
+    /// from the ring to the output, PUT in the ring. A PUT the ring cannot
+    /// take (its lock stayed with a holder) is made through the file: the
+    /// server waits longer, and takes a dead holder's lock back.
+    private func moveMapped(_ mapped: ReaderConnection.MappedBuffer, pipe: borrowing OwnedPipe) throws(ConsumerError) -> Bool {
+        let ring = mapped.buffer
+        guard case .success(let cookie) = ring.getSubbuffer() else { return false }
+        // The ring's lock stayed with a holder just now: the file serves
+        // the same held sub-buffer (the server waits longer).
+        guard let region = ring.heldSubbuffer else {
+            if let ctf {
+                try convert(to: ctf)
+            } else if let output {
+                try splice(through: pipe, to: output)
+            }
+            try putThroughFile(cookie)
+            return true
+        }
+        if let header = SubbufferHeader(bytes: region) { account(header) }
+        if let ctf {
+            do throws(CTFError) { try ctf.writer.take(subbuffer: Array(region), channel: ctf.channel, cpu: ctf.cpu) } catch {
+                throw .ctf(error)
+            }
+        } else if let output {
+            do throws(Errno) { _ = try typedErrno { try output.writeAll(region) } } catch {
+                throw .output(buffer.path, error)
+            }
+        }
+        do throws(SubbufferAccessError) {
+            try ring.putSubbuffer(cookie: cookie)
+        } catch .pushed {
+            pushed.add(1, ordering: .relaxed)
+        } catch .notReady {
+            try putThroughFile(cookie)
+            return true
+        } catch {
+            throw .ioctl(buffer.path, .putSubbuffer, .ioError)
         }
         bytes.add(buffer.subbufferSize, ordering: .relaxed)
         subbuffers.add(1, ordering: .relaxed)

@@ -51,6 +51,9 @@ public enum ConsumerError: Error, Equatable, Sendable, CustomStringConvertible {
     case relayd(String)
     /// read(2) of a taken sub-buffer failed or ended early.
     case read(String, Errno?)
+    /// Shared memory was asked for and the server would not map the buffer
+    /// (TraceConsumer.Transport.sharedMemory).
+    case sharedMemory(String, String)
 
     /// The buffer file, trace or output path the error is about.
     public var path: String? {
@@ -58,7 +61,7 @@ public enum ConsumerError: Error, Equatable, Sendable, CustomStringConvertible {
         case .notATraceDirectory(let p), .outputExists(let p), .cannotCreateDirectory(let p, _), .noBufferFiles(let p),
              .cannotOpen(let p, _), .notABufferFile(let p, _), .cannotCreateOutput(let p, _),
              .unexpectedPollEvents(let p, _), .ioctl(let p, _, _), .splice(let p, _, _), .spliceReturnedZero(let p, _),
-             .output(let p, _), .read(let p, _):
+             .output(let p, _), .read(let p, _), .sharedMemory(let p, _):
             p
         case .pipe, .poll, .ctf, .ctfAppend, .relayd:
             nil
@@ -76,7 +79,7 @@ public enum ConsumerError: Error, Equatable, Sendable, CustomStringConvertible {
         case .ctf(.cannotCreate(_, let e)), .ctf(.cannotWrite(_, let e)):
             e
         case .notATraceDirectory, .outputExists, .noBufferFiles, .unexpectedPollEvents, .spliceReturnedZero, .ctf, .ctfAppend,
-             .relayd:
+             .relayd, .sharedMemory:
             nil
         }
     }
@@ -117,6 +120,8 @@ public enum ConsumerError: Error, Equatable, Sendable, CustomStringConvertible {
             "a CTF trace cannot be appended to: choose a new directory"
         case .relayd(let why):
             why
+        case .sharedMemory(let p, let why):
+            "\(p): cannot be read through shared memory: \(why)"
         case .read(let p, let e):
             "\(p): read of the sub-buffer: \(e?.explained ?? "it ended early")"
         }

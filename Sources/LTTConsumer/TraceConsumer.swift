@@ -29,7 +29,9 @@ import Glibc
 import Foundation
 import LTTCTF
 import LTTFormat
+import LTTProducers
 import LTTReader
+import LTTRelay
 import LTTRelayd
 import LTTSystem
 import SystemPackage
@@ -82,6 +84,28 @@ public final class TraceConsumer: Sendable {
     /// Where and how to stream to lttng-relayd.
     public typealias RelaydOptions = LTTRelayd.RelaydOptions
 
+    /// How the sub-buffers come out of the buffers.
+    public enum Transport: Sendable, Equatable {
+        /// Through the buffers' shared memory where the server maps them
+        /// for this process (`ReaderConnection`), else the files.
+        case automatic
+        /// lttd's way: GET, splice (or read) and PUT on the buffer files.
+        case bufferFiles
+        /// Through shared memory for every buffer, or not at all.
+        case sharedMemory
+    }
+
+    /// The transport asked for.
+    public let transport: Transport
+    /// Buffers read through their shared memory (the others through their
+    /// files).
+    public var mappedBuffers: Int { readers.filter { $0.mapped != nil }.count }
+    /// With `.automatic`, why no buffer could be mapped, if none was.
+    public let mappingProblem: String?
+    /// Keeps the buffer locks of this process recoverable by the server
+    /// should it die holding one.
+    private let readerConnection: ReaderConnection?
+
     public let traceDirectory: String
     public let outputDirectory: String
     public let format: Format
@@ -117,10 +141,12 @@ public final class TraceConsumer: Sendable {
     ///
     /// A reader waits in poll(2) at most `pollTimeout` milliseconds before
     /// it polls again (-1: until the filesystem says something, as lttd
-    /// does); a stop wakes it at once in any case. Throws the first problem;
-    /// then nothing it opened stays open.
+    /// does; at most a second with mapped buffers); a stop wakes it at once
+    /// in any case. Throws the first problem; then nothing it opened stays
+    /// open.
     public init(traceDirectory: String, outputDirectory: String, append: Bool = false,
-                format: Format = .ltt, pollTimeout milliseconds: Int32 = 100) throws(ConsumerError) {
+                format: Format = .ltt, transport: Transport = .automatic,
+                pollTimeout milliseconds: Int32 = 100) throws(ConsumerError) {
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: traceDirectory, isDirectory: &isDirectory),
               isDirectory.boolValue else {
@@ -160,6 +186,22 @@ public final class TraceConsumer: Sendable {
                 throw .cannotCreateDirectory(outputDirectory, error)
             }
         }
+        // The server of the mount maps buffers through its producers'
+        // socket (when it has one: not every server takes other processes).
+        var connection: ReaderConnection?
+        var problem: String?
+        if transport != .bufferFiles {
+            do throws(Producer.Failure) {
+                guard let mount = ReaderConnection.mountpoint(of: traceDirectory) else {
+                    throw .noServer("no mount found above \(traceDirectory)")
+                }
+                connection = try ReaderConnection(mountpoint: mount)
+            } catch {
+                if transport == .sharedMemory { throw .sharedMemory(traceDirectory, error.description) }
+                problem = error.description
+            }
+        }
+        let required = transport == .sharedMemory
         // Every regular file below the directory is a buffer, as lttd
         // assumes (hidden ones aside); on any failure below, the readers
         // made so far go away and close what they opened.
@@ -170,14 +212,16 @@ public final class TraceConsumer: Sendable {
                     throw .notABufferFile(traceDirectory + "/" + name, .invalidArgument)
                 }
                 readers.append(try BufferReader(path: traceDirectory + "/" + name, outputPath: outputDirectory,
-                                                append: false, ctf: (ctf, channel, cpu)))
+                                                append: false, ctf: (ctf, channel, cpu),
+                                                readers: connection, mappingRequired: required))
                 continue
             }
             let outputPath = outputDirectory + "/" + name
             let parent = (outputPath as NSString).deletingLastPathComponent
             // A failure here is the output file's open to report.
             try? makeDirectories(parent)
-            readers.append(try BufferReader(path: traceDirectory + "/" + name, outputPath: outputPath, append: append))
+            readers.append(try BufferReader(path: traceDirectory + "/" + name, outputPath: outputPath, append: append,
+                                            readers: connection, mappingRequired: required))
         }
         guard !readers.isEmpty else { throw .noBufferFiles(traceDirectory) }
         do throws(Errno) { wake = try OwnedPipe() } catch { throw .pipe(error) }
@@ -187,6 +231,9 @@ public final class TraceConsumer: Sendable {
         self.ctfWriter = ctf
         self.relaydDestination = relayd
         self.readers = readers
+        self.transport = transport
+        readerConnection = connection
+        mappingProblem = readers.contains { $0.mapped != nil } ? nil : problem
         pollTimeout = milliseconds
     }
 
@@ -288,6 +335,13 @@ public final class TraceConsumer: Sendable {
 
     /// One reader thread: poll its buffers and move what they deliver until
     /// each hung up, or the run ends.
+    ///
+    /// A mapped buffer is polled through its bell (the eventfd the server
+    /// rings where it would wake the file's poll), and its state is the
+    /// ring's; the file's poll, the server's word, decides what the ring
+    /// cannot (its lock held, its state impossible) and confirms the
+    /// hang-up (a buffer the server gave up hangs up only there), at a
+    /// hang-up and at each timeout.
     private func read(_ group: [BufferReader]) -> Outcome {
         let pipe: OwnedPipe
         do throws(Errno) { pipe = try OwnedPipe() } catch {
@@ -300,29 +354,56 @@ public final class TraceConsumer: Sendable {
 
         let wanted = Int16(POLLIN | POLLPRI)
         var live = group
-        // Slot 0 is the wake pipe; slot i + 1 is live[i].
+        // Slot 0 is the wake pipe; slot i + 1 is live[i]: its bell if it is
+        // mapped, else its file.
         var slots = [pollfd(fd: wake.readEnd.rawValue, events: Int16(POLLIN), revents: 0)]
-            + live.map { pollfd(fd: $0.file.rawValue, events: wanted, revents: 0) }
+            + live.map { r in
+                r.mapped.map { pollfd(fd: $0.bell.rawValue, events: Int16(POLLIN), revents: 0) }
+                    ?? pollfd(fd: r.file.rawValue, events: wanted, revents: 0)
+            }
+        // A mapped buffer given up by the server says so only through its
+        // file, asked at timeouts: never wait for good.
+        let timeout = live.contains { $0.mapped != nil } && (pollTimeout < 0 || pollTimeout > 1000) ? 1000 : pollTimeout
         while !live.isEmpty {
+            let ready: Int
             do throws(Errno) {
-                _ = try LTTSystem.poll(&slots, milliseconds: pollTimeout)
+                ready = try LTTSystem.poll(&slots, milliseconds: timeout)
             } catch {
                 fail(.poll(error))
                 return .failed
             }
             if slots[0].revents != 0 || ending { return endedBy() }
-            // Full buffers first, as lttd serves them.
-            let ready = live.indices.filter { slots[$0 + 1].revents == RelayPollState.full.pollMask }
-                + live.indices.filter { slots[$0 + 1].revents != RelayPollState.full.pollMask }
-            var hungUp: [Int] = []
-            for i in ready {
-                let reader = live[i]
-                switch slots[i + 1].revents {
-                case 0:
+            // What each buffer says: the file's poll value, or the ring's.
+            var states: [(index: Int, revents: Int16, throughFile: Bool)] = []
+            for (i, reader) in live.enumerated() {
+                let revents = slots[i + 1].revents
+                guard let mapped = reader.mapped else {
+                    if revents != 0 { states.append((i, revents, false)) }
+                    continue
+                }
+                if revents != 0 { mapped.quietBell() }
+                guard revents != 0 || ready == 0 else { continue }
+                let state = mapped.buffer.readerPollState
+                switch state {
+                case .readable?, .full?:
+                    states.append((i, state!.pollMask, false))
+                case RelayPollState.none? where ready != 0:
                     break
+                default:
+                    let file = Self.pollNow(reader.file)
+                    if file != 0 { states.append((i, file, true)) }
+                }
+            }
+            // Full buffers first, as lttd serves them.
+            let ordered = states.filter { $0.revents == RelayPollState.full.pollMask }
+                + states.filter { $0.revents != RelayPollState.full.pollMask }
+            var hungUp: [Int] = []
+            for (i, revents, throughFile) in ordered {
+                let reader = live[i]
+                switch revents {
                 case RelayPollState.readable.pollMask, RelayPollState.full.pollMask:
                     do throws(ConsumerError) {
-                        while try reader.moveSubbuffer(through: pipe) {
+                        while try reader.moveSubbuffer(through: pipe, throughFile: throughFile) {
                             if ending { return endedBy() }
                         }
                     } catch {
@@ -332,7 +413,7 @@ public final class TraceConsumer: Sendable {
                 case RelayPollState.hungUp.pollMask:
                     hungUp.append(i)
                 default:
-                    fail(.unexpectedPollEvents(reader.buffer.path, slots[i + 1].revents))
+                    fail(.unexpectedPollEvents(reader.buffer.path, revents))
                     return .failed
                 }
             }
@@ -342,6 +423,14 @@ public final class TraceConsumer: Sendable {
             }
         }
         return .drained
+    }
+
+    /// A buffer file's poll value now (no wait); 0 if poll itself failed
+    /// (the next pass asks again).
+    private static func pollNow(_ file: FileDescriptor) -> Int16 {
+        var slot = [pollfd(fd: file.rawValue, events: Int16(POLLIN | POLLPRI), revents: 0)]
+        guard (try? LTTSystem.poll(&slot, milliseconds: 0)) != nil else { return 0 }
+        return slot[0].revents
     }
 
     /// Why a reader leaves with buffers still live.

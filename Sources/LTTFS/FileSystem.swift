@@ -245,6 +245,7 @@ final class FileSystem: Sendable {
     func release(fh: UInt64) {
         if let handle = handles.remove(fh), let buffer = handle.buffer {
             _ = handle.takePollWaiter()
+            if let grant = handle.existingReaderGrant { tracer.readerGrants.revoke(grant) }
             buffer.closeReader()
         }
     }
@@ -386,21 +387,35 @@ final class FileSystem: Sendable {
 
     // MARK: ioctl and poll
 
-    /// A buffer file's ioctl; returns the `__u32` it answers, if any.
-    func ioctl(fh: UInt64, command: UInt32, input: UnsafeRawBufferPointer, outputSize: Int) throws(Errno) -> UInt32? {
+    /// What an ioctl answers besides its return value.
+    enum IoctlReply: Equatable {
+        case nothing
+        /// A `__u32` (the relay ioctls).
+        case word(UInt32)
+        case bytes([UInt8])
+
+        /// The `__u32`, if that is the answer.
+        var word: UInt32? {
+            if case .word(let w) = self { return w }
+            return nil
+        }
+    }
+
+    /// A buffer file's ioctl.
+    func ioctl(fh: UInt64, command: UInt32, input: UnsafeRawBufferPointer, outputSize: Int) throws(Errno) -> IoctlReply {
         guard let handle = handles.get(fh), case .buffer(let buffer, let inode) = handle.kind,
               let ioctl = RelayIoctl(rawValue: command) else {
             throw .inappropriateIOCTLForDevice
         }
-        // Every ioctl but PUT answers a __u32: with less room for it, EINVAL,
-        // before anything is taken.
-        if ioctl != .putSubbuffer && outputSize < 4 { throw .invalidArgument }
+        // With less room than the answer needs, EINVAL, before anything is
+        // taken.
+        if outputSize < ioctl.outputSize { throw .invalidArgument }
         switch ioctl {
         case .getSubbuffer:
             switch buffer.getSubbuffer() {
             case .success(let cookie):
                 refreshPageCache(inode: inode, buffer: buffer, handle: handle)
-                return cookie
+                return .word(cookie)
             case .failure:
                 throw .resourceTemporarilyUnavailable
             }
@@ -409,7 +424,7 @@ final class FileSystem: Sendable {
             let cookie = input.loadUnaligned(as: UInt32.self)
             do throws(SubbufferAccessError) {
                 try buffer.putSubbuffer(cookie: cookie)
-                return nil
+                return .nothing
             } catch {
                 // Both are EIO to a consumer (consumer-abi.md); only the log
                 // tells them apart.
@@ -417,9 +432,11 @@ final class FileSystem: Sendable {
                 throw .ioError
             }
         case .getSubbufferCount:
-            return UInt32(buffer.geometry.subbufferCount)
+            return .word(UInt32(buffer.geometry.subbufferCount))
         case .getSubbufferSize:
-            return UInt32(buffer.geometry.subbufferSize)
+            return .word(UInt32(buffer.geometry.subbufferSize))
+        case .readerGrant:
+            return .bytes(tracer.readerGrants.issueToken(for: handle.readerGrant).bytes)
         }
     }
 
@@ -467,10 +484,14 @@ final class FileSystem: Sendable {
 
     /// One pass of the notifier thread: wake the poller of each buffer
     /// posted to the tracer's doorbell (a delivered sub-buffer, a finalize)
-    /// since the last pass. A buffer nobody has open is nobody's news.
+    /// since the last pass, and its reader in another process if one works
+    /// it through shared memory (ReaderGrants). A buffer nobody has open is
+    /// nobody's news.
     func notifyPollers(_ posted: [ObjectIdentifier]) {
         for buffer in posted {
-            handles.bufferHandle(of: buffer)?.takePollWaiter()?.wake()
+            guard let handle = handles.bufferHandle(of: buffer) else { continue }
+            handle.takePollWaiter()?.wake()
+            handle.existingReaderGrant?.ring()
         }
     }
 }

@@ -173,10 +173,13 @@ enum FuseAdapter {
         ops.ioctl = { req, _, cmd, _, fi, _, inBuf, inSize, outSize in
             reply(req) { () throws(Errno) in
                 let input = UnsafeRawBufferPointer(start: inBuf, count: inSize)
-                if var value = try fs(req).ioctl(fh: fi!.pointee.fh, command: cmd, input: input, outputSize: outSize) {
-                    fuse_reply_ioctl(req, 0, &value, 4)
-                } else {
+                switch try fs(req).ioctl(fh: fi!.pointee.fh, command: cmd, input: input, outputSize: outSize) {
+                case .nothing:
                     fuse_reply_ioctl(req, 0, nil, 0)
+                case .word(var value):
+                    fuse_reply_ioctl(req, 0, &value, 4)
+                case .bytes(let bytes):
+                    _ = bytes.withUnsafeBytes { fuse_reply_ioctl(req, 0, $0.baseAddress, $0.count) }
                 }
             }
         }

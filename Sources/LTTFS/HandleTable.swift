@@ -24,6 +24,9 @@ final class Handle: @unchecked Sendable {
     let firstGet = Atomic<Bool>(true)
     /// The last poll(2) waiting on this file (buffer files).
     private let pollWaiter = Locked<(any PollWaiter)?>(nil)
+    /// Buffer files: the leave to work the buffer through shared memory
+    /// (LTTFS_READER_GRANT), made at the first ask, ended at release.
+    private let grant = Locked<ReaderGrants.Grant?>(nil)
 
     init(_ kind: Kind) { self.kind = kind }
 
@@ -31,6 +34,20 @@ final class Handle: @unchecked Sendable {
         if case .buffer(let b, _) = kind { return b }
         return nil
     }
+
+    /// This buffer file's grant (made now if it has none). Buffer files only.
+    var readerGrant: ReaderGrants.Grant {
+        grant.withLock { g in
+            if let g { return g }
+            guard let buffer else { preconditionFailure("a reader grant for a file that is no buffer") }
+            let made = ReaderGrants.Grant.make(for: buffer)
+            g = made
+            return made
+        }
+    }
+
+    /// The grant, if one was asked for.
+    var existingReaderGrant: ReaderGrants.Grant? { grant.withLock { $0 } }
 
     /// Keeps `waiter`; the one it replaces is dropped (it was answered by
     /// the poll reply that came with it).

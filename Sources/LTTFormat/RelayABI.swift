@@ -10,6 +10,19 @@ public enum RelayIoctl: UInt32, Sendable, CaseIterable {
     case getSubbufferCount = 0x8004_F502
     /// `_IOR(0xF5, 0x03, __u32)`: bytes per sub-buffer.
     case getSubbufferSize = 0x8004_F503
+    /// `_IOR(0xF5, 0x10, __u8[16])`, lttfs's own: a token, good once, with
+    /// which the process that has this file open maps its buffer through
+    /// the producers' socket (ReaderGrants). lttd never asks.
+    case readerGrant = 0x8010_F510
+
+    /// Bytes the ioctl answers.
+    public var outputSize: Int {
+        switch self {
+        case .putSubbuffer: 0
+        case .readerGrant: 16
+        default: 4
+        }
+    }
 
     public var name: String {
         switch self {
@@ -17,6 +30,7 @@ public enum RelayIoctl: UInt32, Sendable, CaseIterable {
         case .putSubbuffer: "RELAY_PUT_SUBBUF"
         case .getSubbufferCount: "RELAY_GET_N_SUBBUFS"
         case .getSubbufferSize: "RELAY_GET_SUBBUF_SIZE"
+        case .readerGrant: "LTTFS_READER_GRANT"
         }
     }
 }

@@ -71,70 +71,19 @@ public final class Producer: @unchecked Sendable {
     public init(mountpoint given: String? = nil) throws(Failure) {
         let mountpoint = given ?? ProcessInfo.processInfo.environment["LTTFS_MOUNT"] ?? Self.defaultMountpoint
         self.mountpoint = mountpoint
-        let file = mountpoint + "/ltt/producer_socket"
-        // LTTFS_PRODUCER_SOCKET names the socket where the mount cannot be
-        // read (another mount namespace); the server's checks are the same.
-        let named = ProcessInfo.processInfo.environment["LTTFS_PRODUCER_SOCKET"]
-        guard let text = named ?? (try? String(contentsOfFile: file, encoding: .utf8)) else {
-            throw .noServer("cannot read \(file) (is lttfs mounted there, and may this user record?)")
-        }
-        let name = text.trimmingCharacters(in: .whitespacesAndNewlines)
-        do throws(Errno) { socket = try SeqpacketSocket.connect(name: name) } catch {
-            throw .noServer("cannot connect to \(name): \(error.explained)")
-        }
-        var hello = ProducerWire.Writer(.hello)
-        hello.put(ProducerWire.version)
-        let welcome: (bytes: [UInt8], descriptors: [Int32])
-        // A server that refuses this process says why and closes at once,
-        // maybe before the hello arrives: its answer is read either way.
+        let server = try ServerConnection(mountpoint: mountpoint)
+        socket = server.socket
         let connection = socket
-        let sent = Result { () throws(Errno) in try connection.send(hello.bytes) }
-        do throws(Errno) {
-            welcome = try connection.receive(capacity: ProducerWire.maximumMessage, descriptorCapacity: 2)
-        } catch {
-            if case .failure(let refused) = sent { throw .noServer("hello: \(refused.explained)") }
-            throw .noServer("hello: \(error.explained)")
-        }
-        if welcome.bytes.isEmpty {
-            throw .noServer("hello: the server closed the connection" + ((try? sent.get()) == nil ? " (\(sent))" : ""))
-        }
-        let parsed: Result<(token: UInt32, cpus: UInt32, clockKind: UInt32, frequency: UInt64), Failure>
-        do throws(ProducerWire.Malformed) { parsed = try Self.parseWelcome(welcome) } catch {
-            parsed = .failure(.protocolError("\(error)"))
-        }
-        let token: UInt32, cpus: UInt32, clockKind: UInt32, frequency: UInt64
-        switch parsed {
-        case .success(let w): (token, cpus, clockKind, frequency) = (w.token, w.cpus, w.clockKind, w.frequency)
-        case .failure(let error):
-            for fd in welcome.descriptors { Glibc.close(fd) }
-            throw error
-        }
-        // What is handed over is used only if it comes from the mount's
-        // server: the mount's owner (the server's user: it answers stat on
-        // its root) or root.
-        var root = stat()
-        guard stat(mountpoint, &root) == 0, let peer = try? socket.peerCredentials(),
-              peer.uid == root.st_uid || peer.uid == 0 else {
-            for fd in welcome.descriptors { Glibc.close(fd) }
-            throw .noServer("the socket \(name) is not served by the owner of \(mountpoint)")
-        }
-        guard cpus >= 1, cpus <= 65_536, token != 0, frequency > 0,
-              let kind = ProducerWire.ClockKind(rawValue: clockKind) else {
-            for fd in welcome.descriptors { Glibc.close(fd) }
-            throw .protocolError("welcome with \(cpus) CPUs, token \(token), clock \(clockKind) at \(frequency) Hz")
-        }
         let pageSize = Int(getpagesize())
-        guard let mapped = mmap(nil, pageSize, PROT_READ, MAP_SHARED, welcome.descriptors[0], 0), mapped != MAP_FAILED,
-              mapped.load(as: UInt32.self) == LTTFS_PRODUCERS_MAGIC else {
-            for fd in welcome.descriptors { Glibc.close(fd) }
+        let mapped = mmap(nil, pageSize, PROT_READ, MAP_SHARED, server.pageDescriptor, 0)
+        Glibc.close(server.pageDescriptor)
+        guard let mapped, mapped != MAP_FAILED, mapped.load(as: UInt32.self) == LTTFS_PRODUCERS_MAGIC else {
+            Glibc.close(server.deliveriesDescriptor)
             throw .protocolError("the producers page cannot be mapped")
         }
-        Glibc.close(welcome.descriptors[0])
         page = ProducersPage(base: mapped, size: pageSize)
-        bell = DeliveryBell(descriptor: welcome.descriptors[1])
-        // Replies that never come end a request (a server stuck or gone)
-        // instead of holding its lock, and the tracer's, for good.
-        socket.setReceiveTimeout(milliseconds: 30_000)
+        bell = DeliveryBell(descriptor: server.deliveriesDescriptor)
+        let (token, cpus, kind, frequency) = (server.token, server.cpus, server.clockKind, server.frequency)
         clock = kind == .tsc ? TraceClock(name: "tsc", frequency: frequency, source: .tsc) : .monotonic
         Self.installForkHandler()
         RelayLock.token.store(token, ordering: .relaxed)
@@ -210,24 +159,6 @@ public final class Producer: @unchecked Sendable {
     }
 
     // MARK: Talking to the server
-
-    private static func parseWelcome(_ welcome: (bytes: [UInt8], descriptors: [Int32])) throws(ProducerWire.Malformed)
-        -> Result<(token: UInt32, cpus: UInt32, clockKind: UInt32, frequency: UInt64), Failure> {
-        var r = ProducerWire.Reader(welcome.bytes)
-        let op = try r.operation()
-        if op == .refused {
-            let code: Int32 = try r.get()
-            return .failure(.refused("\(try r.string()) (\(Errno(rawValue: code).name))"))
-        }
-        guard op == .welcome, welcome.descriptors.count == 2 else { throw ProducerWire.Malformed(why: "no welcome") }
-        _ = try r.get(UInt32.self)
-        let token: UInt32 = try r.get()
-        let cpus: UInt32 = try r.get()
-        let clockKind: UInt32 = try r.get()
-        let frequency: UInt64 = try r.get()
-        try r.end()
-        return .success((token, cpus, clockKind, frequency))
-    }
 
     private static func register(_ socket: SeqpacketSocket, _ channel: String, _ name: String, _ format: String)
         throws(TraceError) -> (UInt16, Bool) {

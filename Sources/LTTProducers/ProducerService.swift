@@ -281,6 +281,11 @@ public final class ProducerService: @unchecked Sendable {
         case .traces:
             try r.end()
             sendTraces(to: connection)
+        case .attachReader:
+            let low: UInt64 = try r.get()
+            let high: UInt64 = try r.get()
+            try r.end()
+            attachReader(ReaderGrants.Token(high: high, low: low), to: connection, pid: pid)
         default:
             throw ProducerWire.Malformed(why: "a message only the server sends")
         }
@@ -329,6 +334,47 @@ public final class ProducerService: @unchecked Sendable {
             }
         }
         do throws(Errno) { try connection.send(ProducerWire.Writer(.tracesEnd).bytes) } catch { failed = true }
+    }
+
+    /// A consumer redeems the grant of a buffer file it has open: it gets
+    /// the buffer's memfd and an eventfd the server rings where it would
+    /// wake the file's poll. The token alone is the proof (ReaderGrants):
+    /// only the open file could issue it, and it is good once.
+    private func attachReader(_ token: ReaderGrants.Token, to connection: SeqpacketSocket, pid: pid_t) {
+        guard let grant = tracer.readerGrants.redeem(token) else {
+            log(.warning, "producers: pid \(pid): a reader grant that no open buffer file issued, or used already: refused")
+            refuse(connection, .permissionDenied, "no open buffer file issued this grant, or it was used already")
+            return
+        }
+        let buffer = grant.buffer
+        guard !buffer.isAbandoned else {
+            refuse(connection, .ioError, "the server gave this buffer up: read it through its file")
+            return
+        }
+        let bell = lttfs_eventfd()
+        guard bell >= 0 else {
+            let e = Errno(rawValue: errno)
+            log(.error, "producers: eventfd: \(e.explained)")
+            refuse(connection, e, "eventfd: \(e.explained)")
+            return
+        }
+        // The consumer's copy goes with the message; the grant keeps ours
+        // (closed when the file closes, or now if it closed meanwhile).
+        defer { close(bell) }
+        let kept = dup(bell)
+        guard kept >= 0, grant.attach(bell: kept) else {
+            refuse(connection, .badFileDescriptor, "the buffer file was closed")
+            return
+        }
+        var w = ProducerWire.Writer(.reader)
+        w.put(buffer.geometry.subbufferSize)
+        w.put(buffer.geometry.subbufferCount)
+        w.put(UInt8(buffer.overwrite ? 1 : 0))
+        w.put(UInt32(truncatingIfNeeded: buffer.cpu))
+        ProducerWire.put(buffer.trace, into: &w)
+        try? connection.send(w.bytes, descriptors: [buffer.mapping.descriptor, bell])
+        // A delivery before the bell was kept would otherwise wait for the next.
+        grant.ring()
     }
 
     /// A producer delivered sub-buffers: the buffers it marked are posted

@@ -13,6 +13,15 @@ import LTTTrace
 ///                                      <-    trace(...) then channel(...) + [one memfd per CPU], ...
 ///                                      <-    tracesEnd
 ///
+/// A consumer that has a buffer file open maps it the same way (ReaderGrants):
+///
+///     consumer                               server
+///     hello(version)                   ->
+///                                      <-    welcome(...) + [producers page, eventfd]
+///     attachReader(token)              ->
+///                                      <-    reader(geometry, cpu, header) + [memfd, eventfd]
+///                                            | refused(errno, why)
+///
 /// The server trusts nothing a producer sends: every field is bounded
 /// (`Reader`), a message that does not parse ends the connection.
 enum ProducerWire {
@@ -24,6 +33,7 @@ enum ProducerWire {
 
     enum Operation: UInt32 {
         case hello = 1, welcome, register, registered, refused, traces, trace, channel, tracesEnd
+        case attachReader, reader
     }
 
     /// Which clock the server's traces use: a producer reads the same.

@@ -31,6 +31,8 @@ public final class RelayBuffer: @unchecked Sendable {
     public let geometry: RelayGeometry
     public let overwrite: Bool
     public let cpu: Int
+    /// The trace-wide header fields its sub-buffer headers carry.
+    public var trace: TraceHeaderFields { ring.trace }
     /// The shared memory: control block, counts, the ring's bytes.
     public let mapping: RingMapping
     /// The ring's bytes, never moved or freed while the buffer lives.
@@ -46,6 +48,9 @@ public final class RelayBuffer: @unchecked Sendable {
     @usableFromInline let jammedHolder = Atomic<UInt64>(0)
     /// True in the server, which may take the lock back from a dead holder.
     @usableFromInline let recoversDeadHolders: Bool
+    /// True in the server and in a reader's view (`init(reading:...)`):
+    /// nothing is done on a state no run of the algorithm can make.
+    @usableFromInline let checksState: Bool
     /// The process's fork epoch when this view was made (producer views):
     /// a child of fork(2) does not record through its parent's views. The
     /// epoch is a C global (`lttfs_fork_epoch`): one plain load per event.
@@ -118,7 +123,7 @@ public final class RelayBuffer: @unchecked Sendable {
             throw AllocationFailed(bytes: geometry.allocSize, why: error.description)
         }
         self.init(mapping: mapping, overwrite: overwrite, cpu: cpu, trace: trace, clock: clock, doorbell: doorbell,
-                  memoryReservation: memoryReservation, server: true, deliveryHook: nil, log: log)
+                  memoryReservation: memoryReservation, role: .server, deliveryHook: nil, log: log)
         ring.start()
     }
 
@@ -128,11 +133,23 @@ public final class RelayBuffer: @unchecked Sendable {
     public convenience init(attaching mapping: RingMapping, overwrite: Bool, cpu: Int, trace: TraceHeaderFields,
                             clock: TraceClock, onDelivery: (@Sendable () -> Void)? = nil) {
         self.init(mapping: mapping, overwrite: overwrite, cpu: cpu, trace: trace, clock: clock, doorbell: nil,
-                  memoryReservation: nil, server: false, deliveryHook: onDelivery, log: nil)
+                  memoryReservation: nil, role: .producer, deliveryHook: onDelivery, log: nil)
     }
 
+    /// A reader's view, in another process, of a buffer whose file it has
+    /// open (ReaderGrants): it takes and gives back sub-buffers in the
+    /// shared ring (`getSubbuffer`, `putSubbuffer`, `readerPollState`) and
+    /// records nothing. Like the server, it acts on no impossible state;
+    /// unlike it, it judges nobody: what it cannot do, the file still can.
+    public convenience init(reading mapping: RingMapping, overwrite: Bool, cpu: Int, trace: TraceHeaderFields) {
+        self.init(mapping: mapping, overwrite: overwrite, cpu: cpu, trace: trace, clock: .monotonic, doorbell: nil,
+                  memoryReservation: nil, role: .reader, deliveryHook: nil, log: nil)
+    }
+
+    private enum Role { case server, producer, reader }
+
     private init(mapping: RingMapping, overwrite: Bool, cpu: Int, trace: TraceHeaderFields, clock: TraceClock,
-                 doorbell: ReaderDoorbell?, memoryReservation: BufferMemoryBudget.Reservation?, server: Bool,
+                 doorbell: ReaderDoorbell?, memoryReservation: BufferMemoryBudget.Reservation?, role: Role,
                  deliveryHook: (@Sendable () -> Void)?, log: (@Sendable (String) -> Void)?) {
         self.deliveryHook = deliveryHook
         problemLog = log
@@ -144,7 +161,8 @@ public final class RelayBuffer: @unchecked Sendable {
         self.cpu = cpu
         self.clock = clock
         memory = mapping.data
-        recoversDeadHolders = server
+        recoversDeadHolders = role == .server
+        checksState = role != .producer
         epoch = lttfs_fork_epoch_load()
         token = RelayLock.token.load(ordering: .relaxed)
         ring = RelayRing(geometry: mapping.geometry, overwrite: overwrite, trace: trace, control: mapping.control,
@@ -178,7 +196,8 @@ public final class RelayBuffer: @unchecked Sendable {
     /// Runs `body` on the ring with the lock held; nil when the lock could
     /// not be had within `patience` (RelayLock), or, in the server, when
     /// the buffer was given up or its state is impossible (which gives it
-    /// up: the server acts on no state a producer process may have made up).
+    /// up: the server acts on no state a producer process may have made up;
+    /// a reader's view only declines).
     @usableFromInline @inline(__always)
     func locked<T, E: Error>(patience: UInt64 = RelayLock.serverPatience,
                              _ body: (inout RelayRing) throws(E) -> T) throws(E) -> T? {
@@ -186,9 +205,11 @@ public final class RelayBuffer: @unchecked Sendable {
         guard lock.lock(patience: patience, jammed: jammedHolder, recoverDead: recoversDeadHolders) else { return nil }
         defer { lock.unlock() }
         var view = ring
-        if recoversDeadHolders && !view.stateIsPossible {
-            giveUp("its shared state is impossible (offset \(view.offset), consumed \(view.consumed), "
-                   + "held \(String(describing: view.heldPosition))): a producer process wrote into it")
+        if checksState && !view.stateIsPossible {
+            if recoversDeadHolders {
+                giveUp("its shared state is impossible (offset \(view.offset), consumed \(view.consumed), "
+                       + "held \(String(describing: view.heldPosition))): a producer process wrote into it")
+            }
             return nil
         }
         if view.hasAbandonedSlot { view.repairAbandonedSlot() }
@@ -551,6 +572,19 @@ public final class RelayBuffer: @unchecked Sendable {
     public var pollState: RelayPollState {
         guard let state = locked({ $0.pollState }) else { return isAbandoned ? .hungUp : .none }
         return state
+    }
+
+    /// `pollState` as a reader's view sees it; nil when it cannot tell (the
+    /// lock stayed with its holder, or the state is impossible): the buffer
+    /// file's poll, the server's answer, says then.
+    public var readerPollState: RelayPollState? { locked { $0.pollState } }
+
+    /// The sub-buffer a reader holds (after `getSubbuffer`): contiguous in
+    /// the ring, `geometry.subbufferSize` bytes; nil if none is held.
+    public var heldSubbuffer: UnsafeRawBufferPointer? {
+        guard let region = readableRegions(at: 0, maxLength: Int(geometry.subbufferSize)).first,
+              region.count == Int(geometry.subbufferSize) else { return nil }
+        return region
     }
 
     /// The counters (numbers only: read even from a buffer given up); all

@@ -13,6 +13,12 @@ extension FileDescriptor {
         _ = try systemCall { lttfs_ioctl_u32(rawValue, UInt(request), &argument) }
     }
 
+    /// An ioctl whose argument is `argument.count` bytes (the size its
+    /// number encodes), read or written by the call.
+    public func ioctl(_ request: UInt32, bytes argument: UnsafeMutableRawBufferPointer) throws(Errno) {
+        _ = try systemCall { lttfs_ioctl_bytes(rawValue, UInt(request), argument.baseAddress) }
+    }
+
     /// An ioctl that takes no argument.
     public func ioctl(_ request: UInt32) throws(Errno) {
         _ = try systemCall { lttfs_ioctl_none(rawValue, UInt(request)) }

@@ -63,6 +63,10 @@ public final class Tracer: @unchecked Sendable {
     /// Rung by every buffer of every trace when its readers have news; the
     /// filesystem's notifier listens to it.
     public let readerDoorbell = ReaderDoorbell()
+    /// Grants for readers in other processes to work buffers through their
+    /// shared memory: the filesystem issues them to open buffer files, the
+    /// producers' socket redeems them.
+    public let readerGrants = ReaderGrants()
     /// Wall-clock time (seconds, microseconds) for a trace's start time.
     public let wallClock: @Sendable () -> (seconds: UInt64, microseconds: UInt64)
     /// Number of per-CPU buffers each channel gets.

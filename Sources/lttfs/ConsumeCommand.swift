@@ -34,6 +34,11 @@ struct ConsumeCommand: ParsableCommand {
             Live by default (--live-timer 1000 ms; give the channels a switch_timer so that
             idle ones show too). Should the relay daemon fail, the rest of the trace is kept
             in the -t directory (default ./<trace>-relayd-fallback), counted and reported.
+
+            The buffers are read through their shared memory where the server maps them
+            for this process (it must have their files open: the files' modes still
+            decide who reads): the sub-buffers go from the ring to the output in one copy,
+            with no FUSE round trip each. --transport files reads them as lttd does.
             """)
 
     @Option(name: .customShort("c"), help: "The trace's directory in the mounted tree (<mount>/ltt/<trace>).")
@@ -66,6 +71,20 @@ struct ConsumeCommand: ParsableCommand {
 
     @Option(name: .customShort("n"), help: "Reader threads.")
     var threads = 1
+
+    enum TransportChoice: String, ExpressibleByArgument, CaseIterable {
+        case auto, files, shm
+        var transport: TraceConsumer.Transport {
+            switch self {
+            case .auto: .automatic
+            case .files: .bufferFiles
+            case .shm: .sharedMemory
+            }
+        }
+    }
+
+    @Option(help: "auto (shared memory where the server maps the buffers, else the files), files (lttd's way), or shm (shared memory or fail).")
+    var transport: TransportChoice = .auto
 
     @Flag(name: .shortAndLong, help: "No progress line, no summary.")
     var quiet = false
@@ -119,13 +138,17 @@ struct ConsumeCommand: ParsableCommand {
                 let options = TraceConsumer.RelaydOptions(address: address, sessionName: session, hostname: hostname,
                                                           liveTimerMilliseconds: liveTimer, idleLagMilliseconds: lag)
                 consumer = try TraceConsumer(traceDirectory: channels, outputDirectory: trace ?? "./\(name)-relayd-fallback",
-                                             format: .relayd(options))
+                                             format: .relayd(options), transport: transport.transport)
             } else {
                 consumer = try TraceConsumer(traceDirectory: channels, outputDirectory: trace!, append: append,
-                                             format: format == .ctf ? .ctf(hostname: hostname) : .ltt)
+                                             format: format == .ctf ? .ctf(hostname: hostname) : .ltt,
+                                             transport: transport.transport)
             }
         } catch {
             throw Failure(error.description)
+        }
+        if let problem = consumer.mappingProblem, !quiet {
+            StandardError.write("note: reading the buffer files (no shared memory: \(problem))\n")
         }
         // SIGINT / SIGTERM / SIGHUP stop it after the sub-buffer in hand
         // (blocked from here on, so in the reader threads too).

@@ -79,13 +79,15 @@ struct TraceConsumerTests {
 
     /// Consumes a trace recorded on every CPU with `threads` readers while
     /// it is recorded, then destroys it; checks everything.
-    func drainWhileRecording(threads: Int) throws {
+    func drainWhileRecording(threads: Int, transport: TraceConsumer.Transport = .automatic) throws {
         try withMount(cpuCount: 2) { m in
             let name = "drain\(threads)"
             let marker = try makeTrace(m, name)
             let out = TemporaryPath()
             defer { out.remove() }
-            let consumer = try TraceConsumer(traceDirectory: m.ltt + "/" + name, outputDirectory: out.path)
+            let consumer = try TraceConsumer(traceDirectory: m.ltt + "/" + name, outputDirectory: out.path, transport: transport)
+            // Every mount serves the producers' socket: automatic maps every buffer.
+            #expect(consumer.mappedBuffers == (transport == .bufferFiles ? 0 : 6), "\(consumer.mappingProblem ?? "")")
             #expect(consumer.buffers.map { ($0.path as NSString).lastPathComponent }
                     == ["app_0", "app_1", "metadata_0", "metadata_1", "userspace_0", "userspace_1"])
             #expect(consumer.buffers.allSatisfy { $0.outputPath == out.path + "/" + ($0.path as NSString).lastPathComponent })
@@ -127,14 +129,16 @@ struct TraceConsumerTests {
         }
     }
 
-    @Test("one reader drains every CPU's buffers: every event recorded is read back, the counters match the files")
-    func drainsEveryBuffer() throws {
-        try drainWhileRecording(threads: 1)
+    @Test("one reader drains every CPU's buffers: every event recorded is read back, the counters match the files",
+          arguments: [TraceConsumer.Transport.sharedMemory, .bufferFiles])
+    func drainsEveryBuffer(transport: TraceConsumer.Transport) throws {
+        try drainWhileRecording(threads: 1, transport: transport)
     }
 
-    @Test("several readers, and more readers than buffers, give the same result", arguments: [2, 9])
-    func multipleReaders(threads: Int) throws {
-        try drainWhileRecording(threads: threads)
+    @Test("several readers, and more readers than buffers, give the same result (shared memory and files)",
+          arguments: [2, 9], [TraceConsumer.Transport.automatic, .bufferFiles])
+    func multipleReaders(threads: Int, transport: TraceConsumer.Transport) throws {
+        try drainWhileRecording(threads: threads, transport: transport)
     }
 
     @Test("stop() from another thread ends a live run at once, with everything consumed so far on disk and valid")

@@ -258,7 +258,7 @@ struct FileSystemLogicTests {
         #expect(errno { _ = try fs.open(inode: inode, flags: O_RDONLY) } == .resourceBusy, "one reader at a time")
         func ioctl(_ request: RelayIoctl, _ input: UInt32? = nil, outputSize: Int = 4) throws(Errno) -> UInt32? {
             try withBytes(input.map(bytes(of:)) ?? []) { (b) throws(Errno) -> UInt32? in
-                try fs.ioctl(fh: fh, command: request.rawValue, input: b, outputSize: outputSize)
+                try fs.ioctl(fh: fh, command: request.rawValue, input: b, outputSize: outputSize).word
             }
         }
         #expect(try ioctl(.getSubbufferSize) == 4096)
@@ -293,11 +293,11 @@ struct FileSystemLogicTests {
             _ = try write("ltt/write_event", "x\n")
             try? tracer.flush("p")
             return try fs.ioctl(fh: fh, command: RelayIoctl.getSubbuffer.rawValue, input: .init(start: nil, count: 0),
-                         outputSize: 4) ?? 0
+                         outputSize: 4).word ?? 0
         }
         func put(_ cookie: UInt32) throws(Errno) {
             _ = try withBytes(bytes(of: cookie)) { (b) throws(Errno) -> UInt32? in
-                try fs.ioctl(fh: fh, command: RelayIoctl.putSubbuffer.rawValue, input: b, outputSize: 0)
+                try fs.ioctl(fh: fh, command: RelayIoctl.putSubbuffer.rawValue, input: b, outputSize: 0).word
             }
         }
         var cookie = try get()

@@ -36,6 +36,9 @@ int lttfs_ioctl_u32(int fd, unsigned long request, unsigned int *argument);
 // ioctl(2) with no argument.
 int lttfs_ioctl_none(int fd, unsigned long request);
 
+// ioctl(2) whose argument is a buffer of the size its number encodes.
+int lttfs_ioctl_bytes(int fd, unsigned long request, void *argument);
+
 // splice(2) from fd_in at *offset (explicit offset, as lttd does) into
 // fd_out. Returns bytes moved, 0, or -1 with errno set.
 long lttfs_splice(int fd_in, long long *offset, int fd_out, unsigned long length, unsigned int flags);
