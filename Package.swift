@@ -123,7 +123,7 @@ let package = Package(
         .executableTarget(name: "lttfs-demo", dependencies: [
             "LTTFS", "LTTTrace", "LTTSystem", .product(name: "Logging", package: "swift-log"),
         ]),
-        .testTarget(name: "LTTFSTests", dependencies: ["LTTFS", "LTTFormat", "LTTSystem", "LTTTrace", "LTTReader", "LTTRelay", "CLinuxSupport",
+        .testTarget(name: "LTTFSTests", dependencies: ["LTTFS", "LTTFormat", "LTTSystem", "LTTTrace", "LTTReader", "LTTRelay", "LTTProducers", "CLinuxSupport",
                                                     "LTTTestSupport", "LTTMountTestSupport"]),
         // The tests' strict lttd-style consumer: C, independent of the Swift
         // code, doing exactly what the 2009 lttd does to a buffer file.

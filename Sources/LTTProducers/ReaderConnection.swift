@@ -72,6 +72,12 @@ public final class ReaderConnection: Sendable {
     /// Maps the buffer of `bufferFile`, a buffer file this process has open
     /// (O_RDONLY: its reader). Throws what the server or the file said.
     public func map(bufferFile: FileDescriptor) throws(Producer.Failure) -> MappedBuffer {
+        try attach(try Self.grant(of: bufferFile))
+    }
+
+    /// A grant of the open buffer file `bufferFile` (LTTFS_READER_GRANT):
+    /// good once, and while the file is open, for whoever redeems it.
+    public static func grant(of bufferFile: FileDescriptor) throws(Producer.Failure) -> ReaderGrants.Token {
         var grant = [UInt8](repeating: 0, count: RelayIoctl.readerGrant.outputSize)
         let asked = grant.withUnsafeMutableBytes { raw in
             Result { () throws(Errno) in try bufferFile.ioctl(RelayIoctl.readerGrant.rawValue, bytes: raw) }
@@ -80,6 +86,11 @@ public final class ReaderConnection: Sendable {
             throw .refused("\(RelayIoctl.readerGrant.name): \(error.explained)")
         }
         guard let token = ReaderGrants.Token(bytes: grant) else { throw .protocolError("a grant of \(grant.count) bytes") }
+        return token
+    }
+
+    /// Redeems a grant: the buffer it names, mapped.
+    public func attach(_ token: ReaderGrants.Token) throws(Producer.Failure) -> MappedBuffer {
         var w = ProducerWire.Writer(.attachReader)
         w.put(token.low)
         w.put(token.high)
