@@ -18,7 +18,13 @@
 #                   blocking_timeout 1 s; UST: --blocking-timeout=inf with
 #                   LTTNG_UST_ALLOW_BLOCKING=1): nothing lost, the producer
 #                   goes at the consumer's pace once the buffer is full;
-#      and lttfs once more on CLOCK_MONOTONIC, the clock UST reads. The
+#      and lttfs's wait runs once more with its consumer reading the
+#      buffer files as lttd does (--transport files: each sub-buffer
+#      through FUSE and the page cache, the drain before shared memory),
+#      and lttfs once more on CLOCK_MONOTONIC, the clock UST reads (flight
+#      recorder and wait), and in discard mode paced at the rate UST's
+#      producer just reached in discard mode (BENCH_PACE_NS): what a
+#      consumer that keeps up loses at that rate (nothing, if it does). The
 #      lttfs consumer is `lttfs consume -n <CPUs>` (lttd's way on an SMP
 #      machine: a reader thread per per-CPU buffer); UST's is its consumerd;
 #      and the same producer running in another process, recording through
@@ -123,11 +129,18 @@ for r in $(seq 1 "$rounds"); do
         for mode in overwrite discard wait; do
             read -r ns lost < <(ust_traced "$t" "$mode")
             add "ust_${mode}_ns_$t" "$ns"; add "ust_${mode}_lost_$t" "$lost"
+            [ "$mode" = discard ] && ust_pace=$ns
             read -r ns lost < <(lttfs_traced "$t" "$mode" auto)
             add "lttfs_${mode}_ns_$t" "$ns"; add "lttfs_${mode}_lost_$t" "$lost"
         done
         read -r ns lost < <(lttfs_traced "$t" overwrite monotonic)
         add "lttfs_mono_ns_$t" "$ns"
+        read -r ns lost < <(BENCH_CONSUMER_TRANSPORT=files lttfs_traced "$t" wait auto)
+        add "lttfs_files_wait_ns_$t" "$ns"; add "lttfs_files_wait_lost_$t" "$lost"
+        read -r ns lost < <(lttfs_traced "$t" wait monotonic)
+        add "lttfs_mono_wait_ns_$t" "$ns"; add "lttfs_mono_wait_lost_$t" "$lost"
+        read -r ns lost < <(BENCH_PACE_NS=$ust_pace lttfs_traced "$t" discard auto)
+        add "lttfs_paced_ns_$t" "$ns"; add "lttfs_paced_lost_$t" "$lost"
         for mode in overwrite wait; do
             for kind in c swift; do
                 producer=swift
@@ -169,8 +182,20 @@ for t in 1 2; do
     row "  events lost of $((t * events))" "lttfs_discard_lost_$t" "ust_discard_lost_$t"
 done
 for t in 1 2; do
+    row "  discard, lttfs paced at UST's rate, $t th." "lttfs_paced_ns_$t" "ust_discard_ns_$t"
+    row "  events lost of $((t * events))" "lttfs_paced_lost_$t" "ust_discard_lost_$t"
+done
+for t in 1 2; do
     row "ns/event, normal mode, wait when full, $t th." "lttfs_wait_ns_$t" "ust_wait_ns_$t"
     row "  events lost of $((t * events))" "lttfs_wait_lost_$t" "ust_wait_lost_$t"
+done
+for t in 1 2; do
+    row "  the same, consumer through the files, $t th." "lttfs_files_wait_ns_$t" "ust_wait_ns_$t"
+    row "  events lost of $((t * events))" "lttfs_files_wait_lost_$t" "ust_wait_lost_$t"
+done
+for t in 1 2; do
+    row "  the same, lttfs on CLOCK_MONOTONIC, $t th." "lttfs_mono_wait_ns_$t" "ust_wait_ns_$t"
+    row "  events lost of $((t * events))" "lttfs_mono_wait_lost_$t" "ust_wait_lost_$t"
 done
 for kind in c swift; do
     for t in 1 2; do

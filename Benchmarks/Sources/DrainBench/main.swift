@@ -109,12 +109,14 @@ func runBenchmark() throws {
     }
 
     /// Drains a full, destroyed trace with the consumer library (what
-    /// `lttfs consume` runs: poll, GET, splice into a file on /dev/shm, the
-    /// header read back, PUT); returns seconds and the bytes it moved.
-    func drainWithConsumer(_ name: String) throws -> (Double, Int) {
+    /// `lttfs consume` runs) into a file on /dev/shm: through the files
+    /// (poll, GET, splice, the header read back, PUT) or through shared
+    /// memory (GET, write from the ring, PUT); returns seconds and the
+    /// bytes it moved.
+    func drainWithConsumer(_ name: String, transport: TraceConsumer.Transport) throws -> (Double, Int) {
         let out = "/dev/shm/lttfs-bench-consume-\(getpid())-\(name)"
         defer { try? FileManager.default.removeItem(atPath: out) }
-        let consumer = try TraceConsumer(traceDirectory: lttfsMount + "/ltt/\(name)", outputDirectory: out)
+        let consumer = try TraceConsumer(traceDirectory: lttfsMount + "/ltt/\(name)", outputDirectory: out, transport: transport)
         try tracer.destroyTrace(name)   // its buffer files stay for the consumer that holds them
         var outcome = TraceConsumer.Outcome.stopped
         let t = seconds { outcome = consumer.run(threads: 1) }
@@ -154,11 +156,12 @@ func runBenchmark() throws {
             results["lttfs \(splice ? "splice" : "read")", default: []].append(Double(total) / t / 1e6)
             results["trivial \(splice ? "splice" : "read")", default: []].append(Double(total) / drainTrivial(splice: splice) / 1e6)
         }
-        let consumed = try fillTrace("r\(round)c")
-        _ = consumed
-        let (t, bytes) = try drainWithConsumer("r\(round)c")
-        precondition(bytes >= total, "the consumer drained \(bytes) of \(total)")
-        results["lttfs consume", default: []].append(Double(bytes) / t / 1e6)
+        for (key, transport) in [("files", TraceConsumer.Transport.bufferFiles), ("shm", .sharedMemory)] {
+            _ = try fillTrace("r\(round)c\(key)")
+            let (t, bytes) = try drainWithConsumer("r\(round)c\(key)", transport: transport)
+            precondition(bytes >= total, "the consumer drained \(bytes) of \(total)")
+            results["consume \(key)", default: []].append(Double(bytes) / t / 1e6)
+        }
         results["memcpy", default: []].append(Double(total) / memcpyRate() / 1e6)
     }
 
@@ -173,10 +176,12 @@ func runBenchmark() throws {
             print(pad("\(who) \(path)", 16) + String(format: " %8.0f %8.0f %8.0f  ", median(v), v.min()!, v.max()!) + ratio)
         }
     }
-    let c = results["lttfs consume"]!
-    print(pad("lttfs consume", 16) + String(format: " %8.0f %8.0f %8.0f  ", median(c), c.min()!, c.max()!)
-        + String(format: "%.2fx its time (the library: poll, splice to a file, header read back)",
-                 median(results["trivial splice"]!) / median(c)))
+    for (key, what) in [("files", "the library through the files: poll, splice to a file, header read back"),
+                        ("shm", "the library through shared memory: write from the ring")] {
+        let c = results["consume \(key)"]!
+        print(pad("consume \(key)", 16) + String(format: " %8.0f %8.0f %8.0f  ", median(c), c.min()!, c.max()!)
+            + String(format: "%.2fx its time (", median(results["trivial splice"]!) / median(c)) + what + ")")
+    }
     let m = results["memcpy"]!
     print(pad("memcpy", 16) + String(format: " %8.0f %8.0f %8.0f", median(m), m.min()!, m.max()!))
 

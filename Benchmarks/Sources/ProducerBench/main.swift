@@ -13,6 +13,10 @@
 // when recording), and "disabled-static" with the text as a StaticString (a literal: no
 // reference counting, like the C tracepoint's char array).
 //
+// BENCH_PACE_NS (in-process, traced mode): each thread records at most one
+// event per that many ns (compare.sh's paced row: lttfs producers at
+// LTTng-UST's full-speed rate).
+//
 // PRODUCER (traced mode): who records. "in-process" (the default) is this
 // process's threads; "swift" is another ProducerBench, in mode "producer"
 // (a producer process: LTTProducers, the same typed marker); any other
@@ -68,6 +72,7 @@ func runBenchmark() throws {
         return
     }
 
+    let pace = ProcessInfo.processInfo.environment["BENCH_PACE_NS"].flatMap(Double.init) ?? 0
     func record(_ marker: Marker<Int32, String>) -> Double {
         let barrier = DispatchSemaphore(value: 0)
         let done = DispatchSemaphore(value: 0)
@@ -86,6 +91,12 @@ func runBenchmark() throws {
                     }
                 } else if closure {
                     for i in 0..<count { localMarker.record { (Int32(truncatingIfNeeded: i), localText) } }
+                } else if pace > 0 {
+                    for i in 0..<count {
+                        let due = t0 + UInt64(Double(i) * pace)
+                        while DispatchTime.now().uptimeNanoseconds < due {}
+                        localMarker.record(Int32(truncatingIfNeeded: i), localText)
+                    }
                 } else {
                     for i in 0..<count { localMarker.record(Int32(truncatingIfNeeded: i), localText) }
                 }
@@ -150,7 +161,10 @@ func runBenchmark() throws {
     // One reader thread per CPU, as one runs lttd -n <CPUs> on an SMP
     // machine: each per-CPU buffer has its own thread.
     let readers = ProcessInfo.processInfo.environment["BENCH_CONSUMER_THREADS"] ?? String(tracer.cpuCount)
-    consumer.arguments = ["consume", "-q", "-n", readers, "-c", mountpoint + "/ltt/bench", "-t", out]
+    // BENCH_CONSUMER_TRANSPORT: files (lttd's way, through FUSE), shm or
+    // auto (the default: the buffers' shared memory).
+    let transport = ProcessInfo.processInfo.environment["BENCH_CONSUMER_TRANSPORT"] ?? "auto"
+    consumer.arguments = ["consume", "-q", "-n", readers, "--transport", transport, "-c", mountpoint + "/ltt/bench", "-t", out]
     try consumer.run()
     usleep(200_000)   // the consumer opens every buffer first
     try tracer.startTrace("bench")
