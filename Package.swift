@@ -107,7 +107,7 @@ let package = Package(
             "LTTFormat", "LTTReader", "LTTCTF", "LTTRelayd", "LTTRelay", "LTTProducers", "LTTSystem",
             .product(name: "SystemPackage", package: "swift-system"),
         ]),
-        .testTarget(name: "LTTConsumerTests", dependencies: ["LTTConsumer", "LTTCTF", "LTTRelayd", "LTTTraceTestSupport", "LTTFS", "LTTTrace", "LTTReader", "LTTFormat",
+        .testTarget(name: "LTTConsumerTests", dependencies: ["LTTConsumer", "LTTCTF", "LTTRelayd", "LTTRelay", "LTTTraceTestSupport", "LTTFS", "LTTTrace", "LTTReader", "LTTFormat",
                                                           "LTTSystem", "LTTTestSupport", "LTTMountTestSupport"]),
         .executableTarget(name: "lttfs", dependencies: [
             "LTTConsumer", "LTTCTF", "LTTRelayd", "LTTProducers",

@@ -122,9 +122,11 @@ final class BufferReader: Sendable {
 
     /// Moves the next complete sub-buffer to the output. False when there
     /// is none (GET said EAGAIN): back to poll. `throughFile`: lttd's way
-    /// even when the buffer is mapped (the ring could not tell).
-    func moveSubbuffer(through pipe: borrowing OwnedPipe, throughFile: Bool = false) throws(ConsumerError) -> Bool {
-        if let mapped, !throughFile { return try moveMapped(mapped, pipe: pipe) }
+    /// even when the buffer is mapped (the ring could not tell). `ending`
+    /// says the run is being stopped.
+    func moveSubbuffer(through pipe: borrowing OwnedPipe, throughFile: Bool = false,
+                       ending: () -> Bool = { false }) throws(ConsumerError) -> Bool {
+        if let mapped, !throughFile { return try moveMapped(mapped, ending: ending) }
         let path = buffer.path
         var cookie: UInt32 = 0
         do throws(Errno) {
@@ -140,13 +142,6 @@ final class BufferReader: Sendable {
         } else if let output {
             try splice(through: pipe, to: output)
         }
-        try putThroughFile(cookie)
-        return true
-    }
-
-    /// RELAY_PUT_SUBBUF on the file, and the sub-buffer counted.
-    private func putThroughFile(_ cookie: UInt32) throws(ConsumerError) {
-        var cookie = cookie
         do throws(Errno) {
             try file.ioctl(RelayIoctl.putSubbuffer.rawValue, &cookie)
         } catch .ioError {
@@ -154,30 +149,19 @@ final class BufferReader: Sendable {
             // recorder): counted, the copy may be torn, not fatal.
             pushed.add(1, ordering: .relaxed)
         } catch {
-            throw .ioctl(buffer.path, .putSubbuffer, error)
+            throw .ioctl(path, .putSubbuffer, error)
         }
         bytes.add(buffer.subbufferSize, ordering: .relaxed)
         subbuffers.add(1, ordering: .relaxed)
+        return true
     }
 
-    /// The step in shared memory: GET in the ring, the sub-buffer written
-    /// from the ring to the output, PUT in the ring. A PUT the ring cannot
-    /// take (its lock stayed with a holder) is made through the file: the
-    /// server waits longer, and takes a dead holder's lock back.
-    private func moveMapped(_ mapped: ReaderConnection.MappedBuffer, pipe: borrowing OwnedPipe) throws(ConsumerError) -> Bool {
+    /// The step in shared memory: GET in the ring (the cookie and the
+    /// bytes it names, under one hold of the lock), the sub-buffer written
+    /// from the ring to the output, PUT in the ring.
+    private func moveMapped(_ mapped: ReaderConnection.MappedBuffer, ending: () -> Bool) throws(ConsumerError) -> Bool {
         let ring = mapped.buffer
-        guard case .success(let cookie) = ring.getSubbuffer() else { return false }
-        // The ring's lock stayed with a holder just now: the file serves
-        // the same held sub-buffer (the server waits longer).
-        guard let region = ring.heldSubbuffer else {
-            if let ctf {
-                try convert(to: ctf)
-            } else if let output {
-                try splice(through: pipe, to: output)
-            }
-            try putThroughFile(cookie)
-            return true
-        }
+        guard let (cookie, region) = ring.takeSubbuffer() else { return false }
         if let header = SubbufferHeader(bytes: region) { account(header) }
         if let ctf {
             do throws(CTFError) { try ctf.writer.take(subbuffer: Array(region), channel: ctf.channel, cpu: ctf.cpu) } catch {
@@ -188,19 +172,36 @@ final class BufferReader: Sendable {
                 throw .output(buffer.path, error)
             }
         }
-        do throws(SubbufferAccessError) {
-            try ring.putSubbuffer(cookie: cookie)
-        } catch .pushed {
-            pushed.add(1, ordering: .relaxed)
-        } catch .notReady {
-            try putThroughFile(cookie)
-            return true
-        } catch {
-            throw .ioctl(buffer.path, .putSubbuffer, .ioError)
-        }
         bytes.add(buffer.subbufferSize, ordering: .relaxed)
         subbuffers.add(1, ordering: .relaxed)
-        return true
+        // The PUT is made, never the copy again: while another holder keeps
+        // the lock (a producer stopped in it), it is tried again; the
+        // file's poll meanwhile makes the server look at the lock, which
+        // it takes back from a holder found dead. A stop leaves the
+        // sub-buffer taken: the next reader gets it again.
+        while true {
+            do throws(SubbufferAccessError) {
+                try ring.putSubbuffer(cookie: cookie)
+                return true
+            } catch .pushed {
+                pushed.add(1, ordering: .relaxed)
+                return true
+            } catch .notReady {
+                if ending() { return true }
+                _ = filePollState()
+                usleep(1000)
+            } catch {
+                throw .ioctl(buffer.path, .putSubbuffer, .ioError)
+            }
+        }
+    }
+
+    /// The buffer file's poll value now (no wait): the server's word on
+    /// the buffer; 0 if poll itself failed (ask again later).
+    func filePollState() -> Int16 {
+        var slot = [pollfd(fd: file.rawValue, events: Int16(POLLIN | POLLPRI), revents: 0)]
+        guard (try? LTTSystem.poll(&slot, milliseconds: 0)) != nil else { return 0 }
+        return slot[0].revents
     }
 
     /// lttd's copy: the sub-buffer spliced from offset 0 of the buffer file

@@ -338,10 +338,11 @@ public final class TraceConsumer: Sendable {
     ///
     /// A mapped buffer is polled through its bell (the eventfd the server
     /// rings where it would wake the file's poll), and its state is the
-    /// ring's; the file's poll, the server's word, decides what the ring
-    /// cannot (its lock held, its state impossible) and confirms the
-    /// hang-up (a buffer the server gave up hangs up only there), at a
-    /// hang-up and at each timeout.
+    /// ring's. The bell says "look", not what is there, so a mapped buffer
+    /// is looked at when it rang, after each drain of it, and at least
+    /// every second; the file's poll, the server's word, decides what the
+    /// ring cannot tell (its lock held, its state impossible, a buffer the
+    /// server gave up) and confirms a hang-up.
     private func read(_ group: [BufferReader]) -> Outcome {
         let pipe: OwnedPipe
         do throws(Errno) { pipe = try OwnedPipe() } catch {
@@ -361,18 +362,20 @@ public final class TraceConsumer: Sendable {
                 r.mapped.map { pollfd(fd: $0.bell.rawValue, events: Int16(POLLIN), revents: 0) }
                     ?? pollfd(fd: r.file.rawValue, events: wanted, revents: 0)
             }
-        // A mapped buffer given up by the server says so only through its
-        // file, asked at timeouts: never wait for good.
+        // When each mapped buffer was last looked at (monotonic ns).
+        var looked = [UInt64](repeating: MonotonicClock.now(), count: live.count)
+        let lookEvery: UInt64 = 1_000_000_000
         let timeout = live.contains { $0.mapped != nil } && (pollTimeout < 0 || pollTimeout > 1000) ? 1000 : pollTimeout
+        let stopping = { [self] in ending }
         while !live.isEmpty {
-            let ready: Int
             do throws(Errno) {
-                ready = try LTTSystem.poll(&slots, milliseconds: timeout)
+                _ = try LTTSystem.poll(&slots, milliseconds: timeout)
             } catch {
                 fail(.poll(error))
                 return .failed
             }
             if slots[0].revents != 0 || ending { return endedBy() }
+            let now = MonotonicClock.now()
             // What each buffer says: the file's poll value, or the ring's.
             var states: [(index: Int, revents: Int16, throughFile: Bool)] = []
             for (i, reader) in live.enumerated() {
@@ -382,17 +385,9 @@ public final class TraceConsumer: Sendable {
                     continue
                 }
                 if revents != 0 { mapped.quietBell() }
-                guard revents != 0 || ready == 0 else { continue }
-                let state = mapped.buffer.readerPollState
-                switch state {
-                case .readable?, .full?:
-                    states.append((i, state!.pollMask, false))
-                case RelayPollState.none? where ready != 0:
-                    break
-                default:
-                    let file = Self.pollNow(reader.file)
-                    if file != 0 { states.append((i, file, true)) }
-                }
+                guard revents != 0 || now &- looked[i] >= lookEvery else { continue }
+                looked[i] = now
+                if let state = Self.mappedState(reader, periodic: revents == 0) { states.append((i, state.revents, state.throughFile)) }
             }
             // Full buffers first, as lttd serves them.
             let ordered = states.filter { $0.revents == RelayPollState.full.pollMask }
@@ -403,13 +398,19 @@ public final class TraceConsumer: Sendable {
                 switch revents {
                 case RelayPollState.readable.pollMask, RelayPollState.full.pollMask:
                     do throws(ConsumerError) {
-                        while try reader.moveSubbuffer(through: pipe, throughFile: throughFile) {
+                        while try reader.moveSubbuffer(through: pipe, throughFile: throughFile, ending: stopping) {
                             if ending { return endedBy() }
                         }
                     } catch {
                         fail(error)
                         return .failed
                     }
+                    // Drained: a mapped buffer finalized before its last
+                    // sub-buffers were taken rang its bell already; its
+                    // hang-up is confirmed now, not at the next look.
+                    // (Deliveries ring after the bell was quieted: none is
+                    // missed.)
+                    if reader.mapped != nil, mappedHungUp(reader) { hungUp.append(i) }
                 case RelayPollState.hungUp.pollMask:
                     hungUp.append(i)
                 default:
@@ -417,20 +418,37 @@ public final class TraceConsumer: Sendable {
                     return .failed
                 }
             }
-            for i in hungUp.sorted(by: >) {
+            for i in Set(hungUp).sorted(by: >) {
                 live.remove(at: i)
                 slots.remove(at: i + 1)
+                looked.remove(at: i)
             }
         }
         return .drained
     }
 
-    /// A buffer file's poll value now (no wait); 0 if poll itself failed
-    /// (the next pass asks again).
-    private static func pollNow(_ file: FileDescriptor) -> Int16 {
-        var slot = [pollfd(fd: file.rawValue, events: Int16(POLLIN | POLLPRI), revents: 0)]
-        guard (try? LTTSystem.poll(&slot, milliseconds: 0)) != nil else { return 0 }
-        return slot[0].revents
+    /// Whether a mapped buffer's ring says it hung up and its file agrees.
+    private func mappedHungUp(_ reader: BufferReader) -> Bool {
+        guard reader.mapped?.buffer.readerPollState == .hungUp else { return false }
+        return reader.filePollState() == RelayPollState.hungUp.pollMask
+    }
+
+    /// What a mapped buffer has: the ring's state if it can tell and has
+    /// something (readable, full), else the file's poll value (nil: none).
+    /// A ring that says nothing is asked of the file only when `periodic`
+    /// (the server may have given the buffer up).
+    private static func mappedState(_ reader: BufferReader, periodic: Bool) -> (revents: Int16, throughFile: Bool)? {
+        guard let mapped = reader.mapped else { return nil }
+        let state = mapped.buffer.readerPollState
+        switch state {
+        case .readable?, .full?:
+            return (state!.pollMask, false)
+        case RelayPollState.none? where !periodic:
+            return nil
+        default:
+            let file = reader.filePollState()
+            return file == 0 ? nil : (file, true)
+        }
     }
 
     /// Why a reader leaves with buffers still live.

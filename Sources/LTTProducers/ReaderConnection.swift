@@ -19,7 +19,9 @@ import SystemPackage
 /// a buffer lock this process dies holding once the connection closed.
 public final class ReaderConnection: Sendable {
     private let socket: SeqpacketSocket
-    private let requests = Locked(())
+    /// One request at a time; true once a request failed: a reply that
+    /// comes late would answer the next one, so there is no next one.
+    private let requests = Locked(false)
 
     /// A buffer mapped for its reader: its view, and the eventfd the server
     /// rings where it would wake the file's poll (closed with it).
@@ -96,9 +98,17 @@ public final class ReaderConnection: Sendable {
         w.put(token.high)
         let reply: (bytes: [UInt8], descriptors: [Int32])
         do throws(Errno) {
-            reply = try requests.withLock { _ throws(Errno) in
-                try socket.send(w.bytes)
-                return try socket.receive(capacity: ProducerWire.maximumMessage, descriptorCapacity: 2)
+            reply = try requests.withLock { broken throws(Errno) in
+                guard !broken else { throw .connectionAbort }
+                do throws(Errno) {
+                    try socket.send(w.bytes)
+                    let answer = try socket.receive(capacity: ProducerWire.maximumMessage, descriptorCapacity: 2)
+                    if answer.bytes.isEmpty { throw Errno.connectionReset }
+                    return answer
+                } catch {
+                    broken = true
+                    throw error
+                }
             }
         } catch {
             throw .noServer("attaching a reader: \(error.explained)")

@@ -92,6 +92,8 @@ public final class RelayBuffer: @unchecked Sendable {
     private let sharedReaders: UnsafeAtomic<UInt32>
     /// A producer process's delivery, for the server (`takeRemoteWakeup`).
     private let remoteWakeup: UnsafeAtomic<UInt32>
+    /// `abandoned`, told to readers in other processes.
+    private let sharedGivenUp: UnsafeAtomic<UInt32>
     /// In a producer process: tells the server that a delivery is waiting
     /// in `remote_wakeup` (called outside the lock, once until the server
     /// took it).
@@ -173,6 +175,7 @@ public final class RelayBuffer: @unchecked Sendable {
         readerStalled = mapping.control.sharedAtomic(\.reader_stalled)
         sharedReaders = mapping.control.sharedAtomic(\.readers)
         remoteWakeup = mapping.control.sharedAtomic(\.remote_wakeup)
+        sharedGivenUp = mapping.control.sharedAtomic(\.given_up)
         lostOutsideLock = mapping.control.sharedAtomic(\.lost_outside_lock)
     }
 
@@ -221,6 +224,7 @@ public final class RelayBuffer: @unchecked Sendable {
     private func giveUp(_ why: String) {
         guard !abandoned.exchange(true, ordering: .acquiringAndReleasing) else { return }
         problemLog?("buffer \(mapping.control.pointee.cpu) given up: \(why)")
+        sharedGivenUp.store(1, ordering: .releasing)
         sharedWaitsEnded.store(1, ordering: .releasing)
         writerWait.wakeAll()
         doorbell?.post(self)
@@ -575,16 +579,23 @@ public final class RelayBuffer: @unchecked Sendable {
     }
 
     /// `pollState` as a reader's view sees it; nil when it cannot tell (the
-    /// lock stayed with its holder, or the state is impossible): the buffer
-    /// file's poll, the server's answer, says then.
-    public var readerPollState: RelayPollState? { locked { $0.pollState } }
+    /// lock stayed with its holder, the state is impossible, the server
+    /// gave the buffer up): the buffer file's poll, the server's answer,
+    /// says then.
+    public var readerPollState: RelayPollState? {
+        if sharedGivenUp.load(ordering: .acquiring) != 0 { return nil }
+        return locked { $0.pollState }
+    }
 
-    /// The sub-buffer a reader holds (after `getSubbuffer`): contiguous in
-    /// the ring, `geometry.subbufferSize` bytes; nil if none is held.
-    public var heldSubbuffer: UnsafeRawBufferPointer? {
-        guard let region = readableRegions(at: 0, maxLength: Int(geometry.subbufferSize)).first,
-              region.count == Int(geometry.subbufferSize) else { return nil }
-        return region
+    /// RELAY_GET_SUBBUF for a reader's view: the cookie and the bytes of
+    /// the sub-buffer taken (contiguous in the ring), found under one hold
+    /// of the lock, so that they are the sub-buffer the cookie names. Nil
+    /// when none is ready or the lock stayed with its holder.
+    public func takeSubbuffer() -> (cookie: UInt32, bytes: UnsafeRawBufferPointer)? {
+        guard case .success(let position)? = locked({ ring in ring.getSubbuffer() }) else { return nil }
+        // Whole sub-buffers only, inside the ring, whatever `consumed` says.
+        let start = memory + Int(geometry.bufferOffset(geometry.subbufTrunc(position)))
+        return (UInt32(truncatingIfNeeded: position), UnsafeRawBufferPointer(start: start, count: Int(geometry.subbufferSize)))
     }
 
     /// The counters (numbers only: read even from a buffer given up); all

@@ -6,6 +6,7 @@ import LTTConsumer
 import LTTCTF
 import LTTFormat
 import LTTReader
+import LTTRelay
 import LTTSystem
 import LTTTrace
 import SystemPackage
@@ -239,6 +240,66 @@ struct TraceConsumerTests {
             #expect(run.wait(seconds: 10) == .stopped)
             #expect(consumer.progress.subbuffers == 0 && consumer.progress.bytes == 0)
             try m.tracer.destroyTrace("early")
+        }
+    }
+
+    @Test("through shared memory, a buffer the server gives up (its state made impossible) is learnt from the file: the consumer gets its hang-up and drains the others")
+    func givenUpWhileMapped() throws {
+        try withMount(cpuCount: 2) { m in
+            let marker = try makeTrace(m, "gone")
+            let out = TemporaryPath()
+            defer { out.remove() }
+            let consumer = try TraceConsumer(traceDirectory: m.ltt + "/gone", outputDirectory: out.path, transport: .sharedMemory)
+            let run = BackgroundRun(consumer, threads: 1)
+            defer { run.end() }
+            let recorded = try recordOnEveryCPU(m, marker)
+            let trace = try #require(m.tracer.trace("gone"))
+            let victim = try #require(trace.channels["app"]?.buffers[0])
+            // A writer of the shared memory moves `consumed` off a
+            // sub-buffer boundary (under the lock, as a process would).
+            victim.withRing { _ in victim.mapping.control.pointee.consumed |= 1 }
+            try m.tracer.stopTrace("gone")
+            try m.tracer.destroyTrace("gone")
+            #expect(run.wait() == .drained, "every buffer hung up, the given-up one too")
+            #expect(consumer.failures.isEmpty, "\(consumer.failures)")
+            #expect(victim.isAbandoned && victim.counters.abandoned)
+            // The other CPU's events are all there.
+            let events = appEvents(TraceReader().read(directory: out.path))
+            #expect(Set(events.filter { $0.cpu == 1 }) == Set(recorded.filter { $0.cpu == 1 }))
+        }
+    }
+
+    @Test("through shared memory, a live process keeping a buffer's lock stalls that buffer only; once it dies the server takes the lock back and the consumer drains every event")
+    func lockHolderDiesWhileMapped() throws {
+        try withMount(cpuCount: 2) { m in
+            let marker = try makeTrace(m, "held")
+            let recorded = try recordOnEveryCPU(m, marker)
+            let trace = try #require(m.tracer.trace("held"))
+            let (first, second) = (trace.channels["app"]!.buffers[0], trace.channels["app"]!.buffers[1])
+            // A process that will hold the lock and do nothing.
+            let holder = try ProcessControl.spawn("/bin/sleep", arguments: ["sleep", "600"])
+            var reaped = false
+            defer { if !reaped { try? ProcessControl.send(SIGKILL, to: holder); _ = ProcessControl.exitStatus(of: holder, wait: true) } }
+            let word = first.mapping.control.sharedAtomic(\.lock)
+            #expect(waitUntil { word.compareExchange(expected: 0, desired: UInt32(holder), ordering: .acquiringAndReleasing).exchanged })
+            let out = TemporaryPath()
+            defer { out.remove() }
+            let consumer = try TraceConsumer(traceDirectory: m.ltt + "/held", outputDirectory: out.path, transport: .sharedMemory)
+            let run = BackgroundRun(consumer, threads: 1)
+            defer { run.end() }
+            // The other buffer is drained meanwhile; the held one waits.
+            #expect(waitUntil { second.counters.subbuffersConsumed > 0 })
+            #expect(first.lockHolder == UInt32(holder) && run.wait(seconds: 0) == nil)
+            try ProcessControl.send(SIGKILL, to: holder)
+            _ = ProcessControl.exitStatus(of: holder, wait: true)
+            reaped = true
+            #expect(waitUntil { first.counters.locksRecovered == 1 }, "the server took the lock back")
+            try m.tracer.stopTrace("held")
+            try m.tracer.destroyTrace("held")
+            #expect(run.wait() == .drained)
+            #expect(consumer.failures.isEmpty, "\(consumer.failures)")
+            let events = appEvents(TraceReader().read(directory: out.path))
+            #expect(events.sorted() == recorded.sorted(), "every event once")
         }
     }
 

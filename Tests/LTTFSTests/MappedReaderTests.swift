@@ -54,8 +54,7 @@ extension ProducerProcessTests {
             #expect(waitUntil { (try? LTTSystem.poll(&slot, milliseconds: 100)) == 1 }, "the server rang the bell")
             mapped.quietBell()
             var taken = 0
-            while case .success(let cookie) = mapped.buffer.getSubbuffer() {
-                let region = try #require(mapped.buffer.heldSubbuffer)
+            while let (cookie, region) = mapped.buffer.takeSubbuffer() {
                 #expect(region.count == 4096 && SubbufferHeader(bytes: region) != nil)
                 try mapped.buffer.putSubbuffer(cookie: cookie)
                 taken += 1

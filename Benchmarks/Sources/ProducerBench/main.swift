@@ -166,7 +166,17 @@ func runBenchmark() throws {
     let transport = ProcessInfo.processInfo.environment["BENCH_CONSUMER_TRANSPORT"] ?? "auto"
     consumer.arguments = ["consume", "-q", "-n", readers, "--transport", transport, "-c", mountpoint + "/ltt/bench", "-t", out]
     try consumer.run()
-    usleep(200_000)   // the consumer opens every buffer first
+    // The consumer opens every buffer before anything is recorded (a wait
+    // mode producer waits only for a buffer that has a reader).
+    let buffers = tracer.trace("bench")!.bufferFiles.map(\.buffer)
+    let deadline = Date().addingTimeInterval(30)
+    while !buffers.allSatisfy(\.hasReader) {
+        guard Date() < deadline, consumer.isRunning else {
+            FileHandle.standardError.write(Data("ProducerBench: the consumer did not open the buffers\n".utf8))
+            exit(1)
+        }
+        usleep(1000)
+    }
     try tracer.startTrace("bench")
     let producerKind = arguments.count > 7 ? arguments[7] : "in-process"
     var ns = 0.0, extra = ""

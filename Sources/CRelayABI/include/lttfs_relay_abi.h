@@ -96,7 +96,11 @@ struct lttfs_ring_control {
      * moved here, outside the lock) and told the server; the server takes
      * it and wakes the buffer's readers. */
     uint32_t remote_wakeup;
-    uint8_t wait_pad[LTTFS_RING_LINE - 36];
+    /* Set by the server when it gives the buffer up (its state impossible,
+     * its lock kept past finalize): a reader working the ring in another
+     * process asks the buffer file instead, which hangs up. */
+    uint32_t given_up;
+    uint8_t wait_pad[LTTFS_RING_LINE - 40];
 };
 
 _Static_assert(sizeof(struct lttfs_ring_control) == 4 * LTTFS_RING_LINE, "the control block is four line pairs");
