@@ -19,14 +19,7 @@ extension ProducerProcessTests {
     @Test("reader grants: only an open buffer file issues one, good once and while the file is open; a made-up one is refused; the mapped ring is the file's")
     func readerGrants() throws {
         try withMount(cpuCount: 1) { m in
-            let marker = try m.tracer.marker("app", "item", Self.format, as: (UInt64, UInt32).self)
-            try m.tracer.setupTrace("g")
-            try m.tracer.updateChannel(trace: "g", channel: "app") {
-                $0.subbufferSize = 4096
-                $0.subbufferCount = 4
-            }
-            try m.tracer.allocTrace("g")
-            try m.tracer.startTrace("g")
+            let marker = try startTrace(m, "g", subbufferSize: 4096, subbufferCount: 4, blockingTimeoutMillis: 0)
             let file = try FileDescriptor.open(FilePath(m.ltt + "/g/app_0"), .readOnly, options: [.nonBlocking, .closeOnExec])
             var fileOpen = true
             defer { if fileOpen { try? file.close() } }
@@ -108,14 +101,7 @@ extension ProducerProcessTests {
     @Test("kill -9 of `lttfs consume --transport shm` at random moments, 20 times, while a producer process records: nothing hangs, no lock stays with a dead consumer, and the next consumer drains to the hang-up")
     func killedConsumers() throws {
         try withMount(cpuCount: 2) { m in
-            _ = try m.tracer.marker("app", "item", Self.format, as: (UInt64, UInt32).self)
-            try m.tracer.setupTrace("kc")
-            try m.tracer.updateChannel(trace: "kc", channel: "app") {
-                $0.subbufferSize = 4096
-                $0.subbufferCount = 8
-            }
-            try m.tracer.allocTrace("kc")
-            try m.tracer.startTrace("kc")
+            _ = try startTrace(m, "kc", subbufferSize: 4096, subbufferCount: 8, blockingTimeoutMillis: 0)
             let buffers = m.tracer.trace("kc")!.bufferFiles.map(\.1)
             let out = NSTemporaryDirectory() + "lttfs-kc-" + UUID().uuidString
             defer { try? FileManager.default.removeItem(atPath: out) }

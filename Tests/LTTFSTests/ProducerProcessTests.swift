@@ -66,14 +66,15 @@ struct ProducerProcessTests {
     static let format = "seq %lu src %u"
 
     /// A started trace whose `app` channel waits for room (nothing lost
-    /// while a consumer drains), 2 CPUs.
-    func startTrace(_ m: TestMount, _ name: String, subbufferSize: UInt64 = 64 * 1024) throws -> Marker<UInt64, UInt32> {
+    /// while a consumer drains) unless `blockingTimeoutMillis` is 0.
+    func startTrace(_ m: TestMount, _ name: String, subbufferSize: UInt64 = 64 * 1024, subbufferCount: UInt64 = 16,
+                    blockingTimeoutMillis: UInt64 = 30_000) throws -> Marker<UInt64, UInt32> {
         let marker = try m.tracer.marker("app", "item", Self.format, as: (UInt64, UInt32).self)
         try m.tracer.setupTrace(name)
         try m.tracer.updateChannel(trace: name, channel: "app") {
             $0.subbufferSize = subbufferSize
-            $0.subbufferCount = 16
-            $0.blockingTimeoutMillis = 30_000
+            $0.subbufferCount = subbufferCount
+            $0.blockingTimeoutMillis = blockingTimeoutMillis
         }
         try m.tracer.allocTrace(name)
         try m.tracer.startTrace(name)
