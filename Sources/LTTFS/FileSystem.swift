@@ -484,14 +484,12 @@ final class FileSystem: Sendable {
 
     /// One pass of the notifier thread: wake the poller of each buffer
     /// posted to the tracer's doorbell (a delivered sub-buffer, a finalize)
-    /// since the last pass, and its reader in another process if one works
-    /// it through shared memory (ReaderGrants). A buffer nobody has open is
-    /// nobody's news.
+    /// since the last pass. A buffer nobody has open is nobody's news. (A
+    /// reader working the ring through shared memory is rung by the buffer
+    /// itself: ReaderGrants.)
     func notifyPollers(_ posted: [ObjectIdentifier]) {
         for buffer in posted {
-            guard let handle = handles.bufferHandle(of: buffer) else { continue }
-            handle.takePollWaiter()?.wake()
-            handle.existingReaderGrant?.ring()
+            handles.bufferHandle(of: buffer)?.takePollWaiter()?.wake()
         }
     }
 }

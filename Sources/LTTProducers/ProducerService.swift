@@ -374,7 +374,8 @@ public final class ProducerService: @unchecked Sendable {
         ProducerWire.put(buffer.trace, into: &w)
         try? connection.send(w.bytes, descriptors: [buffer.mapping.descriptor, bell])
         // A delivery before the bell was kept would otherwise wait for the next.
-        grant.ring()
+        var one: UInt64 = 1
+        _ = write(bell, &one, 8)
     }
 
     /// A producer delivered sub-buffers: the buffers it marked are posted

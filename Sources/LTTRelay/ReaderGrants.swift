@@ -43,57 +43,35 @@ public final class ReaderGrants: Sendable {
         }
     }
 
-    /// One open buffer file's leave: its buffer, and the eventfd the server
-    /// rings for the reader in another process while the file is open.
+    /// One open buffer file's leave: its buffer, which rings the reader's
+    /// bell while the file is open.
     public final class Grant: Sendable {
         public let buffer: RelayBuffer
-        /// The eventfd kept by the server (-1: none yet); `revoked` once the
-        /// file closed: nothing is attached any more.
-        private let bell = Locked<(descriptor: Int32, revoked: Bool)>((-1, false))
+        /// Set once the file closed: nothing is attached any more.
+        private let revoked = Locked(false)
 
         init(buffer: RelayBuffer) { self.buffer = buffer }
 
         /// A grant for an open buffer file's `buffer`, with no token yet.
         public static func make(for buffer: RelayBuffer) -> Grant { Grant(buffer: buffer) }
 
-        deinit {
-            let fd = bell.withLock { $0.descriptor }
-            if fd >= 0 { close(fd) }
-        }
-
         /// Keeps `descriptor` (taken: closed whatever happens) as the bell
-        /// to ring; a bell attached before is closed (the reader attached
-        /// again). False when the file was closed meanwhile.
+        /// the buffer rings; a bell attached before is let go (the reader
+        /// attached again). False when the file was closed meanwhile.
         public func attach(bell descriptor: Int32) -> Bool {
-            let (old, kept) = bell.withLock { b -> (Int32, Bool) in
-                guard !b.revoked else { return (descriptor, false) }
-                defer { b.descriptor = descriptor }
-                return (b.descriptor, true)
-            }
-            if old >= 0 { close(old) }
-            return kept
-        }
-
-        /// The buffer has news (a delivery, a finalize, given up): the
-        /// reader in the other process wakes. Never blocks (the eventfd is
-        /// non-blocking, and a full counter is a wake-up already pending).
-        public func ring() {
-            bell.withLock { b in
-                guard b.descriptor >= 0 else { return }
-                var one: UInt64 = 1
-                _ = write(b.descriptor, &one, 8)
+            let bell = ReaderBell(descriptor: descriptor)
+            return revoked.withLock { gone in
+                guard !gone else { return false }
+                buffer.setReaderBell(bell)
+                return true
             }
         }
-
-        /// Whether a reader in another process is attached.
-        public var isAttached: Bool { bell.withLock { $0.descriptor >= 0 } }
 
         fileprivate func revoke() {
-            let fd = bell.withLock { b -> Int32 in
-                defer { b = (-1, true) }
-                return b.descriptor
+            revoked.withLock { gone in
+                gone = true
+                buffer.setReaderBell(nil)
             }
-            if fd >= 0 { close(fd) }
         }
     }
 
@@ -123,5 +101,23 @@ public final class ReaderGrants: Sendable {
     public func revoke(_ grant: Grant) {
         pending.withLock { p in p = p.filter { $0.value !== grant } }
         grant.revoke()
+    }
+}
+
+/// The eventfd a reader in another process polls: rung by its buffer (a
+/// delivery, a finalize, a give-up), closed when the last ringer lets it go,
+/// so that no write ever reaches a descriptor number reused meanwhile.
+public final class ReaderBell: Sendable {
+    private let descriptor: Int32
+
+    init(descriptor: Int32) { self.descriptor = descriptor }
+
+    deinit { close(descriptor) }
+
+    /// Never blocks: the eventfd is non-blocking, and a full counter is a
+    /// wake-up already pending.
+    func ring() {
+        var one: UInt64 = 1
+        _ = write(descriptor, &one, 8)
     }
 }

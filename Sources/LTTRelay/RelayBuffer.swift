@@ -227,7 +227,7 @@ public final class RelayBuffer: @unchecked Sendable {
         sharedGivenUp.store(1, ordering: .releasing)
         sharedWaitsEnded.store(1, ordering: .releasing)
         writerWait.wakeAll()
-        doorbell?.post(self)
+        post()
     }
 
     /// Takes the lock back from `token`, a producer process that died
@@ -339,10 +339,11 @@ public final class RelayBuffer: @unchecked Sendable {
     /// A sub-buffer was delivered (or the buffer finalized): post it for
     /// the notifier. Called without the buffer lock. The post is the one
     /// place a producer may enter the kernel (a futex wake for the
-    /// notifier), once per delivered sub-buffer, never per event.
+    /// notifier, the reader's bell), once per delivered sub-buffer, never
+    /// per event.
     @usableFromInline @inline(never)
     func flagReaders() {
-        doorbell?.post(self)
+        post()
         if let deliveryHook, remoteWakeup.exchange(1, ordering: .acquiringAndReleasing) == 0 { deliveryHook() }
     }
 
@@ -353,8 +354,31 @@ public final class RelayBuffer: @unchecked Sendable {
     public func postRemoteDelivery() -> Bool {
         guard remoteWakeup.load(ordering: .relaxed) != 0, remoteWakeup.exchange(0, ordering: .acquiringAndReleasing) != 0
         else { return false }
-        doorbell?.post(self)
+        post()
         return true
+    }
+
+    /// News for the readers: the doorbell (the notifier wakes the file's
+    /// poll), and the bell of a reader working the ring from another
+    /// process (ReaderGrants), rung here: one wake-up between the delivery
+    /// and that reader, not two.
+    private func post() {
+        doorbell?.post(self)
+        if let bell = readerBell.withLock({ $0 }) { bell.ring() }
+    }
+
+    /// The bell of the reader that works this buffer through its shared
+    /// memory, if one does (the server's buffer only).
+    private let readerBell = Locked<ReaderBell?>(nil)
+
+    /// Rings `bell` at every delivery, finalize and give-up from now on,
+    /// instead of the one before (nil: none).
+    public func setReaderBell(_ bell: ReaderBell?) {
+        let old = readerBell.withLock { b -> ReaderBell? in
+            defer { b = bell }
+            return b
+        }
+        _ = old   // closed here, outside the lock, if nobody rings it
     }
 
     /// Records one event: `beginEvent`, `payload` with the payload's
