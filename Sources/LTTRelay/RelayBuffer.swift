@@ -371,6 +371,10 @@ public final class RelayBuffer: @unchecked Sendable {
     /// memory, if one does (the server's buffer only).
     private let readerBell = Locked<ReaderBell?>(nil)
 
+    /// Whether a reader in another process works this buffer through its
+    /// shared memory (a redeemed grant whose file is open).
+    public var hasMappedReader: Bool { readerBell.withLock { $0 != nil } }
+
     /// Rings `bell` at every delivery, finalize and give-up from now on,
     /// instead of the one before (nil: none).
     public func setReaderBell(_ bell: ReaderBell?) {

@@ -166,11 +166,12 @@ func runBenchmark() throws {
     let transport = ProcessInfo.processInfo.environment["BENCH_CONSUMER_TRANSPORT"] ?? "auto"
     consumer.arguments = ["consume", "-q", "-n", readers, "--transport", transport, "-c", mountpoint + "/ltt/bench", "-t", out]
     try consumer.run()
-    // The consumer opens every buffer before anything is recorded (a wait
-    // mode producer waits only for a buffer that has a reader).
+    // The consumer opens (and maps) every buffer before anything is
+    // recorded, as UST's consumer daemon is ready before `lttng start` (and
+    // a wait mode producer waits only for a buffer that has a reader).
     let buffers = tracer.trace("bench")!.bufferFiles.map(\.buffer)
     let deadline = Date().addingTimeInterval(30)
-    while !buffers.allSatisfy(\.hasReader) {
+    while !buffers.allSatisfy({ $0.hasReader && (transport == "files" || $0.hasMappedReader) }) {
         guard Date() < deadline, consumer.isRunning else {
             FileHandle.standardError.write(Data("ProducerBench: the consumer did not open the buffers\n".utf8))
             exit(1)
