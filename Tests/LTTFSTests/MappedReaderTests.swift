@@ -79,7 +79,9 @@ extension ProducerProcessTests {
             let out = NSTemporaryDirectory() + "lttfs-shm-" + UUID().uuidString
             defer { try? FileManager.default.removeItem(atPath: out) }
             let consumer = try RecorderProcess([lttfsBinary, "consume", "-c", m.ltt + "/shm", "-t", out, "--transport", "shm", "-n", "2"])
-            #expect(waitUntil { consumer.hasMapped("app") || consumer.wait(seconds: 0) != nil }, "the consumer mapped the buffers")
+            let buffers = m.tracer.trace("shm")!.bufferFiles.map(\.buffer)
+            #expect(waitUntil { buffers.allSatisfy(\.hasMappedReader) || consumer.wait(seconds: 0) != nil },
+                    "the consumer mapped every buffer")
             let count = 200_000
             let producer = try record(m, count: count, from: 0, src: 1)
             #expect(producer.wait() == 0, "\(producer.errorText)")
@@ -123,7 +125,8 @@ extension ProducerProcessTests {
             #expect(producer.wait(seconds: 0) == nil, "the producer records on: \(producer.errorText)")
             #expect(waitUntil { buffers.allSatisfy { !$0.hasReader } })
             let last = try RecorderProcess([lttfsBinary, "consume", "-c", m.ltt + "/kc", "-t", out + "/last", "--transport", "shm", "-q"])
-            #expect(waitUntil { last.hasMapped("app") || last.wait(seconds: 0) != nil }, "the last consumer mapped")
+            #expect(waitUntil { buffers.allSatisfy(\.hasMappedReader) || last.wait(seconds: 0) != nil },
+                    "the last consumer mapped every buffer")
             producer.signal(SIGTERM)
             // Discard mode: events found the buffer full while no consumer
             // read (exit status 1 says so); it ended at the signal.
