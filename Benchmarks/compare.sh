@@ -32,8 +32,15 @@
 #      install.sh prefix with pkg-config) and a Swift one (LTTProducers),
 #      flight recorder and wait, with their allocations per event;
 #   2. events lost in those runs;
-#   3. drain MB/s (splice and read) vs a trivial FUSE server and memcpy;
-#   4. the disabled marker vs the disabled tracepoint.
+#   3. drain MB/s (splice and read, and the consumer library through the
+#      files and through shared memory) vs a trivial FUSE server and memcpy;
+#   4. the disabled marker vs the disabled tracepoint;
+#   5. write_event: cat vs one write per line vs a trivial FUSE server
+#      (write-event.sh, 200,000 lines);
+#   6. reading: lttfs dump of 10 M events next to babeltrace2 on their CTF
+#      conversion (convert.sh; COMPARE_DUMP_EVENTS changes the count, 0
+#      skips it),
+# so that every figure of issue 15 comes from one run.
 # Prints median, min, max and the ratio per pair. Stops the session daemon
 # it started and unmounts what it mounted, by PID and path.
 set -euo pipefail
@@ -42,7 +49,7 @@ rounds=${1:-5}
 events=${2:-1000000}
 
 need=()
-for pkg in lttng-tools liblttng-ust-dev libfuse3-dev fuse3 liburcu-dev pkg-config; do
+for pkg in lttng-tools liblttng-ust-dev libfuse3-dev fuse3 liburcu-dev pkg-config babeltrace2 python3; do
     dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then
@@ -217,3 +224,12 @@ row "disabled, if marker.isRecording / tracepoint" lttfs_guarded ust_disabled
 echo
 echo "== drain MB/s, 1 MiB sub-buffers"
 .build/release/DrainBench "$rounds" 2>/dev/null
+echo
+echo "== write_event"
+./write-event.sh 200000
+dump_events=${COMPARE_DUMP_EVENTS:-10000000}
+if [ "$dump_events" -gt 0 ]; then
+    echo
+    echo "== reading and converting, $dump_events events"
+    ./convert.sh "$dump_events"
+fi
