@@ -121,12 +121,16 @@ final class BufferReader: Sendable {
     }
 
     /// Moves the next complete sub-buffer to the output. False when there
-    /// is none (GET said EAGAIN): back to poll. `throughFile`: lttd's way
-    /// even when the buffer is mapped (the ring could not tell). `ending`
-    /// says the run is being stopped.
-    func moveSubbuffer(through pipe: borrowing OwnedPipe, throughFile: Bool = false,
-                       ending: () -> Bool = { false }) throws(ConsumerError) -> Bool {
-        if let mapped, !throughFile { return try moveMapped(mapped, ending: ending) }
+    /// is none (GET said EAGAIN), or when a mapped buffer's last PUT still
+    /// cannot be made: back to poll. `throughFile`: lttd's way even when
+    /// the buffer is mapped (the ring could not tell).
+    func moveSubbuffer(through pipe: borrowing OwnedPipe, throughFile: Bool = false) throws(ConsumerError) -> Bool {
+        if let mapped {
+            // Nothing is taken while a sub-buffer written out is not given
+            // back: it would be taken, and written, again.
+            guard finishPendingPut(mapped) else { return false }
+            if !throughFile { return try moveMapped(mapped) }
+        }
         let path = buffer.path
         var cookie: UInt32 = 0
         do throws(Errno) {
@@ -159,7 +163,7 @@ final class BufferReader: Sendable {
     /// The step in shared memory: GET in the ring (the cookie and the
     /// bytes it names, under one hold of the lock), the sub-buffer written
     /// from the ring to the output, PUT in the ring.
-    private func moveMapped(_ mapped: ReaderConnection.MappedBuffer, ending: () -> Bool) throws(ConsumerError) -> Bool {
+    private func moveMapped(_ mapped: ReaderConnection.MappedBuffer) throws(ConsumerError) -> Bool {
         let ring = mapped.buffer
         guard let (cookie, region) = ring.takeSubbuffer() else { return false }
         if let header = SubbufferHeader(bytes: region) { account(header) }
@@ -174,26 +178,40 @@ final class BufferReader: Sendable {
         }
         bytes.add(buffer.subbufferSize, ordering: .relaxed)
         subbuffers.add(1, ordering: .relaxed)
-        // The PUT is made, never the copy again: while another holder keeps
-        // the lock (a producer stopped in it), it is tried again; the
-        // file's poll meanwhile makes the server look at the lock, which
-        // it takes back from a holder found dead. A stop leaves the
-        // sub-buffer taken: the next reader gets it again.
-        while true {
-            do throws(SubbufferAccessError) {
-                try ring.putSubbuffer(cookie: cookie)
-                return true
-            } catch .pushed {
-                pushed.add(1, ordering: .relaxed)
-                return true
-            } catch .notReady {
-                if ending() { return true }
-                _ = filePollState()
-                usleep(1000)
+        pendingPut.withLock { $0 = cookie }
+        return finishPendingPut(mapped)
+    }
+
+    /// A sub-buffer written out and not given back yet: its cookie.
+    let pendingPut = Locked<UInt32?>(nil)
+
+    /// Gives back the sub-buffer written out, if one is pending; false
+    /// while that cannot be done. The ring's PUT first; when its lock stays
+    /// with another holder, the file's PUT: the server waits its own
+    /// patience and takes a dead holder's lock back. When neither can (a
+    /// live holder keeps the lock: a producer stopped in it), the PUT waits
+    /// for the next look at this buffer, and nothing else is taken.
+    private func finishPendingPut(_ mapped: ReaderConnection.MappedBuffer) -> Bool {
+        guard let cookie = pendingPut.withLock({ $0 }) else { return true }
+        var done = true
+        do throws(SubbufferAccessError) {
+            try mapped.buffer.putSubbuffer(cookie: cookie)
+        } catch .pushed {
+            pushed.add(1, ordering: .relaxed)
+        } catch .notReady {
+            var word = cookie
+            do throws(Errno) {
+                try file.ioctl(RelayIoctl.putSubbuffer.rawValue, &word)
             } catch {
-                throw .ioctl(buffer.path, .putSubbuffer, .ioError)
+                // EIO: pushed, or the lock still kept, or the buffer given
+                // up; only a hang-up settles it without the ring.
+                done = filePollState() & Int16(POLLHUP) != 0
             }
+        } catch {
+            // notHeld: given back already (the file's PUT went through).
         }
+        if done { pendingPut.withLock { $0 = nil } }
+        return done
     }
 
     /// The buffer file's poll value now (no wait): the server's word on

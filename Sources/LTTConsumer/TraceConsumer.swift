@@ -366,7 +366,6 @@ public final class TraceConsumer: Sendable {
         var looked = [UInt64](repeating: MonotonicClock.now(), count: live.count)
         let lookEvery: UInt64 = 1_000_000_000
         let timeout = live.contains { $0.mapped != nil } && (pollTimeout < 0 || pollTimeout > 1000) ? 1000 : pollTimeout
-        let stopping = { [self] in ending }
         while !live.isEmpty {
             do throws(Errno) {
                 _ = try LTTSystem.poll(&slots, milliseconds: timeout)
@@ -398,7 +397,7 @@ public final class TraceConsumer: Sendable {
                 switch revents {
                 case RelayPollState.readable.pollMask, RelayPollState.full.pollMask:
                     do throws(ConsumerError) {
-                        while try reader.moveSubbuffer(through: pipe, throughFile: throughFile, ending: stopping) {
+                        while try reader.moveSubbuffer(through: pipe, throughFile: throughFile) {
                             if ending { return endedBy() }
                         }
                     } catch {

@@ -13,7 +13,7 @@ import SystemPackage
 ///
 ///     let readers = try ReaderConnection(mountpoint: "/mnt/ltt")
 ///     let mapped = try readers.map(bufferFile: fd)   // fd: the buffer file, open O_RDONLY
-///     // poll mapped.bell; mapped.buffer.getSubbuffer(), heldSubbuffer, putSubbuffer(cookie:)
+///     // poll mapped.bell; mapped.buffer.readerPollState, takeSubbuffer(), putSubbuffer(cookie:)
 ///
 /// Keep the connection while the buffers are used: the server takes back
 /// a buffer lock this process dies holding once the connection closed.

@@ -206,15 +206,16 @@ public final class RelayBuffer: @unchecked Sendable {
                              _ body: (inout RelayRing) throws(E) -> T) throws(E) -> T? {
         if recoversDeadHolders && abandoned.load(ordering: .relaxed) { return nil }
         guard lock.lock(patience: patience, jammed: jammedHolder, recoverDead: recoversDeadHolders) else { return nil }
-        defer { lock.unlock() }
         var view = ring
         if checksState && !view.stateIsPossible {
-            if recoversDeadHolders {
-                giveUp("its shared state is impossible (offset \(view.offset), consumed \(view.consumed), "
-                       + "held \(String(describing: view.heldPosition))): a producer process wrote into it")
-            }
+            let why = "its shared state is impossible (offset \(view.offset), consumed \(view.consumed), "
+                + "held \(String(describing: view.heldPosition))): a producer process wrote into it"
+            lock.unlock()
+            // Readers are told after the lock (their bell, the doorbell).
+            if recoversDeadHolders { giveUp(why) }
             return nil
         }
+        defer { lock.unlock() }
         if view.hasAbandonedSlot { view.repairAbandonedSlot() }
         return try body(&view)
     }

@@ -2,8 +2,9 @@
 import Glibc
 #endif
 import Foundation
-import LTTConsumer
+@testable import LTTConsumer
 import LTTCTF
+import LTTProducers
 import LTTFormat
 import LTTReader
 import LTTRelay
@@ -300,6 +301,44 @@ struct TraceConsumerTests {
             #expect(consumer.failures.isEmpty, "\(consumer.failures)")
             let events = appEvents(TraceReader().read(directory: out.path))
             #expect(events.sorted() == recorded.sorted(), "every event once")
+        }
+    }
+
+    @Test("through shared memory, a PUT that cannot be made (a live process keeps the lock) is made later, never the copy: nothing is taken meanwhile, and once the holder is dead the server's PUT goes through")
+    func pendingPutIsNeverCopiedTwice() throws {
+        try withMount(cpuCount: 1) { m in
+            let marker = try makeTrace(m, "put", subbuffers: 8)
+            for i in 0..<UInt64(1000) { marker.record(i, 0) }   // several full 4 KiB sub-buffers
+            let buffer = try #require(m.tracer.trace("put")?.channels["app"]?.buffers[0])
+            let out = TemporaryPath()
+            defer { out.remove() }
+            let readers = try ReaderConnection(mountpoint: m.path)
+            let reader = try BufferReader(path: m.ltt + "/put/app_0", outputPath: out.path, append: false,
+                                          readers: readers, mappingRequired: true)
+            let mapped = try #require(reader.mapped)
+            // A sub-buffer taken and written out whose PUT did not happen.
+            let (cookie, _) = try #require(mapped.buffer.takeSubbuffer())
+            reader.pendingPut.withLock { $0 = cookie }
+            // A live process keeps the lock.
+            let holder = try ProcessControl.spawn("/bin/sleep", arguments: ["sleep", "600"])
+            var reaped = false
+            defer { if !reaped { try? ProcessControl.send(SIGKILL, to: holder); _ = ProcessControl.exitStatus(of: holder, wait: true) } }
+            let word = buffer.mapping.control.sharedAtomic(\.lock)
+            #expect(waitUntil { word.compareExchange(expected: 0, desired: UInt32(holder), ordering: .acquiringAndReleasing).exchanged })
+            let pipe = try OwnedPipe()
+            #expect(try reader.moveSubbuffer(through: pipe) == false, "nothing is taken while the PUT is pending")
+            #expect(reader.pendingPut.withLock { $0 } == cookie && reader.subbuffers.load(ordering: .relaxed) == 0)
+            try ProcessControl.send(SIGKILL, to: holder)
+            _ = ProcessControl.exitStatus(of: holder, wait: true)
+            reaped = true
+            // The ring cannot take a dead holder's lock back; the file's PUT
+            // makes the server do it. Then the next sub-buffer is moved.
+            #expect(try reader.moveSubbuffer(through: pipe) == true)
+            #expect(reader.pendingPut.withLock { $0 } == nil)
+            #expect(buffer.counters.locksRecovered == 1)
+            #expect(buffer.counters.subbuffersConsumed == 2, "the pending one and the one moved, each once")
+            let written = (try FileManager.default.attributesOfItem(atPath: out.path)[.size] as? NSNumber)?.intValue
+            #expect(reader.subbuffers.load(ordering: .relaxed) == 1 && written == 4096, "one sub-buffer written: \(String(describing: written))")
         }
     }
 

@@ -35,6 +35,10 @@ import Logging
 import LTTProducers
 import MallocCounter
 
+struct BenchFailure: Error, CustomStringConvertible {
+    let description: String
+}
+
 /// Per-thread results, each slot written by its own thread only.
 final class Results: @unchecked Sendable {
     private var values: [Double]
@@ -171,10 +175,13 @@ func runBenchmark() throws {
     // a wait mode producer waits only for a buffer that has a reader).
     let buffers = tracer.trace("bench")!.bufferFiles.map(\.buffer)
     let deadline = Date().addingTimeInterval(30)
+    // (A consumer that could not map falls back to the files: with "auto"
+    // that would measure the other drain, so it is an error here.)
     while !buffers.allSatisfy({ $0.hasReader && (transport == "files" || $0.hasMappedReader) }) {
         guard Date() < deadline, consumer.isRunning else {
-            FileHandle.standardError.write(Data("ProducerBench: the consumer did not open the buffers\n".utf8))
-            exit(1)
+            if consumer.isRunning { consumer.terminate() }
+            consumer.waitUntilExit()
+            throw BenchFailure(description: "the consumer did not open (and map) every buffer within 30 s")
         }
         usleep(1000)
     }
@@ -220,4 +227,9 @@ func timeDisabled(_ marker: Marker<Int32, StaticString>, events: Int) -> Double 
     return Double(DispatchTime.now().uptimeNanoseconds - t0) / Double(events)
 }
 
-try runBenchmark()
+do {
+    try runBenchmark()
+} catch {
+    FileHandle.standardError.write(Data("ProducerBench: \(error)\n".utf8))
+    exit(1)
+}
