@@ -14,12 +14,14 @@ import LTTSystem
 /// to the server over the producers' socket (whose peer checks apply) and
 /// gets the buffer's memfd and an eventfd back. From then on it takes and
 /// gives back sub-buffers in the shared ring (RELAY_GET_SUBBUF/PUT_SUBBUF's
-/// algorithm, RelayBuffer's reader side) and the server rings the eventfd
-/// where it would wake the file's poll. Closing the file ends the grant:
-/// the eventfd is no longer rung, and a token not yet used is void.
+/// algorithm, RelayBuffer's reader side), and the buffer rings the eventfd
+/// (`ReaderBell`) wherever it posts news for the file's poll: a delivery, a
+/// finalize, a give-up. Closing the file ends the grant: the eventfd is no
+/// longer rung, and a token not yet used is void.
 ///
 /// Holding a grant gives nothing the open file did not: a reader could
-/// already take, read and give back every sub-buffer of it.
+/// already take, read and give back every sub-buffer of it. (A process the
+/// producers' socket admits maps every buffer anyway, to record.)
 public final class ReaderGrants: Sendable {
     /// A token: 128 random bits.
     public struct Token: Hashable, Sendable {
