@@ -175,6 +175,10 @@ row() { # label lttfs-key ust-key [noratio]
     printf '%-52s %10s %10s %10s | %10s %10s %10s | %s\n' "$1" "$lm" "$lmin" "$lmax" "$um" "$umin" "$umax" \
         "$(awk -v a="$lm" -v b="$um" -v n="${4:-}" 'BEGIN { if (b > 0 && n == "") printf "%.2f", a / b; else print "-" }')"
 }
+rows_lost() { # label lttfs-prefix ust-prefix threads [noratio]: ns/event, then the events lost
+    row "$1" "${2}_ns_$4" "${3}_ns_$4" "${5:-}"
+    row "  events lost of $(($4 * events))" "${2}_lost_$4" "${3}_lost_$4"
+}
 echo
 echo "== lttfs vs LTTng-UST 2.13, $rounds rounds interleaved, $events events per thread"
 echo "   (8 x 256 KiB per CPU for both; each consumer writes to $outdir; lttfs clock: $(.build/release/ProducerBench clock 1 1 "$lttfs"))"
@@ -186,33 +190,27 @@ for t in 1 2; do
     row "  the same, lttfs on CLOCK_MONOTONIC, $t thread(s)" "lttfs_mono_ns_$t" "ust_overwrite_ns_$t"
 done
 for t in 1 2; do
-    row "ns/event, normal mode, discard when full, $t th." "lttfs_discard_ns_$t" "ust_discard_ns_$t"
-    row "  events lost of $((t * events))" "lttfs_discard_lost_$t" "ust_discard_lost_$t"
+    rows_lost "ns/event, normal mode, discard when full, $t th." lttfs_discard ust_discard "$t"
 done
 for t in 1 2; do
     # Paced to UST's time by construction: only the losses say something.
-    row "  discard, lttfs paced at UST's rate, $t th." "lttfs_paced_ns_$t" "ust_discard_ns_$t" noratio
-    row "  events lost of $((t * events))" "lttfs_paced_lost_$t" "ust_discard_lost_$t"
+    rows_lost "  discard, lttfs paced at UST's rate, $t th." lttfs_paced ust_discard "$t" noratio
 done
 for t in 1 2; do
-    row "ns/event, normal mode, wait when full, $t th." "lttfs_wait_ns_$t" "ust_wait_ns_$t"
-    row "  events lost of $((t * events))" "lttfs_wait_lost_$t" "ust_wait_lost_$t"
+    rows_lost "ns/event, normal mode, wait when full, $t th." lttfs_wait ust_wait "$t"
 done
 for t in 1 2; do
-    row "  the same, consumer through the files, $t th." "lttfs_files_wait_ns_$t" "ust_wait_ns_$t"
-    row "  events lost of $((t * events))" "lttfs_files_wait_lost_$t" "ust_wait_lost_$t"
+    rows_lost "  the same, consumer through the files, $t th." lttfs_files_wait ust_wait "$t"
 done
 for t in 1 2; do
-    row "  the same, lttfs on CLOCK_MONOTONIC, $t th." "lttfs_mono_wait_ns_$t" "ust_wait_ns_$t"
-    row "  events lost of $((t * events))" "lttfs_mono_wait_lost_$t" "ust_wait_lost_$t"
+    rows_lost "  the same, lttfs on CLOCK_MONOTONIC, $t th." lttfs_mono_wait ust_wait "$t"
 done
 for kind in c swift; do
     for t in 1 2; do
         row "$kind producer process, flight recorder, $t thread(s)" "${kind}_overwrite_ns_$t" "ust_overwrite_ns_$t"
     done
     for t in 1 2; do
-        row "$kind producer process, wait when full, $t thread(s)" "${kind}_wait_ns_$t" "ust_wait_ns_$t"
-        row "  events lost of $((t * events))" "${kind}_wait_lost_$t" "ust_wait_lost_$t"
+        rows_lost "$kind producer process, wait when full, $t thread(s)" "${kind}_wait" ust_wait "$t"
     done
     read -r am amin amax <<<"$(stats ${samples[${kind}_allocs]})"
     printf '%-52s %10s %10s %10s |\n' "$kind producer process, allocations per event" "$am" "$amin" "$amax"

@@ -412,13 +412,11 @@ final class FileSystem: Sendable {
         if outputSize < ioctl.outputSize { throw .invalidArgument }
         switch ioctl {
         case .getSubbuffer:
-            switch buffer.getSubbuffer() {
-            case .success(let cookie):
-                refreshPageCache(inode: inode, buffer: buffer, handle: handle)
-                return .word(cookie)
-            case .failure:
-                throw .resourceTemporarilyUnavailable
-            }
+            // The cookie and the bytes it names, under one hold of the lock:
+            // the page cache gets the sub-buffer the cookie names.
+            guard let (cookie, bytes) = buffer.takeSubbuffer() else { throw .resourceTemporarilyUnavailable }
+            refreshPageCache(inode: inode, bytes: bytes, handle: handle)
+            return .word(cookie)
         case .putSubbuffer:
             guard input.count >= 4 else { throw .invalidArgument }
             let cookie = input.loadUnaligned(as: UInt32.self)
@@ -452,7 +450,7 @@ final class FileSystem: Sendable {
     /// - a READ since the last GET (a read() consumer, or the kernel
     ///   filling its cache): drop every cached page, store nothing;
     /// - the first GET on a handle knows nothing of the cache: both.
-    private func refreshPageCache(inode: UInt64, buffer: RelayBuffer, handle: Handle) {
+    private func refreshPageCache(inode: UInt64, bytes: UnsafeRawBufferPointer, handle: Handle) {
         guard let cache = pageCache.withLock({ $0 }) else { return }
         let first = handle.firstGet.exchange(false, ordering: .relaxed)
         let sawReads = handle.readSinceGet.exchange(false, ordering: .relaxed)
@@ -461,9 +459,7 @@ final class FileSystem: Sendable {
         }
         if first || !sawReads {
             // The held sub-buffer is contiguous in the ring (it never wraps).
-            if let region = buffer.readableRegions(at: 0, maxLength: Int(buffer.geometry.subbufferSize)).first {
-                cache.store(inode: inode, bytes: region)
-            }
+            cache.store(inode: inode, bytes: bytes)
         }
     }
 

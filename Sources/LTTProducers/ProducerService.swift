@@ -373,9 +373,6 @@ public final class ProducerService: @unchecked Sendable {
         w.put(UInt32(truncatingIfNeeded: buffer.cpu))
         ProducerWire.put(buffer.trace, into: &w)
         try? connection.send(w.bytes, descriptors: [buffer.mapping.descriptor, bell])
-        // A delivery before the bell was kept would otherwise wait for the next.
-        var one: UInt64 = 1
-        _ = write(bell, &one, 8)
     }
 
     /// A producer delivered sub-buffers: the buffers it marked are posted

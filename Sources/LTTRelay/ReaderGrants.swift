@@ -62,11 +62,14 @@ public final class ReaderGrants: Sendable {
         /// attached again). False when the file was closed meanwhile.
         public func attach(bell descriptor: Int32) -> Bool {
             let bell = ReaderBell(descriptor: descriptor)
-            return revoked.withLock { gone in
+            let kept = revoked.withLock { gone in
                 guard !gone else { return false }
                 buffer.setReaderBell(bell)
                 return true
             }
+            // What was delivered before rang nobody: the reader looks once.
+            if kept { bell.ring() }
+            return kept
         }
 
         fileprivate func revoke() {

@@ -616,10 +616,11 @@ public final class RelayBuffer: @unchecked Sendable {
         return locked { $0.pollState }
     }
 
-    /// RELAY_GET_SUBBUF for a reader's view: the cookie and the bytes of
-    /// the sub-buffer taken (contiguous in the ring), found under one hold
-    /// of the lock, so that they are the sub-buffer the cookie names. Nil
-    /// when none is ready or the lock stayed with its holder.
+    /// RELAY_GET_SUBBUF with the bytes it names: the cookie and the
+    /// sub-buffer taken (contiguous in the ring), found under one hold of
+    /// the lock, so that a writer pushing the reader in between cannot make
+    /// them disagree (the server's page cache, a reader's view). Nil when
+    /// none is ready or the lock stayed with its holder.
     public func takeSubbuffer() -> (cookie: UInt32, bytes: UnsafeRawBufferPointer)? {
         guard case .success(let position)? = locked({ ring in ring.getSubbuffer() }) else { return nil }
         // Whole sub-buffers only, inside the ring, whatever `consumed` says.
