@@ -107,14 +107,16 @@ public struct RelayGeometry: Sendable, Equatable, CustomStringConvertible {
     @inlinable @inline(__always) public func subbufTrunc(_ offset: UInt64) -> UInt64 { offset & ~(subbufferSize &- 1) }
     /// SUBBUF_INDEX: which of the ring's sub-buffers holds `offset`.
     @inlinable @inline(__always) public func subbufIndex(_ offset: UInt64) -> Int {
-        Int(truncatingIfNeeded: bufferOffset(offset) >> subbufferSizeOrder)
+        // (`&>>`: the orders are below 64 by construction; `>>` would
+        // test for larger shifts on every event.)
+        Int(truncatingIfNeeded: bufferOffset(offset) &>> subbufferSizeOrder)
     }
 
     /// The commit count a sub-buffer must reach to be complete on the ring
     /// pass holding `offset`, compared the seed's way: a sub-buffer is complete
     /// when `(commit_count - subbuf_size) & mask == BUFFER_TRUNC(p) >> order`.
     @inlinable @inline(__always) public func isComplete(commitCount: UInt64, at offset: UInt64) -> Bool {
-        ((commitCount &- subbufferSize) & commitCountMask) == (bufferTrunc(offset) >> subbufferCountOrder)
+        ((commitCount &- subbufferSize) & commitCountMask) == (bufferTrunc(offset) &>> subbufferCountOrder)
     }
 
     /// Rounds a requested size the way lttctl told its users the kernel did:

@@ -134,10 +134,11 @@ public struct RelayCounters: Sendable, Equatable {
 
 /// A view of one ring: the immutable shape, and pointers to the state, the
 /// counts and the bytes, which live in the buffer's shared mapping
-/// (`lttfs_ring_control`, see RingMapping). Copying the view copies no
-/// state: every copy works on the same ring, and the caller serializes
-/// every mutating call with the ring's lock.
-public struct RelayRing {
+/// (`lttfs_ring_control`, see RingMapping). The caller serializes every
+/// mutating call with the ring's lock. A class, not a struct: the view is
+/// 136 bytes, and Swift copied a struct view out of its buffer (a memcpy)
+/// on every event, to call a method on it.
+public final class RelayRing {
     public let geometry: RelayGeometry
     /// Flight-recorder mode: the writer pushes the reader instead of losing.
     public let overwrite: Bool
@@ -157,60 +158,60 @@ public struct RelayRing {
     /// Write position (the seed's `offset`).
     @usableFromInline var offset: UInt64 {
         @inline(__always) get { control.pointee.offset }
-        @inline(__always) nonmutating set { control.pointee.offset = newValue }
+        @inline(__always) set { control.pointee.offset = newValue }
     }
     /// Read position, always on a sub-buffer boundary (the seed's `consumed`).
     public internal(set) var consumed: UInt64 {
         get { control.pointee.consumed }
-        nonmutating set { control.pointee.consumed = newValue }
+        set { control.pointee.consumed = newValue }
     }
     /// Clock of the last reservation or switch (`save_last_tsc`).
     @usableFromInline var lastTSC: UInt64 {
         @inline(__always) get { control.pointee.last_tsc }
-        @inline(__always) nonmutating set { control.pointee.last_tsc = newValue }
+        @inline(__always) set { control.pointee.last_tsc = newValue }
     }
     public internal(set) var eventsLost: UInt64 {
         get { control.pointee.events_lost }
-        nonmutating set { control.pointee.events_lost = newValue }
+        set { control.pointee.events_lost = newValue }
     }
     public internal(set) var corruptedSubbuffers: UInt64 {
         get { control.pointee.corrupted_subbuffers }
-        nonmutating set { control.pointee.corrupted_subbuffers = newValue }
+        set { control.pointee.corrupted_subbuffers = newValue }
     }
     /// No more writes; readers get POLLHUP once drained.
     @usableFromInline var finalized: Bool {
         @inline(__always) get { control.pointee.finalized != 0 }
-        nonmutating set { control.pointee.finalized = newValue ? 1 : 0 }
+        set { control.pointee.finalized = newValue ? 1 : 0 }
     }
     /// Set by a delivery (`ltt_deliver`), cleared by whoever wakes readers.
     public var wakeupReaders: Bool {
         @inline(__always) get { control.pointee.wakeup_readers != 0 }
-        @inline(__always) nonmutating set { control.pointee.wakeup_readers = newValue ? 1 : 0 }
+        @inline(__always) set { control.pointee.wakeup_readers = newValue ? 1 : 0 }
     }
     @usableFromInline var eventsWritten: UInt64 {
         @inline(__always) get { control.pointee.events_written }
-        @inline(__always) nonmutating set { control.pointee.events_written = newValue }
+        @inline(__always) set { control.pointee.events_written = newValue }
     }
     @usableFromInline var subbuffersDelivered: UInt64 {
         @inline(__always) get { control.pointee.subbuffers_delivered }
-        @inline(__always) nonmutating set { control.pointee.subbuffers_delivered = newValue }
+        @inline(__always) set { control.pointee.subbuffers_delivered = newValue }
     }
     public internal(set) var subbuffersConsumed: UInt64 {
         get { control.pointee.subbuffers_consumed }
-        nonmutating set { control.pointee.subbuffers_consumed = newValue }
+        set { control.pointee.subbuffers_consumed = newValue }
     }
     public internal(set) var subbuffersOverwritten: UInt64 {
         get { control.pointee.subbuffers_overwritten }
-        nonmutating set { control.pointee.subbuffers_overwritten = newValue }
+        set { control.pointee.subbuffers_overwritten = newValue }
     }
     public internal(set) var eventsOverwritten: UInt64 {
         get { control.pointee.events_overwritten }
-        nonmutating set { control.pointee.events_overwritten = newValue }
+        set { control.pointee.events_overwritten = newValue }
     }
     /// Locks taken back from a holder found dead (RelayLock).
     public internal(set) var locksRecovered: UInt64 {
         get { control.pointee.locks_recovered }
-        nonmutating set { control.pointee.locks_recovered = newValue }
+        set { control.pointee.locks_recovered = newValue }
     }
     /// The position of the sub-buffer a reader took (GET) and has not given
     /// back (PUT). Not in the seed, whose put_subbuf trusted any cookie equal
@@ -220,7 +221,7 @@ public struct RelayRing {
     /// `consumed < subbufTrunc(offset)`, so the reader never passes the writer.
     public internal(set) var heldPosition: UInt64? {
         get { control.pointee.held != 0 ? control.pointee.held_position : nil }
-        nonmutating set {
+        set {
             control.pointee.held_position = newValue ?? 0
             control.pointee.held = newValue == nil ? 0 : 1
         }

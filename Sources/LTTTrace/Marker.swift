@@ -246,6 +246,18 @@ struct EventEmitter {
     @inlinable @inline(__always) @discardableResult
     func emit(size: (Int) -> Int, store: (UnsafeMutableRawPointer, Int) -> Void,
               writer: BlockingWriter? = nil) -> EmitResult {
+        withoutActuallyEscaping(size) { size in
+            withoutActuallyEscaping(store) { store in
+                emit(ClosurePayload(sizeOf: size, storeAt: store), writer: writer)
+            }
+        }
+    }
+
+    /// `emit` for a payload given as a value: what the typed markers use,
+    /// so that no closure context is built for every event (two closures
+    /// handed on to the slow path were materialized on the stack each time).
+    @inlinable @inline(__always) @discardableResult
+    func emit<Payload: EventPayload>(_ payload: Payload, writer: BlockingWriter? = nil) -> EmitResult {
         lttfs_rcu_read_lock()
         guard let block = lttfs_rcu_dereference(sinksSlot) else {
             lttfs_rcu_read_unlock()
@@ -259,7 +271,7 @@ struct EventEmitter {
             let sink = sinks[i]
             i &+= 1
             let alignment = sink.alignment
-            let dataSize = UInt64(size(alignment))
+            let dataSize = UInt64(payload.size(alignment: alignment))
             let channel = sink.channel
             let buffer = channel._withUnsafeGuaranteedRef { $0.currentBufferUnretained }
             let largest = UInt64(PayloadLayout.largestAlign(maxIntegerSize: maxIntegerSize, alignment: alignment))
@@ -271,7 +283,7 @@ struct EventEmitter {
                 switch b.beginEvent(eventID: id, dataSize: dataSize, largestAlign: largest, sizedHeader: sized,
                                     countFullAsLost: !mayWait) {
                 case .success(let event):
-                    store(event.payload, alignment)
+                    payload.store(at: event.payload, alignment: alignment)
                     event.commit()
                     return nil
                 case .failure(let why):
@@ -294,7 +306,7 @@ struct EventEmitter {
             }
         }
         lttfs_rcu_read_unlock()
-        if let waiting { emitWaiting(waiting, size: size, store: store, writer: writer, result: &result) }
+        if let waiting { emitWaiting(waiting, payload, writer: writer, result: &result) }
         return result
     }
 
@@ -306,12 +318,12 @@ struct EventEmitter {
     /// it once); after it went somewhere, the rest count it lost, so that a
     /// retry can never duplicate it.
     @usableFromInline @inline(never)
-    func emitWaiting(_ waiting: [WaitingSink], size: (Int) -> Int, store: (UnsafeMutableRawPointer, Int) -> Void,
-                     writer: BlockingWriter?, result: inout EmitResult) {
+    func emitWaiting<Payload: EventPayload>(_ waiting: [WaitingSink], _ payload: Payload, writer: BlockingWriter?,
+                                            result: inout EmitResult) {
         for entry in waiting {
             defer { entry.channel.producersOutside.subtract(1, ordering: .acquiringAndReleasing) }
             let alignment = entry.sink.alignment
-            let dataSize = UInt64(size(alignment))
+            let dataSize = UInt64(payload.size(alignment: alignment))
             let buffer = entry.channel.currentBuffer
             let largest = UInt64(PayloadLayout.largestAlign(maxIntegerSize: maxIntegerSize, alignment: alignment))
             let policy = writer.map {
@@ -321,7 +333,8 @@ struct EventEmitter {
                                        cancellation: $0.cancellation, onlyWithReader: true, notWhileStalled: true)
             } ?? RelayBuffer.WaitPolicy(timeoutNanoseconds: entry.sink.blockingTimeoutNanoseconds)
             switch buffer.recordWaiting(eventID: eventID, dataSize: dataSize, largestAlign: largest,
-                                        sizedHeader: sizedHeader, policy: policy, payload: { store($0, alignment) }) {
+                                        sizedHeader: sizedHeader, policy: policy,
+                                        payload: { payload.store(at: $0, alignment: alignment) }) {
             case .recorded:
                 result.recorded &+= 1
             case .lost:
@@ -342,24 +355,74 @@ struct EventEmitter {
     /// marker's types.
     @usableFromInline @inline(never)
     func record(tuple: UnsafeRawPointer, fields: UnsafePointer<TupleLayout.Field>, count: Int) {
-        emit(size: { alignment in
-            var offset = 0
-            for i in 0..<count {
-                PayloadLayout.advance(&offset, over: slots[i], textCount: fields[i].textCount(in: tuple),
-                                      alignment: alignment)
+        emit(TuplePayload(tuple: tuple, fields: fields, slots: slots, count: count))
+    }
+}
+
+/// What an event carries, as the recording loop needs it: its size in a
+/// trace of a given alignment, and the stores that write it. A generic
+/// parameter of `EventEmitter.emit`, not two closures, so that nothing is
+/// built per event to hand on to the slow path.
+@usableFromInline
+protocol EventPayload {
+    /// The payload's size in bytes for a trace of `alignment`.
+    func size(alignment: Int) -> Int
+    /// Writes the payload at `base`. Runs under the buffer lock: it must
+    /// only store bytes.
+    func store(at base: UnsafeMutableRawPointer, alignment: Int)
+}
+
+/// A payload given as two closures (the dynamic API, the C library,
+/// write_event, the metadata).
+@usableFromInline
+struct ClosurePayload: EventPayload {
+    @usableFromInline let sizeOf: (Int) -> Int
+    @usableFromInline let storeAt: (UnsafeMutableRawPointer, Int) -> Void
+    @inlinable init(sizeOf: @escaping (Int) -> Int, storeAt: @escaping (UnsafeMutableRawPointer, Int) -> Void) {
+        self.sizeOf = sizeOf
+        self.storeAt = storeAt
+    }
+    @inlinable @inline(__always) func size(alignment: Int) -> Int { sizeOf(alignment) }
+    @inlinable @inline(__always) func store(at base: UnsafeMutableRawPointer, alignment: Int) { storeAt(base, alignment) }
+}
+
+/// The values of a typed marker, laid out as a Swift tuple (`TupleLayout`).
+@usableFromInline
+struct TuplePayload: EventPayload {
+    @usableFromInline let tuple: UnsafeRawPointer
+    @usableFromInline let fields: UnsafePointer<TupleLayout.Field>
+    @usableFromInline let slots: UnsafePointer<PayloadLayout.Slot>
+    @usableFromInline let count: Int
+
+    @inlinable init(tuple: UnsafeRawPointer, fields: UnsafePointer<TupleLayout.Field>,
+                    slots: UnsafePointer<PayloadLayout.Slot>, count: Int) {
+        self.tuple = tuple
+        self.fields = fields
+        self.slots = slots
+        self.count = count
+    }
+
+    @inlinable @inline(__always)
+    func size(alignment: Int) -> Int {
+        var offset = 0
+        for i in 0..<count {
+            PayloadLayout.advance(&offset, over: slots[i], textCount: fields[i].textCount(in: tuple),
+                                  alignment: alignment)
+        }
+        return offset
+    }
+
+    @inlinable @inline(__always)
+    func store(at base: UnsafeMutableRawPointer, alignment: Int) {
+        var offset = 0
+        for i in 0..<count {
+            let field = fields[i]
+            PayloadLayout.store(&offset, into: slots[i], base: base, alignment: alignment,
+                                integer: field.load(from: tuple)) {
+                field.copyText(in: tuple, to: $0)
+                return field.textCount(in: tuple)
             }
-            return offset
-        }, store: { base, alignment in
-            var offset = 0
-            for i in 0..<count {
-                let field = fields[i]
-                PayloadLayout.store(&offset, into: slots[i], base: base, alignment: alignment,
-                                    integer: field.load(from: tuple)) {
-                    field.copyText(in: tuple, to: $0)
-                    return field.textCount(in: tuple)
-                }
-            }
-        })
+        }
     }
 }
 

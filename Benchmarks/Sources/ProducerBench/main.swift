@@ -17,6 +17,9 @@
 // event per that many ns (compare.sh's paced row: lttfs producers at
 // LTTng-UST's full-speed rate).
 //
+// BENCH_NO_CONSUMER (in-process, flight recorder): no consumer at all, to
+// profile the producer alone (perf, valgrind --tool=callgrind).
+//
 // PRODUCER (traced mode): who records. "in-process" (the default) is this
 // process's threads; "swift" is another ProducerBench, in mode "producer"
 // (a producer process: LTTProducers, the same typed marker); any other
@@ -169,7 +172,8 @@ func runBenchmark() throws {
     // auto (the default: the buffers' shared memory).
     let transport = ProcessInfo.processInfo.environment["BENCH_CONSUMER_TRANSPORT"] ?? "auto"
     consumer.arguments = ["consume", "-q", "-n", readers, "--transport", transport, "-c", mountpoint + "/ltt/bench", "-t", out]
-    try consumer.run()
+    let noConsumer = ProcessInfo.processInfo.environment["BENCH_NO_CONSUMER"] != nil
+    if !noConsumer { try consumer.run() }
     // The consumer opens (and maps) every buffer before anything is
     // recorded, as UST's consumer daemon is ready before `lttng start` (and
     // a wait mode producer waits only for a buffer that has a reader).
@@ -177,7 +181,7 @@ func runBenchmark() throws {
     let deadline = Date().addingTimeInterval(30)
     // (A consumer that could not map falls back to the files: with "auto"
     // that would measure the other drain, so it is an error here.)
-    while !buffers.allSatisfy({ $0.hasReader && (transport == "files" || $0.hasMappedReader) }) {
+    while !noConsumer && !buffers.allSatisfy({ $0.hasReader && (transport == "files" || $0.hasMappedReader) }) {
         guard Date() < deadline, consumer.isRunning else {
             if consumer.isRunning { consumer.terminate() }
             consumer.waitUntilExit()
@@ -213,7 +217,7 @@ func runBenchmark() throws {
     }
     try tracer.stopTrace("bench")
     let trace = try tracer.destroyTrace("bench")
-    consumer.waitUntilExit()
+    if !noConsumer { consumer.waitUntilExit() }
     let counters = trace.channels["bench"]!.buffers.map(\.counters)
     let lost = counters.reduce(0) { $0 + $1.eventsLost }
     let written = counters.reduce(0) { $0 + $1.eventsWritten }
