@@ -185,15 +185,15 @@ public final class RelayBuffer: @unchecked Sendable {
         try self.init(geometry: geometry, overwrite: overwrite, cpu: cpu, trace: trace, clock: TraceClock(read: clock))
     }
 
-    /// The clock for the next record of the ring, read under the lock and
-    /// never before the ring's last one, `lastTSC`. The header keeps only the low 27
+    /// The clock for the next record of `ring`, read under the lock and
+    /// never before the ring's last one. The header keeps only the low 27
     /// bits of each time, so a time that went back by one tick would be
     /// read as a jump 2^27 ticks ahead. CLOCK_MONOTONIC never goes back;
     /// the TSCs of two CPUs may differ by a few ticks, and a thread that
     /// moved to another CPU after picking its buffer reads the other one.
     @inlinable @inline(__always)
-    func timestamp(after lastTSC: UInt64) -> UInt64 {
-        max(clock.now(), lastTSC)
+    func timestamp(_ ring: RelayRing) -> UInt64 {
+        max(clock.now(), ring.lastTSC)
     }
 
     /// Runs `body` on the ring with the lock held; nil when the lock could
@@ -305,7 +305,7 @@ public final class RelayBuffer: @unchecked Sendable {
         }
         let requested = EventHeader.requestedForm(eventID: eventID, sized: sizedHeader)
         switch ring.reserve(dataSize: dataSize, largestAlign: largestAlign, form: requested,
-                            tsc: timestamp(after: ring.lastTSC), countFullAsLost: countFullAsLost) {
+                            tsc: timestamp(ring), countFullAsLost: countFullAsLost) {
         case .success(let slot):
             let g = geometry
             _ = EventHeader.write(to: memory, at: g.bufferOffset(slot.headerOffset), eventID: eventID,
@@ -323,8 +323,8 @@ public final class RelayBuffer: @unchecked Sendable {
     }
 
     /// Commits the event `beginEvent` started (commit_slot) and unlocks:
-    /// `EventInProgress.commit()`. Inlinable: a call here, with the slot
-    /// passed through memory, was a few ns of every event.
+    /// `EventInProgress.commit()`. Inlinable, so that the typed marker's
+    /// loop does not call it with the slot passed through memory.
     @inlinable @inline(__always)
     func endEvent(_ slot: RelaySlot) {
         ring.commit(slot)
@@ -537,7 +537,7 @@ public final class RelayBuffer: @unchecked Sendable {
     public func forceSwitch(onlyIfWritten: Bool = false, patience: UInt64 = RelayLock.serverPatience) -> Bool {
         let switched = locked(patience: patience) { ring -> Bool in
             if onlyIfWritten && !ring.currentSubbufferHasEvents { return false }
-            let done = ring.forceSwitch(.active, tsc: timestamp(after: ring.lastTSC))
+            let done = ring.forceSwitch(.active, tsc: timestamp(ring))
             return done
         } ?? false
         flagReadersIfNeeded()
@@ -554,7 +554,7 @@ public final class RelayBuffer: @unchecked Sendable {
         if locked({ (ring: inout RelayRing) -> Void in
             // The last header counts every loss so far.
             ring.countLost(lostOutsideLock.exchange(0, ordering: .relaxed))
-            ring.finalize(tsc: timestamp(after: ring.lastTSC))
+            ring.finalize(tsc: timestamp(ring))
         }) == nil {
             giveUp("its lock stayed with process \(lock.holder) at finalize")
         }
