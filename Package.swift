@@ -1,4 +1,5 @@
 // swift-tools-version: 6.1
+import CompilerPluginSupport
 import PackageDescription
 
 let package = Package(
@@ -27,6 +28,9 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
         .package(url: "https://github.com/apple/swift-system", from: "1.4.0"),
         .package(url: "https://github.com/apple/swift-atomics", from: "1.2.0"),
+        // For #record only: the macro that forms a marker's arguments only
+        // when it records (the compiler's own major version, 603 for 6.3).
+        .package(url: "https://github.com/swiftlang/swift-syntax", "603.0.0"..<"604.0.0"),
     ],
     targets: [
         // What Swift cannot call: the rseq CPU number, ioctl, splice, rdtsc,
@@ -56,8 +60,21 @@ let package = Package(
         // Userspace RCU (Debian's liburcu-dev): the producers' view of the
         // active traces, as the kernel tracer walked its trace list.
         .systemLibrary(name: "CURCU", pkgConfig: "liburcu-bp", providers: [.apt(["liburcu-dev"])]),
+        // #record(marker, values...): a marker's check, and its values passed
+        // to the recording only when it records, borrowed (LTTng-UST's
+        // tracepoint() macro, in Swift).
+        .macro(name: "LTTTraceMacros", dependencies: [
+            .product(name: "SwiftSyntax", package: "swift-syntax"),
+            .product(name: "SwiftSyntaxBuilder", package: "swift-syntax"),
+            .product(name: "SwiftSyntaxMacros", package: "swift-syntax"),
+            .product(name: "SwiftCompilerPlugin", package: "swift-syntax"),
+        ]),
+        .testTarget(name: "LTTTraceMacrosTests", dependencies: [
+            "LTTTraceMacros",
+            .product(name: "SwiftSyntaxMacrosGenericTestSupport", package: "swift-syntax"),
+        ]),
         // Markers, event encoding, metadata, traces and their life cycle.
-        .target(name: "LTTTrace", dependencies: ["LTTFormat", "LTTRelay", "LTTSystem", "CURCU", "CLinuxSupport",
+        .target(name: "LTTTrace", dependencies: ["LTTTraceMacros", "LTTFormat", "LTTRelay", "LTTSystem", "CURCU", "CLinuxSupport",
                                                 .product(name: "SystemPackage", package: "swift-system")]),
         // Reads a consumer's trace directory back, strictly.
         .target(name: "LTTReader", dependencies: ["LTTFormat"]),
@@ -118,7 +135,7 @@ let package = Package(
         ]),
         // The README's Swift producer: another process recording into a
         // mount's traces (the tests check that the README shows this file).
-        .executableTarget(name: "lttfs-example-producer", dependencies: ["LTTProducers"]),
+        .executableTarget(name: "lttfs-example-producer", dependencies: ["LTTProducers", "LTTTrace"]),
         // A Swift program that traces itself through lttfs (the quick start's workload).
         .executableTarget(name: "lttfs-demo", dependencies: [
             "LTTFS", "LTTTrace", "LTTSystem", .product(name: "Logging", package: "swift-log"),

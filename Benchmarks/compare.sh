@@ -160,6 +160,7 @@ for r in $(seq 1 "$rounds"); do
     done
     add ust_disabled "$("$work/bench-ust" 1 50000000 | sed -e 's/ns_per_event=//')"
     add lttfs_disabled "$(.build/release/ProducerBench disabled 1 50000000 "$lttfs" | sed -e 's/ns_per_event=//')"
+    add lttfs_call "$(.build/release/ProducerBench disabled-call 1 50000000 "$lttfs" | sed -e 's/ns_per_event=//')"
     add lttfs_guarded "$(.build/release/ProducerBench disabled-guarded 1 50000000 "$lttfs" | sed -e 's/ns_per_event=//')"
     add lttfs_static "$(.build/release/ProducerBench disabled-static 1 50000000 "$lttfs" | sed -e 's/ns_per_event=//')"
     add lttfs_closure "$(.build/release/ProducerBench disabled-closure 1 50000000 "$lttfs" | sed -e 's/ns_per_event=//')"
@@ -215,7 +216,8 @@ for kind in c swift; do
     read -r am amin amax <<<"$(stats ${samples[${kind}_allocs]})"
     printf '%-52s %10s %10s %10s |\n' "$kind producer process, allocations per event" "$am" "$amin" "$amax"
 done
-row "disabled marker / tracepoint, ns (String text)" lttfs_disabled ust_disabled
+row "disabled marker / tracepoint, ns (String text, #record)" lttfs_disabled ust_disabled
+row "disabled, bare record(n, text) / tracepoint" lttfs_call ust_disabled
 row "disabled, StaticString text / tracepoint" lttfs_static ust_disabled
 row "disabled, record { (n, text) } / tracepoint" lttfs_closure ust_disabled
 row "disabled, if marker.isRecording / tracepoint" lttfs_guarded ust_disabled

@@ -426,13 +426,16 @@ struct TuplePayload: EventPayload {
     }
 }
 
-/// A marker with typed arguments: register once, then call `record` with
-/// values of exactly the types given at registration. Nothing is allocated
-/// or formatted on this path; a marker no trace records costs one load.
+/// A marker with typed arguments: register once, then record values of
+/// exactly the types given at registration, best with `#record` (which
+/// evaluates them only when a trace records the marker, and passes them
+/// borrowed). Nothing is allocated or formatted on this path; a marker no
+/// trace records costs one load.
 ///
 ///     let request = try tracer.marker("http", "request", "status %d path %s",
 ///                                     as: (Int32, String).self)
-///     request.record(200, "/index.html")
+///     #record(request, 200, path)
+///     request.record(200, path)      // the same event; retains `path` first
 ///
 /// How the values reach the buffer: Swift (6.3) does not unroll a loop over
 /// a parameter pack, even where the types are known, so walking the pack
@@ -471,7 +474,9 @@ public struct Marker<each Value: TraceValue>: @unchecked Sendable {
 
     /// Records the values into every trace that records this marker. The
     /// check is inlined at the call site; with no trace recording the
-    /// marker, nothing else runs.
+    /// marker, nothing else runs, but the caller has already copied the
+    /// values into the parameter pack (a `String` retained and released):
+    /// `#record(marker, values...)` does not.
     @inlinable @inline(__always)
     public func record(_ values: repeat each Value) {
         guard lttfs_rcu_is_null(emitter.sinksSlot) == 0 else { return }

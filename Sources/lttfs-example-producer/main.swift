@@ -4,6 +4,7 @@
 import Glibc
 #endif
 import LTTProducers
+import LTTTrace   // #record
 
 let count = CommandLine.arguments.count > 1 ? Int(CommandLine.arguments[1]) ?? 1000 : 1000
 do {
@@ -12,9 +13,9 @@ do {
     let done = try producer.marker("app", "done", "requests %u", as: UInt32.self)
     let pid = getpid()
     for i in 0..<count {
-        request.record { (UInt64(i), pid, i % 2 == 1 ? "/index.html" : "/api") }
+        #record(request, UInt64(i), pid, i % 2 == 1 ? "/index.html" : "/api")
     }
-    done.record(UInt32(count))
+    #record(done, UInt32(count))
     producer.close()
     print("\(count) requests recorded")
 } catch {

@@ -1,10 +1,12 @@
 // The tracer's in-process API next to its baselines, in one run.
 //
-// disabled:  a registered marker with no active trace (one load and a
-//            branch), next to an empty loop iteration.
-// record:    Marker<Int32, String>.record of an int and a 28-byte text into
-//            an active flight-recorder trace, next to the engine's own
-//            record of the same 32 bytes (issue 2's benchmark).
+// disabled:  a registered marker with no active trace, through #record
+//            (one load and a branch) and the bare record call (which
+//            retains and releases its String first), next to an empty loop
+//            iteration.
+// record:    #record and Marker<Int32, String>.record of an int and a
+//            28-byte text into an active flight-recorder trace, next to the
+//            engine's own record of the same 32 bytes (issue 2's benchmark).
 // clock:     the two trace clocks: CLOCK_MONOTONIC (exact nanoseconds, no
 //            calibration) next to rdtsc (the default where the kernel
 //            keeps time with the TSC).
@@ -53,10 +55,24 @@ let benchmarks: @Sendable () -> Void = {
         for i in 0..<events { sink(i) }
     }
 
-    Benchmark("tracer: disabled marker, no active trace (ns/event)") { benchmark in
+    Benchmark("tracer: disabled marker, #record, no active trace (ns/event)") { benchmark in
+        let f = Fixture()
+        let (idle, text) = (f.idle, text)
+        benchmark.startMeasurement()
+        for i in 0..<events { #record(idle, Int32(truncatingIfNeeded: i), text) }
+    }
+
+    Benchmark("tracer: disabled marker, bare record call, no active trace (ns/event)") { benchmark in
         let f = Fixture()
         benchmark.startMeasurement()
         for i in 0..<events { f.idle.record(Int32(truncatingIfNeeded: i), text) }
+    }
+
+    Benchmark("tracer: #record int + 28-byte text (ns/event)") { benchmark in
+        let f = Fixture()
+        let (marker, text) = (f.marker, text)
+        benchmark.startMeasurement()
+        for i in 0..<events { #record(marker, Int32(truncatingIfNeeded: i), text) }
     }
 
     Benchmark("tracer: Marker.record int + 28-byte text (ns/event)") { benchmark in

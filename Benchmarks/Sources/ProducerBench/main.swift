@@ -5,12 +5,15 @@
 // UST channel (8 x 256 KiB per CPU), `lttfs consume -n <CPUs>` draining it
 // to BENCH_OUTPUT_DIR (else /tmp), and THREADS threads recording EVENTS
 // events each of the same
-// 32-byte payload (an int and a 28-byte text) through the typed marker.
+// 32-byte payload (an int and a 28-byte text) through the typed marker,
+// with `#record(marker, n, text)` (BENCH_RECORD=call: the bare
+// `marker.record(n, text)`, which retains and releases the text).
 // MODE "traced" prints ns per event and events lost; MODE "disabled"
-// records with no trace at all (the disabled-marker cost), and
-// "disabled-guarded" does so behind `if marker.isRecording`, and
-// "disabled-closure" with `record { (n, text) }` (arguments formed only
-// when recording), and "disabled-static" with the text as a StaticString (a literal: no
+// records with `#record` and no trace at all (the disabled-marker cost),
+// "disabled-call" with the bare call, "disabled-guarded" with the bare call
+// behind `if marker.isRecording`, "disabled-closure" with
+// `record { (n, text) }` (arguments formed only when recording), and
+// "disabled-static" with the text as a StaticString (a literal: no
 // reference counting, like the C tracepoint's char array).
 //
 // BENCH_PACE_NS (in-process, traced mode): each thread records at most one
@@ -54,14 +57,15 @@ final class Results: @unchecked Sendable {
 func runBenchmark() throws {
     let arguments = CommandLine.arguments
     guard arguments.count >= 5 else {
-        print("usage: ProducerBench traced|disabled|disabled-guarded|disabled-closure|disabled-static|clock THREADS EVENTS LTTFS_BINARY [auto|monotonic] [wait|discard|overwrite]")
+        print("usage: ProducerBench traced|disabled|disabled-call|disabled-guarded|disabled-closure|disabled-static|clock THREADS EVENTS LTTFS_BINARY [auto|monotonic] [wait|discard|overwrite] [PRODUCER]")
         exit(2)
     }
     let mode = arguments[1]
-    // "disabled-guarded": `if marker.isRecording { record }`, the idiom for
-    // hot loops; "disabled": a bare record call.
+    // "disabled-guarded": `if marker.isRecording { record }`; "disabled-call":
+    // a bare record call; otherwise `#record`.
     let guarded = mode == "disabled-guarded"
     let closure = mode == "disabled-closure"
+    let call = mode == "disabled-call" || ProcessInfo.processInfo.environment["BENCH_RECORD"] == "call"
     let threads = Int(arguments[2])!
     let events = Int(arguments[3])!
     let lttfs = arguments[4]
@@ -102,10 +106,12 @@ func runBenchmark() throws {
                     for i in 0..<count {
                         let due = t0 + UInt64(Double(i) * pace)
                         while DispatchTime.now().uptimeNanoseconds < due {}
-                        localMarker.record(Int32(truncatingIfNeeded: i), localText)
+                        #record(localMarker, Int32(truncatingIfNeeded: i), localText)
                     }
-                } else {
+                } else if call {
                     for i in 0..<count { localMarker.record(Int32(truncatingIfNeeded: i), localText) }
+                } else {
+                    for i in 0..<count { #record(localMarker, Int32(truncatingIfNeeded: i), localText) }
                 }
                 results.set(t, Double(DispatchTime.now().uptimeNanoseconds - t0) / Double(events))
                 done.signal()

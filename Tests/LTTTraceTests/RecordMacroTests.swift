@@ -1,0 +1,111 @@
+import LTTTraceTestSupport
+import Testing
+import LTTReader
+import LTTFormat
+@testable import LTTTrace
+
+/// `#record` into real traces, against `Marker.record` (the expansion's
+/// text is LTTTraceMacrosTests').
+@Suite("#record: borrowed values, formed only when recording")
+struct RecordMacroRecordingTests {
+    @Test("#record writes what record(...) writes, at every arity it borrows and past it, on both paths",
+          arguments: [UInt8(0), 8])
+    func sameAsRecord(alignment: UInt8) throws {
+        let tracer = Tracer(cpuCount: 1, alignment: alignment)
+        // Arities 0 to 9 (8 is the most #record passes borrowed; 9 takes
+        // the closure form), mixed sizes and alignments; the last marker's
+        // Celsius has no tuple layout, so it takes the pack walk.
+        let m0 = try tracer.marker("m", "a0", "", as: Void.self)
+        let m1 = try tracer.marker("m", "a1", "s %s", as: String.self)
+        let m2 = try tracer.marker("m", "a2", "a %c s %s", as: (UInt8, String).self)
+        let m3 = try tracer.marker("m", "a3", "a %c b %lld s %s", as: (UInt8, Int64, String).self)
+        let m4 = try tracer.marker("m", "a4", "a %c b %lld s %s c %hd", as: (UInt8, Int64, String, Int16).self)
+        let m5 = try tracer.marker("m", "a5", "a %c b %lld s %s c %hd d %u",
+                                   as: (UInt8, Int64, String, Int16, UInt32).self)
+        let m6 = try tracer.marker("m", "a6", "a %c b %lld s %s c %hd d %u t %s",
+                                   as: (UInt8, Int64, String, Int16, UInt32, StaticString).self)
+        let m7 = try tracer.marker("m", "a7", "a %c b %lld s %s c %hd d %u t %s e %d",
+                                   as: (UInt8, Int64, String, Int16, UInt32, StaticString, Int32).self)
+        let m8 = try tracer.marker("m", "a8", "a %c b %lld s %s c %hd d %u t %s e %d f %llu",
+                                   as: (UInt8, Int64, String, Int16, UInt32, StaticString, Int32, UInt64).self)
+        let m9 = try tracer.marker("m", "a9", "a %c b %lld s %s c %hd d %u t %s e %d f %llu u %s",
+                                   as: (UInt8, Int64, String, Int16, UInt32, StaticString, Int32, UInt64, String).self)
+        let walked = try tracer.marker("m", "walked", "a %c c %hd s %s", as: (UInt8, Celsius, String).self)
+        #expect(m8.fields != nil && walked.fields == nil)
+        try tracer.setupTrace("t")
+        try tracer.allocTrace("t")
+        try tracer.startTrace("t")
+        for i in 0..<40 {
+            // Short texts live in the String itself, long ones on the heap.
+            let s = String(repeating: "é", count: i)
+            let (a, b, c, d, e, f) = (UInt8(i), Int64(-i) * 1_000_000_007, Int16(i - 20), UInt32(i) &* 0x0101_0101,
+                                      Int32(-i), UInt64(i) << 40)
+            #record(m0); m0.record()
+            #record(m1, s); m1.record(s)
+            #record(m2, a, s); m2.record(a, s)
+            #record(m3, a, b, s); m3.record(a, b, s)
+            #record(m4, a, b, s, c); m4.record(a, b, s, c)
+            #record(m5, a, b, s, c, d); m5.record(a, b, s, c, d)
+            #record(m6, a, b, s, c, d, "static"); m6.record(a, b, s, c, d, "static")
+            #record(m7, a, b, s, c, d, "static", e); m7.record(a, b, s, c, d, "static", e)
+            #record(m8, a, b, s, c, d, "static", e, f); m8.record(a, b, s, c, d, "static", e, f)
+            #record(m9, a, b, s, c, d, "static", e, f, s + "!"); m9.record(a, b, s, c, d, "static", e, f, s + "!")
+            #record(walked, a, Celsius(degrees: c), s); walked.record(a, Celsius(degrees: c), s)
+        }
+        try tracer.stopTrace("t")
+        let result = drainAndRead(try tracer.destroyTrace("t"))
+        #expect(result.problems.isEmpty, "\(result.problems.prefix(3))")
+        let events = result.events.filter { $0.channel == "m" }
+        #expect(events.count == 40 * 11 * 2)
+        for pair in stride(from: 0, to: events.count - 1, by: 2) {
+            #expect(events[pair].marker == events[pair + 1].marker)
+            #expect(events[pair].fields.map(\.value) == events[pair + 1].fields.map(\.value), "\(events[pair].line)")
+        }
+        let last = try #require(events.last(where: { $0.marker == "a9" }))
+        let long = String(repeating: "é", count: 39)
+        let expected: [FieldValue] = [.unsigned(39), .signed(-39 * 1_000_000_007), .string(long), .signed(19),
+                                      .unsigned(39 &* 0x0101_0101), .string("static"), .signed(-39),
+                                      .unsigned(39 << 40), .string(long + "!")]
+        #expect(last.fields.map(\.value) == expected)
+    }
+
+    /// Counts the evaluations of what is handed to `#record`.
+    final class Evaluations {
+        var markers = 0
+        var values = 0
+        let marker: Marker<Int32, String>
+        init(_ marker: Marker<Int32, String>) { self.marker = marker }
+        func theMarker() -> Marker<Int32, String> { markers += 1; return marker }
+        func path(_ n: Int32) -> String { values += 1; return "a path longer than fifteen bytes \(n)" }
+    }
+
+    @Test("#record evaluates its values only when the marker records, and its marker once")
+    func evaluation() throws {
+        let tracer = Tracer(cpuCount: 1)
+        let count = Evaluations(try tracer.marker("app", "req", "n %d path %s", as: (Int32, String).self))
+        let nine = try tracer.marker("app", "nine", "a %d b %d c %d d %d e %d f %d g %d h %d s %s",
+                                     as: (Int32, Int32, Int32, Int32, Int32, Int32, Int32, Int32, String).self)
+        #record(count.theMarker(), 0, count.path(0))            // no trace
+        #record(nine, 0, 0, 0, 0, 0, 0, 0, 0, count.path(0))    // the closure form
+        #expect(count.values == 0 && count.markers == 1)
+        try tracer.setupTrace("t")
+        try tracer.allocTrace("t")
+        #record(count.theMarker(), 1, count.path(1))            // allocated, not started
+        #expect(count.values == 0 && count.markers == 2)
+        try tracer.startTrace("t")
+        #record(count.theMarker(), 2, count.path(2))
+        #record(nine, 1, 2, 3, 4, 5, 6, 7, 8, count.path(9))
+        #expect(count.values == 2 && count.markers == 3)
+        try tracer.setMarkerEnabled(channel: "app", name: "req", false)
+        #record(count.theMarker(), 3, count.path(3))            // disabled marker
+        #expect(count.values == 2 && count.markers == 4)
+        try tracer.stopTrace("t")
+        let result = drainAndRead(try tracer.destroyTrace("t"))
+        #expect(result.problems.isEmpty)
+        #expect(result.events.filter { $0.channel == "app" }.map { $0.fields.map(\.value) } == [
+            [.signed(2), .string("a path longer than fifteen bytes 2")],
+            [.signed(1), .signed(2), .signed(3), .signed(4), .signed(5), .signed(6), .signed(7), .signed(8),
+             .string("a path longer than fifteen bytes 9")],
+        ])
+    }
+}
