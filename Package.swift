@@ -150,6 +150,12 @@ let package = Package(
         // shared buffers (reopened through /proc/PID/fd).
         .executableTarget(name: "lttfs-shm-fuzz", path: "Tests/LTTShmFuzz",
                           cSettings: [.unsafeFlags(["-Wall", "-Wextra"])]),
+        // The tests' allocation count: heap allocations per event on every
+        // path that records (AllocationTests), counted by a malloc of its
+        // own (CAllocCounter) on the recording thread.
+        .target(name: "CAllocCounter", path: "Tests/CAllocCounter"),
+        .executableTarget(name: "lttfs-alloc-check", dependencies: ["CAllocCounter", "CLTTProducer", "LTTProducerC", "LTTTrace", "LTTFormat"],
+                          path: "Tests/LTTAllocCheck"),
         // Shared by the test targets: a seeded generator, flags, counters.
         .target(name: "LTTTestSupport", dependencies: ["LTTSystem", "LTTFormat"], path: "Tests/LTTTestSupport"),
         // Traces recorded in-process and drained to a directory, for the

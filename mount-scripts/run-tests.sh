@@ -3,7 +3,8 @@
 # every test (unit, model, stress, and real FUSE mounts), then checks that
 # no lttfs mount is left.
 #
-#   run-tests.sh                     every test
+#   run-tests.sh                     every test, then the allocation check
+#                                    (lttfs-alloc-check, release build)
 #   run-tests.sh --thread-sanitizer  the suites that run the control files,
 #                                    the trace life cycle and real mounts,
 #                                    built with ThreadSanitizer (servers
@@ -38,6 +39,18 @@ else
     swift build --build-tests
     swift test 2>&1 | tee .build/test.log || status=$?
     log=.build/test.log
+    # Heap allocations per event on every path that records (typed marker,
+    # #record, closure form, pack walk, dynamic arguments, write_event, the
+    # C library), counted on the recording thread, in the optimized build
+    # that users run (a debug build allocates where the optimizer does
+    # not): each must be 0.
+    swift build -c release --product lttfs-alloc-check
+    allocations=$(.build/release/lttfs-alloc-check 100000) || status=1
+    echo "$allocations"
+    if ! grep -q "available=1" <<<"$allocations" || grep "allocations=" <<<"$allocations" | grep -vq "allocations=0 "; then
+        echo "FAIL: heap allocations per event (lttfs-alloc-check)" >&2
+        status=1
+    fi
 fi
 # Swift Testing runs inside the same process as XCTest: make its summary
 # visible even when XCTest finds no tests.

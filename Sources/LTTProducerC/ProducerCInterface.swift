@@ -84,7 +84,11 @@ public func lttfsRecordValues(_ marker: OpaquePointer?, _ values: UnsafePointer<
                 texts.initializeElement(at: i, to: text.map { UnsafeRawBufferPointer(start: $0, count: strlen($0)) }
                     ?? UnsafeRawBufferPointer(start: nullText.utf8Start, count: nullText.utf8CodeUnitCount))
             }
-            let result = core.emit(fieldCount: Int(count), integer: { values![$0].integer }, text: { texts[$0] })
+            // A struct lttfs_value is one 64-bit word (a union): field i's
+            // integer is the word at values + 8 * i.
+            assert(MemoryLayout<lttfs_value>.stride == 8)
+            let result = core.emit(fieldCount: Int(count), words: UnsafeRawPointer(values!),
+                                   texts: UnsafePointer(texts.baseAddress!))
             guard let result else { return -EINVAL }
             return result.lost > 0 ? -ENOBUFS : 0
         }

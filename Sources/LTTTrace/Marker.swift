@@ -134,38 +134,23 @@ public final class MarkerCore: @unchecked Sendable, CustomStringConvertible {
     }
 
     /// Records the values of a caller that is not Swift (the C library):
-    /// `fieldCount` must be the format's, `integer(i)` gives field i when it
-    /// is an integer (its 64-bit pattern), `text(i)` when it is a string
-    /// (its bytes, no NUL). Allocates nothing. nil: the count is wrong.
+    /// `fieldCount` must be the format's; field i's integer is the 64-bit
+    /// word at `words + 8 * i` (its bit pattern), its text `texts[i]` (its
+    /// bytes, no NUL), whichever the format says it is. Allocates nothing.
+    /// nil: the count is wrong.
     @inlinable
-    public func emit(fieldCount: Int, integer: (Int) -> UInt64, text: (Int) -> UnsafeRawBufferPointer) -> EmitResult? {
-        guard fieldCount == format.fields.count else { return nil }
-        let count = format.fields.count
-        let slots = UnsafePointer(self.slots.baseAddress!)
-        return emitter.emit(size: { alignment in
-            var offset = 0
-            for i in 0..<count {
-                PayloadLayout.advance(&offset, over: slots[i], textCount: text(i).count, alignment: alignment)
-            }
-            return offset
-        }, store: { base, alignment in
-            var offset = 0
-            for i in 0..<count {
-                PayloadLayout.store(&offset, into: slots[i], base: base, alignment: alignment, integer: integer(i)) { to in
-                    let bytes = text(i)
-                    if let source = bytes.baseAddress, bytes.count > 0 { to.copyMemory(from: source, byteCount: bytes.count) }
-                    return bytes.count
-                }
-            }
-        })
+    public func emit(fieldCount: Int, words: UnsafeRawPointer,
+                     texts: UnsafePointer<UnsafeRawBufferPointer>) -> EmitResult? {
+        guard fieldCount == slots.count else { return nil }
+        return emitter.emit(WordsPayload(words: words, texts: texts, slots: UnsafePointer(slots.baseAddress!),
+                                         count: fieldCount))
     }
 
     /// `record(arguments:)`, saying what became of the event (nil: the
     /// arguments do not fit the format).
     public func emit(arguments: [TraceArgument]) -> EmitResult? {
         guard PayloadLayout.size(of: arguments, fields: format.fields, alignment: 0) != nil else { return nil }
-        return emitter.emit(size: { PayloadLayout.size(of: arguments, fields: format.fields, alignment: $0)! },
-                            store: { PayloadLayout.write(arguments, fields: format.fields, to: $0, alignment: $1) })
+        return emitter.emit(ArgumentsPayload(arguments: arguments, fields: format.fields))
     }
 }
 
@@ -233,9 +218,9 @@ struct EventEmitter {
         self.maxIntegerSize = maxIntegerSize
     }
 
-    /// `size(alignment)` gives the payload size for a trace's alignment;
-    /// `store(payload, alignment)` writes it (it runs under the buffer lock
-    /// and must only store bytes).
+    /// Records `payload` (its size for a trace's alignment, then its
+    /// stores, which run under the buffer lock and must only store bytes)
+    /// into every trace that records the marker.
     ///
     /// Every trace that records the marker gets the event once, or counts
     /// it lost: inside the RCU read-side section each buffer with room gets
@@ -243,19 +228,11 @@ struct EventEmitter {
     /// for in-process markers, `writer` for write_event) is waited on after
     /// that section, so that one full trace never holds up the others, nor
     /// an RCU grace period.
-    @inlinable @inline(__always) @discardableResult
-    func emit(size: (Int) -> Int, store: (UnsafeMutableRawPointer, Int) -> Void,
-              writer: BlockingWriter? = nil) -> EmitResult {
-        withoutActuallyEscaping(size) { size in
-            withoutActuallyEscaping(store) { store in
-                emit(ClosurePayload(sizeOf: size, storeAt: store), writer: writer)
-            }
-        }
-    }
-
-    /// `emit` for a payload given as a value: what the typed markers use,
-    /// so that no closure context is built for every event (two closures
-    /// handed on to the slow path were materialized on the stack each time).
+    ///
+    /// The payload is a value of a concrete type (EventPayloads.swift), not
+    /// two closures: closures handed on to the slow path were materialized
+    /// every event (built on the stack, or, made escaping with
+    /// `withoutActuallyEscaping`, allocated on the heap).
     @inlinable @inline(__always) @discardableResult
     func emit<Payload: EventPayload>(_ payload: Payload, writer: BlockingWriter? = nil) -> EmitResult {
         lttfs_rcu_read_lock()
@@ -359,73 +336,6 @@ struct EventEmitter {
     }
 }
 
-/// What an event carries, as the recording loop needs it: its size in a
-/// trace of a given alignment, and the stores that write it. A generic
-/// parameter of `EventEmitter.emit`, not two closures, so that nothing is
-/// built per event to hand on to the slow path.
-@usableFromInline
-protocol EventPayload {
-    /// The payload's size in bytes for a trace of `alignment`.
-    func size(alignment: Int) -> Int
-    /// Writes the payload at `base`. Runs under the buffer lock: it must
-    /// only store bytes.
-    func store(at base: UnsafeMutableRawPointer, alignment: Int)
-}
-
-/// A payload given as two closures (the dynamic API, the C library,
-/// write_event, the metadata).
-@usableFromInline
-struct ClosurePayload: EventPayload {
-    @usableFromInline let sizeOf: (Int) -> Int
-    @usableFromInline let storeAt: (UnsafeMutableRawPointer, Int) -> Void
-    @inlinable init(sizeOf: @escaping (Int) -> Int, storeAt: @escaping (UnsafeMutableRawPointer, Int) -> Void) {
-        self.sizeOf = sizeOf
-        self.storeAt = storeAt
-    }
-    @inlinable @inline(__always) func size(alignment: Int) -> Int { sizeOf(alignment) }
-    @inlinable @inline(__always) func store(at base: UnsafeMutableRawPointer, alignment: Int) { storeAt(base, alignment) }
-}
-
-/// The values of a typed marker, laid out as a Swift tuple (`TupleLayout`).
-@usableFromInline
-struct TuplePayload: EventPayload {
-    @usableFromInline let tuple: UnsafeRawPointer
-    @usableFromInline let fields: UnsafePointer<TupleLayout.Field>
-    @usableFromInline let slots: UnsafePointer<PayloadLayout.Slot>
-    @usableFromInline let count: Int
-
-    @inlinable init(tuple: UnsafeRawPointer, fields: UnsafePointer<TupleLayout.Field>,
-                    slots: UnsafePointer<PayloadLayout.Slot>, count: Int) {
-        self.tuple = tuple
-        self.fields = fields
-        self.slots = slots
-        self.count = count
-    }
-
-    @inlinable @inline(__always)
-    func size(alignment: Int) -> Int {
-        var offset = 0
-        for i in 0..<count {
-            PayloadLayout.advance(&offset, over: slots[i], textCount: fields[i].textCount(in: tuple),
-                                  alignment: alignment)
-        }
-        return offset
-    }
-
-    @inlinable @inline(__always)
-    func store(at base: UnsafeMutableRawPointer, alignment: Int) {
-        var offset = 0
-        for i in 0..<count {
-            let field = fields[i]
-            PayloadLayout.store(&offset, into: slots[i], base: base, alignment: alignment,
-                                integer: field.load(from: tuple)) {
-                field.copyText(in: tuple, to: $0)
-                return field.textCount(in: tuple)
-            }
-        }
-    }
-}
-
 /// A marker with typed arguments: register once, then record values of
 /// exactly the types given at registration, best with `#record` (which
 /// evaluates them only when a trace records the marker, and passes them
@@ -510,24 +420,6 @@ public struct Marker<each Value: TraceValue>: @unchecked Sendable {
     /// The general path, for opaque types: each value sizes and stores itself.
     @inlinable @inline(never)
     func recordWalkingPack(_ values: repeat each Value) {
-        let slots = emitter.slots
-        emitter.emit(size: { alignment in
-            var size = 0
-            var index = 0
-            repeat (each values).traceAdvance(&size, slot: slots[postIncrement(&index)], alignment: alignment)
-            return size
-        }, store: { base, alignment in
-            var offset = 0
-            var index = 0
-            repeat (each values).traceStore(&offset, slot: slots[postIncrement(&index)], base: base,
-                                            alignment: alignment)
-        })
+        emitter.emit(PackPayload(values: (repeat each values), slots: emitter.slots))
     }
-}
-
-/// `i++`: the field index while walking a parameter pack.
-@inlinable @inline(__always)
-func postIncrement(_ i: inout Int) -> Int {
-    defer { i &+= 1 }
-    return i
 }

@@ -486,10 +486,7 @@ public final class Tracer: @unchecked Sendable {
             }
         }
         guard fitsSomewhere else { throw .tooLong }
-        let result = marker.emitter.emit(size: { _ in size }, store: { p, _ in
-            if let base = line.baseAddress, line.count > 0 { p.copyMemory(from: base, byteCount: line.count) }
-            (p + line.count).storeBytes(of: 0, as: UInt8.self)
-        }, writer: BlockingWriter(cancellation: cancellation))
+        let result = marker.emitter.emit(TextLinePayload(line: line), writer: BlockingWriter(cancellation: cancellation))
         if result.cancelled { throw .interrupted }
         return result
     }
