@@ -464,10 +464,16 @@ public final class RelayBuffer: @unchecked Sendable {
                 return .lost
             }
             if !mustWait {
-                // Room is there, unless another producer took it meanwhile:
-                // then the reservation counts the loss.
-                return recordOnce(eventID: eventID, dataSize: dataSize, largestAlign: largestAlign,
-                                  sizedHeader: sizedHeader, payload: payload) ? .recorded : .lost
+                // Room is there, unless another producer took it between
+                // this check and the reservation (each takes the lock):
+                // then this one waits again, as it would have had it come
+                // a moment later. Any other failure counted the loss.
+                switch recordOnce(eventID: eventID, dataSize: dataSize, largestAlign: largestAlign,
+                                  sizedHeader: sizedHeader, payload: payload) {
+                case nil: return .recorded
+                case .full?: continue
+                case .some: return .lost
+                }
             }
             // Each reason to end the wait is read after the generation:
             // whoever sets one then bumps the generation (endWaits, finalize,
@@ -489,12 +495,20 @@ public final class RelayBuffer: @unchecked Sendable {
     /// `record` for the waiting path, out of line: Swift 6.3's optimizer
     /// trips on the `EventInProgress` switch inlined into that loop (an
     /// ownership verifier crash in CopyPropagation, release builds only).
+    /// nil: recorded; else why not (counted lost, except `.full`, which
+    /// the caller waits on).
     @inline(never)
     private func recordOnce(eventID: UInt16, dataSize: UInt64, largestAlign: UInt64, sizedHeader: Bool,
-                            payload: (UnsafeMutableRawPointer) -> Void) -> Bool {
-        if case .success = record(eventID: eventID, dataSize: dataSize, largestAlign: largestAlign,
-                                  sizedHeader: sizedHeader, payload: payload) { return true }
-        return false
+                            payload: (UnsafeMutableRawPointer) -> Void) -> ReserveFailure? {
+        switch beginEvent(eventID: eventID, dataSize: dataSize, largestAlign: largestAlign, sizedHeader: sizedHeader,
+                          countFullAsLost: false) {
+        case .success(let event):
+            payload(event.payload)
+            _ = event.commit()
+            return nil
+        case .failure(let why):
+            return why
+        }
     }
 
     /// Counts `n` events lost that never reached a reservation (a producer

@@ -109,9 +109,14 @@ public struct RelayLock: @unchecked Sendable {
                 spins += 1
                 continue
             }
-            sched_yield()
+            // A holder that keeps the lock this long was preempted, or
+            // died: past 64 yields the waiter sleeps, 50 us at a time,
+            // leaving its CPU to whoever can end the wait (the holder, or
+            // the server that recovers a dead producer's lock), where
+            // yielding in a loop on a loaded machine kept it.
+            if spins < 192 { sched_yield() } else { MonotonicClock.sleep(nanoseconds: 50_000) }
             spins += 1
-            guard spins & 63 == 0 else { continue }
+            guard spins & 63 == 0 || spins > 192 else { continue }
             if recoverDead, seen != me, Self.isDead(seen), recover(from: seen) { return true }
             let now = MonotonicClock.now()
             if deadline == 0 { deadline = now &+ patience }
