@@ -117,6 +117,8 @@ ust_traced() { # threads mode(overwrite|discard|wait) -> "ns lost"
     lttng start >/dev/null
     local ns; ns=$(LTTNG_UST_ALLOW_BLOCKING=1 "$work/bench-ust" "$1" "$events" | sed -e 's/ns_per_event=//')
     local lost; lost=$(lttng stop 2>&1 | sed -n 's/.*Warning: \([0-9]*\) events were discarded.*/\1/p')
+    # UST says 2^64 - 1 when it could not count (the sample is left out).
+    [ "$lost" = 18446744073709551615 ] && lost=unknown
     lttng destroy >/dev/null
     rm -rf "$outdir/ust"
     echo "$ns ${lost:-0}"
@@ -129,7 +131,7 @@ lttfs_traced() { # threads mode clock [producer] -> "ns lost allocs"
 }
 
 declare -A samples
-add() { samples[$1]="${samples[$1]:-} $2"; }
+add() { [ "$2" = unknown ] || samples[$1]="${samples[$1]:-} $2"; }
 
 for r in $(seq 1 "$rounds"); do
     for t in 1 2; do

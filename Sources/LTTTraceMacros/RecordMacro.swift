@@ -8,17 +8,22 @@ import SwiftSyntaxMacros
 ///
 /// What it expands to, for one to `MarkerRecording.maximumArity` values:
 ///
-///     { m in m.isRecording ? LTTTrace.MarkerRecording.record(m, v1, v2) : () }(marker)
+///     marker.isRecording ? LTTTrace.MarkerRecording.record(marker, v1, v2) : ()
 ///
-/// The marker expression is evaluated once (the closure's argument); the
-/// values only on the recording branch, where they are passed to a generic
-/// function of fixed arity that borrows them: Swift passes a parameter
-/// pack's values indirectly and copies them to do so (a `String` is
-/// retained and released on every call, recording or not), which
-/// `Marker.record(_:)` cannot avoid and a fixed-arity function does not do.
-/// With more values than that, the expansion is the closure form,
-/// `marker.record { (v1, v2, ...) }`, which also forms the values only
-/// when recording; with none, `marker.record()`.
+/// The values are evaluated only on the recording branch, where they are
+/// passed to a generic function of fixed arity that borrows them: Swift
+/// passes a parameter pack's values indirectly and copies them to do so (a
+/// `String` is retained and released on every call, recording or not),
+/// which `Marker.record(_:)` cannot avoid and a fixed-arity function does
+/// not do. With more values than that, the expansion is the closure form,
+/// `marker.record { (v1, v2, ...) }`, which also forms the values only when
+/// recording; with none, `marker.record()`.
+///
+/// The marker expression is read twice (the check, then the recording), so
+/// it must be a reference: a name or a member access (`request`,
+/// `self.markers.request`, `Markers.request`), never a call. The expansion
+/// introduces no closure parameter, so the values may use `$0` of an
+/// enclosing closure.
 public struct RecordMacro: ExpressionMacro {
     /// The arities `LTTTrace.MarkerRecording.record` is written for (keep
     /// the two in step: the library's tests record every one of them).
@@ -30,23 +35,33 @@ public struct RecordMacro: ExpressionMacro {
         guard let marker = arguments.first, marker.label == nil else {
             throw MacroExpansionErrorMessage("#record needs a marker as its first argument: #record(marker, values...)")
         }
-        let values = arguments.dropFirst().map { $0.expression.trimmed }
         let markerExpression = marker.expression.trimmed
+        guard isReference(markerExpression) else {
+            throw MacroExpansionErrorMessage(
+                "#record reads its marker twice (the check, then the recording): pass a stored marker, "
+                    + "a name or a member access, not '\(markerExpression)'")
+        }
+        let values = arguments.dropFirst().map { $0.expression.trimmed }
         if values.isEmpty {
             return "\(markerExpression).record()"
         }
+        let list = values.map(\.description).joined(separator: ", ")
         guard borrowedArities.contains(values.count) else {
-            let tuple = values.map(\.description).joined(separator: ", ")
-            return "\(markerExpression).record { (\(raw: tuple)) }"
+            return "\(markerExpression).record { (\(raw: list)) }"
         }
-        // A closure parameter cannot be spelled as the compiler's unique
-        // names are ("$s...": a property wrapper's projection), so the
-        // name keeps their uniqueness without the dollar.
-        let unique = context.makeUniqueName("marker").text
-        let name = TokenSyntax.identifier(unique.hasPrefix("$") ? "__lttfs_" + unique.dropFirst() : unique)
-        let passed = ([ExprSyntax("\(name)")] + values).map(\.description).joined(separator: ", ")
         return """
-            { \(name) in \(name).isRecording ? LTTTrace.MarkerRecording.record(\(raw: passed)) : () }(\(markerExpression))
+            \(markerExpression).isRecording ? LTTTrace.MarkerRecording.record(\(markerExpression), \(raw: list)) : ()
             """
+    }
+
+    /// A name, `self`, or a chain of member accesses on one: reading it twice
+    /// reads the same marker and runs nothing else.
+    static func isReference(_ expression: ExprSyntax) -> Bool {
+        if expression.is(DeclReferenceExprSyntax.self) { return true }
+        if let member = expression.as(MemberAccessExprSyntax.self) {
+            guard let base = member.base else { return false }
+            return isReference(base)
+        }
+        return false
     }
 }

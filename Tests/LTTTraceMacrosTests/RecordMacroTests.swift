@@ -15,35 +15,38 @@ struct RecordMacroTests {
                              failureHandler: { Issue.record(Comment(rawValue: $0.message), sourceLocation: sourceLocation) })
     }
 
-    @Test("the marker is evaluated once, the values only on the recording branch, borrowed")
+    @Test("the values are evaluated only on the recording branch, and passed borrowed")
     func borrowedArity() {
         expect("#record(markers.request, status, request.path)",
-               """
-            { __macro_local_6markerfMu_ in
-                __macro_local_6markerfMu_.isRecording ? LTTTrace.MarkerRecording.record(__macro_local_6markerfMu_, status, request.path) : ()
-            }(markers.request)
-            """)
-        expect("#record(m, 1)",
-               """
-            { __macro_local_6markerfMu_ in
-                __macro_local_6markerfMu_.isRecording ? LTTTrace.MarkerRecording.record(__macro_local_6markerfMu_, 1) : ()
-            }(m)
-            """)
+               "markers.request.isRecording ? LTTTrace.MarkerRecording.record(markers.request, status, request.path) : ()")
+        expect("#record(m, 1)", "m.isRecording ? LTTTrace.MarkerRecording.record(m, 1) : ()")
+        // No closure parameter of its own: an enclosing closure's $0 is the
+        // caller's.
+        expect("items.forEach { #record(self.m, $0) }",
+               "items.forEach { self.m.isRecording ? LTTTrace.MarkerRecording.record(self.m, $0) : () }")
     }
 
     @Test("eight values are the most passed borrowed; nine take the closure form")
     func arityLimit() {
         expect("#record(m, a, b, c, d, e, f, g, h)",
-               """
-            { __macro_local_6markerfMu_ in
-                __macro_local_6markerfMu_.isRecording ? LTTTrace.MarkerRecording.record(__macro_local_6markerfMu_, a, b, c, d, e, f, g, h) : ()
-            }(m)
-            """)
+               "m.isRecording ? LTTTrace.MarkerRecording.record(m, a, b, c, d, e, f, g, h) : ()")
         expect("#record(m, a, b, c, d, e, f, g, h, i)", """
             m.record {
                 (a, b, c, d, e, f, g, h, i)
             }
             """)
+    }
+
+    @Test("a marker that is not a reference is refused: it would be evaluated twice")
+    func markerMustBeAReference() {
+        expect("#record(makeMarker(), 1)", "#record(makeMarker(), 1)",
+               diagnostics: [DiagnosticSpec(message: "#record reads its marker twice (the check, then the recording): "
+                                                + "pass a stored marker, a name or a member access, not 'makeMarker()'",
+                                            line: 1, column: 1)])
+        expect("#record(markers[0], 1)", "#record(markers[0], 1)",
+               diagnostics: [DiagnosticSpec(message: "#record reads its marker twice (the check, then the recording): "
+                                                + "pass a stored marker, a name or a member access, not 'markers[0]'",
+                                            line: 1, column: 1)])
     }
 
     @Test("a marker with no values records through record()")
