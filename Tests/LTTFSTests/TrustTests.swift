@@ -16,11 +16,16 @@ func runAs(uid: UInt32 = 65534, gid: UInt32 = 65534, _ command: String, timeout:
         timeout: timeout)
 }
 
+/// Where `binariesForOtherUsers` copies the binaries; removed when the test
+/// process exits (each run left its copies behind, 130 of them here).
+let directoryForOtherUsers = NSTemporaryDirectory() + "lttfs-bin-" + UUID().uuidString.prefix(8)
+
 /// lttfs and lttd-conform where any user may run them: the build directory
 /// may sit under a directory other users cannot enter.
 let binariesForOtherUsers: (lttfs: String, conform: String) = {
-    let directory = NSTemporaryDirectory() + "lttfs-bin-" + UUID().uuidString.prefix(8)
+    let directory = directoryForOtherUsers
     try! FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+    atexit { try? FileManager.default.removeItem(atPath: directoryForOtherUsers) }
     chmod(directory, 0o755)
     for binary in [lttfsBinary, conformanceConsumer] {
         let copy = directory + "/" + (binary as NSString).lastPathComponent

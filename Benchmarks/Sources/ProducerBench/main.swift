@@ -214,8 +214,8 @@ func runBenchmark() throws {
         guard producer.terminationStatus == 0,
               let value = said.split(separator: " ").first(where: { $0.hasPrefix("ns_per_event=") })
                   .flatMap({ Double($0.dropFirst("ns_per_event=".count)) }) else {
-            FileHandle.standardError.write(Data("ProducerBench: the producer process failed: \(said)\n".utf8))
-            exit(1)
+            // Thrown, not exit(1): the deferred shutdown unmounts.
+            throw BenchFailure(description: "the producer process failed: \(said)")
         }
         ns = value
         extra = said.split(separator: " ").filter { $0.hasPrefix("allocs_per_event=") }
