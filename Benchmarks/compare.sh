@@ -34,7 +34,8 @@
 #   2. events lost in those runs;
 #   3. drain MB/s (splice and read, and the consumer library through the
 #      files and through shared memory) vs a trivial FUSE server and memcpy;
-#   4. the disabled marker vs the disabled tracepoint;
+#   4. the disabled marker vs the disabled tracepoint, in ns and in
+#      instructions per event (callgrind);
 #   5. write_event: cat vs one write per line vs a trivial FUSE server
 #      (write-event.sh, 200,000 lines);
 #   6. reading: lttfs dump of 10 M events next to babeltrace2 on their CTF
@@ -49,7 +50,7 @@ rounds=${1:-5}
 events=${2:-1000000}
 
 need=()
-for pkg in lttng-tools liblttng-ust-dev libfuse3-dev fuse3 liburcu-dev pkg-config babeltrace2 python3; do
+for pkg in lttng-tools liblttng-ust-dev libfuse3-dev fuse3 liburcu-dev pkg-config babeltrace2 python3 valgrind; do
     dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then
@@ -223,6 +224,23 @@ row "disabled, bare record(n, text) / tracepoint" lttfs_call ust_disabled
 row "disabled, StaticString text / tracepoint" lttfs_static ust_disabled
 row "disabled, record { (n, text) } / tracepoint" lttfs_closure ust_disabled
 row "disabled, if marker.isRecording / tracepoint" lttfs_guarded ust_disabled
+# The disabled marker in instructions (callgrind), which neither this
+# machine's load nor where a four-instruction loop falls in the cache lines
+# moves: the instructions 1 M more events take, per event.
+instructions() { # command with EVENTS where the event count goes
+    local n counts=()
+    for n in 1000000 2000000; do
+        counts+=("$(valgrind --tool=callgrind --callgrind-out-file=/dev/null "${@/#EVENTS/$n}" 2>&1 \
+            | sed -n 's/.*Collected : \([0-9]*\).*/\1/p')")
+    done
+    awk -v a="${counts[0]}" -v b="${counts[1]}" 'BEGIN { printf "%.1f", (b - a) / 1000000 }'
+}
+strip -g -o "$work/ProducerBench" .build/release/ProducerBench   # valgrind 3.19 cannot read Swift 6.3's DWARF
+ust_instructions=$(instructions "$work/bench-ust" 1 EVENTS)
+printf '%-52s %10s | %10s\n' "disabled, instructions per event: #record" \
+    "$(instructions "$work/ProducerBench" disabled 1 EVENTS "$lttfs")" "$ust_instructions"
+printf '%-52s %10s | %10s\n' "  record { (n, text) } / bare record(n, text)" \
+    "$(instructions "$work/ProducerBench" disabled-closure 1 EVENTS "$lttfs") / $(instructions "$work/ProducerBench" disabled-call 1 EVENTS "$lttfs")" "$ust_instructions"
 echo
 echo "== drain MB/s, 1 MiB sub-buffers"
 .build/release/DrainBench "$rounds" 2>/dev/null

@@ -8,14 +8,14 @@
 ///                                     as: (Int32, String).self)
 ///     #record(request, 200, path)
 ///
-/// The values are evaluated only when recording. The marker expression is
-/// read twice (the check, then the recording), so it must be a name or a
-/// member access (`request`, `self.markers.request`), which the macro
-/// checks; the values may use an enclosing closure's `$0`.
 /// This is the fast way to record: `request.record(200, path)` copies its
 /// values into a parameter pack before its check, a retain and a release
-/// of each `String` on every call, recording or not. (See `RecordMacro` in
-/// LTTTraceMacros for the expansion.)
+/// of each `String` on every call, recording or not.
+///
+/// The marker expression is read twice (the check, then the recording), so
+/// it must be a name or a member access (`request`, `self.markers.request`),
+/// which the macro checks; the values may use an enclosing closure's `$0`.
+/// (See `RecordMacro` in LTTTraceMacros for the expansion.)
 @freestanding(expression)
 public macro record<each Value: TraceValue>(_ marker: Marker<repeat each Value>, _ values: repeat each Value) =
     #externalMacro(module: "LTTTraceMacros", type: "RecordMacro")
