@@ -60,38 +60,22 @@ public func lttfsMarkerRegister(_ producer: OpaquePointer?, _ channel: UnsafePoi
     }
 }
 
-private let nullText: StaticString = "(null)"
+/// Where a call with no values (a format with no fields) points: never read
+/// nor written, so sharing it between threads is safe.
+nonisolated(unsafe) private let noValues = UnsafeRawPointer(UnsafeMutablePointer<UInt64>.allocate(capacity: 1))
 
 @_cdecl("lttfs_record_values")
 public func lttfsRecordValues(_ marker: OpaquePointer?, _ values: UnsafePointer<lttfs_value>?, _ count: UInt32) -> Int32 {
     guard let marker else { return -EINVAL }
     return Unmanaged<MarkerCore>.fromOpaque(UnsafeRawPointer(marker))._withUnsafeGuaranteedRef { core -> Int32 in
-        guard core.isRecording else { return count == core.format.fields.count ? 0 : -EINVAL }
+        guard core.isRecording else { return Int(count) == core.fieldCount ? 0 : -EINVAL }
         guard count == 0 || values != nil else { return -EINVAL }
-        guard Int(count) == core.format.fields.count else { return -EINVAL }
-        // Each string measured once: the size reserved and the bytes
-        // copied agree even if another thread changes the string meanwhile
-        // (at worst the copy is torn, never longer). On the stack.
-        return withUnsafeTemporaryAllocation(of: UnsafeRawBufferPointer.self, capacity: max(1, Int(count))) { texts -> Int32 in
-            let fields = core.format.fields
-            for i in 0..<Int(count) {
-                // Only %s fields hold a pointer.
-                if case .integer = fields[i].kind {
-                    texts.initializeElement(at: i, to: UnsafeRawBufferPointer(start: nil, count: 0))
-                    continue
-                }
-                let text = values![i].string
-                texts.initializeElement(at: i, to: text.map { UnsafeRawBufferPointer(start: $0, count: strlen($0)) }
-                    ?? UnsafeRawBufferPointer(start: nullText.utf8Start, count: nullText.utf8CodeUnitCount))
-            }
-            // A struct lttfs_value is one 64-bit word (a union): field i's
-            // integer is the word at values + 8 * i.
-            assert(MemoryLayout<lttfs_value>.stride == 8)
-            let result = core.emit(fieldCount: Int(count), words: UnsafeRawPointer(values!),
-                                   texts: UnsafePointer(texts.baseAddress!))
-            guard let result else { return -EINVAL }
-            return result.lost > 0 ? -ENOBUFS : 0
-        }
+        // A struct lttfs_value is one 64-bit word (a union of a uint64_t
+        // and a pointer): what MarkerCore.emit(fieldCount:words:) reads.
+        assert(MemoryLayout<lttfs_value>.stride == 8)
+        guard let result = core.emit(fieldCount: Int(count), words: values.map { UnsafeRawPointer($0) } ?? noValues)
+        else { return -EINVAL }
+        return result.lost > 0 ? -ENOBUFS : 0
     }
 }
 

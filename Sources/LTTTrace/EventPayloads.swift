@@ -94,7 +94,7 @@ func postIncrement(_ i: inout Int) -> Int {
 }
 
 /// The values of a caller that is not Swift (`MarkerCore.emit(fieldCount:
-/// words:texts:)`, the C library): field i's integer is the 64-bit word at
+/// words:)`, the C library): field i's integer is the 64-bit word at
 /// `words + 8 * i`, its text `texts[i]`, whichever its slot says it is.
 /// Each text was measured once by the caller, so the size reserved and the
 /// bytes stored agree even if the caller's memory changes meanwhile.
@@ -113,7 +113,7 @@ struct WordsPayload: EventPayload {
         self.count = count
     }
 
-    @inlinable
+    @inlinable @inline(__always)
     func size(alignment: Int) -> Int {
         var offset = 0
         for i in 0..<count {
@@ -122,7 +122,7 @@ struct WordsPayload: EventPayload {
         return offset
     }
 
-    @inlinable
+    @inlinable @inline(__always)
     func store(at base: UnsafeMutableRawPointer, alignment: Int) {
         var offset = 0
         for i in 0..<count {

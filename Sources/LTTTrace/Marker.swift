@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import CURCU
 import LTTFormat
 import LTTRelay
@@ -133,18 +136,39 @@ public final class MarkerCore: @unchecked Sendable, CustomStringConvertible {
         emit(arguments: arguments) != nil
     }
 
-    /// Records the values of a caller that is not Swift (the C library):
-    /// `fieldCount` must be the format's; field i's integer is the 64-bit
-    /// word at `words + 8 * i` (its bit pattern), its text `texts[i]` (its
-    /// bytes, no NUL), whichever the format says it is. Allocates nothing.
-    /// nil: the count is wrong.
+    /// The field count of the format, for a caller that checks it first.
+    public var fieldCount: Int { slots.count }
+
+    /// Records the values of a caller that is not Swift (the C library's
+    /// `struct lttfs_value` array): one 64-bit word per field at `words`,
+    /// an integer field's bit pattern or a text field's `const char *`
+    /// (NUL-terminated; NULL records "(null)"). `fieldCount` must be the
+    /// format's. Each text is measured once, here: the size reserved and
+    /// the bytes copied agree even if another thread changes the text
+    /// meanwhile (at worst the copy is torn, never longer). Allocates
+    /// nothing. nil: the count is wrong.
     @inlinable
-    public func emit(fieldCount: Int, words: UnsafeRawPointer,
-                     texts: UnsafePointer<UnsafeRawBufferPointer>) -> EmitResult? {
+    public func emit(fieldCount: Int, words: UnsafeRawPointer) -> EmitResult? {
         guard fieldCount == slots.count else { return nil }
-        return emitter.emit(WordsPayload(words: words, texts: texts, slots: UnsafePointer(slots.baseAddress!),
-                                         count: fieldCount))
+        let slots = UnsafePointer(self.slots.baseAddress!)
+        return withUnsafeTemporaryAllocation(of: UnsafeRawBufferPointer.self, capacity: max(1, fieldCount)) { texts in
+            for i in 0..<fieldCount {
+                guard slots[i].size == 0 else {
+                    texts.initializeElement(at: i, to: UnsafeRawBufferPointer(start: nil, count: 0))
+                    continue
+                }
+                let address = UInt(truncatingIfNeeded: words.loadUnaligned(fromByteOffset: 8 &* i, as: UInt64.self))
+                texts.initializeElement(at: i, to: UnsafePointer<CChar>(bitPattern: address).map {
+                    UnsafeRawBufferPointer(start: $0, count: strlen($0))
+                } ?? UnsafeRawBufferPointer(start: MarkerCore.nullText.utf8Start, count: MarkerCore.nullText.utf8CodeUnitCount))
+            }
+            return emitter.emit(WordsPayload(words: words, texts: UnsafePointer(texts.baseAddress!), slots: slots,
+                                             count: fieldCount))
+        }
     }
+
+    /// What a NULL text records.
+    @usableFromInline static let nullText: StaticString = "(null)"
 
     /// `record(arguments:)`, saying what became of the event (nil: the
     /// arguments do not fit the format).
