@@ -18,17 +18,28 @@ protocol EventPayload {
     func store(at base: UnsafeMutableRawPointer, alignment: Int)
 }
 
-/// The values of a typed marker, laid out as a Swift tuple (`TupleLayout`).
+/// A payload's values as the size and store loops of `FieldsPayload` read
+/// them: field i's integer (its 64-bit pattern) or its text, whichever the
+/// field's slot says it is.
 @usableFromInline
-struct TuplePayload: EventPayload {
-    @usableFromInline let tuple: UnsafeRawPointer
-    @usableFromInline let fields: UnsafePointer<TupleLayout.Field>
+protocol PayloadFields {
+    func integer(_ i: Int) -> UInt64
+    func textCount(_ i: Int) -> Int
+    /// Copies field i's text (no NUL) to `destination`; returns its length,
+    /// which must be `textCount(i)`.
+    func copyText(_ i: Int, to destination: UnsafeMutableRawPointer) -> Int
+}
+
+/// `count` fields laid out by `slots` (ltt-serialize.c's rules, in
+/// `PayloadLayout`), read from `fields`: the one size loop and the one
+/// store loop of every payload whose values are plain integers and texts.
+@usableFromInline
+struct FieldsPayload<Fields: PayloadFields>: EventPayload {
+    @usableFromInline let fields: Fields
     @usableFromInline let slots: UnsafePointer<PayloadLayout.Slot>
     @usableFromInline let count: Int
 
-    @inlinable init(tuple: UnsafeRawPointer, fields: UnsafePointer<TupleLayout.Field>,
-                    slots: UnsafePointer<PayloadLayout.Slot>, count: Int) {
-        self.tuple = tuple
+    @inlinable init(_ fields: Fields, slots: UnsafePointer<PayloadLayout.Slot>, count: Int) {
         self.fields = fields
         self.slots = slots
         self.count = count
@@ -38,8 +49,7 @@ struct TuplePayload: EventPayload {
     func size(alignment: Int) -> Int {
         var offset = 0
         for i in 0..<count {
-            PayloadLayout.advance(&offset, over: slots[i], textCount: fields[i].textCount(in: tuple),
-                                  alignment: alignment)
+            PayloadLayout.advance(&offset, over: slots[i], textCount: fields.textCount(i), alignment: alignment)
         }
         return offset
     }
@@ -48,13 +58,29 @@ struct TuplePayload: EventPayload {
     func store(at base: UnsafeMutableRawPointer, alignment: Int) {
         var offset = 0
         for i in 0..<count {
-            let field = fields[i]
             PayloadLayout.store(&offset, into: slots[i], base: base, alignment: alignment,
-                                integer: field.load(from: tuple)) {
-                field.copyText(in: tuple, to: $0)
-                return field.textCount(in: tuple)
-            }
+                                integer: fields.integer(i)) { fields.copyText(i, to: $0) }
         }
+    }
+}
+
+/// The values of a typed marker, laid out as a Swift tuple: each read at the
+/// offset `TupleLayout` found for it.
+@usableFromInline
+struct TupleFields: PayloadFields {
+    @usableFromInline let tuple: UnsafeRawPointer
+    @usableFromInline let layout: UnsafePointer<TupleLayout.Field>
+
+    @inlinable init(tuple: UnsafeRawPointer, layout: UnsafePointer<TupleLayout.Field>) {
+        self.tuple = tuple
+        self.layout = layout
+    }
+
+    @inlinable @inline(__always) func integer(_ i: Int) -> UInt64 { layout[i].load(from: tuple) }
+    @inlinable @inline(__always) func textCount(_ i: Int) -> Int { layout[i].textCount(in: tuple) }
+    @inlinable @inline(__always) func copyText(_ i: Int, to destination: UnsafeMutableRawPointer) -> Int {
+        layout[i].copyText(in: tuple, to: destination)
+        return layout[i].textCount(in: tuple)
     }
 }
 
@@ -95,44 +121,27 @@ func postIncrement(_ i: inout Int) -> Int {
 
 /// The values of a caller that is not Swift (`MarkerCore.emit(fieldCount:
 /// words:)`, the C library): field i's integer is the 64-bit word at
-/// `words + 8 * i`, its text `texts[i]`, whichever its slot says it is.
-/// Each text was measured once by the caller, so the size reserved and the
-/// bytes stored agree even if the caller's memory changes meanwhile.
+/// `words + 8 * i`, its text `texts[i]`. Each text was measured once by the
+/// caller, so the size reserved and the bytes stored agree even if the
+/// caller's memory changes meanwhile.
 @usableFromInline
-struct WordsPayload: EventPayload {
+struct WordFields: PayloadFields {
     @usableFromInline let words: UnsafeRawPointer
     @usableFromInline let texts: UnsafePointer<UnsafeRawBufferPointer>
-    @usableFromInline let slots: UnsafePointer<PayloadLayout.Slot>
-    @usableFromInline let count: Int
 
-    @inlinable init(words: UnsafeRawPointer, texts: UnsafePointer<UnsafeRawBufferPointer>,
-                    slots: UnsafePointer<PayloadLayout.Slot>, count: Int) {
+    @inlinable init(words: UnsafeRawPointer, texts: UnsafePointer<UnsafeRawBufferPointer>) {
         self.words = words
         self.texts = texts
-        self.slots = slots
-        self.count = count
     }
 
-    @inlinable @inline(__always)
-    func size(alignment: Int) -> Int {
-        var offset = 0
-        for i in 0..<count {
-            PayloadLayout.advance(&offset, over: slots[i], textCount: texts[i].count, alignment: alignment)
-        }
-        return offset
+    @inlinable @inline(__always) func integer(_ i: Int) -> UInt64 {
+        words.loadUnaligned(fromByteOffset: 8 &* i, as: UInt64.self)
     }
-
-    @inlinable @inline(__always)
-    func store(at base: UnsafeMutableRawPointer, alignment: Int) {
-        var offset = 0
-        for i in 0..<count {
-            PayloadLayout.store(&offset, into: slots[i], base: base, alignment: alignment,
-                                integer: words.loadUnaligned(fromByteOffset: 8 &* i, as: UInt64.self)) { to in
-                let bytes = texts[i]
-                if let source = bytes.baseAddress, bytes.count > 0 { to.copyMemory(from: source, byteCount: bytes.count) }
-                return bytes.count
-            }
-        }
+    @inlinable @inline(__always) func textCount(_ i: Int) -> Int { texts[i].count }
+    @inlinable @inline(__always) func copyText(_ i: Int, to destination: UnsafeMutableRawPointer) -> Int {
+        let bytes = texts[i]
+        if let source = bytes.baseAddress, bytes.count > 0 { destination.copyMemory(from: source, byteCount: bytes.count) }
+        return bytes.count
     }
 }
 

@@ -162,8 +162,8 @@ public final class MarkerCore: @unchecked Sendable, CustomStringConvertible {
                     UnsafeRawBufferPointer(start: $0, count: strlen($0))
                 } ?? UnsafeRawBufferPointer(start: MarkerCore.nullText.utf8Start, count: MarkerCore.nullText.utf8CodeUnitCount))
             }
-            return emitter.emit(WordsPayload(words: words, texts: UnsafePointer(texts.baseAddress!), slots: slots,
-                                             count: fieldCount))
+            return emitter.emit(FieldsPayload(WordFields(words: words, texts: UnsafePointer(texts.baseAddress!)),
+                                              slots: slots, count: fieldCount))
         }
     }
 
@@ -356,7 +356,7 @@ struct EventEmitter {
     /// marker's types.
     @usableFromInline @inline(never)
     func record(tuple: UnsafeRawPointer, fields: UnsafePointer<TupleLayout.Field>, count: Int) {
-        emit(TuplePayload(tuple: tuple, fields: fields, slots: slots, count: count))
+        emit(FieldsPayload(TupleFields(tuple: tuple, layout: fields), slots: slots, count: count))
     }
 }
 
