@@ -203,21 +203,20 @@ public final class RelayBuffer: @unchecked Sendable {
     /// a reader's view only declines).
     @usableFromInline @inline(__always)
     func locked<T, E: Error>(patience: UInt64 = RelayLock.serverPatience,
-                             _ body: (inout RelayRing) throws(E) -> T) throws(E) -> T? {
+                             _ body: (RelayRing) throws(E) -> T) throws(E) -> T? {
         if recoversDeadHolders && abandoned.load(ordering: .relaxed) { return nil }
         guard lock.lock(patience: patience, jammed: jammedHolder, recoverDead: recoversDeadHolders) else { return nil }
-        var view = ring
-        if checksState && !view.stateIsPossible {
-            let why = "its shared state is impossible (offset \(view.offset), consumed \(view.consumed), "
-                + "held \(String(describing: view.heldPosition))): a producer process wrote into it"
+        if checksState && !ring.stateIsPossible {
+            let why = "its shared state is impossible (offset \(ring.offset), consumed \(ring.consumed), "
+                + "held \(String(describing: ring.heldPosition))): a producer process wrote into it"
             lock.unlock()
             // Readers are told after the lock (their bell, the doorbell).
             if recoversDeadHolders { giveUp(why) }
             return nil
         }
         defer { lock.unlock() }
-        if view.hasAbandonedSlot { view.repairAbandonedSlot() }
-        return try body(&view)
+        if ring.hasAbandonedSlot { ring.repairAbandonedSlot() }
+        return try body(ring)
     }
 
     /// The server stops serving the buffer: its readers get the hang-up,
@@ -565,7 +564,7 @@ public final class RelayBuffer: @unchecked Sendable {
     public func finalize() {
         // The whole patience, even for a holder found jammed a moment ago.
         jammedHolder.store(0, ordering: .relaxed)
-        if locked({ (ring: inout RelayRing) -> Void in
+        if locked({ (ring: RelayRing) -> Void in
             // The last header counts every loss so far.
             ring.countLost(lostOutsideLock.exchange(0, ordering: .relaxed))
             ring.finalize(tsc: timestamp(ring))
@@ -610,7 +609,7 @@ public final class RelayBuffer: @unchecked Sendable {
 
     /// RELAY_PUT_SUBBUF with the cookie GET gave; wakes blocked writers.
     public func putSubbuffer(cookie: UInt32) throws(SubbufferAccessError) {
-        let done: Void? = try locked { (ring: inout RelayRing) throws(SubbufferAccessError) in try ring.putSubbuffer(cookie: cookie) }
+        let done: Void? = try locked { (ring: RelayRing) throws(SubbufferAccessError) in try ring.putSubbuffer(cookie: cookie) }
         guard done != nil else { throw .notReady }
         readerStalled.store(0, ordering: .releasing)
         writerWait.wakeAll()
@@ -704,13 +703,12 @@ public final class RelayBuffer: @unchecked Sendable {
     /// Runs `body` on the ring under the lock, as it is (a pending slot is
     /// left alone: tests hold reservations across calls): for tests and
     /// diagnostics.
-    public func withRing<T, E: Error>(_ body: (inout RelayRing) throws(E) -> T) throws(E) -> T {
+    public func withRing<T, E: Error>(_ body: (RelayRing) throws(E) -> T) throws(E) -> T {
         guard lock.lock(patience: 10 * RelayLock.serverPatience, jammed: jammedHolder, recoverDead: recoversDeadHolders) else {
             preconditionFailure("withRing: the buffer lock stayed with \(lock.holder)")
         }
         defer { lock.unlock() }
-        var view = ring
-        return try body(&view)
+        return try body(ring)
     }
 
     /// Posts the buffer for the notifier if a delivery flagged it.

@@ -25,11 +25,9 @@ public macro record<each Value: TraceValue>(_ marker: Marker<repeat each Value>,
 /// values are copied into the pack instead). Each copies its values'
 /// bytes, not the values, into a stack tuple laid out as `(A, B, ...)`,
 /// which `TupleLayout` reads as `Marker.record` does. Call `#record`; these
-/// are public only for its expansion.
+/// are public only for its expansion. (LTTTraceMacros'
+/// `RecordMacro.borrowedArities` names the arities written here.)
 public enum MarkerRecording {
-    /// The most values `#record` passes borrowed (`RecordMacro.borrowedArities`).
-    public static let maximumArity = 8
-
     @inlinable @inline(__always)
     public static func record<A: TraceValue>(_ marker: Marker<A>, _ a: A) {
         marker.record(bitwise: A.self, { $0.append(a) }, otherwise: { marker.recordWalkingPack(a) })

@@ -6,7 +6,7 @@ import SwiftSyntaxMacros
 /// a trace records it, and otherwise evaluates nothing but the check, as
 /// LTTng-UST's `tracepoint()` macro does not evaluate its arguments.
 ///
-/// What it expands to, for one to `MarkerRecording.maximumArity` values:
+/// What it expands to, for one to eight values (`borrowedArities`):
 ///
 ///     marker.isRecording ? LTTTrace.MarkerRecording.record(marker, v1, v2) : ()
 ///

@@ -274,7 +274,7 @@ struct RelayRingBranchTests {
         try b.putSubbuffer(cookie: cookie)
         #expect(throws: SubbufferAccessError.notHeld) { try b.putSubbuffer(cookie: cookie) }               // twice
         #expect(b.consumed == S && b.counters.subbuffersConsumed == 1)
-        #expect(throws: SubbufferAccessError.notHeld) { try b.withRing { (r: inout RelayRing) throws(SubbufferAccessError) in try r.putSubbuffer(position: 0) } }
+        #expect(throws: SubbufferAccessError.notHeld) { try b.withRing { (r: RelayRing) throws(SubbufferAccessError) in try r.putSubbuffer(position: 0) } }
     }
 
     @Test("PUT without a GET is EIO and changes nothing; with events 2^27+ ticks apart the buffer still fills, drains and counts (the jammed-buffer reproducer)")

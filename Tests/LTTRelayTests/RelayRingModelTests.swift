@@ -205,7 +205,7 @@ struct RelayRingModelTests {
                 // (the current position, or the next), which must change nothing.
                 let unasked = rng.next() % 4 == 0 ? [model.consumed, model.consumed + S][Int(rng.next() % 2)] : nil
                 if let position = held ?? unasked {
-                    let ok = (try? b.withRing { (r: inout RelayRing) throws(SubbufferAccessError) in
+                    let ok = (try? b.withRing { (r: RelayRing) throws(SubbufferAccessError) in
                         try r.putSubbuffer(position: position)
                     }) != nil
                     #expect(ok == model.put(position), "step \(step): put")
@@ -241,7 +241,7 @@ struct RelayRingModelTests {
         while rounds < 10, let position = model.get() {
             #expect((try? b.withRing { $0.getSubbuffer() }.get()) == position)
             _ = model.put(position)
-            try b.withRing { (r: inout RelayRing) throws(SubbufferAccessError) in try r.putSubbuffer(position: position) }
+            try b.withRing { (r: RelayRing) throws(SubbufferAccessError) in try r.putSubbuffer(position: position) }
             rounds += 1
         }
         #expect(b.pollState == model.poll)
