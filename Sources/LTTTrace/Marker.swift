@@ -271,10 +271,13 @@ struct EventEmitter {
         while i < sinks.count {
             let sink = sinks[i]
             i &+= 1
-            let alignment = sink.alignment
-            let dataSize = UInt64(payload.size(alignment: alignment))
             let channel = sink.channel
             let buffer = channel._withUnsafeGuaranteedRef { $0.currentBufferUnretained }
+            // The event's time, read first: the read overlaps the sizing
+            // and the lock (RelayBuffer.beginEvent(clockReading:)).
+            let now = buffer._withUnsafeGuaranteedRef { $0.clock.now() }
+            let alignment = sink.alignment
+            let dataSize = UInt64(payload.size(alignment: alignment))
             let largest = UInt64(PayloadLayout.largestAlign(maxIntegerSize: maxIntegerSize, alignment: alignment))
             let (id, sized) = (eventID, sizedHeader)
             let mayWait = writer != nil || sink.blockingTimeoutNanoseconds > 0
@@ -282,7 +285,7 @@ struct EventEmitter {
             // the producer may wait).
             let failure: ReserveFailure? = buffer._withUnsafeGuaranteedRef { b in
                 switch b.beginEvent(eventID: id, dataSize: dataSize, largestAlign: largest, sizedHeader: sized,
-                                    countFullAsLost: !mayWait) {
+                                    countFullAsLost: !mayWait, clockReading: now) {
                 case .success(let event):
                     payload.store(at: event.payload, alignment: alignment)
                     event.commit()
