@@ -164,12 +164,12 @@ extension CTFTraceReader {
         var result = TraceReader.Result()
         guard let text = try? String(contentsOfFile: directory + "/metadata", encoding: .utf8) else {
             result.problems.append(TraceProblem(file: "metadata", "cannot read the metadata file"))
-            return TraceStream(markers: [], time: nil, metadata: result, sources: [])
+            return TraceStream(markers: [], time: nil, metadata: result, sources: [CTFStreamSource]())
         }
         let metadata: ParsedMetadata
         do { metadata = try ParsedMetadata(text) } catch {
             result.problems.append(TraceProblem(file: "metadata", "\(error)"))
-            return TraceStream(markers: [], time: nil, metadata: result, sources: [])
+            return TraceStream(markers: [], time: nil, metadata: result, sources: [CTFStreamSource]())
         }
         result.time = metadata.time
         var markers: [TraceStream.Marker] = []
@@ -187,7 +187,7 @@ extension CTFTraceReader {
             result.declarations[channel, default: [:]][event.id] = (event.marker, event.format.text)
         }
         let shapes = fields.map(PayloadShapes.init)
-        var sources: [any TraceEventSource] = []
+        var sources: [CTFStreamSource] = []
         let names = ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? [])
             .filter { !$0.hasPrefix(".") && $0 != "metadata" && !$0.hasPrefix("index") }.sorted()
         for name in names {

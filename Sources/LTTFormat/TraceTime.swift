@@ -20,10 +20,17 @@ public struct TraceTime: Sendable, Equatable {
     /// the epoch in a signed 64-bit number (year 2255); readers refuse them.
     public static let latestStartSecond: UInt64 = 9_000_000_000
 
+    /// Nanoseconds since the epoch at cycle 0: the offset's part of
+    /// `nanoseconds(_:)`, the same for every event (a division, computed
+    /// once).
+    @usableFromInline let originNanoseconds: Int64
+
     public init(frequency: UInt64, offsetSeconds: Int64, offsetCycles: UInt64) {
         self.frequency = max(1, frequency)
         self.offsetSeconds = offsetSeconds
         self.offsetCycles = min(offsetCycles, self.frequency - 1)
+        originNanoseconds = offsetSeconds &* 1_000_000_000
+            &+ Int64(truncatingIfNeeded: Self.nanoseconds(cycles: self.offsetCycles, frequency: self.frequency))
     }
 
     /// From a sub-buffer header's trace-wide fields: the wall-clock time
@@ -83,17 +90,14 @@ public struct TraceTime: Sendable, Equatable {
     /// negative for a clock whose offset is before 1970).
     @inlinable
     public func nanoseconds(_ cycles: UInt64) -> Int64 {
-        let base = offsetSeconds &* 1_000_000_000
-            &+ Int64(truncatingIfNeeded: Self.nanoseconds(cycles: offsetCycles, frequency: frequency))
-        return base &+ Int64(truncatingIfNeeded: Self.nanoseconds(cycles: cycles, frequency: frequency))
+        originNanoseconds &+ Int64(truncatingIfNeeded: Self.nanoseconds(cycles: cycles, frequency: frequency))
     }
 
     /// The clock value at `nanoseconds` since the epoch (the inverse of
     /// `nanoseconds(_:)`, through a double: to a few cycles); 0 before
     /// the clock's origin.
     public func cycles(atNanoseconds nanoseconds: Int64) -> UInt64 {
-        let base = offsetSeconds &* 1_000_000_000
-            &+ Int64(truncatingIfNeeded: Self.nanoseconds(cycles: offsetCycles, frequency: frequency))
+        let base = originNanoseconds
         guard nanoseconds > base else { return 0 }
         let cycles = Double(nanoseconds - base) * Double(frequency) / 1e9
         return cycles >= Double(UInt64.max) ? .max : UInt64(cycles)

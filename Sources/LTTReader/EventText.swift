@@ -98,12 +98,7 @@ public final class EventText {
             if i > 0 { Self.put(", ", to: &out) }
             out.put(text + f.name, f.nameCount)
             if f.size == 0 {
-                var end = o
-                var ascii = true
-                while end < limit && raw[end] != 0 {
-                    ascii = ascii && raw[end] < 0x80
-                    end += 1
-                }
+                let (end, ascii) = Self.scanString(raw, from: o, limit: limit)
                 out.put(UInt8(ascii: "\""))
                 if ascii {
                     if end > o { out.put(raw.baseAddress! + o, end - o) }
@@ -158,6 +153,56 @@ public final class EventText {
         out.put(literal.utf8Start, literal.utf8CodeUnitCount)
     }
 
+    /// Where the NUL-terminated string at `start` ends (its NUL, or
+    /// `limit`), and whether its bytes are all ASCII: eight bytes a step
+    /// while eight remain before `limit`.
+    @inline(__always)
+    static func scanString(_ raw: UnsafeRawBufferPointer, from start: Int, limit: Int) -> (end: Int, ascii: Bool) {
+        let ones: UInt64 = 0x0101_0101_0101_0101
+        let highs: UInt64 = 0x8080_8080_8080_8080
+        var end = start
+        var high: UInt64 = 0
+        while end &+ 8 <= limit {
+            let word = UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: end, as: UInt64.self))
+            // Some byte is 0 (the classic test: exact for the lowest one).
+            let zeros = (word &- ones) & ~word & highs
+            if zeros != 0 {
+                let n = zeros.trailingZeroBitCount >> 3
+                // The high bits of the n bytes before the NUL.
+                high |= n == 0 ? 0 : word & (highs >> UInt64(64 &- 8 &* n))
+                return (end &+ n, high == 0)
+            }
+            high |= word & highs
+            end &+= 8
+        }
+        while end < limit && raw[end] != 0 {
+            high |= UInt64(raw[end] & 0x80)
+            end &+= 1
+        }
+        return (end, high == 0)
+    }
+
+    /// "00" to "99": two decimal digits per division.
+    private static let digitPairText: StaticString = "00010203040506070809101112131415161718192021222324252627282930313233343536373839404142434445464748495051525354555657585960616263646566676869707172737475767778798081828384858687888990919293949596979899"
+    @inline(__always) private static var digitPairs: UnsafePointer<UInt8> { digitPairText.utf8Start }
+
+    /// Stores the `count` (even) last decimal digits of `value` at `at`,
+    /// zero-padded.
+    @inline(__always)
+    private static func storePairs(_ value: UInt64, count: Int, at: UnsafeMutablePointer<UInt8>) {
+        var v = value
+        var i = count
+        let pairs = digitPairs
+        while i > 0 {
+            let q = v / 100
+            let r = Int(truncatingIfNeeded: v &- q &* 100)
+            i &-= 2
+            at[i] = pairs[2 &* r]
+            at[i &+ 1] = pairs[2 &* r &+ 1]
+            v = q
+        }
+    }
+
     /// `seconds.nanoseconds`, nine digits (`TraceTime.secondsString`).
     @inline(__always)
     static func putTime(_ nanoseconds: Int64, to out: inout TextBuffer) {
@@ -165,14 +210,14 @@ public final class EventText {
         let magnitude = nanoseconds.magnitude
         putDigits(magnitude / 1_000_000_000, radix: 10, to: &out)
         out.put(UInt8(ascii: "."))
-        var fraction = magnitude % 1_000_000_000
+        // Nine digits as one and two runs of four: three short chains of
+        // divisions that run side by side.
+        let fraction = magnitude % 1_000_000_000
         let at = out.base + out.count
-        var i = 9
-        while i > 0 {
-            i &-= 1
-            at[i] = UInt8(ascii: "0") &+ UInt8(truncatingIfNeeded: fraction % 10)
-            fraction /= 10
-        }
+        let eight = fraction % 100_000_000
+        at[0] = UInt8(ascii: "0") &+ UInt8(truncatingIfNeeded: fraction / 100_000_000)
+        storePairs(eight / 10_000, count: 4, at: at + 1)
+        storePairs(eight % 10_000, count: 4, at: at + 5)
         out.advance(9)
     }
 
@@ -181,9 +226,44 @@ public final class EventText {
     @inline(__always)
     static func putDigits(_ value: UInt64, radix: UInt64, upper: Bool = false, to out: inout TextBuffer) {
         switch radix {
-        case 10: putDigits(value, 10, upper, &out)
+        case 10: putDecimal(value, &out)
         case 16: putDigits(value, 16, upper, &out)
         default: putDigits(value, 8, upper, &out)
+        }
+    }
+
+    /// `value` in decimal, two digits per division.
+    @inline(__always)
+    private static func putDecimal(_ value: UInt64, _ out: inout TextBuffer) {
+        if value < 10 {
+            out.put(UInt8(ascii: "0") &+ UInt8(truncatingIfNeeded: value))
+            return
+        }
+        // 20 digits at most; written backwards into 24 bytes, then copied.
+        var digits: (UInt64, UInt64, UInt64) = (0, 0, 0)
+        withUnsafeMutableBytes(of: &digits) { d in
+            let at = d.baseAddress!.assumingMemoryBound(to: UInt8.self)
+            let pairs = digitPairs
+            var v = value
+            var i = 24
+            while v >= 100 {
+                let q = v / 100
+                let r = Int(truncatingIfNeeded: v &- q &* 100)
+                i &-= 2
+                at[i] = pairs[2 &* r]
+                at[i &+ 1] = pairs[2 &* r &+ 1]
+                v = q
+            }
+            if v >= 10 {
+                let r = Int(truncatingIfNeeded: v)
+                i &-= 2
+                at[i] = pairs[2 &* r]
+                at[i &+ 1] = pairs[2 &* r &+ 1]
+            } else {
+                i &-= 1
+                at[i] = UInt8(ascii: "0") &+ UInt8(truncatingIfNeeded: v)
+            }
+            out.put(at + i, 24 &- i)
         }
     }
 
