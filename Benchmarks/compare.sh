@@ -134,6 +134,12 @@ lttfs_traced() { # threads mode clock [producer] -> "ns lost allocs"
 declare -A samples
 add() { [ "$2" = unknown ] || samples[$1]="${samples[$1]:-} $2"; }
 
+# The CPU time the hypervisor took from this machine (steal, /proc/stat)
+# during the rounds: a share of it stalls a producer or a consumer for
+# milliseconds at a time, whichever system is running then.
+cpu_ticks() { awk '$1 == "cpu" { t = 0; for (i = 2; i <= NF; i++) t += $i; print t, $9 }' /proc/stat; }
+read -r ticks_before steal_before < <(cpu_ticks)
+
 for r in $(seq 1 "$rounds"); do
     for t in 1 2; do
         for mode in overwrite discard wait; do
@@ -170,6 +176,9 @@ for r in $(seq 1 "$rounds"); do
     echo "   round $r of $rounds done"
 done
 
+read -r ticks_after steal_after < <(cpu_ticks)
+steal_share=$(awk -v t=$((ticks_after - ticks_before)) -v s=$((steal_after - steal_before)) 'BEGIN { printf "%.1f", t > 0 ? 100 * s / t : 0 }')
+
 stats() { # values -> "median min max"
     echo "$@" | tr ' ' '\n' | grep -v '^$' | sort -g | awk '{ v[NR] = $1 } END { printf "%.2f %.2f %.2f", v[int((NR + 1) / 2)], v[1], v[NR] }'
 }
@@ -186,6 +195,7 @@ rows_lost() { # label lttfs-prefix ust-prefix threads [noratio]: ns/event, then 
 echo
 echo "== lttfs vs LTTng-UST 2.13, $rounds rounds interleaved, $events events per thread"
 echo "   (8 x 256 KiB per CPU for both; each consumer writes to $outdir; lttfs clock: $(.build/release/ProducerBench clock 1 1 "$lttfs"))"
+echo "   steal (CPU time the hypervisor took) during the rounds: ${steal_share}% of all CPU time"
 printf '%-52s %10s %10s %10s | %10s %10s %10s | %s\n' "measure" "lttfs" "min" "max" "UST" "min" "max" "lttfs/UST"
 for t in 1 2; do
     row "ns/event, flight recorder (overwrite), $t thread(s)" "lttfs_overwrite_ns_$t" "ust_overwrite_ns_$t"

@@ -17,8 +17,9 @@
 // reference counting, like the C tracepoint's char array).
 //
 // BENCH_PACE_NS (in-process, traced mode): each thread records at most one
-// event per that many ns (compare.sh's paced row: lttfs producers at
-// LTTng-UST's full-speed rate).
+// event per that many ns, each starting that long after the one before at
+// the earliest (compare.sh's paced row: lttfs producers at LTTng-UST's
+// full-speed rate, which, like UST's, do not catch up after a stall).
 //
 // BENCH_NO_CONSUMER (in-process, flight recorder): no consumer at all, to
 // profile the producer alone (perf, valgrind --tool=callgrind).
@@ -103,9 +104,17 @@ func runBenchmark() throws {
                 } else if closure {
                     for i in 0..<count { localMarker.record { (Int32(truncatingIfNeeded: i), localText) } }
                 } else if pace > 0 {
+                    // Each event starts `pace` ns after the one before at
+                    // the earliest: a producer as fast as UST's. Not a
+                    // schedule to keep (t0 + i * pace), which after the
+                    // thread was descheduled caught up at full speed, 3x
+                    // UST's rate, for as long as it had been away.
+                    let interval = UInt64(pace)
+                    var due = t0
                     for i in 0..<count {
-                        let due = t0 + UInt64(Double(i) * pace)
-                        while DispatchTime.now().uptimeNanoseconds < due {}
+                        var now = DispatchTime.now().uptimeNanoseconds
+                        while now < due { now = DispatchTime.now().uptimeNanoseconds }
+                        due = now &+ interval
                         #record(localMarker, Int32(truncatingIfNeeded: i), localText)
                     }
                 } else if call {
