@@ -137,7 +137,8 @@ add() { [ "$2" = unknown ] || samples[$1]="${samples[$1]:-} $2"; }
 # The CPU time the hypervisor took from this machine (steal, /proc/stat)
 # during the rounds: a share of it stalls a producer or a consumer for
 # milliseconds at a time, whichever system is running then.
-cpu_ticks() { awk '$1 == "cpu" { t = 0; for (i = 2; i <= NF; i++) t += $i; print t, $9 }' /proc/stat; }
+# (user .. steal: guest time is counted in user already.)
+cpu_ticks() { awk '$1 == "cpu" { t = 0; for (i = 2; i <= 9; i++) t += $i; print t, $9 }' /proc/stat; }
 read -r ticks_before steal_before < <(cpu_ticks)
 
 for r in $(seq 1 "$rounds"); do
@@ -177,7 +178,7 @@ for r in $(seq 1 "$rounds"); do
 done
 
 read -r ticks_after steal_after < <(cpu_ticks)
-steal_share=$(awk -v t=$((ticks_after - ticks_before)) -v s=$((steal_after - steal_before)) 'BEGIN { printf "%.1f", t > 0 ? 100 * s / t : 0 }')
+steal_share=$(awk -v t=$((ticks_after - ticks_before)) -v s=$((steal_after - steal_before)) 'BEGIN { printf "%.1f", (t > 0 ? 100 * s / t : 0) }')
 
 stats() { # values -> "median min max"
     echo "$@" | tr ' ' '\n' | grep -v '^$' | sort -g | awk '{ v[NR] = $1 } END { printf "%.2f %.2f %.2f", v[int((NR + 1) / 2)], v[1], v[NR] }'

@@ -242,7 +242,11 @@ final class BufferFileSource: TraceEventSource {
             problems.append(problem)
             done = true
         }
-        page = .allocate(byteCount: max(size, 1), alignment: 16)
+        // No more than the file holds: a damaged header may claim 2 GiB
+        // sub-buffers in a 4 KiB file (which is then reported short).
+        var status = stat()
+        let fileSize = fstat(handle.fileDescriptor, &status) == 0 ? Int(status.st_size) : size
+        page = .allocate(byteCount: max(1, min(size, fileSize)), alignment: 16)
         advance()
     }
 
@@ -314,24 +318,30 @@ final class BufferFileSource: TraceEventSource {
     }
 
     /// Reads the next sub-buffer into `page`: the bytes read (short at the
-    /// end of the file).
-    private func readSubbuffer() -> Int {
+    /// end of the file), or the errno of a failed read.
+    private func readSubbuffer() -> (got: Int, failure: Int32?) {
         var got = 0
-        while got < size {
-            let n = read(handle.fileDescriptor, page.baseAddress! + got, size - got)
+        while got < page.count {
+            let n = read(handle.fileDescriptor, page.baseAddress! + got, page.count - got)
             if n > 0 {
                 got += n
-            } else if n < 0 && errno == EINTR {
-                continue
-            } else {
+            } else if n == 0 {
                 break
+            } else if errno != EINTR {
+                return (got, errno)
             }
         }
-        return got
+        return (got, nil)
     }
 
     private func nextSubbuffer() {
-        let got = readSubbuffer()
+        let (got, failure) = readSubbuffer()
+        if let failure {
+            problems.append(TraceProblem(file: file.name, subbuffer: subbuffer + 1,
+                                         "read failed: \(String(cString: strerror(failure)))"))
+            done = true
+            return
+        }
         guard got > 0 else {
             done = true
             return

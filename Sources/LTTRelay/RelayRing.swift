@@ -70,7 +70,7 @@ public struct RelaySlot: Sendable, Equatable {
     public let headerOffset: UInt64
     /// Position of the payload.
     public let payloadOffset: UInt64
-    /// The clock read under the lock for this event.
+    /// The event's time: its clock reading, never before the ring's last.
     public let tsc: UInt64
     /// The header form to write: the requested one, or `.idSizeTSC` when the
     /// clock jumped too far (the seed's `last_tsc_overflow`).

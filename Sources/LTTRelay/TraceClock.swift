@@ -17,7 +17,8 @@ import CLinuxSupport
 ///   its conversion and sequence lock).
 /// - `custom`: any function (tests drive time by hand).
 ///
-/// Producers read the clock inside the buffer lock on every event, so
+/// Producers read the clock on every event (just before they take the
+/// buffer lock; the ring keeps each buffer's times from going back), so
 /// `now()` is inlined: the built-in sources cost no call at all.
 public struct TraceClock: Sendable {
     public enum Source: Sendable {

@@ -89,4 +89,41 @@ struct StreamTests {
         #expect(stream.problems.map(\.description) == whole.problems.map(\.description))
         #expect(text == whole.events.filter { $0.channel == "app" }.map { $0.line + "\n" }.joined())
     }
+
+    @Test("a header that claims 1 GiB sub-buffers in a file of a few: reported, the other files streamed")
+    func hugeSubbufferClaim() throws {
+        let clock = TestClock()
+        let tracer = Tracer(cpuCount: 2, clock: { clock.now })
+        let tick = try tracer.marker("app", "tick", "n %d", as: Int32.self)
+        try tracer.setupTrace("t")
+        try tracer.updateChannel(trace: "t", channel: "app") { $0.subbufferSize = 4096; $0.subbufferCount = 16 }
+        try tracer.allocTrace("t")
+        try tracer.startTrace("t")
+        for cpu in 0..<2 {
+            #expect(onCPU(cpu) {
+                for i in 0..<300 {
+                    clock.advance(100)
+                    tick.record(Int32(i))
+                }
+            })
+        }
+        try tracer.stopTrace("t")
+        let trace = try tracer.destroyTrace("t")
+        let dir = TemporaryDirectory()
+        defer { dir.remove() }
+        drain(trace, to: dir.path)
+        let path = dir.path + "/app_0"
+        var bytes = try [UInt8](Data(contentsOf: URL(fileURLWithPath: path)))
+        let fileSize = bytes.count
+        withUnsafeBytes(of: UInt32(1 << 30)) {
+            bytes.replaceSubrange(SubbufferHeader.Field.bufSize..<SubbufferHeader.Field.bufSize + 4, with: $0)
+        }
+        try Data(bytes).write(to: URL(fileURLWithPath: path))
+        let (text, stream) = streamed(dir.path)
+        #expect(stream.problems.map(\.description).contains { $0.contains("app_0") &&
+            $0.contains("the last \(fileSize) bytes are not a whole \(1 << 30)-byte sub-buffer") },
+                "\(stream.problems.map(\.description))")
+        #expect(text.split(separator: "\n").count == 300)
+        #expect(!text.contains("(cpu 0)") && text.contains("(cpu 1)"))
+    }
 }

@@ -16,10 +16,10 @@
 // "disabled-static" with the text as a StaticString (a literal: no
 // reference counting, like the C tracepoint's char array).
 //
-// BENCH_PACE_NS (in-process, traced mode): each thread records at most one
-// event per that many ns, each starting that long after the one before at
-// the earliest (compare.sh's paced row: lttfs producers at LTTng-UST's
-// full-speed rate, which, like UST's, do not catch up after a stall).
+// BENCH_PACE_NS (in-process, traced mode): each thread records one event
+// per that many ns (compare.sh's paced row: lttfs producers at LTTng-UST's
+// full-speed rate), and, as UST's producer, does not catch up after it was
+// descheduled.
 //
 // BENCH_NO_CONSUMER (in-process, flight recorder): no consumer at all, to
 // profile the producer alone (perf, valgrind --tool=callgrind).
@@ -104,17 +104,18 @@ func runBenchmark() throws {
                 } else if closure {
                     for i in 0..<count { localMarker.record { (Int32(truncatingIfNeeded: i), localText) } }
                 } else if pace > 0 {
-                    // Each event starts `pace` ns after the one before at
-                    // the earliest: a producer as fast as UST's. Not a
-                    // schedule to keep (t0 + i * pace), which after the
-                    // thread was descheduled caught up at full speed, 3x
+                    // Event i is due `pace` ns after event i - 1 was: UST's
+                    // rate on average. A thread that was descheduled
+                    // (this VM's hypervisor takes CPU time in stalls of
+                    // milliseconds) records its next event at once and
+                    // keeps the pace from there, as UST's producer would;
+                    // it does not catch up the schedule at full speed, 3x
                     // UST's rate, for as long as it had been away.
-                    let interval = UInt64(pace)
-                    var due = t0
+                    var due = Double(t0)
                     for i in 0..<count {
-                        var now = DispatchTime.now().uptimeNanoseconds
-                        while now < due { now = DispatchTime.now().uptimeNanoseconds }
-                        due = now &+ interval
+                        var now = Double(DispatchTime.now().uptimeNanoseconds)
+                        while now < due { now = Double(DispatchTime.now().uptimeNanoseconds) }
+                        due = max(due + pace, now)
                         #record(localMarker, Int32(truncatingIfNeeded: i), localText)
                     }
                 } else if call {
