@@ -10,6 +10,19 @@
 #define LTTFS_CURCU_SHIM_H
 
 #define _LGPL_SOURCE
+#include <urcu/config.h>
+
+#ifdef CONFIG_RCU_TLS
+// The reader's thread-local pointer, which every read-side section reads,
+// declared before urcu-bp.h does: initial-exec, a fixed offset from the
+// thread pointer. In a shared library (liblttfs-producer, the C producers'
+// face) the default model called __tls_get_addr on every event. liburcu-bp
+// is loaded with the program (a DT_NEEDED of whatever links this), so its
+// TLS is in the static block, as lttfs_tracer_nesting's is.
+struct urcu_bp_reader;
+extern __thread struct urcu_bp_reader *urcu_bp_reader __attribute__((tls_model("initial-exec")));
+#endif
+
 #include <urcu-bp.h>
 #include <urcu/uatomic.h>
 
