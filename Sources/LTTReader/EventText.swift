@@ -192,15 +192,20 @@ public final class EventText {
     private static func storePairs(_ value: UInt64, count: Int, at: UnsafeMutablePointer<UInt8>) {
         var v = value
         var i = count
-        let pairs = digitPairs
         while i > 0 {
             let q = v / 100
-            let r = Int(truncatingIfNeeded: v &- q &* 100)
             i &-= 2
-            at[i] = pairs[2 &* r]
-            at[i &+ 1] = pairs[2 &* r &+ 1]
+            storePair(v &- q &* 100, at: at + i)
             v = q
         }
+    }
+
+    /// The two decimal digits of `value` (below 100) at `at`.
+    @inline(__always)
+    private static func storePair(_ value: UInt64, at: UnsafeMutablePointer<UInt8>) {
+        let r = 2 &* Int(truncatingIfNeeded: value)
+        at[0] = digitPairs[r]
+        at[1] = digitPairs[r &+ 1]
     }
 
     /// `seconds.nanoseconds`, nine digits (`TraceTime.secondsString`).
@@ -243,22 +248,17 @@ public final class EventText {
         var digits: (UInt64, UInt64, UInt64) = (0, 0, 0)
         withUnsafeMutableBytes(of: &digits) { d in
             let at = d.baseAddress!.assumingMemoryBound(to: UInt8.self)
-            let pairs = digitPairs
             var v = value
             var i = 24
             while v >= 100 {
                 let q = v / 100
-                let r = Int(truncatingIfNeeded: v &- q &* 100)
                 i &-= 2
-                at[i] = pairs[2 &* r]
-                at[i &+ 1] = pairs[2 &* r &+ 1]
+                storePair(v &- q &* 100, at: at + i)
                 v = q
             }
             if v >= 10 {
-                let r = Int(truncatingIfNeeded: v)
                 i &-= 2
-                at[i] = pairs[2 &* r]
-                at[i &+ 1] = pairs[2 &* r &+ 1]
+                storePair(v, at: at + i)
             } else {
                 i &-= 1
                 at[i] = UInt8(ascii: "0") &+ UInt8(truncatingIfNeeded: v)

@@ -103,11 +103,7 @@ struct EventTextTests {
         let whole = TraceReader().read(directory: dir.path)
         #expect(whole.problems.isEmpty)
         let want = whole.events.filter { $0.channel == "app" }.map { $0.line + "\n" }.joined()
-        let stream = TraceStream(directory: dir.path)
-        let text = EventText(stream)
-        var out = TextBuffer(capacity: 64)
-        stream.forEach { text.append($0, to: &out) }
-        let got = String(decoding: out.bytes, as: UTF8.self)
+        let got = streamed(dir.path).text
         #expect(got.split(separator: "\n").count == recorded)
         #expect(got == want)
     }

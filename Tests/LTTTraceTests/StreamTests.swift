@@ -10,12 +10,29 @@ import Testing
 /// reader that decodes everything (`TraceReader`, `DecodedEvent.line`).
 @Suite("The streaming reader: the same lines as the whole-trace reader")
 struct StreamTests {
-    func streamed(_ directory: String) -> (text: String, stream: TraceStream) {
-        let stream = TraceStream(directory: directory)
-        let text = EventText(stream)
-        var out = TextBuffer(capacity: 64)
-        stream.forEach { text.append($0, to: &out) }
-        return (String(decoding: out.bytes, as: UTF8.self), stream)
+    /// A drained trace of one channel, "app", whose marker "tick" (n %d)
+    /// recorded `events` events on each of `cpus` CPUs, 4 KiB sub-buffers.
+    func tickTrace(cpus: Int, events: Int) throws -> TemporaryDirectory {
+        let clock = TestClock()
+        let tracer = Tracer(cpuCount: cpus, clock: { clock.now })
+        let tick = try tracer.marker("app", "tick", "n %d", as: Int32.self)
+        try tracer.setupTrace("t")
+        try tracer.updateChannel(trace: "t", channel: "app") { $0.subbufferSize = 4096; $0.subbufferCount = 16 }
+        try tracer.allocTrace("t")
+        try tracer.startTrace("t")
+        for cpu in 0..<cpus {
+            #expect(onCPU(cpu) {
+                for i in 0..<events {
+                    clock.advance(100)
+                    tick.record(Int32(i))
+                }
+            })
+        }
+        try tracer.stopTrace("t")
+        let trace = try tracer.destroyTrace("t")
+        let dir = TemporaryDirectory()
+        drain(trace, to: dir.path)
+        return dir
     }
 
     @Test("every field kind, both alignments, two CPUs, three channels, clock gaps, empty payloads and strings",
@@ -60,22 +77,8 @@ struct StreamTests {
 
     @Test("a damaged buffer file: the same problems as the whole-trace reader, the readable events streamed")
     func damaged() throws {
-        let clock = TestClock()
-        let tracer = Tracer(cpuCount: 1, clock: { clock.now })
-        let tick = try tracer.marker("app", "tick", "n %d", as: Int32.self)
-        try tracer.setupTrace("t")
-        try tracer.updateChannel(trace: "t", channel: "app") { $0.subbufferSize = 4096; $0.subbufferCount = 16 }
-        try tracer.allocTrace("t")
-        try tracer.startTrace("t")
-        for i in 0..<2000 {
-            clock.advance(100)
-            tick.record(Int32(i))
-        }
-        try tracer.stopTrace("t")
-        let trace = try tracer.destroyTrace("t")
-        let dir = TemporaryDirectory()
+        let dir = try tickTrace(cpus: 1, events: 2000)
         defer { dir.remove() }
-        drain(trace, to: dir.path)
         // The second sub-buffer's magic and the third's last event.
         let path = dir.path + "/app_0"
         var bytes = try [UInt8](Data(contentsOf: URL(fileURLWithPath: path)))
@@ -92,26 +95,8 @@ struct StreamTests {
 
     @Test("a header that claims 1 GiB sub-buffers in a file of a few: reported, the other files streamed")
     func hugeSubbufferClaim() throws {
-        let clock = TestClock()
-        let tracer = Tracer(cpuCount: 2, clock: { clock.now })
-        let tick = try tracer.marker("app", "tick", "n %d", as: Int32.self)
-        try tracer.setupTrace("t")
-        try tracer.updateChannel(trace: "t", channel: "app") { $0.subbufferSize = 4096; $0.subbufferCount = 16 }
-        try tracer.allocTrace("t")
-        try tracer.startTrace("t")
-        for cpu in 0..<2 {
-            #expect(onCPU(cpu) {
-                for i in 0..<300 {
-                    clock.advance(100)
-                    tick.record(Int32(i))
-                }
-            })
-        }
-        try tracer.stopTrace("t")
-        let trace = try tracer.destroyTrace("t")
-        let dir = TemporaryDirectory()
+        let dir = try tickTrace(cpus: 2, events: 300)
         defer { dir.remove() }
-        drain(trace, to: dir.path)
         let path = dir.path + "/app_0"
         var bytes = try [UInt8](Data(contentsOf: URL(fileURLWithPath: path)))
         let fileSize = bytes.count
@@ -126,4 +111,14 @@ struct StreamTests {
         #expect(text.split(separator: "\n").count == 300)
         #expect(!text.contains("(cpu 0)") && text.contains("(cpu 1)"))
     }
+}
+
+/// What `lttfs dump` prints for the trace in `directory`, and the stream
+/// (its problems).
+func streamed(_ directory: String) -> (text: String, stream: TraceStream) {
+    let stream = TraceStream(directory: directory)
+    let text = EventText(stream)
+    var out = TextBuffer(capacity: 64)
+    stream.forEach { text.append($0, to: &out) }
+    return (String(decoding: out.bytes, as: UTF8.self), stream)
 }
