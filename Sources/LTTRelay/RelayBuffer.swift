@@ -187,16 +187,18 @@ public final class RelayBuffer: @unchecked Sendable {
         try self.init(geometry: geometry, overwrite: overwrite, cpu: cpu, trace: trace, clock: TraceClock(read: clock))
     }
 
-    /// The clock for the next record of `ring`, read under the lock, never
-    /// before the ring's last one (an event's reading taken before the lock
-    /// is held to the same rule in `beginEvent`). The header keeps only the low 27
+    /// The time of the next record of `ring`: `reading` (the clock, read
+    /// under the lock unless an event's producer read it just before),
+    /// never before the ring's last time. The header keeps only the low 27
     /// bits of each time, so a time that went back by one tick would be
     /// read as a jump 2^27 ticks ahead. CLOCK_MONOTONIC never goes back;
-    /// the TSCs of two CPUs may differ by a few ticks, and a thread that
-    /// moved to another CPU after picking its buffer reads the other one.
+    /// the TSCs of two CPUs may differ by a few ticks, a thread that moved
+    /// to another CPU after picking its buffer reads the other one, and a
+    /// reading taken before the lock may be older than a time another
+    /// writer recorded meanwhile.
     @inlinable @inline(__always)
-    func timestamp(_ ring: RelayRing) -> UInt64 {
-        max(clock.now(), ring.lastTSC)
+    func timestamp(_ ring: RelayRing, reading: UInt64? = nil) -> UInt64 {
+        max(reading ?? clock.now(), ring.lastTSC)
     }
 
     /// Runs `body` on the ring with the lock held; nil when the lock could
@@ -323,7 +325,7 @@ public final class RelayBuffer: @unchecked Sendable {
         }
         let requested = EventHeader.requestedForm(eventID: eventID, sized: sizedHeader)
         switch ring.reserve(dataSize: dataSize, largestAlign: largestAlign, form: requested,
-                            tsc: max(now, ring.lastTSC), countFullAsLost: countFullAsLost) {
+                            tsc: timestamp(ring, reading: now), countFullAsLost: countFullAsLost) {
         case .success(let slot):
             let g = geometry
             _ = EventHeader.write(to: memory, at: g.bufferOffset(slot.headerOffset), eventID: eventID,
