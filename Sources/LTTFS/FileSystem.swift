@@ -376,13 +376,15 @@ final class FileSystem: Sendable {
     }
 
     /// Shutdown: every write_event waiting for room stops waiting now and is
-    /// answered, and any that comes later does not wait at all.
+    /// answered, and any that comes later does not wait at all; an alloc
+    /// populating its buffers stops there (Tracer.endPreparations).
     func endRequestWaits() {
         let pending = waits.withLock { w in
             w.stopping = true
             return Array(w.pending.values)
         }
         pending.forEach { $0.cancel() }
+        tracer.endPreparations()
     }
 
     // MARK: ioctl and poll

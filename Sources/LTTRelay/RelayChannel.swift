@@ -48,6 +48,13 @@ public final class RelayChannel: @unchecked Sendable {
         for (i, b) in buffers.enumerated() { (unretained.baseAddress! + i).initialize(to: .passUnretained(b)) }
     }
 
+    /// Populates the page tables of every buffer (RingMapping.prefault)
+    /// while `keepGoing()` says so; false if it stopped early.
+    @discardableResult
+    public func prefault(while keepGoing: () -> Bool) -> Bool {
+        buffers.allSatisfy { $0.mapping.prefault(while: keepGoing) }
+    }
+
     /// A channel of buffers made elsewhere: a producer process's view of
     /// the server's (`RelayBuffer(attaching:)`), one per CPU in order.
     public init(name: String, overwrite: Bool, buffers: [RelayBuffer]) {

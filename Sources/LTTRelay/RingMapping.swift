@@ -14,8 +14,15 @@ import SystemPackage
 /// descriptor to hand to producers; a producer maps the descriptor it was
 /// given (`attach`), which checks the seals, the size and the identity
 /// against what the server said over its socket before anything is used.
-/// Pages are taken from the system as they are first written, as an
-/// anonymous mapping's are: an alloc of gigabytes returns at once.
+///
+/// Its pages are the system's from `create` on (the memfd is allocated
+/// whole, lttfs_sealed_memfd): a machine short of memory refuses the buffer
+/// there, not with a SIGBUS to a producer. `prefault` then writes the page
+/// tables, chunk by chunk, so that no event pays a page fault, which the
+/// first pass through a buffer otherwise does once per page (the kernel's
+/// relay buffers were pages allocated at alloc; LTTng-UST zero-fills its
+/// buffers and maps them MAP_POPULATE). A producer or a reader that maps
+/// the buffer later (`attach`) populates its own page tables then.
 public final class RingMapping: @unchecked Sendable {
     public let geometry: RelayGeometry
     public let base: UnsafeMutableRawPointer
@@ -102,7 +109,7 @@ public final class RingMapping: @unchecked Sendable {
             close(fd)
             throw .mismatch("size \(info.st_size) (want \(size)), seals \(seals)")
         }
-        guard let raw = mmap(nil, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0), raw != MAP_FAILED else {
+        guard let raw = mmap(nil, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd, 0), raw != MAP_FAILED else {
             let e = Errno(rawValue: errno)
             close(fd)
             throw .system("mmap", e)
@@ -116,6 +123,27 @@ public final class RingMapping: @unchecked Sendable {
             throw .mismatch("identity \(c.magic)/\(c.version)/\(c.subbuffer_size)x\(c.subbuffer_count)/cpu \(c.cpu)")
         }
         return mapping
+    }
+
+    /// How much `prefault` populates between two looks at `keepGoing`.
+    public static let prefaultChunk = 4 << 20
+
+    /// Writes this process's page tables for the whole buffer
+    /// (MADV_POPULATE_WRITE, which faults each page in as a write would,
+    /// without touching its bytes: producers may be recording meanwhile),
+    /// `prefaultChunk` bytes at a time while `keepGoing()` says so. False
+    /// if it stopped early, or the kernel cannot (before Linux 5.14: the
+    /// pages are then faulted in by their first events, as before).
+    @discardableResult
+    public func prefault(while keepGoing: () -> Bool) -> Bool {
+        var offset = 0
+        while offset < size {
+            guard keepGoing() else { return false }
+            let length = min(Self.prefaultChunk, size - offset)
+            guard madvise(base + offset, length, MADV_POPULATE_WRITE) == 0 else { return false }
+            offset += length
+        }
+        return true
     }
 
     deinit {

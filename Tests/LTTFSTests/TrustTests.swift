@@ -277,21 +277,62 @@ struct TrustTests {
         }
     }
 
-    @Test("alloc of gigabytes returns at once: buffer pages are taken as they are written")
-    func largeAllocIsQuick() throws {
+    /// The server's resident shared memory (its buffers' memfd pages that
+    /// its page tables map), in bytes.
+    private func residentSharedMemory(_ pid: Int32) -> UInt64 {
+        guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
+              let line = status.split(separator: "\n").first(where: { $0.hasPrefix("RssShmem:") }),
+              let kib = UInt64(line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "")
+        else { return 0 }
+        return kib * 1024
+    }
+
+    @Test("alloc takes the buffers' memory at once and maps every page, so that no event pays a page fault")
+    func allocMapsItsMemory() throws {
+        let server = try ServerProcess(arguments: ["--cpus", "2", "--buffer-memory", "2G"])
+        defer { server.stop() }
+        let pid = server.process.processIdentifier
+        let before = residentSharedMemory(pid)
+        #expect(writeControl(server.ltt + "/setup_trace", "big\n") == 0)
+        #expect(writeControl(server.ltt + "/control/big/channel/userspace/subbuf_size", "16777216\n") == 0)
+        #expect(writeControl(server.ltt + "/control/big/channel/userspace/subbuf_num", "8\n") == 0)
+        #expect(writeControl(server.ltt + "/control/big/alloc", "1\n") == 0)    // 2 x 128 MiB
+        let mapped = max(residentSharedMemory(pid), before) - before
+        #expect(mapped >= 256 << 20, "\(mapped) bytes of shared memory mapped after alloc")
+        #expect(writeControl(server.ltt + "/control/big/enabled", "1\n") == 0)
+        #expect(writeControl(server.ltt + "/write_event", "into mapped pages\n") == 0)
+        #expect(writeControl(server.ltt + "/destroy_trace", "big\n") == 0)
+        #expect(waitUntil { residentSharedMemory(pid) < before + (16 << 20) })   // given back at destroy
+    }
+
+    @Test("alloc of gigabytes maps its pages outside the control lock: other control operations and shutdown go on meanwhile")
+    func largeAllocHoldsNothing() throws {
         let server = try ServerProcess(arguments: ["--cpus", "2", "--buffer-memory", "8G"])
         defer { server.stop() }
+        let pid = server.process.processIdentifier
         #expect(writeControl(server.ltt + "/setup_trace", "huge\n") == 0)
         #expect(writeControl(server.ltt + "/control/huge/channel/userspace/subbuf_size", "67108864\n") == 0)
         #expect(writeControl(server.ltt + "/control/huge/channel/userspace/subbuf_num", "16\n") == 0)
-        let began = Date()
-        #expect(writeControl(server.ltt + "/control/huge/alloc", "1\n") == 0)    // 2 x 1 GiB
-        #expect(Date().timeIntervalSince(began) < 2)
-        #expect(writeControl(server.ltt + "/control/huge/enabled", "1\n") == 0)
-        #expect(writeControl(server.ltt + "/write_event", "into a large buffer\n") == 0)
+        let allocated = Flag()
+        let ltt = server.ltt
+        Thread {
+            _ = writeControl(ltt + "/control/huge/alloc", "1\n")    // 2 x 1 GiB
+            allocated.set()
+        }.start()
+        // Caught while it maps (about half a second per GiB): a control
+        // operation answers without waiting for it.
+        let mapping = waitUntil(seconds: 30) { allocated.isSet || residentSharedMemory(pid) >= 128 << 20 }
+        #expect(mapping)
+        let midway = !allocated.isSet && residentSharedMemory(pid) < 1 << 30
+        #expect(writeControl(server.ltt + "/setup_trace", "other\n") == 0)
+        if midway {
+            #expect(!allocated.isSet, "setup_trace waited for the alloc's page tables")
+        }
+        // Shutdown does not wait for the rest either.
         let sent = Date()
-        kill(server.process.processIdentifier, SIGTERM)
-        #expect(waitExit(server.process, seconds: 2) && Date().timeIntervalSince(sent) < 2)
+        kill(pid, SIGTERM)
+        #expect(waitExit(server.process, seconds: 5) && Date().timeIntervalSince(sent) < 2)
+        #expect(allocated.wait(seconds: 10))
     }
 
     @Test("lttfs umount never signals a process that does not serve that mount, whatever the mount's source says")
