@@ -66,7 +66,7 @@ includedir=\${prefix}/include
 
 Name: lttfs-producer
 Description: record into the traces of an lttfs mount from any process, through shared memory
-Version: 0.1
+Version: 0.2
 Libs: -L\${libdir} -Wl,-rpath,\${libdir} -llttfs-producer
 Cflags: -I\${includedir}
 PC

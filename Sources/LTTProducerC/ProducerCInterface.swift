@@ -62,21 +62,24 @@ public func lttfsMarkerRegister(_ producer: OpaquePointer?, _ channel: UnsafePoi
 
 /// Where a call with no values (a format with no fields) points: never read
 /// nor written, so sharing it between threads is safe.
-nonisolated(unsafe) private let noValues = UnsafeRawPointer(UnsafeMutablePointer<UInt64>.allocate(capacity: 1))
+nonisolated(unsafe) private let noValues = UnsafeRawPointer(UnsafeMutablePointer<lttfs_value>.allocate(capacity: 1))
 
 @_cdecl("lttfs_record_values")
 public func lttfsRecordValues(_ marker: OpaquePointer?, _ values: UnsafePointer<lttfs_value>?, _ count: UInt32) -> Int32 {
     guard let marker else { return -EINVAL }
-    return Unmanaged<MarkerCore>.fromOpaque(UnsafeRawPointer(marker))._withUnsafeGuaranteedRef { core -> Int32 in
-        guard core.isRecording else { return Int(count) == core.fieldCount ? 0 : -EINVAL }
-        guard count == 0 || values != nil else { return -EINVAL }
-        // A struct lttfs_value is one 64-bit word (a union of a uint64_t
-        // and a pointer): what MarkerCore.emit(fieldCount:words:) reads.
-        assert(MemoryLayout<lttfs_value>.stride == 8)
-        guard let result = core.emit(fieldCount: Int(count), words: values.map { UnsafeRawPointer($0) } ?? noValues)
-        else { return -EINVAL }
-        return result.lost > 0 ? -ENOBUFS : 0
+    // What MarkerCore.emit(fieldCount:values:) reads (ValueFields): a
+    // 64-bit word, then a text's length.
+    assert(MemoryLayout<lttfs_value>.stride == 16 && MemoryLayout<lttfs_value>.offset(of: \.length) == 8)
+    let core = Unmanaged<MarkerCore>.fromOpaque(UnsafeRawPointer(marker))
+    guard core._withUnsafeGuaranteedRef({ $0.isRecording }) else {
+        return Int(count) == core._withUnsafeGuaranteedRef({ $0.fieldCount }) ? 0 : -EINVAL
     }
+    guard count == 0 || values != nil else { return -EINVAL }
+    let words = values.map { UnsafeRawPointer($0) } ?? noValues
+    guard let result = core._withUnsafeGuaranteedRef({ $0.emit(fieldCount: Int(count), values: words) }) else {
+        return -EINVAL
+    }
+    return result.lost > 0 ? -ENOBUFS : 0
 }
 
 @_cdecl("lttfs_marker_is_recording")

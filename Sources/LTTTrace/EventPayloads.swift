@@ -120,28 +120,38 @@ func postIncrement(_ i: inout Int) -> Int {
 }
 
 /// The values of a caller that is not Swift (`MarkerCore.emit(fieldCount:
-/// words:)`, the C library): field i's integer is the 64-bit word at
-/// `words + 8 * i`, its text `texts[i]`. Each text was measured once by the
-/// caller, so the size reserved and the bytes stored agree even if the
-/// caller's memory changes meanwhile.
+/// values:)`, the C library's `struct lttfs_value` array): 16 bytes per
+/// field, a 64-bit word (an integer's bit pattern, or a text's `const char
+/// *`) then a text's length in bytes, which `LTTFS_STR` measured at the
+/// call. The size reserved and the bytes stored both come from that one
+/// length, so they agree even if the caller's text changes meanwhile (at
+/// worst the copy is torn, never longer). A NULL text records "(null)"; a
+/// length past `maximumTextCount` (no sub-buffer holds it) is sized as
+/// that, and the event, too large for any buffer, is counted lost.
 @usableFromInline
-struct WordFields: PayloadFields {
-    @usableFromInline let words: UnsafeRawPointer
-    @usableFromInline let texts: UnsafePointer<UnsafeRawBufferPointer>
+struct ValueFields: PayloadFields {
+    @usableFromInline let values: UnsafeRawPointer
 
-    @inlinable init(words: UnsafeRawPointer, texts: UnsafePointer<UnsafeRawBufferPointer>) {
-        self.words = words
-        self.texts = texts
-    }
+    @inlinable init(values: UnsafeRawPointer) { self.values = values }
+
+    @usableFromInline static let stride = 16
+    @usableFromInline static let maximumTextCount = Int(Int32.max)
 
     @inlinable @inline(__always) func integer(_ i: Int) -> UInt64 {
-        words.loadUnaligned(fromByteOffset: 8 &* i, as: UInt64.self)
+        values.loadUnaligned(fromByteOffset: Self.stride &* i, as: UInt64.self)
     }
-    @inlinable @inline(__always) func textCount(_ i: Int) -> Int { texts[i].count }
+    @inlinable @inline(__always) func text(_ i: Int) -> UnsafeRawPointer? {
+        UnsafeRawPointer(bitPattern: UInt(truncatingIfNeeded: integer(i)))
+    }
+    @inlinable @inline(__always) func textCount(_ i: Int) -> Int {
+        guard text(i) != nil else { return MarkerCore.nullText.utf8CodeUnitCount }
+        let length = values.loadUnaligned(fromByteOffset: Self.stride &* i &+ 8, as: UInt64.self)
+        return length < UInt64(Self.maximumTextCount) ? Int(length) : Self.maximumTextCount
+    }
     @inlinable @inline(__always) func copyText(_ i: Int, to destination: UnsafeMutableRawPointer) -> Int {
-        let bytes = texts[i]
-        if let source = bytes.baseAddress, bytes.count > 0 { destination.copyMemory(from: source, byteCount: bytes.count) }
-        return bytes.count
+        let count = textCount(i)
+        destination.copyMemory(from: text(i) ?? UnsafeRawPointer(MarkerCore.nullText.utf8Start), byteCount: count)
+        return count
     }
 }
 

@@ -140,31 +140,16 @@ public final class MarkerCore: @unchecked Sendable, CustomStringConvertible {
     public var fieldCount: Int { slots.count }
 
     /// Records the values of a caller that is not Swift (the C library's
-    /// `struct lttfs_value` array): one 64-bit word per field at `words`,
-    /// an integer field's bit pattern or a text field's `const char *`
-    /// (NUL-terminated; NULL records "(null)"). `fieldCount` must be the
-    /// format's. Each text is measured once, here: the size reserved and
-    /// the bytes copied agree even if another thread changes the text
-    /// meanwhile (at worst the copy is torn, never longer). Allocates
-    /// nothing. nil: the count is wrong.
+    /// `struct lttfs_value` array, `ValueFields`): 16 bytes per field at
+    /// `values`, an integer field's bit pattern or a text field's `const
+    /// char *` and its length. `fieldCount` must be the format's. Allocates
+    /// nothing and measures nothing: each text's length came with it. nil:
+    /// the count is wrong.
     @inlinable
-    public func emit(fieldCount: Int, words: UnsafeRawPointer) -> EmitResult? {
+    public func emit(fieldCount: Int, values: UnsafeRawPointer) -> EmitResult? {
         guard fieldCount == slots.count else { return nil }
-        let slots = UnsafePointer(self.slots.baseAddress!)
-        return withUnsafeTemporaryAllocation(of: UnsafeRawBufferPointer.self, capacity: max(1, fieldCount)) { texts in
-            for i in 0..<fieldCount {
-                guard slots[i].size == 0 else {
-                    texts.initializeElement(at: i, to: UnsafeRawBufferPointer(start: nil, count: 0))
-                    continue
-                }
-                let address = UInt(truncatingIfNeeded: words.loadUnaligned(fromByteOffset: 8 &* i, as: UInt64.self))
-                texts.initializeElement(at: i, to: UnsafePointer<CChar>(bitPattern: address).map {
-                    UnsafeRawBufferPointer(start: $0, count: strlen($0))
-                } ?? UnsafeRawBufferPointer(start: MarkerCore.nullText.utf8Start, count: MarkerCore.nullText.utf8CodeUnitCount))
-            }
-            return emitter.emit(FieldsPayload(WordFields(words: words, texts: UnsafePointer(texts.baseAddress!)),
-                                              slots: slots, count: fieldCount))
-        }
+        return emitter.emit(FieldsPayload(ValueFields(values: values), slots: UnsafePointer(slots.baseAddress!),
+                                          count: fieldCount))
     }
 
     /// What a NULL text records.

@@ -62,6 +62,7 @@ do {
     counts.append(("c-library", allocations(events) { i in
         values[0].integer = UInt64(i)
         values[1].string = UnsafePointer(cText)
+        values[1].length = UInt64(strlen(cText))
         _ = lttfsRecordValues(OpaquePointer(Unmanaged.passUnretained(dynamic).toOpaque()), values, 2)
     }))
     try tracer.stopTrace("t")

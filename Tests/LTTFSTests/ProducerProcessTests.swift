@@ -240,6 +240,33 @@ struct ProducerProcessTests {
         }
     }
 
+    @Test("the C library's values: a NULL text records (null), a text's length is what is copied, a length no buffer holds is a counted loss, a wrong count is EINVAL")
+    func cValues() throws {
+        let prefix = try installPrefix()
+        defer { try? FileManager.default.removeItem(atPath: prefix) }
+        let program = try buildC(try String(contentsOfFile: Self.repository + "/Tests/LTTValuesCheck/values-check.c", encoding: .utf8),
+                                 named: "values-check", in: prefix)
+        try withMount(cpuCount: 1) { m in
+            _ = try startTrace(m, "values")
+            let out = NSTemporaryDirectory() + "lttfs-values-" + UUID().uuidString
+            defer { try? FileManager.default.removeItem(atPath: out) }
+            let consumer = try ConformanceConsumer(m.ltt + "/values", into: out)
+            let check = try RecorderProcess([program], environment: "LTTFS_MOUNT=\(m.path)")
+            #expect(check.wait() == 0, "\(check.errorText)")
+            try m.tracer.stopTrace("values")
+            let trace = try m.tracer.destroyTrace("values")
+            #expect(consumer.finish().status == 0)
+            let result = TraceReader().read(directory: out)
+            #expect(result.problems.isEmpty)
+            let texts = result.events.filter { $0.marker == "texts" }.map { e -> String in
+                guard case .string(let text)? = e.field("text"), case .unsigned(let n)? = e.field("n") else { return "?" }
+                return "\(n):\(text)"
+            }
+            #expect(texts == ["1:(null)", "2:abc", "5:"])
+            #expect(trace.channels["app"]!.buffers.reduce(0) { $0 + $1.counters.eventsLost } == 2)
+        }
+    }
+
     @Test("the README's Swift example is lttfs-example-producer, which records into a mount")
     func swiftExample() throws {
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()

@@ -16,14 +16,18 @@
  * Every function is safe to call from any thread. Values are given one per
  * field of the marker's format, in order: LTTFS_INT / LTTFS_UINT for the
  * integer conversions (%d %u %lu %hhx ...: stored in the field's size),
- * LTTFS_STR for %s. After fork(2) the child records nothing through its
- * parent's producer; it may open its own.
+ * LTTFS_STR for %s. LTTFS_STR measures its text where it is called (a
+ * literal or a constant array costs nothing to measure); the library
+ * copies that many bytes, so the text must stay that long until the call
+ * returns. After fork(2) the child records nothing through its parent's
+ * producer; it may open its own.
  */
 #ifndef LTTFS_PRODUCER_H
 #define LTTFS_PRODUCER_H
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -32,17 +36,27 @@ extern "C" {
 typedef struct lttfs_producer lttfs_producer;
 typedef struct lttfs_marker lttfs_marker;
 
-/* One value of an event: an integer (its 64-bit pattern) or a string. */
+/* One value of an event: an integer (its 64-bit pattern), or a string and
+ * its length in bytes without the NUL (a NULL string records "(null)"). */
 struct lttfs_value {
     union {
         uint64_t integer;
         const char *string;
     };
+    uint64_t length;
 };
+
+static inline struct lttfs_value lttfs_string_value(const char *s)
+{
+    struct lttfs_value v;
+    v.string = s;
+    v.length = s ? strlen(s) : 0;
+    return v;
+}
 
 #define LTTFS_INT(x) ((struct lttfs_value){ .integer = (uint64_t)(int64_t)(x) })
 #define LTTFS_UINT(x) ((struct lttfs_value){ .integer = (uint64_t)(x) })
-#define LTTFS_STR(s) ((struct lttfs_value){ .string = (s) })
+#define LTTFS_STR(s) lttfs_string_value(s)
 
 /* Connects to the lttfs server of `mountpoint` (NULL: $LTTFS_MOUNT, else
  * /mnt/ltt). NULL on failure, with errno set; lttfs_last_error says why. */
