@@ -241,10 +241,9 @@ int lttfs_sealed_memfd(const char *name, unsigned long long size)
 		return -1;
 	if (ftruncate(fd, (off_t)size) != 0)
 		return close_failed(fd);
-	// Every page allocated now (shmem's fallocate): a machine short of
-	// memory refuses the buffer here, with ENOSPC or ENOMEM, instead of
-	// sending SIGBUS to the producer whose event first touches a page; and
-	// no producer takes a page fault's allocation inside an event.
+	// Every page allocated now (shmem's fallocate), and charged to this
+	// process's memory cgroup, instead of at first touch to whichever
+	// producer process writes it first, inside an event.
 	if (fallocate(fd, 0, 0, (off_t)size) != 0 && errno != EOPNOTSUPP)
 		return close_failed(fd);
 	if (fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) != 0)

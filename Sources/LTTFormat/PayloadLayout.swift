@@ -1,3 +1,7 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// Where each field of a payload goes, ltt-serialize.c's rules: an integer
 /// is aligned, relative to the payload start, to min(trace alignment, its
 /// size); a string is NUL-terminated and not aligned; the payload itself
@@ -64,18 +68,37 @@ public enum PayloadLayout {
     /// integer (padded, in the slot's size and byte order), or the text that
     /// `copyText` copies to the address it is given (returning its length)
     /// followed by a NUL.
+    ///
+    /// A `%s` field ends at its first NUL, and a reader finds the next field
+    /// there: a NUL inside the text (a Swift `String` may hold "\0"; a C
+    /// caller's length may reach past its string's end) would make it read
+    /// the rest of the text as the following fields and events. As LTTng-UST's
+    /// `lib_ring_buffer_strcpy` does, the text is cut there and the bytes
+    /// reserved after it become '#' (`padInnerNUL`).
     @inlinable @inline(__always)
     public static func store(_ offset: inout Int, into slot: Slot, base: UnsafeMutableRawPointer, alignment: Int,
                              integer: @autoclosure () -> UInt64, copyText: (UnsafeMutableRawPointer) -> Int) {
         if slot.size == 0 {
-            let count = copyText(base + offset)
-            (base + offset + count).storeBytes(of: 0, as: UInt8.self)
+            let text = base + offset
+            let count = copyText(text)
+            padInnerNUL(text, count: count)
+            (text + count).storeBytes(of: 0, as: UInt8.self)
             offset &+= count &+ 1
         } else {
             let o = offset &+ padding(at: offset, size: slot.size, alignment: alignment)
             storeInteger(integer(), size: slot.size, networkOrder: slot.networkOrder, at: base + o)
             offset = o &+ slot.size
         }
+    }
+}
+
+extension PayloadLayout {
+    /// The '#' that replaces a stored text from its first NUL on: the
+    /// reserved size does not change, and the field ends where it should.
+    @inlinable @inline(__always)
+    public static func padInnerNUL(_ text: UnsafeMutableRawPointer, count: Int) {
+        guard count > 0, let nul = memchr(text, 0, count) else { return }
+        nul.initializeMemory(as: UInt8.self, repeating: UInt8(ascii: "#"), count: text + count - nul)
     }
 }
 

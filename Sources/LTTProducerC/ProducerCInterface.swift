@@ -64,7 +64,9 @@ public func lttfsMarkerRegister(_ producer: OpaquePointer?, _ channel: UnsafePoi
 /// nor written, so sharing it between threads is safe.
 nonisolated(unsafe) private let noValues = UnsafeRawPointer(UnsafeMutablePointer<lttfs_value>.allocate(capacity: 1))
 
-@_cdecl("lttfs_record_values")
+// `lttfs_record_values` in <lttfs/producer.h>, whose macro names this
+// symbol: the layout of struct lttfs_value it reads (16 bytes) is in the name.
+@_cdecl("lttfs_record_values_2")
 public func lttfsRecordValues(_ marker: OpaquePointer?, _ values: UnsafePointer<lttfs_value>?, _ count: UInt32) -> Int32 {
     guard let marker else { return -EINVAL }
     // What MarkerCore.emit(fieldCount:values:) reads (ValueFields): a

@@ -15,14 +15,18 @@ import SystemPackage
 /// given (`attach`), which checks the seals, the size and the identity
 /// against what the server said over its socket before anything is used.
 ///
-/// Its pages are the system's from `create` on (the memfd is allocated
-/// whole, lttfs_sealed_memfd): a machine short of memory refuses the buffer
-/// there, not with a SIGBUS to a producer. `prefault` then writes the page
-/// tables, chunk by chunk, so that no event pays a page fault, which the
-/// first pass through a buffer otherwise does once per page (the kernel's
-/// relay buffers were pages allocated at alloc; LTTng-UST zero-fills its
-/// buffers and maps them MAP_POPULATE). A producer or a reader that maps
-/// the buffer later (`attach`) populates its own page tables then.
+/// Its pages are allocated at `create` (the memfd is fallocated whole,
+/// lttfs_sealed_memfd), and charged to the server's memory cgroup there,
+/// not at first touch to whichever producer process writes a page first.
+/// `prefault` then fills them and writes the server's page tables, chunk
+/// by chunk, so that no event pays for a page's allocation and zeroing,
+/// which the first pass through a buffer otherwise does once per page (the
+/// kernel's relay buffers were pages allocated at alloc; LTTng-UST
+/// zero-fills its buffers at creation). A process that maps the buffer
+/// later (`attach`) finds every page there: its first touch of each only
+/// maps it. It does not populate its page tables up front: a producer maps
+/// every buffer of every trace, most of which it may never write, and the
+/// pages it mapped would count as its own resident memory.
 public final class RingMapping: @unchecked Sendable {
     public let geometry: RelayGeometry
     public let base: UnsafeMutableRawPointer
@@ -75,7 +79,7 @@ public final class RingMapping: @unchecked Sendable {
         let offset = dataOffset(geometry)
         let size = offset + Int(geometry.allocSize)
         let fd = lttfs_sealed_memfd(name, UInt64(size))
-        guard fd >= 0 else { throw .system("memfd_create", Errno(rawValue: errno)) }
+        guard fd >= 0 else { throw .system("a sealed memfd of \(size) bytes", Errno(rawValue: errno)) }
         guard let raw = mmap(nil, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0), raw != MAP_FAILED else {
             let e = Errno(rawValue: errno)
             close(fd)
@@ -109,7 +113,7 @@ public final class RingMapping: @unchecked Sendable {
             close(fd)
             throw .mismatch("size \(info.st_size) (want \(size)), seals \(seals)")
         }
-        guard let raw = mmap(nil, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd, 0), raw != MAP_FAILED else {
+        guard let raw = mmap(nil, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0), raw != MAP_FAILED else {
             let e = Errno(rawValue: errno)
             close(fd)
             throw .system("mmap", e)

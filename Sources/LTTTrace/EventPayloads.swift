@@ -123,11 +123,13 @@ func postIncrement(_ i: inout Int) -> Int {
 /// values:)`, the C library's `struct lttfs_value` array): 16 bytes per
 /// field, a 64-bit word (an integer's bit pattern, or a text's `const char
 /// *`) then a text's length in bytes, which `LTTFS_STR` measured at the
-/// call. The size reserved and the bytes stored both come from that one
-/// length, so they agree even if the caller's text changes meanwhile (at
-/// worst the copy is torn, never longer). A NULL text records "(null)"; a
-/// length past `maximumTextCount` (no sub-buffer holds it) is sized as
-/// that, and the event, too large for any buffer, is counted lost.
+/// call. The size reserved and the bytes stored both come from that length,
+/// so they agree even if the caller's text changes meanwhile (at worst the
+/// copy is torn, never longer; a NUL that appears within it ends the text,
+/// `PayloadLayout.store`). The values themselves must not change during
+/// the call (the C header says so). A NULL text records "(null)"; a length
+/// past `maximumTextCount` (no sub-buffer holds it) is sized as that, and
+/// the event, too large for any buffer, is counted lost.
 @usableFromInline
 struct ValueFields: PayloadFields {
     @usableFromInline let values: UnsafeRawPointer
@@ -188,6 +190,7 @@ struct TextLinePayload: EventPayload {
 
     @usableFromInline func store(at base: UnsafeMutableRawPointer, alignment: Int) {
         if let source = line.baseAddress, line.count > 0 { base.copyMemory(from: source, byteCount: line.count) }
+        PayloadLayout.padInnerNUL(base, count: line.count)   // the filesystem cuts lines at NULs; the Swift API may not
         (base + line.count).storeBytes(of: 0, as: UInt8.self)
     }
 }

@@ -240,7 +240,7 @@ struct ProducerProcessTests {
         }
     }
 
-    @Test("the C library's values: a NULL text records (null), a text's length is what is copied, a length no buffer holds is a counted loss, a wrong count is EINVAL")
+    @Test("the C library's values: a NULL text records (null), a text's length is what is copied, a NUL within it ends the text, a length no buffer holds is a counted loss, a wrong count is EINVAL")
     func cValues() throws {
         let prefix = try installPrefix()
         defer { try? FileManager.default.removeItem(atPath: prefix) }
@@ -262,7 +262,7 @@ struct ProducerProcessTests {
                 guard case .string(let text)? = e.field("text"), case .unsigned(let n)? = e.field("n") else { return "?" }
                 return "\(n):\(text)"
             }
-            #expect(texts == ["1:(null)", "2:abc", "5:"])
+            #expect(texts == ["1:(null)", "2:abc", "5:", "7:ij###"])
             #expect(trace.channels["app"]!.buffers.reduce(0) { $0 + $1.counters.eventsLost } == 2)
         }
     }

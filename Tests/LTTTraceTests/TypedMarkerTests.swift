@@ -68,6 +68,46 @@ struct TypedMarkerTests {
         ])
     }
 
+    @Test("a NUL inside a text ends it: the bytes reserved after it are '#', and the fields after it read right, on every path that stores text")
+    func innerNULs() throws {
+        let tracer = Tracer(cpuCount: 1)
+        let fast = try tracer.marker("nul", "fast", "s %s n %d", as: (String, Int32).self)
+        let walked = try tracer.marker("nul", "walked", "s %s c %d", as: (String, Celsius).self)
+        let dynamic = try tracer.register(channel: "nul", name: "dynamic", format: "s %s n %u")
+        let c = try tracer.register(channel: "nul", name: "c", format: "s %s n %u")
+        #expect(fast.fields != nil)
+        try tracer.setupTrace("t")
+        try tracer.allocTrace("t")
+        try tracer.startTrace("t")
+        fast.record("ab\0cd", 1)
+        walked.record("\0x", Celsius(degrees: 2))
+        #expect(dynamic.record(arguments: [.string("e\0\0f"), .integer(3)]))
+        // The C library's values: a text whose length runs past its NUL.
+        let text = strdup("gh")!
+        defer { free(text) }
+        let values = UnsafeMutableRawPointer.allocate(byteCount: 32, alignment: 8)
+        defer { values.deallocate() }
+        values.storeBytes(of: UInt64(UInt(bitPattern: text)), toByteOffset: 0, as: UInt64.self)
+        values.storeBytes(of: 3, toByteOffset: 8, as: UInt64.self)          // "gh" and its NUL
+        values.storeBytes(of: 4, toByteOffset: 16, as: UInt64.self)
+        #expect(c.emit(fieldCount: 2, values: values)?.recorded == 1)
+        // A write_event line from the Swift API (the filesystem cuts lines at NULs).
+        let line = Array("k\0l".utf8)
+        #expect(try line.withUnsafeBytes { try tracer.writeEvent($0) }.recorded == 1)
+        try tracer.stopTrace("t")
+        let result = drainAndRead(try tracer.destroyTrace("t"))
+        #expect(result.problems.isEmpty)
+        let fields = result.events.filter { $0.channel == "nul" }.map { $0.fields.map(\.value) }
+        #expect(fields == [
+            [.string("ab###"), .signed(1)],
+            [.string("##"), .signed(2)],
+            [.string("e###"), .unsigned(3)],
+            [.string("gh#"), .unsigned(4)],
+        ])
+        let lines = result.events.filter { $0.marker == "event" }.map { $0.fields.map(\.value) }
+        #expect(lines == [[.string("k##")]])
+    }
+
     @Test("record { ... } forms its arguments only when the marker records, and records what record(...) does")
     func closureForm() throws {
         let tracer = Tracer(cpuCount: 1)

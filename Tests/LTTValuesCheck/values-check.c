@@ -8,7 +8,8 @@
 //        (-ENOBUFS), nothing of it read;
 //   n 4: a length of 2^40, the same;
 //   n 5: an empty text;
-//   n 6: a call with one value for two fields: -EINVAL, nothing recorded.
+//   n 6: a call with one value for two fields: -EINVAL, nothing recorded;
+//   n 7: a length past the text's NUL: the text, then '#' for the rest.
 // Exit 0 when every call returned what it should.
 #include <lttfs/producer.h>
 #include <errno.h>
@@ -29,6 +30,8 @@ int main(void)
     struct lttfs_value endless = { .string = "x", .length = UINT64_MAX };
     struct lttfs_value huge = { .string = "x", .length = 1ull << 40 };
     struct lttfs_value one[1] = { LTTFS_STR("alone") };
+    char room[8] = "ij";
+    struct lttfs_value past = { .string = room, .length = 5 };
     if (lttfs_record(marker, LTTFS_STR(NULL), LTTFS_UINT(1)) != 0)
         wrong++, fprintf(stderr, "values-check: NULL text refused\n");
     if (lttfs_record(marker, prefix, LTTFS_UINT(2)) != 0)
@@ -41,6 +44,8 @@ int main(void)
         wrong++, fprintf(stderr, "values-check: an empty text refused\n");
     if (lttfs_record_values(marker, one, 1) != -EINVAL)
         wrong++, fprintf(stderr, "values-check: one value for two fields not refused\n");
+    if (lttfs_record(marker, past, LTTFS_UINT(7)) != 0)
+        wrong++, fprintf(stderr, "values-check: a length past the NUL refused\n");
     lttfs_producer_close(producer);
     return wrong ? 1 : 0;
 }

@@ -134,9 +134,9 @@ long lttfs_send_nosignal(int fd, const void *bytes, unsigned long length);
 
 // memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING), sized to `size` and
 // sealed against shrinking and growing: memory to share whose size nobody
-// can change under a mapping. Its pages are allocated at once (fallocate),
-// so that a shortage of memory is this call's error (ENOSPC, ENOMEM), not
-// a SIGBUS at first touch. Returns the descriptor or -1 with errno set.
+// can change under a mapping. Its pages are allocated at once (fallocate)
+// and charged to the caller's memory cgroup. Returns the descriptor or -1
+// with errno set.
 int lttfs_sealed_memfd(const char *name, unsigned long long size);
 
 // The seals of `fd` (F_GET_SEALS), or -1 with errno set.

@@ -19,8 +19,10 @@
  * LTTFS_STR for %s. LTTFS_STR measures its text where it is called (a
  * literal or a constant array costs nothing to measure); the library
  * copies that many bytes, so the text must stay that long until the call
- * returns. After fork(2) the child records nothing through its parent's
- * producer; it may open its own.
+ * returns (if a NUL appears within them meanwhile, the text ends there and
+ * the bytes after it are recorded as '#'), and the values themselves must
+ * not change during the call. After fork(2) the child records nothing
+ * through its parent's producer; it may open its own.
  */
 #ifndef LTTFS_PRODUCER_H
 #define LTTFS_PRODUCER_H
@@ -73,6 +75,11 @@ void lttfs_producer_close(lttfs_producer *producer);
  * lives as long as its producer. */
 lttfs_marker *lttfs_marker_register(lttfs_producer *producer, const char *channel, const char *name,
                                     const char *format);
+
+/* The exported symbol names the layout of struct lttfs_value it reads (2:
+ * a word and a length), so that a program built against another layout
+ * fails to load instead of misreading its values. */
+#define lttfs_record_values lttfs_record_values_2
 
 /* Records `count` values into every active trace that records the marker.
  * 0: recorded wherever it is recorded (or nowhere to record it now);
