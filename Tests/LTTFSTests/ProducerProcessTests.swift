@@ -88,7 +88,11 @@ struct ProducerProcessTests {
 
     /// The (seq, src) pairs of the app.item events of a drained trace.
     func items(_ directory: String) -> (pairs: [[UInt64]], result: TraceReader.Result) {
-        let result = TraceReader().read(directory: directory)
+        items(TraceReader().read(directory: directory))
+    }
+
+    /// The app.item events of a trace already read.
+    func items(_ result: TraceReader.Result) -> (pairs: [[UInt64]], result: TraceReader.Result) {
         let pairs = result.events.filter { $0.channel == "app" && $0.marker == "item" }.compactMap { e -> [UInt64]? in
             guard case .unsigned(let seq)? = e.field("seq"), case .unsigned(let src)? = e.field("src") else { return nil }
             return [seq, src]
@@ -215,23 +219,33 @@ struct ProducerProcessTests {
         }
     }
 
-    @Test("fork: a child records nothing through its parent's producer (refused, not counted), and records through one of its own")
-    func forkedChild() throws {
+    /// Builds the C check `Tests/<directory>/<name>.c` against an install.sh
+    /// prefix, runs it against a trace `name` that the conformance consumer
+    /// drains, and hands `check` the destroyed trace and what was drained.
+    func runCCheck(_ directory: String, _ name: String, cpuCount: Int,
+                   check: (Trace, TraceReader.Result) -> Void) throws {
         let prefix = try installPrefix()
         defer { try? FileManager.default.removeItem(atPath: prefix) }
-        let program = try buildC(try String(contentsOfFile: Self.repository + "/Tests/LTTForkCheck/fork-check.c", encoding: .utf8),
-                                 named: "fork-check", in: prefix)
-        try withMount(cpuCount: 2) { m in
-            _ = try startTrace(m, "forks")
-            let out = NSTemporaryDirectory() + "lttfs-forks-" + UUID().uuidString
+        let program = try buildC(try String(contentsOfFile: Self.repository + "/Tests/\(directory)/\(name).c", encoding: .utf8),
+                                 named: name, in: prefix)
+        try withMount(cpuCount: cpuCount) { m in
+            _ = try startTrace(m, name)
+            let out = NSTemporaryDirectory() + "lttfs-\(name)-" + UUID().uuidString
             defer { try? FileManager.default.removeItem(atPath: out) }
-            let consumer = try ConformanceConsumer(m.ltt + "/forks", into: out)
-            let check = try RecorderProcess([program], environment: "LTTFS_MOUNT=\(m.path)")
-            #expect(check.wait() == 0, "\(check.errorText)")
-            try m.tracer.stopTrace("forks")
-            let trace = try m.tracer.destroyTrace("forks")
+            let consumer = try ConformanceConsumer(m.ltt + "/" + name, into: out)
+            let process = try RecorderProcess([program], environment: "LTTFS_MOUNT=\(m.path)")
+            #expect(process.wait() == 0, "\(process.errorText)")
+            try m.tracer.stopTrace(name)
+            let trace = try m.tracer.destroyTrace(name)
             #expect(consumer.finish().status == 0)
-            let (pairs, result) = items(out)
+            check(trace, TraceReader().read(directory: out))
+        }
+    }
+
+    @Test("fork: a child records nothing through its parent's producer (refused, not counted), and records through one of its own")
+    func forkedChild() throws {
+        try runCCheck("LTTForkCheck", "fork-check", cpuCount: 2) { trace, result in
+            let (pairs, _) = items(result)
             #expect(result.problems.isEmpty && result.eventsLost == 0)
             var bySource: [UInt64: Set<UInt64>] = [:]
             for p in pairs { bySource[p[1], default: []].insert(p[0]) }
@@ -242,21 +256,7 @@ struct ProducerProcessTests {
 
     @Test("the C library's values: a NULL text records (null), a text's length is what is copied, a NUL within it ends the text, a length no buffer holds is a counted loss, a wrong count is EINVAL")
     func cValues() throws {
-        let prefix = try installPrefix()
-        defer { try? FileManager.default.removeItem(atPath: prefix) }
-        let program = try buildC(try String(contentsOfFile: Self.repository + "/Tests/LTTValuesCheck/values-check.c", encoding: .utf8),
-                                 named: "values-check", in: prefix)
-        try withMount(cpuCount: 1) { m in
-            _ = try startTrace(m, "values")
-            let out = NSTemporaryDirectory() + "lttfs-values-" + UUID().uuidString
-            defer { try? FileManager.default.removeItem(atPath: out) }
-            let consumer = try ConformanceConsumer(m.ltt + "/values", into: out)
-            let check = try RecorderProcess([program], environment: "LTTFS_MOUNT=\(m.path)")
-            #expect(check.wait() == 0, "\(check.errorText)")
-            try m.tracer.stopTrace("values")
-            let trace = try m.tracer.destroyTrace("values")
-            #expect(consumer.finish().status == 0)
-            let result = TraceReader().read(directory: out)
+        try runCCheck("LTTValuesCheck", "values-check", cpuCount: 1) { trace, result in
             #expect(result.problems.isEmpty)
             let texts = result.events.filter { $0.marker == "texts" }.map { e -> String in
                 guard case .string(let text)? = e.field("text"), case .unsigned(let n)? = e.field("n") else { return "?" }
