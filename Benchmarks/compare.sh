@@ -75,7 +75,7 @@ trap cleanup EXIT
 echo "== building (release)"
 cc -O2 -Iust -o "$work/bench-ust" ust/bench-ust.c -llttng-ust -ldl -lpthread
 cc -O2 -o "$work/parallel-check" ust/parallel-check.c -lpthread
-(cd .. && swift build -c release --product lttfs >/dev/null)
+(cd .. && swift build -c release --product lttfs >/dev/null && swift build -c release --product lttfs-producer >/dev/null)
 lttfs=$(cd .. && swift build -c release --show-bin-path)/lttfs
 swift build -c release --product ProducerBench >/dev/null
 swift build -c release --product DrainBench >/dev/null
