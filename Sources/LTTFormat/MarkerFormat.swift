@@ -16,6 +16,8 @@ public struct MarkerFormat: Sendable, Equatable, CustomStringConvertible {
         case missingConversion(name: String)
         case badConversion(String)
         case floatingPoint(String)
+        /// The metadata channel declares a format as a NUL-terminated text.
+        case nul
 
         public var description: String {
             switch self {
@@ -23,11 +25,13 @@ public struct MarkerFormat: Sendable, Equatable, CustomStringConvertible {
             case .missingConversion(let n): "field \"\(n)\" has no %conversion after it"
             case .badConversion(let c): "\"\(c)\" is not a conversion this format knows (d i u o x X c s p)"
             case .floatingPoint(let c): "\"\(c)\": floating point fields are not part of LTT 2.3"
+            case .nul: "a format cannot hold a NUL (the metadata channel declares it as a NUL-terminated text)"
             }
         }
     }
 
     public init(_ text: String) throws(ParseError) {
+        guard !text.utf8.contains(0) else { throw .nul }
         self.text = text
         var fields: [MarkerField] = []
         var pendingName: String?

@@ -207,7 +207,7 @@ struct ProducerProcessTests {
     }
 
     @Test("the README's C example, built against what install.sh --prefix installs (pkg-config, nothing else on the paths), records into a mount")
-    func cExample() throws {
+    func cProgramExample() throws {
         let prefix = try installPrefix()
         defer { try? FileManager.default.removeItem(atPath: prefix) }
         let program = try buildC(try Self.readmeExample("producer.c"), named: "producer", in: prefix)
@@ -243,7 +243,7 @@ struct ProducerProcessTests {
     }
 
     @Test("fork: a child records nothing through its parent's producer (refused, not counted), and records through one of its own")
-    func forkedChild() throws {
+    func cProgramForks() throws {
         try runCCheck("LTTForkCheck", "fork-check", cpuCount: 2) { trace, result in
             let (pairs, _) = items(result)
             #expect(result.problems.isEmpty && result.eventsLost == 0)
@@ -255,7 +255,7 @@ struct ProducerProcessTests {
     }
 
     @Test("the C library's values: a NULL text records (null), a text's length is what is copied, a NUL within it ends the text, a length no buffer holds is a counted loss, a wrong count is EINVAL")
-    func cValues() throws {
+    func cProgramValues() throws {
         try runCCheck("LTTValuesCheck", "values-check", cpuCount: 1) { trace, result in
             #expect(result.problems.isEmpty)
             let texts = result.events.filter { $0.marker == "texts" }.map { e -> String in

@@ -120,6 +120,7 @@ import Testing
         #expect(throws: MarkerFormat.ParseError.missingConversion(name: "x")) { try MarkerFormat("x") }
         #expect(throws: MarkerFormat.ParseError.floatingPoint("%f")) { try MarkerFormat("x %f") }
         #expect(throws: MarkerFormat.ParseError.badConversion("#3u%d")) { try MarkerFormat("x #3u%d") }
+        #expect(throws: MarkerFormat.ParseError.nul) { try MarkerFormat("a\0b %d") }
     }
 
     @Test func abiValuesAreTheKernelOnes() {

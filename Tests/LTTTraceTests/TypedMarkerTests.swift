@@ -76,6 +76,8 @@ struct TypedMarkerTests {
         let dynamic = try tracer.register(channel: "nul", name: "dynamic", format: "s %s n %u")
         let c = try tracer.register(channel: "nul", name: "c", format: "s %s n %u")
         #expect(fast.fields != nil)
+        // A format is declared as a text: one that holds a NUL is refused.
+        #expect(throws: TraceError.self) { try tracer.register(channel: "nul", name: "bad", format: "a\0b %d") }
         try tracer.setupTrace("t")
         try tracer.allocTrace("t")
         try tracer.startTrace("t")
