@@ -69,21 +69,11 @@ public enum PayloadLayout {
     /// `copyText` copies to the address it is given (returning its length)
     /// followed by a NUL.
     ///
-    /// A `%s` field ends at its first NUL, and a reader finds the next field
-    /// there: a NUL inside the text (a Swift `String` may hold "\0"; a C
-    /// caller's length may reach past its string's end) would make it read
-    /// the rest of the text as the following fields and events. As LTTng-UST's
-    /// `lib_ring_buffer_strcpy` does, the text is cut there and the bytes
-    /// reserved after it become '#' (`padInnerNUL`).
     @inlinable @inline(__always)
     public static func store(_ offset: inout Int, into slot: Slot, base: UnsafeMutableRawPointer, alignment: Int,
                              integer: @autoclosure () -> UInt64, copyText: (UnsafeMutableRawPointer) -> Int) {
         if slot.size == 0 {
-            let text = base + offset
-            let count = copyText(text)
-            padInnerNUL(text, count: count)
-            (text + count).storeBytes(of: 0, as: UInt8.self)
-            offset &+= count &+ 1
+            offset &+= storeText(at: base + offset, copyText)
         } else {
             let o = offset &+ padding(at: offset, size: slot.size, alignment: alignment)
             storeInteger(integer(), size: slot.size, networkOrder: slot.networkOrder, at: base + o)
@@ -93,6 +83,23 @@ public enum PayloadLayout {
 }
 
 extension PayloadLayout {
+    /// Stores a `%s` text at `text`: the bytes `copy` copies there
+    /// (returning their count), then its NUL. Returns the bytes used.
+    ///
+    /// A `%s` field ends at its first NUL, and a reader finds the next field
+    /// there: a NUL inside the text (a Swift `String` may hold "\0"; a C
+    /// caller's length may reach past its string's end) would make it read
+    /// the rest of the text as the following fields and events. As LTTng-UST's
+    /// `lib_ring_buffer_strcpy` does, the text is cut there and the bytes
+    /// reserved after it become '#' (`padInnerNUL`).
+    @inlinable @inline(__always)
+    public static func storeText(at text: UnsafeMutableRawPointer, _ copy: (UnsafeMutableRawPointer) -> Int) -> Int {
+        let count = copy(text)
+        padInnerNUL(text, count: count)
+        (text + count).storeBytes(of: 0, as: UInt8.self)
+        return count &+ 1
+    }
+
     /// The '#' that replaces a stored text from its first NUL on: the
     /// reserved size does not change, and the field ends where it should.
     @inlinable @inline(__always)

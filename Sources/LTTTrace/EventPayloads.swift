@@ -189,8 +189,10 @@ struct TextLinePayload: EventPayload {
     @usableFromInline func size(alignment: Int) -> Int { line.count &+ 1 }
 
     @usableFromInline func store(at base: UnsafeMutableRawPointer, alignment: Int) {
-        if let source = line.baseAddress, line.count > 0 { base.copyMemory(from: source, byteCount: line.count) }
-        PayloadLayout.padInnerNUL(base, count: line.count)   // the filesystem cuts lines at NULs; the Swift API may not
-        (base + line.count).storeBytes(of: 0, as: UInt8.self)
+        // The filesystem cuts lines at NULs; the Swift API may not.
+        _ = PayloadLayout.storeText(at: base) { text in
+            if let source = line.baseAddress, line.count > 0 { text.copyMemory(from: source, byteCount: line.count) }
+            return line.count
+        }
     }
 }

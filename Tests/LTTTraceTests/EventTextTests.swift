@@ -96,14 +96,7 @@ struct EventTextTests {
             }
         }
         try tracer.stopTrace("t")
-        let trace = try tracer.destroyTrace("t")
-        let dir = TemporaryDirectory()
-        defer { dir.remove() }
-        drain(trace, to: dir.path)
-        let whole = TraceReader().read(directory: dir.path)
-        #expect(whole.problems.isEmpty)
-        let want = whole.events.filter { $0.channel == "app" }.map { $0.line + "\n" }.joined()
-        let got = streamed(dir.path).text
+        let (want, got, _) = streamedNextToWhole(try tracer.destroyTrace("t")) { $0.channel == "app" }
         #expect(got.split(separator: "\n").count == recorded)
         #expect(got == want)
     }

@@ -62,14 +62,7 @@ struct StreamTests {
             })
         }
         try tracer.stopTrace("t")
-        let trace = try tracer.destroyTrace("t")
-        let dir = TemporaryDirectory()
-        defer { dir.remove() }
-        drain(trace, to: dir.path)
-        let whole = TraceReader().read(directory: dir.path)
-        #expect(whole.problems.isEmpty)
-        let want = whole.events.filter { $0.channel != Metadata.channel }.map { $0.line + "\n" }.joined()
-        let (text, stream) = streamed(dir.path)
+        let (want, text, stream) = streamedNextToWhole(try tracer.destroyTrace("t")) { $0.channel != Metadata.channel }
         #expect(text.split(separator: "\n").count == 2 * (400 + 80 + 45))
         #expect(text == want)
         #expect(stream.problems.isEmpty && stream.metadata.problems.isEmpty)
@@ -115,6 +108,20 @@ struct StreamTests {
 
 /// What `lttfs dump` prints for the trace in `directory`, and the stream
 /// (its problems).
+/// Drains `trace` into a temporary directory and reads it both ways: whole
+/// (`TraceReader`, which must find no problem) and streamed. `want` is the
+/// whole reader's text of the events `keep` selects, `text` the stream's.
+func streamedNextToWhole(_ trace: Trace, keep: (DecodedEvent) -> Bool)
+    -> (want: String, text: String, stream: TraceStream) {
+    let dir = TemporaryDirectory()
+    defer { dir.remove() }
+    drain(trace, to: dir.path)
+    let whole = TraceReader().read(directory: dir.path)
+    #expect(whole.problems.isEmpty)
+    let (text, stream) = streamed(dir.path)
+    return (whole.events.filter(keep).map { $0.line + "\n" }.joined(), text, stream)
+}
+
 func streamed(_ directory: String) -> (text: String, stream: TraceStream) {
     let stream = TraceStream(directory: directory)
     let text = EventText(stream)
