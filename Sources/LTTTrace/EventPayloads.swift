@@ -124,10 +124,11 @@ func postIncrement(_ i: inout Int) -> Int {
 /// field, a 64-bit word (an integer's bit pattern, or a text's `const char
 /// *`) then a text's length in bytes, which `LTTFS_STR` measured at the
 /// call. The size reserved and the bytes stored both come from that length,
-/// so they agree even if the caller's text changes meanwhile (at worst the
-/// copy is torn, never longer; a NUL that appears within it ends the text,
-/// `PayloadLayout.store`). The values themselves must not change during
-/// the call (the C header says so). A NULL text records "(null)"; a length
+/// read twice from the same memory: `MarkerCore.emit` hands over its own
+/// copy of the caller's array, which nothing else writes. So they agree
+/// even if the caller's text changes meanwhile (at worst the copy is torn,
+/// never longer; a NUL that appears within it ends the text,
+/// `PayloadLayout.store`). A NULL text records "(null)"; a length
 /// past `maximumTextCount` (no sub-buffer holds it) is sized as that, and
 /// the event, too large for any buffer, is counted lost.
 @usableFromInline

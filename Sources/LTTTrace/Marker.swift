@@ -88,6 +88,7 @@ public final class MarkerCore: @unchecked Sendable, CustomStringConvertible {
         self.eventID = eventID
         self.sizedHeader = sizedHeader
         maxIntegerSize = format.fields.compactMap(\.storedSize).max() ?? 1
+        fieldCount = format.fields.count
         slots = .allocate(capacity: max(1, format.fields.count))
         for (i, field) in format.fields.enumerated() { (slots.baseAddress! + i).initialize(to: .init(field)) }
         sinksSlot = .allocate(capacity: 1)
@@ -136,20 +137,31 @@ public final class MarkerCore: @unchecked Sendable, CustomStringConvertible {
         emit(arguments: arguments) != nil
     }
 
-    /// The field count of the format, for a caller that checks it first.
-    public var fieldCount: Int { slots.count }
+    /// The field count of the format, for a caller that checks it first
+    /// (0 for a format with no fields, whose `slots` still hold one entry).
+    public let fieldCount: Int
 
     /// Records the values of a caller that is not Swift (the C library's
     /// `struct lttfs_value` array, `ValueFields`): 16 bytes per field at
     /// `values`, an integer field's bit pattern or a text field's `const
-    /// char *` and its length. `fieldCount` must be the format's. Allocates
-    /// nothing and measures nothing: each text's length came with it. nil:
-    /// the count is wrong.
+    /// char *` and its length. `fieldCount` must be the format's. Measures
+    /// nothing: each text's length came with it. nil: the count is wrong.
+    ///
+    /// The values are copied to the stack first, and read from there only:
+    /// the event is sized from them, then stored from them, and a caller
+    /// that changed its array meanwhile (another thread of a buggy program)
+    /// would otherwise have the store copy more than was reserved, over the
+    /// next event in a buffer other processes share. (Its texts' bytes may
+    /// still change under the copy: torn, never longer.)
     @inlinable
     public func emit(fieldCount: Int, values: UnsafeRawPointer) -> EmitResult? {
-        guard fieldCount == slots.count else { return nil }
-        return emitter.emit(FieldsPayload(ValueFields(values: values), slots: UnsafePointer(slots.baseAddress!),
-                                          count: fieldCount))
+        guard fieldCount == self.fieldCount else { return nil }
+        let (emitter, slots) = (emitter, UnsafePointer(slots.baseAddress!))
+        return withUnsafeTemporaryAllocation(byteCount: max(1, fieldCount &* ValueFields.stride), alignment: 16) { copy in
+            copy.baseAddress!.copyMemory(from: values, byteCount: fieldCount &* ValueFields.stride)
+            return emitter.emit(FieldsPayload(ValueFields(values: UnsafeRawPointer(copy.baseAddress!)), slots: slots,
+                                              count: fieldCount))
+        }
     }
 
     /// What a NULL text records.

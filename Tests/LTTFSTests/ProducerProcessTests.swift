@@ -254,7 +254,7 @@ struct ProducerProcessTests {
         }
     }
 
-    @Test("the C library's values: a NULL text records (null), a text's length is what is copied, a NUL within it ends the text, a length no buffer holds is a counted loss, a wrong count is EINVAL")
+    @Test("the C library's values: a NULL text records (null), a text's length is what is copied, a NUL within it ends the text, a length no buffer holds is a counted loss, a wrong count is EINVAL, a marker with no fields records with none")
     func cProgramValues() throws {
         try runCCheck("LTTValuesCheck", "values-check", cpuCount: 1) { trace, result in
             #expect(result.problems.isEmpty)
@@ -263,6 +263,7 @@ struct ProducerProcessTests {
                 return "\(n):\(text)"
             }
             #expect(texts == ["1:(null)", "2:abc", "5:", "7:ij###"])
+            #expect(result.events.filter { $0.marker == "bare" }.map(\.fields.count) == [0, 0])
             #expect(trace.channels["app"]!.buffers.reduce(0) { $0 + $1.counters.eventsLost } == 2)
         }
     }

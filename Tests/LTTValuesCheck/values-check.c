@@ -10,6 +10,9 @@
 //   n 5: an empty text;
 //   n 6: a call with one value for two fields: -EINVAL, nothing recorded;
 //   n 7: a length past the text's NUL: the text, then '#' for the rest.
+// And into app.bare, a marker with no fields (format ""): a call with no
+// values records one event, twice (values NULL, then not); a call with one
+// value is -EINVAL.
 // Exit 0 when every call returned what it should.
 #include <lttfs/producer.h>
 #include <errno.h>
@@ -19,7 +22,8 @@ int main(void)
 {
     lttfs_producer *producer = lttfs_producer_open(NULL);
     lttfs_marker *marker = producer ? lttfs_marker_register(producer, "app", "texts", "text %s n %u") : NULL;
-    if (!marker) {
+    lttfs_marker *bare = marker ? lttfs_marker_register(producer, "app", "bare", "") : NULL;
+    if (!bare) {
         char why[256];
         lttfs_last_error(why, sizeof why);
         fprintf(stderr, "values-check: %s\n", why);
@@ -46,6 +50,12 @@ int main(void)
         wrong++, fprintf(stderr, "values-check: one value for two fields not refused\n");
     if (lttfs_record(marker, past, LTTFS_UINT(7)) != 0)
         wrong++, fprintf(stderr, "values-check: a length past the NUL refused\n");
+    if (lttfs_record_values(bare, NULL, 0) != 0)
+        wrong++, fprintf(stderr, "values-check: no values for no fields refused\n");
+    if (lttfs_record_values(bare, one, 0) != 0)
+        wrong++, fprintf(stderr, "values-check: no values (a pointer given) for no fields refused\n");
+    if (lttfs_record_values(bare, one, 1) != -EINVAL)
+        wrong++, fprintf(stderr, "values-check: one value for no fields not refused\n");
     lttfs_producer_close(producer);
     return wrong ? 1 : 0;
 }

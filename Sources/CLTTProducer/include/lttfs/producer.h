@@ -78,7 +78,8 @@ lttfs_marker *lttfs_marker_register(lttfs_producer *producer, const char *channe
 
 /* The exported symbol names the layout of struct lttfs_value it reads (2:
  * a word and a length), so that a program built against another layout
- * fails to load instead of misreading its values. */
+ * fails to link, or at its first call (a symbol lookup error), instead of
+ * misreading its values. */
 #define lttfs_record_values lttfs_record_values_2
 
 /* Records `count` values into every active trace that records the marker.
