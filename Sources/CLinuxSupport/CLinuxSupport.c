@@ -234,6 +234,30 @@ static int close_failed(int fd)
 	return -1;
 }
 
+// fallocate(2) of [0, size) a piece at a time. Before Linux 6.10, shmem's
+// fallocate gives up with EINTR on any pending signal, not only a fatal one
+// (a profiler's SIGPROF, a program's timers): an interrupted piece is tried
+// again, halved each time (the kernel undoes only that call's range), and
+// only a signal that comes faster than 64 KiB can be filled ends it.
+static int fallocate_pieces(int fd, unsigned long long size)
+{
+	unsigned long long done = 0, piece = 16ull << 20;
+	unsigned interrupted = 0;
+	while (done < size) {
+		unsigned long long n = size - done < piece ? size - done : piece;
+		if (fallocate(fd, 0, (off_t)done, (off_t)n) == 0) {
+			done += n;
+			interrupted = 0;
+			continue;
+		}
+		if (errno != EINTR || ++interrupted > 64)
+			return -1;
+		if (piece > (64ull << 10))
+			piece /= 2;
+	}
+	return 0;
+}
+
 int lttfs_sealed_memfd(const char *name, unsigned long long size)
 {
 	int fd = memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING);
@@ -244,7 +268,7 @@ int lttfs_sealed_memfd(const char *name, unsigned long long size)
 	// Every page allocated now (shmem's fallocate), and charged to this
 	// process's memory cgroup, instead of at first touch to whichever
 	// producer process writes it first, inside an event.
-	if (fallocate(fd, 0, 0, (off_t)size) != 0 && errno != EOPNOTSUPP)
+	if (fallocate_pieces(fd, size) != 0 && errno != EOPNOTSUPP)
 		return close_failed(fd);
 	if (fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) != 0)
 		return close_failed(fd);

@@ -11,6 +11,9 @@ import SystemPackage
 /// trailing newline is fine, and a refused write changes nothing.
 struct ControlFiles {
     let tracer: Tracer
+    /// Whether an alloc may go on populating its buffers (false once the
+    /// server stops: `Tracer.allocTrace`).
+    let preparing: @Sendable () -> Bool
 
     /// An error for write(2): the errno and the reason logged with it.
     struct Refusal: Error {
@@ -147,7 +150,7 @@ struct ControlFiles {
                 case .trans: try tracer.setTransport(trace: name, word)
                 case .alloc:
                     guard try Self.bool(word) else { throw Refusal(.invalidArgument, "alloc takes 1, y or Y") }
-                    try tracer.allocTrace(name)
+                    try tracer.allocTrace(name, preparing: preparing)
                 case .enabled:
                     if try Self.bool(word) { try tracer.startTrace(name) } else { try tracer.stopTrace(name) }
                 case .stats:

@@ -34,7 +34,7 @@ final class FileSystem: Sendable {
     let refusals: RefusalLog
     /// Every write_event request waiting for room, so that shutdown can
     /// end their waits and answer them before it unmounts.
-    private let waits = Locked<(stopping: Bool, pending: [ObjectIdentifier: WaitCancellation])>((false, [:]))
+    private let waits: Locked<(stopping: Bool, pending: [ObjectIdentifier: WaitCancellation])>
     /// The longest line `write_event` takes (the kernel never cuts a line
     /// this long across two requests).
     static let maximumLine = 65536
@@ -53,7 +53,10 @@ final class FileSystem: Sendable {
         gid = accessGroup ?? getgid()
         refusals = RefusalLog(logger: logger)
         resolver = NodeResolver(tracer: tracer)
-        control = ControlFiles(tracer: tracer)
+        let waits = Locked<(stopping: Bool, pending: [ObjectIdentifier: WaitCancellation])>((false, [:]))
+        self.waits = waits
+        // An alloc populating its buffers stops when the server does.
+        control = ControlFiles(tracer: tracer, preparing: { !waits.withLock { $0.stopping } })
     }
 
     /// The session's page cache, from mount to unmount (nil: none).
@@ -377,14 +380,13 @@ final class FileSystem: Sendable {
 
     /// Shutdown: every write_event waiting for room stops waiting now and is
     /// answered, and any that comes later does not wait at all; an alloc
-    /// populating its buffers stops there (Tracer.endPreparations).
+    /// populating its buffers stops there (ControlFiles.preparing).
     func endRequestWaits() {
         let pending = waits.withLock { w in
             w.stopping = true
             return Array(w.pending.values)
         }
         pending.forEach { $0.cancel() }
-        tracer.endPreparations()
     }
 
     // MARK: ioctl and poll

@@ -139,7 +139,7 @@ struct NodeResolver {
         case .root: return ["ltt"]
         case .ltt:
             let traces = tracer.traces.filter { $0.state.hasBuffers }.map(\.name)
-            return ["control", "destroy_trace", "markers", "producer_socket", "setup_trace", "write_event"] + traces.sorted()
+            return TraceName.lttFiles + traces.sorted()
         case .controlDir: return tracer.traces.map(\.name).sorted()
         case .traceControl: return ["channel"] + Node.TraceControlFile.allCases.map(\.rawValue)
         case .channelsDir(let t): return (tracer.trace(t)?.settings.keys.map { $0 } ?? []).sorted()

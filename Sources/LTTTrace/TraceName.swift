@@ -13,8 +13,14 @@ public enum TraceName {
         case trace, channel, marker
     }
 
-    /// Names of `<mount>/ltt/` that a trace directory would shadow.
-    static let reservedTraceNames: Set<String> = ["control", "markers", "setup_trace", "destroy_trace", "write_event"]
+    /// The files of `<mount>/ltt/` itself, which a trace directory would
+    /// shadow (the filesystem lists and finds exactly these).
+    public static let lttFiles = ["control", "destroy_trace", "markers", "producer_socket", "setup_trace", "write_event"]
+
+    /// What starts a flight-recorder buffer file's name (`flight-<channel>_<cpu>`):
+    /// a channel named so would share its file names with the flight-recorder
+    /// files of the channel after the prefix, and readers take the prefix off.
+    public static let flightPrefix = "flight-"
 
     public static func validate(_ name: String, as kind: Kind) throws(TraceError) {
         let bytes = Array(name.utf8)
@@ -32,8 +38,11 @@ public enum TraceName {
                                || b == UInt8(ascii: ".")) {
             throw .invalidName("\(kind.rawValue) name \(LogText.quoted(name)) has \(LogText.quoted(bytes: [b])): use letters, digits, '_', '-' and '.'")
         }
-        if kind == .trace && reservedTraceNames.contains(name) {
+        if kind == .trace && lttFiles.contains(name) {
             throw .invalidName("\(name) is a name of ltt/ itself")
+        }
+        if kind == .channel && name.hasPrefix(flightPrefix) {
+            throw .invalidName("channel name \(LogText.quoted(name)) starts with \(LogText.quoted(flightPrefix)), which names flight-recorder buffer files")
         }
     }
 }

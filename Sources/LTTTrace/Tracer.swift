@@ -73,8 +73,6 @@ public final class Tracer: @unchecked Sendable {
     public let cpuCount: Int
     /// Trace alignment for new traces (0: packed, 8: natural).
     public let alignment: UInt8
-    /// Set by `endPreparations`: allocs stop populating page tables.
-    private let preparationsEnded = Atomic<Bool>(false)
     private let switchTimer = PeriodicThread(name: "lttfs-switch-timer", interval: 0.005)
     /// Log sink for control refusals and destroy-time counters.
     public let log: @Sendable (TracerLogLevel, String) -> Void
@@ -291,8 +289,9 @@ public final class Tracer: @unchecked Sendable {
 
     /// alloc: creates the buffers of every enabled channel and declares
     /// every known marker in the metadata channel, then, with the control
-    /// lock released, populates the buffers' page tables (`prefault`).
-    public func allocTrace(_ name: String) throws(TraceError) {
+    /// lock released, populates the buffers' page tables (`prefault`) while
+    /// `preparing` says to (the server stops it when it shuts down).
+    public func allocTrace(_ name: String, preparing: () -> Bool = { true }) throws(TraceError) {
         try requireServer("allocTrace \(name)")
         let (serial, channels) = try control.withLock { (r: inout Registry) throws(TraceError) -> (UInt64, [RelayChannel]) in
             guard let trace = r.traces[name] else { throw .traceNotFound(name) }
@@ -342,26 +341,21 @@ public final class Tracer: @unchecked Sendable {
             publish(r)
             return (trace.serial, trace.channels.sorted { $0.key < $1.key }.map(\.value))
         }
-        prefault(channels, ofTrace: name, serial: serial)
+        prefault(channels, ofTrace: name, serial: serial, while: preparing)
     }
 
-    /// Writes the page tables of a new trace's buffers, so that no event
-    /// takes a page fault (RingMapping.prefault): half a second per GiB
+    /// Writes the page tables of a new trace's buffers, so that no event of
+    /// this process takes a page fault (RingMapping.prefault; a producer
+    /// process maps the pages at its first touch): half a second per GiB
     /// here, which is why it runs outside the control lock, where other
     /// control operations go on meanwhile. It stops when the trace is
-    /// destroyed or `endPreparations` is called (shutdown); the pages left
-    /// are faulted in by their first events instead.
-    private func prefault(_ channels: [RelayChannel], ofTrace name: String, serial: UInt64) {
-        let current = { [self] in
-            !preparationsEnded.load(ordering: .relaxed) && published.withLock { $0.traces[name]?.serial == serial }
+    /// destroyed or `preparing` says no more (shutdown); the pages left are
+    /// faulted in by their first events instead.
+    private func prefault(_ channels: [RelayChannel], ofTrace name: String, serial: UInt64, while preparing: () -> Bool) {
+        for channel in channels {
+            guard channel.prefault(while: { preparing() && published.withLock { $0.traces[name]?.serial == serial } })
+            else { return }
         }
-        for channel in channels where !channel.prefault(while: current) { return }
-    }
-
-    /// Ends every `alloc` still populating its buffers' page tables, and
-    /// any later one's at once: the server is stopping.
-    public func endPreparations() {
-        preparationsEnded.store(true, ordering: .relaxed)
     }
 
     /// enabled = 1: start recording.

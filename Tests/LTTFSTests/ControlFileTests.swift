@@ -41,7 +41,12 @@ struct ControlFileTests {
             ("control/fresh/trans", "relay-lockless\n", EINVAL),                 // unknown transport
             ("control/fresh/enabled", "1\n", EPERM),                             // not allocated
         ]
-        for (file, text, expected) in refusals + fresh {
+        // No trace may be named as a file of ltt/ itself (the listing, not
+        // a copy of it: a file added to ltt/ is covered).
+        let own = try FileManager.default.contentsOfDirectory(atPath: ltt).filter { $0 != "good" }
+        #expect(own.contains("producer_socket") && own.count == 6, "\(own)")
+        let shadows = own.map { ("setup_trace", $0 + "\n", EINVAL) }
+        for (file, text, expected) in refusals + fresh + shadows {
             #expect(w(file, text) == expected, "\(file) <- \(text.prefix(30))")
         }
         // A trace, channel or marker that does not exist: ENOENT at open.

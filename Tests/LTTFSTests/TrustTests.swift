@@ -287,7 +287,7 @@ struct TrustTests {
         return kib * 1024
     }
 
-    @Test("alloc takes the buffers' memory at once and maps every page, so that no event pays a page fault")
+    @Test("alloc takes the buffers' memory at once and maps every page, so that no event of the server's process pays a page fault")
     func allocMapsItsMemory() throws {
         let server = try ServerProcess(arguments: ["--cpus", "2", "--buffer-memory", "2G"])
         defer { server.stop() }

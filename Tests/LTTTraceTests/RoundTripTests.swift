@@ -3,6 +3,7 @@ import LTTFormat
 import Foundation
 import Synchronization
 import LTTTraceTestSupport
+import LTTTestSupport
 import Testing
 @testable import LTTRelay
 import LTTReader
@@ -349,12 +350,60 @@ struct RoundTripTests {
         }
     }
 
+    /// This process's shared memory mapped in (RssShmem), in bytes.
+    static func residentSharedMemory() -> UInt64 {
+        let status = (try? String(contentsOfFile: "/proc/self/status", encoding: .utf8)) ?? ""
+        let line = status.split(separator: "\n").first { $0.hasPrefix("RssShmem:") } ?? ""
+        return (UInt64(line.split(separator: " ").dropFirst().first ?? "") ?? 0) * 1024
+    }
+
+    @Test("alloc populates its buffers outside the control lock, a piece at a time, and stops at once when told to or when the trace is destroyed")
+    func allocStopsPopulating() throws {
+        let tracer = Tracer(cpuCount: 2, bufferMemoryLimit: 4 << 30)
+        let piece: UInt64 = 4 << 20                                     // RingMapping.prefault's
+        for ending in ["told", "destroyed"] {
+            try tracer.setupTrace("big")
+            try tracer.updateChannel(trace: "big", channel: "userspace") {
+                $0.subbufferSize = 64 << 20
+                $0.subbufferCount = 8
+            }                                                           // 2 x 512 MiB
+            let before = Self.residentSharedMemory()
+            var asked = 0
+            let started = Date()
+            try tracer.allocTrace("big", preparing: {
+                asked += 1
+                guard asked == 16 else { return asked < 16 }
+                if ending == "told" { return false }
+                // Destroyed while it populates: from another thread, as a
+                // control write would (no control lock is held here).
+                let destroyed = Flag()
+                Thread { _ = try? tracer.destroyTrace("big"); destroyed.set() }.start()
+                #expect(destroyed.wait(seconds: 10))
+                return true
+            })
+            let mapped = Self.residentSharedMemory() &- before
+            #expect(asked == 16 || (ending == "destroyed" && asked == 17), "\(ending): asked \(asked) times")
+            #expect(mapped < 40 * piece, "\(ending): \(mapped >> 20) MiB mapped after 16 pieces of 4 MiB")
+            #expect(Date().timeIntervalSince(started) < 10)
+            if ending == "told" {
+                #expect(tracer.trace("big")?.state == .allocated, "the trace itself is whole")
+                _ = try tracer.destroyTrace("big")
+            }
+            #expect(tracer.trace("big") == nil)
+        }
+    }
+
     @Test("life-cycle errors are typed and map to errno")
     func lifeCycleErrors() throws {
         let tracer = Tracer(cpuCount: 1)
         #expect(throws: TraceError.invalidName("trace name is empty")) { try tracer.setupTrace("") }
         #expect(throws: TraceError.self) { try tracer.setupTrace("a/b") }
         #expect(throws: TraceError.self) { try tracer.setupTrace(String(repeating: "x", count: 256)) }
+        // A channel named like a flight-recorder file would share its files
+        // with the channel after the prefix.
+        #expect(throws: TraceError.self) { try tracer.register(channel: "flight-app", name: "m", format: "") }
+        #expect(throws: TraceError.self) { try tracer.register(channel: "flight-", name: "m", format: "") }
+        #expect((try? tracer.register(channel: "app-flight-", name: "m", format: "")) != nil)
         try tracer.setupTrace("t")
         #expect(throws: TraceError.traceExists("t")) { try tracer.setupTrace("t") }
         #expect(throws: TraceError.wrongState("trace t has no buffers yet: write 1 to alloc first")) { try tracer.startTrace("t") }
