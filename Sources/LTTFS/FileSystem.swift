@@ -318,19 +318,19 @@ final class FileSystem: Sendable {
         }
     }
 
-    /// The kernel cuts a large write(2) into requests of max_write bytes
-    /// (fuse_direct_io), fewer only for the last one or for a user buffer
-    /// that does not start on a page: never fewer than 32 pages less one
-    /// page's worth. A request shorter than this is the end of its write(2).
-    static let shortestInnerRequest = 124 * 1024
-
     /// One event per line (ltt-userspace-event.c), every complete line of the
     /// request in this one request: lines end at a newline or a NUL, and
-    /// write(2) returns the bytes of the lines recorded. A piece after the
-    /// last newline is one event of its own when the request is the end of
-    /// its write(2); in a request that may be followed by more of the same
-    /// write, it is left for the writer to send again (a short write), so
-    /// that no line is ever cut in two. A line that cannot be recorded
+    /// write(2) returns the bytes of the lines recorded.
+    ///
+    /// A request does not say whether it ends its write(2): the kernel cuts
+    /// a write(2) into requests of at most max_write bytes and max_pages
+    /// pages (fuse_direct_io), and each buffer of a writev(2) takes pages of
+    /// its own, so a writev of many short pieces ends a request after a few
+    /// KiB, anywhere in a line. So the piece after a request's last newline
+    /// is left for the writer to send again (a short write, which the C
+    /// library completes: the piece then starts the next request), and a
+    /// request that holds no newline at all is one event: no line is cut in
+    /// two but one that is longer than a request. A line that cannot be recorded
     /// (longer than `maximumLine`, too long for every sub-buffer,
     /// interrupted while waiting for room) ends the batch: the lines before
     /// it are answered as a short write, and the writer's next write(2)
@@ -342,12 +342,11 @@ final class FileSystem: Sendable {
             w.pending[ObjectIdentifier(cancellation)] = cancellation
         }
         defer { _ = waits.withLock { $0.pending.removeValue(forKey: ObjectIdentifier(cancellation)) } }
-        let mayContinue = bytes.count >= Self.shortestInnerRequest
         var used = 0
         while used < bytes.count {
             let rest = bytes[used...]
             let cut = rest.firstIndex { $0 == 0x0A || $0 == 0 }
-            if cut == nil && mayContinue && used > 0 { break }   // the piece comes again, whole
+            if cut == nil && used > 0 { break }   // the piece comes again, whole
             let end = cut ?? bytes.count
             let line = UnsafeRawBufferPointer(rebasing: bytes[used..<end])
             let failure: Errno

@@ -340,6 +340,64 @@ struct EndToEndTests {
         #expect(firstDifference == nil, "line \((firstDifference ?? 0) + 1) differs")
     }
 
+    @Test("one writev(2) of 120 lines in 360 buffers, each on a page of its own (the kernel ends a request at 256 pages, inside a line): each line one event, whole, in order")
+    func writevOfManyBuffers() throws {
+        let server = try ServerProcess()
+        defer { server.stop() }
+        let ltt = server.ltt
+        #expect(writeControl(ltt + "/setup_trace", "v\n") == 0)
+        #expect(writeControl(ltt + "/control/v/alloc", "1\n") == 0)
+        #expect(writeControl(ltt + "/control/v/enabled", "1\n") == 0)
+        let out = NSTemporaryDirectory() + "lttfs-writev-" + UUID().uuidString
+        defer { try? FileManager.default.removeItem(atPath: out) }
+        let consumer = try ConformanceConsumer(ltt + "/v", into: out)
+        // A logger's way: a prefix, the message and the newline, each a
+        // buffer of its own.
+        let lines = (1...120).map { String(format: "[app] message number %04d, some text after it", $0) }
+        let pieces = lines.flatMap { ["[app] ", String($0.dropFirst(6)), "\n"] }
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        let memory = UnsafeMutableRawPointer.allocate(byteCount: pieces.count * page, alignment: page)
+        defer { memory.deallocate() }
+        var buffers = pieces.enumerated().map { i, piece -> iovec in
+            let base = memory + i * page
+            piece.utf8.withContiguousStorageIfAvailable { base.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+            return iovec(iov_base: base, iov_len: piece.utf8.count)
+        }
+        let fd = open(ltt + "/write_event", O_WRONLY)
+        #expect(fd >= 0)
+        // writev(2) until everything is taken, past each short write.
+        var first = 0
+        var calls = 0
+        while first < buffers.count {
+            let n = buffers[first...].withUnsafeBufferPointer { writev(fd, $0.baseAddress!, Int32($0.count)) }
+            guard n > 0 else { Issue.record("writev returned \(n), errno \(errno)"); break }
+            calls += 1
+            var left = n
+            while left > 0 && left >= buffers[first].iov_len {
+                left -= buffers[first].iov_len
+                first += 1
+            }
+            if left > 0 {
+                buffers[first].iov_base = buffers[first].iov_base! + left
+                buffers[first].iov_len -= left
+            }
+        }
+        close(fd)
+        #expect(calls >= 2, "the kernel cut the writev in \(calls) requests")
+        #expect(writeControl(ltt + "/destroy_trace", "v\n") == 0)
+        let result = consumer.finish()
+        #expect(result.status == 0, "\(result.error)")
+        let read = TraceReader().read(directory: out)
+        #expect(read.problems.isEmpty, "\(read.problems.prefix(3))")
+        let recorded = read.events.filter { $0.channel == "userspace" }.compactMap { event -> String? in
+            if case .string(let s)? = event.fields.first?.value { return s }
+            return nil
+        }
+        #expect(recorded.count == lines.count)
+        let firstDifference = zip(recorded, lines).enumerated().first { $0.element.0 != $0.element.1 }?.offset
+        #expect(firstDifference == nil, "line \((firstDifference ?? 0) + 1) differs: \(recorded[firstDifference ?? 0])")
+    }
+
     @Test("blocking_timeout: producers wait for a slow consumer and lose nothing; with no consumer the wait is bounded")
     func blockingProducers() throws {
         try withMount(cpuCount: 1) { m in

@@ -165,7 +165,9 @@ struct FileSystemLogicTests {
     func writeEventLines() throws {
         try startSmallTrace("w")
         let buffer = try #require(tracer.trace("w")?.bufferFiles.first { $0.0 == "userspace_0" }?.1)
-        #expect(try write("ltt/write_event", "hello\nworld") == 11, "both lines, the last without its newline")
+        #expect(try write("ltt/write_event", "hello\nworld") == 6, "the piece after the last newline comes again")
+        #expect(buffer.counters.eventsWritten == 1)
+        #expect(try write("ltt/write_event", "world") == 5, "a request without a newline is one event")
         #expect(buffer.counters.eventsWritten == 2)
         #expect(try write("ltt/write_event", "a\0b\n\n") == 5, "a NUL ends a line too; an empty line is an event")
         #expect(buffer.counters.eventsWritten == 5)
@@ -181,7 +183,7 @@ struct FileSystemLogicTests {
         #expect(buffer.counters.eventsWritten == 7)
     }
 
-    @Test("write_event: a request that a longer write(2) may continue leaves its last, unfinished line for the next write")
+    @Test("write_event: a request, long or short, leaves the piece after its last newline for the writer to send again")
     func writeEventCutRequests() throws {
         _ = try write("ltt/setup_trace", "big\n")
         _ = try write("ltt/control/big/channel/userspace/subbuf_size", "1048576\n")
@@ -192,13 +194,14 @@ struct FileSystemLogicTests {
         // As the kernel sends a 124 KiB piece of a larger write: 3,100
         // lines of 40 bytes, then the start of the next one.
         let lines = String(repeating: String(repeating: "l", count: 39) + "\n", count: 3100)
-        let request = lines + String(repeating: "p", count: FileSystem.shortestInnerRequest + 100 - lines.utf8.count)
-        #expect(request.utf8.count >= FileSystem.shortestInnerRequest)
+        let request = lines + String(repeating: "p", count: 124 * 1024 + 100 - lines.utf8.count)
         #expect(try write("ltt/write_event", request) == lines.utf8.count, "the cut line is not recorded")
         #expect(buffer.counters.eventsWritten == 3100)
-        // The same bytes as the end of a write(2) (shorter than a full
-        // request): the last piece is an event of its own.
-        #expect(try write("ltt/write_event", "tail\nlast piece") == 15)
+        // A short request may end inside a line too (a writev(2) of many
+        // buffers, each on pages of its own): the same.
+        #expect(try write("ltt/write_event", "tail\nstart of a li") == 5)
+        #expect(buffer.counters.eventsWritten == 3101)
+        #expect(try write("ltt/write_event", "start of a line\n") == 16, "the line, whole")
         #expect(buffer.counters.eventsWritten == 3102)
     }
 
