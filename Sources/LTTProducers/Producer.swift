@@ -39,7 +39,9 @@ public final class Producer: @unchecked Sendable {
     /// same API as in the server's own process.
     public let tracer: Tracer
     private let socket: SeqpacketSocket
-    private let requests = Locked(())
+    /// One request at a time, and the replies the server still owes for
+    /// requests whose wait ran out (`Owed`).
+    private let requests = Locked<[Owed]>([])
     private let page: ProducersPage
     /// Rung (outside the buffer lock) when a sub-buffer is delivered here;
     /// the buffers' delivery closures keep it, so it outlives them all.
@@ -96,8 +98,8 @@ public final class Producer: @unchecked Sendable {
             guard lttfs_fork_epoch_load() == madeIn else {
                 throw .server("this process is a child of the one that opened the producer: open one of its own")
             }
-            return try requestLock.withLock { _ throws(TraceError) in
-                try Self.register(connection, channel, name, format)
+            return try requestLock.withLock { owed throws(TraceError) in
+                try Self.register(connection, channel, name, format, owed: &owed)
             }
         }))
         // The generation before the first list: a change from here on is
@@ -160,17 +162,45 @@ public final class Producer: @unchecked Sendable {
 
     // MARK: Talking to the server
 
-    private static func register(_ socket: SeqpacketSocket, _ channel: String, _ name: String, _ format: String)
-        throws(TraceError) -> (UInt16, Bool) {
+    /// A reply the server still owes: the wait for it ran out (a
+    /// registration may wait seconds for each trace's metadata reader). The
+    /// server answers a connection's requests in order, so it comes before
+    /// the next request's reply, and is read and dropped first: taken for
+    /// the next one's, it gave a marker another's ID.
+    enum Owed {
+        /// One message (registered or refused).
+        case reply
+        /// The rest of a trace list, up to its end.
+        case traceList
+    }
+
+    /// Reads and drops what `owed` says the server still sends first.
+    private static func settle(_ socket: SeqpacketSocket, _ owed: inout [Owed]) throws(Errno) {
+        while let first = owed.first {
+            let message = try socket.receive(capacity: ProducerWire.maximumMessage,
+                                             descriptorCapacity: ProducerWire.maximumDescriptors)
+            message.descriptors.forEach { _ = Glibc.close($0) }
+            if message.bytes.isEmpty { throw .connectionReset }
+            var r = ProducerWire.Reader(message.bytes)
+            if first == .reply || (try? r.operation()) == .tracesEnd { owed.removeFirst() }
+        }
+    }
+
+    static func register(_ socket: SeqpacketSocket, _ channel: String, _ name: String, _ format: String,
+                                 owed: inout [Owed]) throws(TraceError) -> (UInt16, Bool) {
         var w = ProducerWire.Writer(.register)
         w.put(channel)
         w.put(name)
         w.put(format)
         let reply: [UInt8]
+        var sent = false
         do throws(Errno) {
+            try settle(socket, &owed)
             try socket.send(w.bytes)
+            sent = true
             reply = try socket.receive(capacity: ProducerWire.maximumMessage).bytes
         } catch {
+            if sent && error == .resourceTemporarilyUnavailable { owed.append(.reply) }
             throw .server("registering \(channel).\(name): \(error.explained)")
         }
         var r = ProducerWire.Reader(reply)
@@ -197,16 +227,21 @@ public final class Producer: @unchecked Sendable {
 
     /// Asks the server for its traces and mirrors them into the tracer.
     private func sync() throws(Failure) {
-        let listed = try requests.withLock { _ throws(Failure) in try fetchTraces() }
+        let listed = try requests.withLock { owed throws(Failure) in try fetchTraces(owed: &owed) }
         do throws(TraceError) { try tracer.mirror(listed) } catch {
             throw .protocolError(error.description)
         }
     }
 
-    private func fetchTraces() throws(Failure) -> [Tracer.MirroredTrace] {
-        do throws(Errno) { try socket.send(ProducerWire.Writer(.traces).bytes) } catch {
+    private func fetchTraces(owed: inout [Owed]) throws(Failure) -> [Tracer.MirroredTrace] {
+        do throws(Errno) {
+            try Self.settle(socket, &owed)
+            try socket.send(ProducerWire.Writer(.traces).bytes)
+        } catch {
             throw .noServer("traces: \(error.explained)")
         }
+        // Until its end is read, the rest of this list is owed.
+        owed.append(.traceList)
         var traces: [Tracer.MirroredTrace] = []
         var known = attached.withLock { $0 }
         var seen = Set<UInt64>()
@@ -215,7 +250,10 @@ public final class Producer: @unchecked Sendable {
             var r = ProducerWire.Reader(message.bytes)
             do {
                 let op = try r.operation()
-                if op == .tracesEnd { break }
+                if op == .tracesEnd {
+                    owed.removeLast()
+                    break
+                }
                 guard op == .trace, message.descriptors.isEmpty else { throw ProducerWire.Malformed(why: "\(op) in a trace list") }
                 let serial: UInt64 = try r.get()
                 let stateCode: UInt8 = try r.get()

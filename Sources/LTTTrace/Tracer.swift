@@ -153,6 +153,11 @@ public final class Tracer: @unchecked Sendable {
                 }
                 return existing
             }
+            // The metadata channel holds the tracer's own declarations: a
+            // marker of its own would be declared and recorded nowhere.
+            guard channel != Metadata.channel else {
+                throw .invalidName("the \(Metadata.channel) channel holds only the tracer's declarations: \(channel).\(name) is refused")
+            }
             let marker: MarkerCore
             if case .producer(let registrar) = role {
                 // The server's ID, the same in every process that registers

@@ -9,6 +9,7 @@ import LTTSystem
 import LTTTestSupport
 import LTTTrace
 import Testing
+@testable import LTTProducers
 
 /// A producer process: `lttfs record` (LTTProducers, shared memory), its
 /// stderr kept; started with signals reset so that SIGTERM and SIGKILL do
@@ -251,6 +252,37 @@ struct ProducerProcessTests {
             for p in pairs { bySource[p[1], default: []].insert(p[0]) }
             #expect(bySource == [1: Set(0..<100), 2: Set(0..<100), 3: Set(0..<100)], "\(bySource.mapValues(\.count))")
             #expect(trace.channels["app"]!.buffers.allSatisfy { $0.counters.eventsLost == 0 }, "the refused events were not counted")
+        }
+    }
+
+    @Test("a reply that comes after its wait ran out is dropped, not taken for the next request's: each marker gets its own ID")
+    func lateReplyIsDropped() throws {
+        let name = "lttfs-test-late-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        let listening = try SeqpacketSocket.listen(name: name)
+        let client = try SeqpacketSocket.connect(name: name)
+        let server = try listening.accept()
+        client.setReceiveTimeout(milliseconds: 100)
+        func registered(_ id: UInt16) throws {
+            var w = ProducerWire.Writer(.registered)
+            w.put(id)
+            w.put(UInt8(0))
+            try server.send(w.bytes)
+        }
+        var owed: [Producer.Owed] = []
+        // The server takes longer than the producer waits.
+        #expect(throws: TraceError.self) { try Producer.register(client, "app", "slow", "v %u", owed: &owed) }
+        #expect(owed.count == 1)
+        try registered(7)                    // slow's answer, late
+        try registered(9)                    // the next one's
+        let next = try Producer.register(client, "app", "next", "w %u", owed: &owed)
+        #expect(next.0 == 9, "the late answer (7) was taken for the next request's")
+        #expect(owed.isEmpty)
+        // What the server was asked, in order.
+        for expected in ["slow", "next"] {
+            var r = ProducerWire.Reader(try server.receive(capacity: 4096).bytes)
+            #expect(try r.operation() == .register)
+            _ = try r.string()
+            #expect(try r.string() == expected)
         }
     }
 

@@ -350,11 +350,22 @@ struct RoundTripTests {
         }
     }
 
-    /// This process's shared memory mapped in (RssShmem), in bytes.
-    static func residentSharedMemory() -> UInt64 {
-        let status = (try? String(contentsOfFile: "/proc/self/status", encoding: .utf8)) ?? ""
-        let line = status.split(separator: "\n").first { $0.hasPrefix("RssShmem:") } ?? ""
-        return (UInt64(line.split(separator: " ").dropFirst().first ?? "") ?? 0) * 1024
+    /// The bytes mapped in (smaps' Rss) of this process's buffers of trace
+    /// `trace` (their memfds are named `lttfs:<trace>:<file>`): other tests
+    /// running meanwhile map and unmap their own.
+    static func mappedBuffers(of trace: String) -> UInt64 {
+        let smaps = (try? String(contentsOfFile: "/proc/self/smaps", encoding: .utf8)) ?? ""
+        var inTrace = false
+        var total: UInt64 = 0
+        for line in smaps.split(separator: "\n") {
+            let words = line.split(separator: " ", omittingEmptySubsequences: true)
+            if let first = words.first, first.contains("-"), words.count >= 5 {
+                inTrace = line.contains("memfd:lttfs:\(trace):")
+            } else if inTrace, words.first == "Rss:", let kB = UInt64(words[1]) {
+                total += kB * 1024
+            }
+        }
+        return total
     }
 
     @Test("alloc populates its buffers outside the control lock, a piece at a time, and stops at once when told to or when the trace is destroyed")
@@ -362,34 +373,33 @@ struct RoundTripTests {
         let tracer = Tracer(cpuCount: 2, bufferMemoryLimit: 4 << 30)
         let piece: UInt64 = 4 << 20                                     // RingMapping.prefault's
         for ending in ["told", "destroyed"] {
-            try tracer.setupTrace("big")
-            try tracer.updateChannel(trace: "big", channel: "userspace") {
+            try tracer.setupTrace("prefaultstop")
+            try tracer.updateChannel(trace: "prefaultstop", channel: "userspace") {
                 $0.subbufferSize = 64 << 20
                 $0.subbufferCount = 8
             }                                                           // 2 x 512 MiB
-            let before = Self.residentSharedMemory()
             var asked = 0
             let started = Date()
-            try tracer.allocTrace("big", preparing: {
+            try tracer.allocTrace("prefaultstop", preparing: {
                 asked += 1
                 guard asked == 16 else { return asked < 16 }
                 if ending == "told" { return false }
                 // Destroyed while it populates: from another thread, as a
                 // control write would (no control lock is held here).
                 let destroyed = Flag()
-                Thread { _ = try? tracer.destroyTrace("big"); destroyed.set() }.start()
+                Thread { _ = try? tracer.destroyTrace("prefaultstop"); destroyed.set() }.start()
                 #expect(destroyed.wait(seconds: 10))
                 return true
             })
-            let mapped = Self.residentSharedMemory() &- before
+            let mapped = Self.mappedBuffers(of: "prefaultstop")
             #expect(asked == 16 || (ending == "destroyed" && asked == 17), "\(ending): asked \(asked) times")
             #expect(mapped < 40 * piece, "\(ending): \(mapped >> 20) MiB mapped after 16 pieces of 4 MiB")
             #expect(Date().timeIntervalSince(started) < 10)
             if ending == "told" {
-                #expect(tracer.trace("big")?.state == .allocated, "the trace itself is whole")
-                _ = try tracer.destroyTrace("big")
+                #expect(tracer.trace("prefaultstop")?.state == .allocated, "the trace itself is whole")
+                _ = try tracer.destroyTrace("prefaultstop")
             }
-            #expect(tracer.trace("big") == nil)
+            #expect(tracer.trace("prefaultstop") == nil)
         }
     }
 
@@ -404,6 +414,8 @@ struct RoundTripTests {
         #expect(throws: TraceError.self) { try tracer.register(channel: "flight-app", name: "m", format: "") }
         #expect(throws: TraceError.self) { try tracer.register(channel: "flight-", name: "m", format: "") }
         #expect((try? tracer.register(channel: "app-flight-", name: "m", format: "")) != nil)
+        // Nor may a marker join the metadata channel's declarations.
+        #expect(throws: TraceError.self) { try tracer.register(channel: "metadata", name: "evil", format: "") }
         try tracer.setupTrace("t")
         #expect(throws: TraceError.traceExists("t")) { try tracer.setupTrace("t") }
         #expect(throws: TraceError.wrongState("trace t has no buffers yet: write 1 to alloc first")) { try tracer.startTrace("t") }
