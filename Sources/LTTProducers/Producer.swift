@@ -113,6 +113,11 @@ public final class Producer: @unchecked Sendable {
             var seen = initial
             while !watching.stopping.load(ordering: .acquiring) {
                 _ = lttfs_futex_wait_shared(page.generationWord, seen, 1_000_000_000)
+                // A server killed outright says nothing: its socket hangs up.
+                if connection.peerHasClosed, !watching.stopping.load(ordering: .acquiring) {
+                    self?.serverIsGone()
+                    break
+                }
                 let now = page.generation
                 guard now != seen, !watching.stopping.load(ordering: .acquiring), let producer = self else {
                     if self == nil { break }
@@ -130,6 +135,18 @@ public final class Producer: @unchecked Sendable {
         }
         thread.name = "lttfs-producer-watcher"
         thread.start()
+    }
+
+    /// The server died without a word (killed): nobody will drain its
+    /// buffers, end their waits or change its traces. Every wait for room
+    /// ends now and nothing records any more (no trace), instead of each
+    /// event waiting its `blocking_timeout` into buffers nobody reads.
+    private func serverIsGone() {
+        for channels in attached.withLock({ $0 }).values {
+            for (channel, _) in channels.values { channel.buffers.forEach { $0.endWaits() } }
+        }
+        try? tracer.mirror([])
+        FileHandle.standardError.write(Data("lttfs producer: the server of \(mountpoint) is gone; recording nothing\n".utf8))
     }
 
     deinit {

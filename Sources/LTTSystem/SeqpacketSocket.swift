@@ -30,6 +30,14 @@ public final class SeqpacketSocket: Sendable {
         SeqpacketSocket(descriptor: try systemCall { lttfs_accept_cloexec(descriptor) })
     }
 
+    /// Whether the other end closed (its process died or let go): the
+    /// hang-up that poll(2) reports for a connected Unix socket whose peer
+    /// is gone, seen now, without reading anything.
+    public var peerHasClosed: Bool {
+        var slot = pollfd(fd: descriptor, events: 0, revents: 0)
+        return poll(&slot, 1, 0) == 1 && slot.revents & Int16(POLLHUP | POLLERR) != 0
+    }
+
     /// Ends the socket both ways: a blocked accept or receive returns.
     public func shutdown() {
         _ = Glibc.shutdown(descriptor, Int32(SHUT_RDWR))

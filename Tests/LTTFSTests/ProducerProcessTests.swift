@@ -424,6 +424,33 @@ struct ProducerProcessTests {
         #expect(buffer.counters.eventsLost >= 1 && buffer.waitingWriters == 0)
     }
 
+    @Test("a producer whose server is killed (-9) stops waiting for room and recording within about a second, instead of waiting each event's blocking_timeout")
+    func serverKilled() throws {
+        let server = try ServerProcess(arguments: ["--cpus", "1"])
+        defer { server.stop() }
+        let producer = try Producer(mountpoint: server.path)
+        defer { producer.close() }
+        let marker = try producer.marker("app", "item", "n %u", as: UInt32.self)
+        let ltt = server.ltt
+        #expect(writeControl(ltt + "/setup_trace", "k\n") == 0)
+        #expect(writeControl(ltt + "/control/k/channel/app/subbuf_size", "4096\n") == 0)
+        #expect(writeControl(ltt + "/control/k/channel/app/subbuf_num", "2\n") == 0)
+        #expect(writeControl(ltt + "/control/k/channel/app/blocking_timeout", "600000\n") == 0)
+        #expect(writeControl(ltt + "/control/k/alloc", "1\n") == 0)
+        #expect(writeControl(ltt + "/control/k/enabled", "1\n") == 0)
+        #expect(waitUntil { marker.isRecording }, "the producer follows the trace")
+        let done = Flag()
+        Thread {
+            for n in 0..<UInt32(100_000) { marker.record(n) }    // no consumer: it waits once the ring is full
+            done.set()
+        }.start()
+        let buffer = try #require(producer.tracer.trace("k")?.channels["app"]?.buffers.first)
+        #expect(waitUntil { buffer.waitingWriters == 1 }, "the producer waits for room")
+        kill(server.process.processIdentifier, SIGKILL)
+        #expect(done.wait(seconds: 10), "the producer still waits for a dead server")
+        #expect(!marker.isRecording)
+    }
+
     @Test("100 times kill -9 of a producer at a random moment while two others record and a consumer drains: the survivors' events are all there once, the dead ones' losses are counted, nothing hangs")
     func killedProducers() throws {
         try withMount(cpuCount: 2) { m in
