@@ -81,7 +81,7 @@ public func lttfsRecordValues(_ marker: OpaquePointer?, _ values: UnsafePointer<
     guard let result = core._withUnsafeGuaranteedRef({ $0.emit(fieldCount: Int(count), values: words) }) else {
         return -EINVAL
     }
-    return result.lost > 0 ? -ENOBUFS : 0
+    return result.refused ? -EPERM : result.lost > 0 ? -ENOBUFS : 0
 }
 
 @_cdecl("lttfs_marker_is_recording")

@@ -323,6 +323,11 @@ public final class RelayBuffer: @unchecked Sendable {
         if lostOutsideLock.load(ordering: .relaxed) != 0 {
             ring.countLost(lostOutsideLock.exchange(0, ordering: .relaxed))
         }
+        guard ring.recording else {
+            lock.unlock()
+            TracerNesting.leave()
+            return .failure(.notRecording)
+        }
         let requested = EventHeader.requestedForm(eventID: eventID, sized: sizedHeader)
         switch ring.reserve(dataSize: dataSize, largestAlign: largestAlign, form: requested,
                             tsc: timestamp(ring, reading: now), countFullAsLost: countFullAsLost) {
@@ -463,6 +468,9 @@ public final class RelayBuffer: @unchecked Sendable {
         /// The policy's cancellation fired while waiting: nothing was
         /// recorded and nothing counted; the caller decides what it means.
         case cancelled
+        /// The trace no longer records into the buffer (`setRecording`):
+        /// nothing recorded, nothing counted.
+        case notRecording
     }
 
     /// Records one event as a blocking producer does: while the buffer has
@@ -474,6 +482,7 @@ public final class RelayBuffer: @unchecked Sendable {
                               policy: WaitPolicy, payload: (UnsafeMutableRawPointer) -> Void) -> WaitingRecord {
         writerWait.register()
         defer { writerWait.unregister() }
+        var waited = false
         while true {
             if policy.cancellation?.isCancelled == true { return .cancelled }
             guard let (mustWait, generation) = locked(patience: RelayLock.writerPatience, { ring in
@@ -492,6 +501,13 @@ public final class RelayBuffer: @unchecked Sendable {
                                   sizedHeader: sizedHeader, payload: payload) {
                 case nil: return .recorded
                 case .full?: continue
+                case .notRecording?, .notOwner?:
+                    // An event that waited while the trace recorded, and
+                    // whose wait the stop or destroy ended, is lost there;
+                    // one that finds it closed at once was never in it.
+                    guard waited else { return .notRecording }
+                    if locked(patience: RelayLock.writerPatience, { $0.countLost(1) }) == nil { countLost(1) }
+                    return .lost
                 case .some: return .lost
                 }
             }
@@ -509,6 +525,7 @@ public final class RelayBuffer: @unchecked Sendable {
                 return .lost
             }
             writerWait.wait(past: generation, cancellation: policy.cancellation, deadline: policy.deadline)
+            waited = true
         }
     }
 
@@ -550,6 +567,15 @@ public final class RelayBuffer: @unchecked Sendable {
         waitsEnded.store(true, ordering: .releasing)
         sharedWaitsEnded.store(1, ordering: .releasing)
         writerWait.wakeAll()
+    }
+
+    /// Opens or closes the buffer to writers (`recording` in the ring): a
+    /// writer already inside commits first (the lock is taken), and every
+    /// later one, in any process, finds it so. False: the lock could not be
+    /// had (a holder keeps it past the server's patience).
+    @discardableResult
+    public func setRecording(_ on: Bool) -> Bool {
+        locked { $0.recording = on } != nil
     }
 
     /// Lets producers wait for room again (the trace starts).

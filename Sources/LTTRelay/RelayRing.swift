@@ -57,6 +57,10 @@ public enum ReserveFailure: Error, Equatable, Sendable {
     /// A child of fork(2) recording through its parent's view of a buffer:
     /// refused, not counted (the buffer is the parent's).
     case notOwner
+    /// The trace does not record into the buffer (stopped, destroyed: the
+    /// ring's `recording`): nothing recorded, nothing counted, as for a
+    /// producer that already knows.
+    case notRecording
 }
 
 /// A reserved slot, to be filled and then committed.
@@ -179,6 +183,12 @@ public final class RelayRing {
         set { control.pointee.corrupted_subbuffers = newValue }
     }
     /// No more writes; readers get POLLHUP once drained.
+    /// Whether the trace records into this buffer (`recording`, lock held).
+    @usableFromInline var recording: Bool {
+        @inline(__always) get { control.pointee.recording != 0 }
+        set { control.pointee.recording = newValue ? 1 : 0 }
+    }
+
     @usableFromInline var finalized: Bool {
         @inline(__always) get { control.pointee.finalized != 0 }
         set { control.pointee.finalized = newValue ? 1 : 0 }
@@ -631,6 +641,7 @@ public final class RelayRing {
     public func finalize(tsc: UInt64) {
         guard !finalized else { return }
         finalized = true
+        recording = false
         forceSwitch(.flush, tsc: tsc)
         // Readers must learn about the hang-up even if nothing was delivered.
         wakeupReaders = true

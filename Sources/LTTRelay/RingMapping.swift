@@ -94,6 +94,7 @@ public final class RingMapping: @unchecked Sendable {
         c.pointee.data_offset = UInt64(offset)
         c.pointee.overwrite = overwrite ? 1 : 0
         c.pointee.cpu = UInt32(truncatingIfNeeded: cpu)
+        c.pointee.recording = 1
         return mapping
     }
 

@@ -184,6 +184,9 @@ public struct EmitResult: Sendable, Equatable {
     /// A blocking writer's wait was cancelled before the event went
     /// anywhere: nothing was recorded, nothing counted.
     public var cancelled = false
+    /// This process is a child of fork(2) recording through its parent's
+    /// view of the buffers: refused, nothing recorded or counted.
+    public var refused = false
     public init() {}
 }
 
@@ -294,6 +297,11 @@ struct EventEmitter {
             switch failure {
             case nil:
                 result.recorded &+= 1
+            case .notRecording?:
+                // Nowhere to record it: not a loss of this trace's.
+                break
+            case .notOwner?:
+                result.refused = true
             case .full? where mayWait:
                 // Counted as outside before the read-side section ends: a
                 // destroy that waited for the grace period then waits for
@@ -340,6 +348,8 @@ struct EventEmitter {
                 result.recorded &+= 1
             case .lost:
                 result.lost &+= 1
+            case .notRecording:
+                break
             case .cancelled:
                 if result.recorded == 0 && result.lost == 0 {
                     result.cancelled = true

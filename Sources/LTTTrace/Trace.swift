@@ -72,6 +72,15 @@ final class TraceRecord: @unchecked Sendable {
         for channel in channels.values { channel.buffers.forEach(body) }
     }
 
+    /// Opens or closes the data channels' buffers to writers in every
+    /// process (`RelayBuffer.setRecording`). The metadata channel stays
+    /// open: declarations go on while the trace is stopped.
+    func setRecording(_ on: Bool) {
+        for (name, channel) in channels where name != Metadata.channel {
+            channel.buffers.forEach { $0.setRecording(on) }
+        }
+    }
+
     var snapshot: Trace {
         let files = channels.values.flatMap { channel in
             channel.buffers.map { (name: channel.fileName(cpu: $0.cpu), buffer: $0) }

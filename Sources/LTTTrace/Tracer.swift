@@ -339,6 +339,7 @@ public final class Tracer: @unchecked Sendable {
             trace.header = header
             trace.channels = channels
             trace.state = .allocated
+            trace.setRecording(false)      // until it starts
             for marker in Self.sorted(r.markers) where trace.channels[marker.channel] != nil {
                 declare(marker, in: trace)
             }
@@ -375,6 +376,7 @@ public final class Tracer: @unchecked Sendable {
             case .destroyed: throw .traceNotFound(name)
             }
             trace.forEachBuffer { $0.allowWaits() }
+            trace.setRecording(true)
             republish(r)
             updateSwitchTimer(r)
             publish(r)
@@ -388,6 +390,9 @@ public final class Tracer: @unchecked Sendable {
             guard let trace = r.traces[name] else { throw .traceNotFound(name) }
             guard trace.state == .active else { return }
             trace.state = .stopped
+            // No writer of any process enters it from here on: a producer
+            // process learns of the stop later, from its watcher.
+            trace.setRecording(false)
             // First no producer may enter the trace (after the grace period),
             // then nobody waits for room in it: each waiting event is lost
             // and counted once, and the producer's next events find no trace
@@ -414,6 +419,7 @@ public final class Tracer: @unchecked Sendable {
             guard let trace = r.traces.removeValue(forKey: name) else { throw .traceNotFound(name) }
             let wasActive = trace.state == .active
             trace.state = .destroyed
+            trace.setRecording(false)
             if wasActive {
                 republish(r)   // after its grace period no producer enters this trace
                 updateSwitchTimer(r)

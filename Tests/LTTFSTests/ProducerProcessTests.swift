@@ -451,6 +451,47 @@ struct ProducerProcessTests {
         #expect(!marker.isRecording)
     }
 
+    @Test("no event of a producer process enters a trace once stop has returned, though the producer learns of the stop later; none is counted lost for it")
+    func stopHoldsForProducerProcesses() throws {
+        let server = try ServerProcess(arguments: ["--cpus", "1"])
+        defer { server.stop() }
+        let producer = try Producer(mountpoint: server.path)
+        defer { producer.close() }
+        let marker = try producer.marker("app", "item", "n %u", as: UInt32.self)
+        let ltt = server.ltt
+        #expect(writeControl(ltt + "/setup_trace", "k\n") == 0)
+        #expect(writeControl(ltt + "/control/k/channel/app/overwrite", "1\n") == 0)   // never full
+        #expect(writeControl(ltt + "/control/k/alloc", "1\n") == 0)
+        #expect(waitUntil { producer.tracer.trace("k") != nil }, "the producer maps the new trace")
+        let buffer = try #require(producer.tracer.trace("k")?.channels["app"]?.buffers.first)
+        let written = { buffer.counters.eventsWritten }
+        let finished = Flag()
+        let done = Flag()
+        Thread {
+            var n: UInt32 = 0
+            while !finished.isSet {
+                marker.record(n)
+                n &+= 1
+            }
+            done.set()
+        }.start()
+        for cycle in 0..<10 {
+            #expect(writeControl(ltt + "/control/k/enabled", "1\n") == 0)
+            let before = written()
+            #expect(waitUntil { written() > before + 1000 }, "cycle \(cycle): the producer records")
+            #expect(writeControl(ltt + "/control/k/enabled", "0\n") == 0)
+            // The producer's view still has the trace active until its
+            // watcher catches up: meanwhile its events must find it closed.
+            let atStop = written()
+            #expect(waitUntil { !marker.isRecording }, "cycle \(cycle): the producer learns of the stop")
+            #expect(written() == atStop, "cycle \(cycle): \(written() - atStop) events entered the stopped trace")
+        }
+        finished.set()
+        #expect(done.wait(seconds: 10))
+        #expect(buffer.counters.eventsLost == 0)
+        #expect(writeControl(ltt + "/destroy_trace", "k\n") == 0)
+    }
+
     @Test("100 times kill -9 of a producer at a random moment while two others record and a consumer drains: the survivors' events are all there once, the dead ones' losses are counted, nothing hangs")
     func killedProducers() throws {
         try withMount(cpuCount: 2) { m in

@@ -49,7 +49,7 @@ int main(void)
         // The parent's registration: refused, nothing recorded or counted;
         // registering through it is refused too, and letting it go leaves
         // the parent's connection alone.
-        int wrong = record(marker, 4, -ENOBUFS);
+        int wrong = record(marker, 4, -EPERM);
         if (lttfs_marker_register(parent, "app", "other", "x %u") != NULL)
             wrong++;
         lttfs_producer_close(parent);

@@ -300,6 +300,7 @@ struct RoundTripTests {
         try tracer.setupTrace("d")
         try tracer.updateChannel(trace: "d", channel: "userspace") { $0.subbufferSize = 4096; $0.subbufferCount = 2 }
         try tracer.allocTrace("d")
+        try tracer.startTrace("d")
         let buffer = tracer.trace("d")!.channels["userspace"]!.buffers[0]
         // A writer that reserved and never committed (as the seed allows:
         // not one that died holding the lock, whose slot the next holder

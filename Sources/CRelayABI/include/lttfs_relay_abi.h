@@ -24,7 +24,7 @@
 #include <stdint.h>
 
 #define LTTFS_RING_MAGIC 0x4C545446u /* "LTTF" */
-#define LTTFS_RING_VERSION 1u
+#define LTTFS_RING_VERSION 2u
 /* Cache lines are 64 bytes; x86 prefetches them in pairs. */
 #define LTTFS_RING_LINE 128
 
@@ -65,7 +65,13 @@ struct lttfs_ring_control {
     uint64_t events_lost;
     uint64_t subbuffers_delivered;
     uint64_t consumed;
-    uint8_t hot_pad[LTTFS_RING_LINE - 88];
+    /* 1 while the trace records into this buffer, written with `lock`
+     * held: a writer that takes the lock and finds 0 records nothing and
+     * counts nothing (a producer process whose view of the traces is not
+     * yet up to date, after stop or destroy). The server's stop returns
+     * once every data buffer says 0. */
+    uint32_t recording;
+    uint8_t hot_pad[LTTFS_RING_LINE - 92];
 
     /* The rest of the ring's state, with `lock` held. */
     uint64_t corrupted_subbuffers;

@@ -85,7 +85,9 @@ lttfs_marker *lttfs_marker_register(lttfs_producer *producer, const char *channe
 /* Records `count` values into every active trace that records the marker.
  * 0: recorded wherever it is recorded (or nowhere to record it now);
  * -EINVAL: `count` is not the format's number of fields (nothing recorded);
- * -ENOBUFS: a trace had no room, and counted the event lost. */
+ * -ENOBUFS: a trace had no room, and counted the event lost;
+ * -EPERM: this process is a child of fork(2) of the one that opened the
+ * producer (nothing recorded or counted: open a producer of its own). */
 int lttfs_record_values(const lttfs_marker *marker, const struct lttfs_value *values, unsigned count);
 
 /* 1 if a trace records the marker now, else 0: a guard that spares
