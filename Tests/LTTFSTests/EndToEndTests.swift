@@ -324,20 +324,29 @@ struct EndToEndTests {
         close(fd)
         #expect(offset == bytes.count)
         #expect(calls < 100, "\(calls) write(2) calls for \(bytes.count) bytes: lines are taken in batches")
-        #expect(writeControl(ltt + "/destroy_trace", "big\n") == 0)
+        expectDestroyedTrace("big", of: ltt, drainedBy: consumer, into: out, holdsLines: lines)
+    }
+
+    /// Destroys `trace`, lets `consumer` drain it to the hang-up, and
+    /// expects the userspace channel's events to be `lines`, in order.
+    private func expectDestroyedTrace(_ trace: String, of ltt: String, drainedBy consumer: ConformanceConsumer,
+                                      into out: String, holdsLines lines: [String],
+                                      sourceLocation: SourceLocation = #_sourceLocation) {
+        #expect(writeControl(ltt + "/destroy_trace", trace + "\n") == 0, sourceLocation: sourceLocation)
         let result = consumer.finish()
-        #expect(result.status == 0, "\(result.error)")
+        #expect(result.status == 0, "\(result.error)", sourceLocation: sourceLocation)
         let read = TraceReader().read(directory: out)
-        #expect(read.problems.isEmpty, "\(read.problems.prefix(3))")
+        #expect(read.problems.isEmpty, "\(read.problems.prefix(3))", sourceLocation: sourceLocation)
         let recorded = read.events.filter { $0.channel == "userspace" }.compactMap { event -> String? in
             if case .string(let s)? = event.fields.first?.value { return s }
             return nil
         }
-        #expect(recorded.count == lines.count)
+        #expect(recorded.count == lines.count, sourceLocation: sourceLocation)
         // (Compared here, not in the expectation: its message would print
-        // both arrays, 3 MB each.)
+        // both arrays, megabytes each.)
         let firstDifference = zip(recorded, lines).enumerated().first { $0.element.0 != $0.element.1 }?.offset
-        #expect(firstDifference == nil, "line \((firstDifference ?? 0) + 1) differs")
+        #expect(firstDifference == nil, "line \((firstDifference ?? 0) + 1) differs: \(firstDifference.map { recorded[$0] } ?? "")",
+                sourceLocation: sourceLocation)
     }
 
     @Test("one writev(2) of 120 lines in 360 buffers, each on a page of its own (the kernel ends a request at 256 pages, inside a line): each line one event, whole, in order")
@@ -384,18 +393,7 @@ struct EndToEndTests {
         }
         close(fd)
         #expect(calls >= 2, "the kernel cut the writev in \(calls) requests")
-        #expect(writeControl(ltt + "/destroy_trace", "v\n") == 0)
-        let result = consumer.finish()
-        #expect(result.status == 0, "\(result.error)")
-        let read = TraceReader().read(directory: out)
-        #expect(read.problems.isEmpty, "\(read.problems.prefix(3))")
-        let recorded = read.events.filter { $0.channel == "userspace" }.compactMap { event -> String? in
-            if case .string(let s)? = event.fields.first?.value { return s }
-            return nil
-        }
-        #expect(recorded.count == lines.count)
-        let firstDifference = zip(recorded, lines).enumerated().first { $0.element.0 != $0.element.1 }?.offset
-        #expect(firstDifference == nil, "line \((firstDifference ?? 0) + 1) differs: \(recorded[firstDifference ?? 0])")
+        expectDestroyedTrace("v", of: ltt, drainedBy: consumer, into: out, holdsLines: lines)
     }
 
     @Test("blocking_timeout: producers wait for a slow consumer and lose nothing; with no consumer the wait is bounded")

@@ -424,13 +424,24 @@ struct ProducerProcessTests {
         #expect(buffer.counters.eventsLost >= 1 && buffer.waitingWriters == 0)
     }
 
+    /// A server process, a producer of this process connected to it, and
+    /// its marker app.item ("n %u").
+    func serverAndProducer() throws -> (ServerProcess, Producer, Marker<UInt32>) {
+        let server = try ServerProcess(arguments: ["--cpus", "1"])
+        do {
+            let producer = try Producer(mountpoint: server.path)
+            return (server, producer, try producer.marker("app", "item", "n %u", as: UInt32.self))
+        } catch {
+            server.stop()
+            throw error
+        }
+    }
+
     @Test("a producer whose server is killed (-9) stops waiting for room and recording within about a second, instead of waiting each event's blocking_timeout")
     func serverKilled() throws {
-        let server = try ServerProcess(arguments: ["--cpus", "1"])
+        let (server, producer, marker) = try serverAndProducer()
         defer { server.stop() }
-        let producer = try Producer(mountpoint: server.path)
         defer { producer.close() }
-        let marker = try producer.marker("app", "item", "n %u", as: UInt32.self)
         let ltt = server.ltt
         #expect(writeControl(ltt + "/setup_trace", "k\n") == 0)
         #expect(writeControl(ltt + "/control/k/channel/app/subbuf_size", "4096\n") == 0)
@@ -453,11 +464,9 @@ struct ProducerProcessTests {
 
     @Test("no event of a producer process enters a trace once stop has returned, though the producer learns of the stop later; none is counted lost for it")
     func stopHoldsForProducerProcesses() throws {
-        let server = try ServerProcess(arguments: ["--cpus", "1"])
+        let (server, producer, marker) = try serverAndProducer()
         defer { server.stop() }
-        let producer = try Producer(mountpoint: server.path)
         defer { producer.close() }
-        let marker = try producer.marker("app", "item", "n %u", as: UInt32.self)
         let ltt = server.ltt
         #expect(writeControl(ltt + "/setup_trace", "k\n") == 0)
         #expect(writeControl(ltt + "/control/k/channel/app/overwrite", "1\n") == 0)   // never full
