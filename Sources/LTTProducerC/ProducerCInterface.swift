@@ -48,11 +48,17 @@ public func lttfsMarkerRegister(_ producer: OpaquePointer?, _ channel: UnsafePoi
         fail("lttfs_marker_register: a NULL argument", EINVAL)
         return nil
     }
+    // Taken as they are or refused: String(cString:) would mend bad UTF-8
+    // into U+FFFD, and register a format the caller never wrote.
+    guard let channel = String(validatingCString: channel), let name = String(validatingCString: name),
+          let format = String(validatingCString: format) else {
+        fail("lttfs_marker_register: a channel, name or format that is not UTF-8", EINVAL)
+        return nil
+    }
     let p = Unmanaged<Producer>.fromOpaque(UnsafeRawPointer(producer)).takeUnretainedValue()
     do throws(TraceError) {
         // The tracer's registry keeps the marker as long as the producer.
-        let marker = try p.tracer.register(channel: String(cString: channel), name: String(cString: name),
-                                           format: String(cString: format))
+        let marker = try p.tracer.register(channel: channel, name: name, format: format)
         return OpaquePointer(Unmanaged.passUnretained(marker).toOpaque())
     } catch {
         fail(error.description, error.errno.rawValue)

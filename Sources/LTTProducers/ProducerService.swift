@@ -47,6 +47,12 @@ public final class ProducerService: @unchecked Sendable {
         var connections: [ObjectIdentifier: SeqpacketSocket] = [:]
         var threads = 0
         var stopping = false
+        /// Connections being told they may not record (`refuseUnadmitted`).
+        var refusing = 0
+        /// Warnings logged in the current second, and its number.
+        var warnings = 0
+        var warningSecond: UInt64 = 0
+        var warningsDropped = 0
     }
     private let state = Locked(State())
     private let threadsDone = DispatchSemaphore(value: 0)
@@ -157,6 +163,21 @@ public final class ProducerService: @unchecked Sendable {
                 }
                 return
             }
+            // Credentials first, from the socket itself: whoever may not
+            // record never takes a producer's place (abstract sockets have no
+            // file mode: anyone can connect, and a flood of them did).
+            let pid: pid_t
+            do throws(Errno) {
+                let credentials = try connection.peerCredentials()
+                guard admits(credentials.uid, credentials.gid, try connection.peerGroups()) else {
+                    refuseUnadmitted(connection, pid: credentials.pid, uid: credentials.uid)
+                    continue
+                }
+                pid = credentials.pid
+            } catch {
+                warn("producers: a connection without credentials refused: \(error.explained)")
+                continue
+            }
             let admitted = state.withLock { s -> Bool in
                 guard !s.stopping, s.connections.count < Self.maximumConnections else { return false }
                 s.connections[ObjectIdentifier(connection)] = connection
@@ -165,15 +186,14 @@ public final class ProducerService: @unchecked Sendable {
             }
             guard admitted else {
                 if state.withLock({ $0.stopping }) { return }
-                log(.warning, "producers: \(Self.maximumConnections) connections already: one refused")
+                warn("producers: \(Self.maximumConnections) connections already: one refused")
                 continue
             }
             startThread(name: "lttfs-producer", counted: true) { [self] in
-                let pid = admit(connection)
-                if let pid { serve(connection, pid: pid) }
+                serve(connection, pid: pid)
                 state.withLock { _ = $0.connections.removeValue(forKey: ObjectIdentifier(connection)) }
                 connection.shutdown()
-                if let pid { recoverLocks(of: pid) }
+                recoverLocks(of: pid)
                 // A delivery it marked but did not get to tell of.
                 postDeliveries()
             }
@@ -183,29 +203,58 @@ public final class ProducerService: @unchecked Sendable {
     /// Connections served at once, at most.
     static let maximumConnections = 1024
 
-    /// The peer's PID if its credentials pass `admits`; else it is told
-    /// why (after its hello is read, so that the refusal reaches it rather
-    /// than a reset) and nil.
-    private func admit(_ connection: SeqpacketSocket) -> pid_t? {
-        let credentials: (pid: pid_t, uid: uid_t, gid: gid_t)
-        let groups: [gid_t]
-        do throws(Errno) {
-            credentials = try connection.peerCredentials()
-            groups = try connection.peerGroups()
-        } catch {
-            log(.warning, "producers: a connection without credentials refused: \(error.explained)")
-            return nil
+    /// Connections told at once that they may not record, at most: past
+    /// that, one is closed without a word.
+    static let maximumRefusing = 16
+
+    /// Tells a peer whose credentials `admits` refuses why, after its hello
+    /// is read (waiting at most a second, on a thread of its own), so that
+    /// the refusal reaches it rather than a reset. These never count among
+    /// the producers' connections, and at most `maximumRefusing` wait at
+    /// once.
+    private func refuseUnadmitted(_ connection: SeqpacketSocket, pid: pid_t, uid: uid_t) {
+        warn("producers: pid \(pid) (uid \(uid)) may not record here: refused")
+        let taken = state.withLock { s -> Bool in
+            guard !s.stopping, s.refusing < Self.maximumRefusing else { return false }
+            s.refusing += 1
+            s.threads += 1
+            return true
         }
-        if admits(credentials.uid, credentials.gid, groups) { return credentials.pid }
-        log(.warning, "producers: pid \(credentials.pid) (uid \(credentials.uid)) may not record here: refused")
-        var fds = [pollfd(fd: connection.descriptor, events: Int16(POLLIN), revents: 0)]
-        if (try? LTTSystem.poll(&fds, milliseconds: 1000)) == 1 {
-            for fd in (try? connection.receive(capacity: ProducerWire.maximumMessage))?.descriptors ?? [] { close(fd) }
+        guard taken else { return }
+        startThread(name: "lttfs-producer-refusal", counted: true) { [self] in
+            var fds = [pollfd(fd: connection.descriptor, events: Int16(POLLIN), revents: 0)]
+            if (try? LTTSystem.poll(&fds, milliseconds: 1000)) == 1 {
+                for fd in (try? connection.receive(capacity: ProducerWire.maximumMessage))?.descriptors ?? [] { close(fd) }
+            }
+            refuse(connection, .permissionDenied,
+                   "uid \(uid) may not record into this mount (its owner, root and its access group may)")
+            state.withLock { $0.refusing -= 1 }
         }
-        refuse(connection, .permissionDenied,
-               "uid \(credentials.uid) may not record into this mount (its owner, root and its access group may)")
-        return nil
     }
+
+    /// A warning about connections, at most `warningsPerSecond` a second
+    /// (anyone may connect, as often as they like): the ones left out are
+    /// counted in the next one logged.
+    private func warn(_ message: String) {
+        let second = MonotonicClock.now() / 1_000_000_000
+        let dropped = state.withLock { s -> Int? in
+            if s.warningSecond != second {
+                s.warningSecond = second
+                s.warnings = 0
+            }
+            guard s.warnings < Self.warningsPerSecond else {
+                s.warningsDropped += 1
+                return nil
+            }
+            s.warnings += 1
+            defer { s.warningsDropped = 0 }
+            return s.warningsDropped
+        }
+        guard let dropped else { return }
+        log(.warning, dropped > 0 ? "\(message) (and \(dropped) more connection warnings not logged)" : message)
+    }
+
+    static let warningsPerSecond = 20
 
     // MARK: One producer
 

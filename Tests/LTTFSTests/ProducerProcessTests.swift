@@ -343,6 +343,41 @@ struct ProducerProcessTests {
         }
     }
 
+    @Test("another user flooding the producer socket with connections that never say hello takes no producer's place: root still records, and the server keeps a bounded number of threads")
+    func connectionFlood() throws {
+        _ = binariesForOtherUsers                 // makes the directory other users may enter
+        let flood = directoryForOtherUsers + "/lttfs-flood"
+        let built = run(["cc", "-O2", "-o", flood, Self.repository + "/Tests/LTTProducerFlood/flood.c"])
+        try #require(built.status == 0, "\(built.error)")
+        chmod(flood, 0o755)
+        try withMount(cpuCount: 1) { m in
+            _ = try startTrace(m, "flooded")
+            let name = try #require(readControl(m.ltt + "/producer_socket")).trimmingCharacters(in: .whitespacesAndNewlines)
+            // More connections than the server serves producers at once.
+            let flooder = Process()
+            flooder.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+            flooder.arguments = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--", flood, name, "1100", "20"]
+            let out = Pipe()
+            flooder.standardOutput = out
+            try flooder.run()
+            defer {
+                if flooder.isRunning { kill(flooder.processIdentifier, SIGKILL) }
+                flooder.waitUntilExit()
+            }
+            let ready = String(decoding: out.fileHandleForReading.availableData, as: UTF8.self)
+            #expect(ready.hasPrefix("ready "), "\(ready)")
+            let threads = { () -> Int in
+                let status = (try? String(contentsOfFile: "/proc/self/status", encoding: .utf8)) ?? ""
+                return Int(status.split(separator: "\n").first { $0.hasPrefix("Threads:") }?.split(separator: "\t").last ?? "") ?? 0
+            }
+            #expect(threads() < 300, "\(threads()) threads while \(ready) connections wait")
+            let producer = try record(m, count: 100, from: 0, src: 1)
+            #expect(producer.wait() == 0, "a producer of root's was refused during the flood: \(producer.errorText)")
+            #expect(m.tracer.trace("flooded")?.channels["app"]?.buffers.reduce(0) { $0 + $1.counters.eventsWritten } == 100)
+            try m.tracer.destroyTrace("flooded")
+        }
+    }
+
     @Test("a hostile process scribbles on one trace's shared buffers while lttd drains: the server neither crashes nor hangs, gives up the buffers whose state is impossible, and the other trace is drained whole",
           arguments: [7, 8, 9, 10])
     func scribbledSharedMemory(seed: Int) throws {

@@ -12,7 +12,7 @@
 //   n 7: a length past the text's NUL: the text, then '#' for the rest.
 // And into app.bare, a marker with no fields (format ""): a call with no
 // values records one event, twice (values NULL, then not); a call with one
-// value is -EINVAL.
+// value is -EINVAL. A format that is not UTF-8 is refused (EINVAL).
 // Exit 0 when every call returned what it should.
 #include <lttfs/producer.h>
 #include <errno.h>
@@ -56,6 +56,9 @@ int main(void)
         wrong++, fprintf(stderr, "values-check: no values (a pointer given) for no fields refused\n");
     if (lttfs_record_values(bare, one, 1) != -EINVAL)
         wrong++, fprintf(stderr, "values-check: one value for no fields not refused\n");
+    errno = 0;
+    if (lttfs_marker_register(producer, "app", "latin1", "caf\xe9 %d") != NULL || errno != EINVAL)
+        wrong++, fprintf(stderr, "values-check: a format that is not UTF-8 not refused\n");
     lttfs_producer_close(producer);
     return wrong ? 1 : 0;
 }
