@@ -182,13 +182,13 @@ public final class RelayRing {
         get { control.pointee.corrupted_subbuffers }
         set { control.pointee.corrupted_subbuffers = newValue }
     }
-    /// No more writes; readers get POLLHUP once drained.
     /// Whether the trace records into this buffer (`recording`, lock held).
     @usableFromInline var recording: Bool {
         @inline(__always) get { control.pointee.recording != 0 }
         set { control.pointee.recording = newValue ? 1 : 0 }
     }
 
+    /// No more writes; readers get POLLHUP once drained.
     @usableFromInline var finalized: Bool {
         @inline(__always) get { control.pointee.finalized != 0 }
         set { control.pointee.finalized = newValue ? 1 : 0 }
