@@ -49,10 +49,6 @@ public final class ProducerService: @unchecked Sendable {
         var stopping = false
         /// Connections being told they may not record (`refuseUnadmitted`).
         var refusing = 0
-        /// Warnings logged in the current second, and its number.
-        var warnings = 0
-        var warningSecond: UInt64 = 0
-        var warningsDropped = 0
     }
     private let state = Locked(State())
     private let threadsDone = DispatchSemaphore(value: 0)
@@ -236,25 +232,12 @@ public final class ProducerService: @unchecked Sendable {
     /// (anyone may connect, as often as they like): the ones left out are
     /// counted in the next one logged.
     private func warn(_ message: String) {
-        let second = MonotonicClock.now() / 1_000_000_000
-        let dropped = state.withLock { s -> Int? in
-            if s.warningSecond != second {
-                s.warningSecond = second
-                s.warnings = 0
-            }
-            guard s.warnings < Self.warningsPerSecond else {
-                s.warningsDropped += 1
-                return nil
-            }
-            s.warnings += 1
-            defer { s.warningsDropped = 0 }
-            return s.warningsDropped
-        }
-        guard let dropped else { return }
+        guard case .log(let dropped) = warnings.admit() else { return }
         log(.warning, dropped > 0 ? "\(message) (and \(dropped) more connection warnings not logged)" : message)
     }
 
     static let warningsPerSecond = 20
+    private let warnings = LogRateLimit(perSecond: ProducerService.warningsPerSecond)
 
     // MARK: One producer
 

@@ -406,7 +406,7 @@ public struct Marker<each Value: TraceValue>: @unchecked Sendable {
         layout = TupleLayout(of: (repeat each Value).self)
         emitter = core.emitter
         fields = layout.map { UnsafePointer($0.fields.baseAddress!) }
-        fieldCount = core.format.fields.count
+        fieldCount = core.fieldCount
     }
 
     /// Whether any trace records this marker now: one load. In a hot loop,

@@ -13,6 +13,18 @@ import Testing
 /// descriptors, threads and signals that end.
 @Suite("System layer")
 struct SystemTests {
+    @Test("LogRateLimit lets perSecond lines through a second and counts the rest into the next")
+    func logRateLimit() {
+        let limit = LogRateLimit(perSecond: 3)
+        let second: UInt64 = 7_000_000_000
+        let first = (0..<5).map { limit.admit(now: second + UInt64($0)) }
+        #expect(first == [.log(heldBack: 0), .log(heldBack: 0), .log(heldBack: 0),
+                          .hold(first: true), .hold(first: false)])
+        // A new second: the two held back are said by the first line logged.
+        #expect(limit.admit(now: second + 1_000_000_000) == .log(heldBack: 2))
+        #expect(limit.admit(now: second + 1_000_000_001) == .log(heldBack: 0))
+    }
+
     @Test("systemCall throws the errno of the call, retries EINTR unless told not to")
     func systemCallErrno() throws {
         #expect(throws: Errno.badFileDescriptor) { try systemCall { close(-1) } }
