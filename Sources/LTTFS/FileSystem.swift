@@ -38,6 +38,12 @@ final class FileSystem: Sendable {
     /// The longest line `write_event` takes (the kernel never cuts a line
     /// this long across two requests).
     static let maximumLine = 65536
+    /// The longest one write_event request waits for room, all its lines
+    /// together, whatever the channels' `blocking_timeout`: the kernel
+    /// holds the file's lock for the request, and every other writer of
+    /// `write_event` waits behind it, unkillable (D state), for as long.
+    let longestWriteEventWait: UInt64
+    static let defaultLongestWriteEventWait: UInt64 = 10_000_000_000
     /// A control write must be shorter than a page (what stdio writes at once).
     static let maximumControlWrite = 4096
     /// Zeros for page-cache reads past the readable bytes (at most what the
@@ -46,9 +52,11 @@ final class FileSystem: Sendable {
     nonisolated(unsafe) static let zeros = UnsafeRawBufferPointer(UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 4096)
         .initializeMemory(as: UInt8.self, repeating: 0))
 
-    init(tracer: Tracer, logger: Logger, accessGroup: gid_t? = nil) {
+    init(tracer: Tracer, logger: Logger, accessGroup: gid_t? = nil,
+         longestWriteEventWait: UInt64 = FileSystem.defaultLongestWriteEventWait) {
         self.tracer = tracer
         self.logger = logger
+        self.longestWriteEventWait = longestWriteEventWait
         uid = getuid()
         gid = accessGroup ?? getgid()
         refusals = RefusalLog(logger: logger)
@@ -342,6 +350,7 @@ final class FileSystem: Sendable {
             w.pending[ObjectIdentifier(cancellation)] = cancellation
         }
         defer { _ = waits.withLock { $0.pending.removeValue(forKey: ObjectIdentifier(cancellation)) } }
+        let deadline = MonotonicClock.now() &+ longestWriteEventWait
         var used = 0
         while used < bytes.count {
             let rest = bytes[used...]
@@ -355,7 +364,7 @@ final class FileSystem: Sendable {
                 failure = .invalidArgument
             } else {
                 do throws(Tracer.WriteEventError) {
-                    try tracer.writeEvent(line, cancellation: cancellation)
+                    try tracer.writeEvent(line, cancellation: cancellation, deadline: deadline)
                     used = cut.map { $0 + 1 } ?? bytes.count
                     continue
                 } catch {

@@ -193,18 +193,25 @@ public struct EmitResult: Sendable, Equatable {
 /// A producer that waits for room in every full normal-mode buffer while a
 /// reader is there to free it (write_event: the seed's user blocking mode),
 /// leaving `LTT_RESERVE_CRITICAL` bytes to the others, for at most
-/// `maximumWaitNanoseconds` (or the channel's `blocking_timeout`, if longer). Once a
-/// wait ran out, the next events are lost at once until the reader frees a
-/// sub-buffer: a FUSE write holds its file's lock in the kernel, so every
-/// other writer of the file waits behind it, unkillable, for as long.
+/// `maximumWaitNanoseconds` (or the channel's `blocking_timeout`, if longer),
+/// and never past `deadline`. Once a wait ran out, the next events are lost
+/// at once until the reader frees a sub-buffer: a FUSE write holds its
+/// file's lock in the kernel, so every other writer of the file waits
+/// behind it, unkillable, for as long.
 public struct BlockingWriter: Sendable {
     /// Ends the wait: the writer got a signal, or the server is stopping.
     public let cancellation: WaitCancellation?
     public let maximumWaitNanoseconds: UInt64
+    /// CLOCK_MONOTONIC nanoseconds past which no wait goes, whatever the
+    /// channel's `blocking_timeout` (write_event: one bound for all the
+    /// lines of a request, however slowly the reader frees room).
+    public let deadline: UInt64?
     public static let defaultMaximumWaitNanoseconds: UInt64 = 1_000_000_000
-    public init(cancellation: WaitCancellation?, maximumWaitNanoseconds: UInt64 = defaultMaximumWaitNanoseconds) {
+    public init(cancellation: WaitCancellation?, maximumWaitNanoseconds: UInt64 = defaultMaximumWaitNanoseconds,
+                deadline: UInt64? = nil) {
         self.cancellation = cancellation
         self.maximumWaitNanoseconds = maximumWaitNanoseconds
+        self.deadline = deadline
     }
 }
 
@@ -335,12 +342,13 @@ struct EventEmitter {
             let dataSize = UInt64(payload.size(alignment: alignment))
             let buffer = entry.channel.currentBuffer
             let largest = UInt64(PayloadLayout.largestAlign(maxIntegerSize: maxIntegerSize, alignment: alignment))
-            let policy = writer.map {
+            var policy = writer.map {
                 RelayBuffer.WaitPolicy(reserveCritical: RelayBuffer.reserveCritical,
                                        timeoutNanoseconds: max($0.maximumWaitNanoseconds,
                                                                entry.sink.blockingTimeoutNanoseconds),
                                        cancellation: $0.cancellation, onlyWithReader: true, notWhileStalled: true)
             } ?? RelayBuffer.WaitPolicy(timeoutNanoseconds: entry.sink.blockingTimeoutNanoseconds)
+            if let last = writer?.deadline { policy.deadline = min(policy.deadline ?? last, last) }
             switch buffer.recordWaiting(eventID: eventID, dataSize: dataSize, largestAlign: largest,
                                         sizedHeader: sizedHeader, policy: policy,
                                         payload: { payload.store(at: $0, alignment: alignment) }) {

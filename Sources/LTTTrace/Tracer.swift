@@ -500,7 +500,7 @@ public final class Tracer: @unchecked Sendable {
     /// recorded where it fits and counted lost elsewhere. Returns what
     /// became of it.
     @discardableResult
-    public func writeEvent(_ line: UnsafeRawBufferPointer, cancellation: WaitCancellation? = nil)
+    public func writeEvent(_ line: UnsafeRawBufferPointer, cancellation: WaitCancellation? = nil, deadline: UInt64? = nil)
         throws(WriteEventError) -> EmitResult {
         let marker = userspaceEvent
         guard marker.isRecording else { return EmitResult() }
@@ -515,7 +515,7 @@ public final class Tracer: @unchecked Sendable {
             }
         }
         guard fitsSomewhere else { throw .tooLong }
-        let result = marker.emitter.emit(TextLinePayload(line: line), writer: BlockingWriter(cancellation: cancellation))
+        let result = marker.emitter.emit(TextLinePayload(line: line), writer: BlockingWriter(cancellation: cancellation, deadline: deadline))
         if result.cancelled { throw .interrupted }
         return result
     }

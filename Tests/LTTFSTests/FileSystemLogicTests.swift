@@ -249,6 +249,54 @@ struct FileSystemLogicTests {
         }
     }
 
+    @Test("one write_event request waits at most the server's bound for all its lines, however long the channel's blocking_timeout; what did not fit is counted lost")
+    func writeEventWaitIsBounded() throws {
+        // A bound of its own (the server's is 10 s), and a channel that
+        // would let the writer wait a minute.
+        let fs = FileSystem(tracer: tracer, logger: .init(label: "test"), longestWriteEventWait: 300_000_000)
+        @Sendable func write(_ path: String, _ text: String) throws(Errno) -> Int {
+            var inode: UInt64 = 1
+            for name in path.split(separator: "/") { inode = try fs.lookup(parent: inode, name: String(name)).inode }
+            let fh = try fs.open(inode: inode, flags: O_WRONLY)
+            defer { fs.release(fh: fh) }
+            return try withBytes(Array(text.utf8)) { (b) throws(Errno) -> Int in
+                try fs.write(fh: fh, bytes: b, cancellation: WaitCancellation())
+            }
+        }
+        _ = try write("ltt/setup_trace", "w\n")
+        _ = try write("ltt/control/w/channel/userspace/subbuf_size", "4096\n")
+        _ = try write("ltt/control/w/channel/userspace/subbuf_num", "2\n")
+        _ = try write("ltt/control/w/channel/userspace/blocking_timeout", "60000\n")
+        _ = try write("ltt/control/w/alloc", "1\n")
+        _ = try write("ltt/control/w/enabled", "1\n")
+        var inode: UInt64 = 1
+        for name in ["ltt", "w", "userspace_0"] { inode = try fs.lookup(parent: inode, name: name).inode }
+        let reader = try fs.open(inode: inode, flags: O_RDONLY)
+        defer { fs.release(fh: reader) }
+        let buffer = try #require(tracer.trace("w")?.bufferFiles.first { $0.0 == "userspace_0" }?.1)
+        let noWait = WaitCancellation()
+        noWait.cancel()
+        let line = Array(String(repeating: "f", count: 500).utf8)
+        while (try? line.withUnsafeBytes { try tracer.writeEvent($0, cancellation: noWait) }) != nil {}
+        let recorded = buffer.counters.eventsWritten
+        let lostBefore = buffer.counters.eventsLost
+        // Three lines into the full ring, with its reader open and idle.
+        let request = String(repeating: String(repeating: "w", count: 500) + "\n", count: 3)
+        let answer = Shared<Int?>(nil)
+        let done = Flag()
+        Thread {
+            answer.set(try? write("ltt/write_event", request))
+            done.set()
+        }.start()
+        let began = Date()
+        #expect(done.wait(seconds: 20), "the request outlived its bound")
+        let waited = Date().timeIntervalSince(began)
+        #expect(waited >= 0.25 && waited < 10, "waited \(waited) s")
+        #expect(answer.load == request.utf8.count, "every line is answered")
+        #expect(buffer.counters.eventsWritten == recorded)
+        #expect(buffer.counters.eventsLost == lostBefore + 3, "each line counted lost")
+    }
+
     // MARK: Buffer files
 
     @Test("buffer files: read-only, one reader, GET/PUT by cookie, errno for every misuse")
