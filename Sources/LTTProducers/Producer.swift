@@ -142,12 +142,18 @@ public final class Producer: @unchecked Sendable {
     /// ends now and nothing records any more (no trace), instead of each
     /// event waiting its `blocking_timeout` into buffers nobody reads.
     private func serverIsGone() {
+        watching.serverGone.store(true, ordering: .releasing)
         for channels in attached.withLock({ $0 }).values {
             for (channel, _) in channels.values { channel.buffers.forEach { $0.endWaits() } }
         }
         try? tracer.mirror([])
         FileHandle.standardError.write(Data("lttfs producer: the server of \(mountpoint) is gone; recording nothing\n".utf8))
     }
+
+    /// Whether the server died without a word (its socket hung up): nothing
+    /// this producer records goes anywhere any more. A program that records
+    /// until told to stop can end here.
+    public var serverHasGone: Bool { watching.serverGone.load(ordering: .acquiring) }
 
     deinit {
         // The watcher may be asleep: it finds this producer gone and ends.
@@ -407,5 +413,7 @@ final class DeliveryBell: Sendable {
 /// The watcher thread's stop flag and end.
 final class WatchState: Sendable {
     let stopping = Atomic<Bool>(false)
+    /// Set once the server hung up its socket without a word.
+    let serverGone = Atomic<Bool>(false)
     let done = DispatchSemaphore(value: 0)
 }

@@ -24,8 +24,9 @@ struct RecordCommand: ParsableCommand {
             used). Integer fields take decimal or 0x numbers, %s fields the text as given.
             With --count N the event is recorded N times, its first integer field
             counting up from the value given; with --count 0, until SIGINT or SIGTERM
-            (the event in hand is finished). The last line says how many events were
-            recorded. Exit status 1 if an event was lost.
+            (the event in hand is finished). Recording ends early if the server dies.
+            The last line says how many events were recorded. Exit status 1 if an
+            event was lost or the server died.
             """)
 
     @Option(name: .shortAndLong, help: "The mount point (default: $LTTFS_MOUNT, else /mnt/ltt).")
@@ -75,6 +76,8 @@ struct RecordCommand: ParsableCommand {
         let counter = parsed.fields.firstIndex { $0.kind != .string }
         var recorded = 0, lost = 0, events = 0
         while count == 0 ? !stop.load(ordering: .relaxed) : events < count {
+            // Nothing would go anywhere (the producer said so on stderr).
+            if producer.serverHasGone { break }
             var these = arguments
             if let counter, events > 0 {
                 switch arguments[counter] {
@@ -89,7 +92,7 @@ struct RecordCommand: ParsableCommand {
             events += 1
         }
         StandardError.write("\(channel).\(name): \(events) events, recorded \(recorded) times, lost \(lost) times\n")
-        if lost > 0 { throw ExitCode(1) }
+        if lost > 0 || producer.serverHasGone { throw ExitCode(1) }
     }
 
     /// A command-line value for `field`: a text, or a number in range of

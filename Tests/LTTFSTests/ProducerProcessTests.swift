@@ -492,9 +492,15 @@ struct ProducerProcessTests {
         }.start()
         let buffer = try #require(producer.tracer.trace("k")?.channels["app"]?.buffers.first)
         #expect(waitUntil { buffer.waitingWriters == 1 }, "the producer waits for room")
+        // And `lttfs record --count 0`, which records until told to stop.
+        let recorder = try RecorderProcess([lttfsBinary, "record", "-m", server.path, "--count", "0", "app", "item", "n %u", "0"])
+        #expect(waitUntil { buffer.waitingWriters == 2 }, "the recorder waits for room too")
         kill(server.process.processIdentifier, SIGKILL)
         #expect(done.wait(seconds: 10), "the producer still waits for a dead server")
         #expect(!marker.isRecording)
+        #expect(producer.serverHasGone)
+        #expect(recorder.wait(seconds: 10) == 1, "lttfs record --count 0 still runs: \(recorder.errorText)")
+        #expect(recorder.errorText.contains("is gone"), "\(recorder.errorText)")
     }
 
     @Test("no event of a producer process enters a trace once stop has returned, though the producer learns of the stop later; none is counted lost for it")
