@@ -20,11 +20,16 @@ extension Metadata {
     }
 
     /// Writes both declarations of `marker` into metadata buffer 0. They
-    /// must not be lost: when the channel is full, the writer waits
-    /// (bounded) for its reader to free room; with no reader nobody would,
-    /// and it does not wait. Returns false if they could not be written.
+    /// must not be lost: when the channel is full, the writer waits for its
+    /// reader to free room, until `deadline` (CLOCK_MONOTONIC ns); with no
+    /// reader nobody would, and it does not wait. The caller holds the
+    /// tracer's control lock, so a reader that let its wait run out is not
+    /// waited for again until it frees room: each later declaration into
+    /// its trace is lost at once (counted), rather than every registration
+    /// holding every control operation for its full wait, trace by trace.
+    /// Returns false if they could not be written.
     static func declare(_ marker: MarkerCore, idMarker: MarkerCore, formatMarker: MarkerCore,
-                        in trace: TraceRecord, timeoutNanoseconds: UInt64 = 2_000_000_000) -> Bool {
+                        in trace: TraceRecord, deadline: UInt64) -> Bool {
         guard let metadata = trace.metadata else { return false }
         let alignment = Int(trace.header.alignment)
         let buffer = metadata.buffers[0]
@@ -36,7 +41,8 @@ extension Metadata {
                 continue
             }
             let largest = PayloadLayout.largestAlign(maxIntegerSize: core.maxIntegerSize, alignment: alignment)
-            let policy = RelayBuffer.WaitPolicy(timeoutNanoseconds: timeoutNanoseconds, onlyWithReader: true)
+            var policy = RelayBuffer.WaitPolicy(onlyWithReader: true, notWhileStalled: true)
+            policy.deadline = deadline
             let result = buffer.recordWaiting(eventID: core.eventID, dataSize: UInt64(size),
                                               largestAlign: UInt64(largest), policy: policy) { p in
                 PayloadLayout.write(arguments, fields: core.format.fields, to: p, alignment: alignment)

@@ -172,8 +172,9 @@ public final class Tracer: @unchecked Sendable {
                 marker = MarkerCore(channel: channel, name: name, format: parsed, eventID: UInt16(id),
                                     sizedHeader: sizedHeader)
                 r.markers[channel, default: [:]][name] = marker
+                let deadline = MonotonicClock.now() &+ Self.declarationWaitNanoseconds
                 for trace in r.traces.values where trace.state.hasBuffers && trace.channels[channel] != nil {
-                    declare(marker, in: trace)
+                    declare(marker, in: trace, deadline: deadline)
                     deliverDeclarations(of: trace)
                 }
                 for trace in r.traces.values where trace.state == .setup && trace.settings[channel] == nil {
@@ -340,8 +341,9 @@ public final class Tracer: @unchecked Sendable {
             trace.channels = channels
             trace.state = .allocated
             trace.setRecording(false)      // until it starts
+            let deadline = MonotonicClock.now() &+ Self.declarationWaitNanoseconds
             for marker in Self.sorted(r.markers) where trace.channels[marker.channel] != nil {
-                declare(marker, in: trace)
+                declare(marker, in: trace, deadline: deadline)
             }
             deliverDeclarations(of: trace)
             publish(r)
@@ -577,8 +579,12 @@ public final class Tracer: @unchecked Sendable {
 
     // MARK: Internals (control lock held)
 
-    private func declare(_ marker: MarkerCore, in trace: TraceRecord) {
-        if !Metadata.declare(marker, idMarker: coreMarkerID, formatMarker: coreMarkerFormat, in: trace) {
+    /// How long one registration (or alloc) may wait for metadata readers
+    /// to free room, all its traces together: it holds the control lock.
+    static let declarationWaitNanoseconds: UInt64 = 2_000_000_000
+
+    private func declare(_ marker: MarkerCore, in trace: TraceRecord, deadline: UInt64) {
+        if !Metadata.declare(marker, idMarker: coreMarkerID, formatMarker: coreMarkerFormat, in: trace, deadline: deadline) {
             trace.metadataLost += 1
             log(.error, "trace \(trace.name): metadata channel full, declaration of \(marker) lost")
         }
