@@ -71,18 +71,20 @@ struct ControlFiles {
 
     /// Per channel and CPU: what was written, lost, corrupted, delivered,
     /// consumed, overwritten by the flight recorder (sub-buffers, events),
-    /// what is readable now, and how many writers wait for room.
+    /// what is readable now, how many writers wait for room, and whether a
+    /// reader has the buffer (0: none, 1: through the file, 2: mapped too).
     func stats(of trace: Trace) -> String {
         var lines = ["trace \(trace.name): \(trace.state.rawValue)"]
         if trace.metadataLost > 0 { lines.append("metadata declarations lost: \(trace.metadataLost)") }
         let header = ["buffer", "written", "lost", "corrupted", "delivered", "consumed", "overwritten",
-                      "overwritten_events", "readable", "waiting"]
+                      "overwritten_events", "readable", "waiting", "reader"]
         var rows = [header]
         for (name, buffer) in trace.bufferFiles {
             let c = buffer.counters
             rows.append([name, "\(c.eventsWritten)", "\(c.eventsLost)", "\(c.corruptedSubbuffers)",
                          "\(c.subbuffersDelivered)", "\(c.subbuffersConsumed)", "\(c.subbuffersOverwritten)",
-                         "\(c.eventsOverwritten)", "\(c.bytesReadable)", "\(buffer.waitingWriters)"])
+                         "\(c.eventsOverwritten)", "\(c.bytesReadable)", "\(buffer.waitingWriters)",
+                         buffer.hasMappedReader ? "2" : buffer.hasReader ? "1" : "0"])
         }
         let widths = (0..<header.count).map { column in rows.map { $0[column].count }.max() ?? 0 }
         for row in rows {

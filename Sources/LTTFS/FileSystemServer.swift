@@ -231,6 +231,7 @@ public final class FileSystemServer: @unchecked Sendable {
     @discardableResult
     public func shutdown(timeout: TimeInterval = 10) -> Bool {
         fs.endRequestWaits()
+        drainReaders()
         let loop = state.withLock { s -> SessionLoop? in
             s.stopping = true
             return s.loop
@@ -242,6 +243,50 @@ public final class FileSystemServer: @unchecked Sendable {
             MonotonicClock.sleep(nanoseconds: 2_000_000)
         }
         return true
+    }
+
+    /// Shutdown with consumers attached: what they have not taken yet would
+    /// go with the session (lttd would see POLLERR, and lose the end of
+    /// the trace). So every trace a reader drains is destroyed as
+    /// destroy_trace does (stopped, its partial sub-buffers delivered, its
+    /// buffers finalized, its losses logged), and shutdown waits while the
+    /// readers keep taking sub-buffers, until every reader has closed its
+    /// buffers: lttd closes each at POLLHUP, which it must still be able to
+    /// poll after its last PUT (a session ended then answers POLLERR).
+    /// Readers that neither take nor close anything for `stallNanoseconds`
+    /// are given up on, and all of them after `limitNanoseconds`; what they
+    /// left is logged. Traces nobody reads are left as they are (their
+    /// losses are logged at unmount).
+    func drainReaders(stallNanoseconds: UInt64 = 1_000_000_000, limitNanoseconds: UInt64 = 30_000_000_000) {
+        var buffers: [(name: String, buffer: RelayBuffer)] = []
+        for trace in tracer.traces where trace.bufferFiles.contains(where: { $0.buffer.hasReader }) {
+            guard let destroyed = try? tracer.destroyTrace(trace.name) else { continue }
+            buffers += destroyed.bufferFiles.filter { $0.buffer.hasReader }.map { ("\(trace.name)/\($0.name)", $0.buffer) }
+        }
+        guard !buffers.isEmpty else { return }
+        logger.info("shutdown: \(buffers.count) buffer(s) read by a consumer: letting the consumers drain them first")
+        let start = MonotonicClock.now()
+        var (progressAt, progress) = (start, UInt64.max)
+        while true {
+            let pending = buffers.filter { $0.buffer.hasReader }
+            if pending.isEmpty {
+                logger.info("shutdown: every consumer drained its buffers and closed them")
+                return
+            }
+            let now = MonotonicClock.now()
+            // Sub-buffers taken, and buffers closed: both say the readers go on.
+            let done = buffers.reduce(UInt64(0)) { $0 &+ $1.buffer.counters.subbuffersConsumed } &+ UInt64(buffers.count - pending.count)
+            if done != progress { (progressAt, progress) = (now, done) }
+            if now &- progressAt >= stallNanoseconds || now &- start >= limitNanoseconds {
+                let left = pending.map { b -> String in
+                    let c = b.buffer.counters
+                    return "\(b.name) (\(c.subbuffersDelivered &- c.subbuffersConsumed) sub-buffer(s) not taken)"
+                }
+                logger.warning("shutdown: the consumers took and closed nothing for \(stallNanoseconds / 1_000_000) ms, or ran out of time; still open: \(left.joined(separator: ", "))")
+                return
+            }
+            MonotonicClock.sleep(nanoseconds: 2_000_000)
+        }
     }
 
     /// The socket service of producer processes: those the mount's

@@ -12,7 +12,8 @@ struct UnmountCommand: ParsableCommand {
         abstract: "Stop an lttfs server and unmount its mount point (lazily if the server died).",
         discussion: """
             A server started by `lttfs mount` is asked to stop with SIGTERM, as systemctl
-            stop does: it answers every request that waits, then unmounts. Otherwise
+            stop does: it answers every request that waits, lets the consumers reading
+            its traces drain them to the end, then unmounts. Otherwise
             (a program serving lttfs itself, or a dead server) the mount is detached.
             Example:
               lttfs umount /mnt/ltt
@@ -26,7 +27,9 @@ struct UnmountCommand: ParsableCommand {
         if let entry = MountTable.current().entries.last(where: { $0.mountpoint == path && $0.type == "fuse.lttfs" }),
            let pid = FileSystemServer.serverProcess(source: entry.source), Self.isLttfsServer(pid, serving: path) {
             try? ProcessControl.send(SIGTERM, to: pid)
-            let deadline = MonotonicClock.now() + 10_000_000_000
+            // Its consumers may drain what is left first (up to 30 s), then
+            // it stops (up to 10 s).
+            let deadline = MonotonicClock.now() + 45_000_000_000
             while MountTable.current().isMounted(path) && MonotonicClock.now() < deadline {
                 MonotonicClock.sleep(nanoseconds: 10_000_000)
             }
