@@ -308,6 +308,18 @@ struct ToolTests {
         }
     }
 
+    @Test("lttfs-umount.sh stops a live server through lttfs umount (SIGTERM: its consumers drain first), not by ending the session under it")
+    func umountScriptStopsTheServer() throws {
+        let server = try ServerProcess()
+        defer { server.stop() }
+        let r = run(["bash", repositoryRoot + "/mount-scripts/lttfs-umount.sh", server.path], environment: ["LTTFS": lttfsBinary])
+        #expect(r.status == 0, "\(r.error)")
+        #expect(!isMounted(server.path))
+        #expect(waitExit(server.process, seconds: 10))
+        let log = String(decoding: server.log.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        #expect(log.contains("signal 15: stopping"), "\(log)")
+    }
+
     @Test("the mount(8) helper mounts with options, the way mount -t fuse.lttfs calls it")
     func mountHelper() throws {
         let dir = makeMountPoint()
