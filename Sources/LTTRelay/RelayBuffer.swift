@@ -520,7 +520,10 @@ public final class RelayBuffer: @unchecked Sendable {
                 || (policy.notWhileStalled && readerStalled.load(ordering: .acquiring) != 0)
                 || timedOut
             if ended {
-                if timedOut { readerStalled.store(1, ordering: .releasing) }
+                // Only a wait that ran out says the reader stalled: a
+                // deadline spent elsewhere before this buffer (another
+                // trace, earlier lines of the request) says nothing of it.
+                if timedOut && waited { readerStalled.store(1, ordering: .releasing) }
                 countLost(1)
                 return .lost
             }

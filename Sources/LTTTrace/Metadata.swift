@@ -1,5 +1,6 @@
 import LTTFormat
 import LTTRelay
+import LTTSystem
 
 /// The metadata channel: two event kinds that declare every marker that
 /// can appear in the trace (trace-format.md, "Metadata channel").
@@ -21,15 +22,18 @@ extension Metadata {
 
     /// Writes both declarations of `marker` into metadata buffer 0. They
     /// must not be lost: when the channel is full, the writer waits for its
-    /// reader to free room, until `deadline` (CLOCK_MONOTONIC ns); with no
-    /// reader nobody would, and it does not wait. The caller holds the
-    /// tracer's control lock, so a reader that let its wait run out is not
-    /// waited for again until it frees room: each later declaration into
-    /// its trace is lost at once (counted), rather than every registration
-    /// holding every control operation for its full wait, trace by trace.
-    /// Returns false if they could not be written.
+    /// reader to free room, until `deadline` (CLOCK_MONOTONIC ns, shared by
+    /// the traces of one registration) but at least `minimumWait` ns, so
+    /// that a reader that stalled in one trace never costs a healthy one
+    /// its declaration; with no reader nobody would free room, and it does
+    /// not wait. The caller holds the tracer's control lock, so a reader
+    /// that let its wait run out is not waited for again until it frees
+    /// room: each later declaration into its trace is lost at once
+    /// (counted), rather than every registration holding every control
+    /// operation for its full wait, trace by trace. Returns false if they
+    /// could not be written.
     static func declare(_ marker: MarkerCore, idMarker: MarkerCore, formatMarker: MarkerCore,
-                        in trace: TraceRecord, deadline: UInt64) -> Bool {
+                        in trace: TraceRecord, deadline: UInt64, minimumWait: UInt64 = 100_000_000) -> Bool {
         guard let metadata = trace.metadata else { return false }
         let alignment = Int(trace.header.alignment)
         let buffer = metadata.buffers[0]
@@ -42,7 +46,7 @@ extension Metadata {
             }
             let largest = PayloadLayout.largestAlign(maxIntegerSize: core.maxIntegerSize, alignment: alignment)
             var policy = RelayBuffer.WaitPolicy(onlyWithReader: true, notWhileStalled: true)
-            policy.deadline = deadline
+            policy.deadline = max(deadline, MonotonicClock.now() &+ minimumWait)
             let result = buffer.recordWaiting(eventID: core.eventID, dataSize: UInt64(size),
                                               largestAlign: UInt64(largest), policy: policy) { p in
                 PayloadLayout.write(arguments, fields: core.format.fields, to: p, alignment: alignment)

@@ -582,11 +582,20 @@ public final class Tracer: @unchecked Sendable {
     /// How long one registration (or alloc) may wait for metadata readers
     /// to free room, all its traces together: it holds the control lock.
     static let declarationWaitNanoseconds: UInt64 = 2_000_000_000
+    private let declarationLossLog = LogRateLimit(perSecond: 20)
 
     private func declare(_ marker: MarkerCore, in trace: TraceRecord, deadline: UInt64) {
         if !Metadata.declare(marker, idMarker: coreMarkerID, formatMarker: coreMarkerFormat, in: trace, deadline: deadline) {
             trace.metadataLost += 1
-            log(.error, "trace \(trace.name): metadata channel full, declaration of \(marker) lost")
+            // A stalled reader loses every later declaration at once: a
+            // producer registering many markers would flood the log.
+            switch declarationLossLog.admit() {
+            case .log(let held):
+                log(.error, "trace \(trace.name): metadata channel full, declaration of \(marker) lost"
+                    + (held > 0 ? " (and \(held) more not logged; stats counts them all)" : ""))
+            case .hold:
+                break
+            }
         }
     }
 

@@ -284,17 +284,65 @@ struct FileSystemLogicTests {
         let request = String(repeating: String(repeating: "w", count: 500) + "\n", count: 3)
         let answer = Shared<Int?>(nil)
         let done = Flag()
+        let began = Date()
         Thread {
             answer.set(try? write("ltt/write_event", request))
             done.set()
         }.start()
-        let began = Date()
         #expect(done.wait(seconds: 20), "the request outlived its bound")
         let waited = Date().timeIntervalSince(began)
         #expect(waited >= 0.25 && waited < 10, "waited \(waited) s")
         #expect(answer.load == request.utf8.count, "every line is answered")
         #expect(buffer.counters.eventsWritten == recorded)
         #expect(buffer.counters.eventsLost == lostBefore + 3, "each line counted lost")
+    }
+
+    @Test("the bound is for all the lines of a request together: a reader that frees room slowly, each time a writer waits, does not stretch it; the lines past it are counted lost")
+    func writeEventBoundCoversTheRequest() throws {
+        let fs = FileSystem(tracer: tracer, logger: .init(label: "test"), longestWriteEventWait: 500_000_000)
+        @Sendable func write(_ path: String, _ text: String) throws(Errno) -> Int {
+            var inode: UInt64 = 1
+            for name in path.split(separator: "/") { inode = try fs.lookup(parent: inode, name: String(name)).inode }
+            let fh = try fs.open(inode: inode, flags: O_WRONLY)
+            defer { fs.release(fh: fh) }
+            return try withBytes(Array(text.utf8)) { (b) throws(Errno) -> Int in
+                try fs.write(fh: fh, bytes: b, cancellation: WaitCancellation())
+            }
+        }
+        _ = try write("ltt/setup_trace", "s\n")
+        _ = try write("ltt/control/s/channel/userspace/subbuf_size", "4096\n")
+        _ = try write("ltt/control/s/channel/userspace/subbuf_num", "2\n")
+        _ = try write("ltt/control/s/channel/userspace/blocking_timeout", "60000\n")
+        _ = try write("ltt/control/s/alloc", "1\n")
+        _ = try write("ltt/control/s/enabled", "1\n")
+        var inode: UInt64 = 1
+        for name in ["ltt", "s", "userspace_0"] { inode = try fs.lookup(parent: inode, name: name).inode }
+        let reader = try fs.open(inode: inode, flags: O_RDONLY)
+        defer { fs.release(fh: reader) }
+        let buffer = try #require(tracer.trace("s")?.bufferFiles.first { $0.0 == "userspace_0" }?.1)
+        // A slow reader: each time a writer waits, it frees one sub-buffer
+        // (about 8 lines) 200 ms later.
+        let finished = Flag()
+        let freed = Shared(0)
+        let slowReader = Thread {
+            while !finished.isSet {
+                guard buffer.waitingWriters > 0 else { _ = poll(nil, 0, 1); continue }
+                _ = poll(nil, 0, 200)
+                if case .success(let cookie) = buffer.getSubbuffer(), (try? buffer.putSubbuffer(cookie: cookie)) != nil {
+                    freed.set(freed.load + 1)
+                }
+            }
+        }
+        slowReader.start()
+        defer { finished.set() }
+        // 80 lines of 500 bytes: ten sub-buffers, ten of the reader's 200 ms
+        // (2 s) if each line could wait its channel's minute.
+        let request = String(repeating: String(repeating: "s", count: 500) + "\n", count: 80)
+        #expect(try write("ltt/write_event", request) == request.utf8.count, "every line is answered")
+        let c = buffer.counters
+        #expect(c.eventsWritten + c.eventsLost == 80)
+        #expect(c.eventsLost > 0, "the lines past the request's bound are lost, counted (the reader freed \(freed.load) sub-buffers)")
+        #expect(c.eventsWritten > 0, "the lines that found room, or room freed in time, are recorded")
     }
 
     // MARK: Buffer files
