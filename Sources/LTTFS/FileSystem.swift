@@ -314,6 +314,12 @@ final class FileSystem: Sendable {
                 refusals.log(.warning, "write of \(bytes.count) bytes to \(describe(node)) refused: control values are shorter than \(Self.maximumControlWrite) bytes (EINVAL)")
                 throw .invalidArgument
             }
+            // A trace set up, allocated or started now would be cut off by
+            // the unmount; the ones being drained are the consumers' last.
+            guard !isStopping else {
+                refusals.log(.info, "write to \(describe(node)) refused: the server is stopping (EBUSY)")
+                throw .resourceBusy
+            }
             do {
                 try control.write(bytes, to: node)
                 return bytes.count
@@ -385,6 +391,17 @@ final class FileSystem: Sendable {
         }
         return used
     }
+
+    /// Every buffer file a reader has open, named as in the tree
+    /// ("ltt/<trace>/<channel>_<cpu>"), destroyed traces' included.
+    func openBufferFiles() -> [(name: String, buffer: RelayBuffer)] {
+        handles.openBuffers().map { open in
+            (inodes.node(for: open.inode).map(describe) ?? "buffer file \(open.inode)", open.buffer)
+        }
+    }
+
+    /// Whether shutdown has begun (`endRequestWaits`).
+    var isStopping: Bool { waits.withLock { $0.stopping } }
 
     /// Shutdown: every write_event waiting for room stops waiting now and is
     /// answered, and any that comes later does not wait at all; an alloc

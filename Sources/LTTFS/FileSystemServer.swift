@@ -62,8 +62,13 @@ public final class FileSystemServer: @unchecked Sendable {
         var stopping = false
         /// `run` is over: the loop ended, the mount is released.
         var finished = false
+        /// `runUntilSignalled` took a signal and started the shutdown.
+        var signalled = false
     }
     private let state = Locked(State())
+    /// Set by a second termination signal: shutdown stops waiting for the
+    /// consumers to drain.
+    private let drainCut = Atomic<Bool>(false)
     /// The operations table lives as long as the server: libfuse keeps a copy,
     /// but the userdata it passes back is this object.
     private var userdata: Unmanaged<FileSystem>?
@@ -182,14 +187,34 @@ public final class FileSystemServer: @unchecked Sendable {
     /// SIGQUIT. The signals are blocked in every thread and taken by one
     /// `sigwait` thread, so whichever thread the kernel picks, the session
     /// ends cleanly and the mount point is released.
+    ///
+    /// The first signal starts `shutdown` on a thread of its own; a second
+    /// one (Ctrl-C again) ends the consumers' drain at once.
     @discardableResult
     public func runUntilSignalled(maxThreads: UInt32 = 16) -> Int32 {
+        let stopped = DispatchSemaphore(value: 0)
         let signals = SignalWaiter { [self] signal in
-            logger.info("signal \(signal): stopping, then unmounting \(mountpoint)")
-            shutdown(timeout: 10)
+            let first = state.withLock { s -> Bool in
+                defer { s.signalled = true }
+                return !s.signalled
+            }
+            if first {
+                logger.info("signal \(signal): stopping, then unmounting \(mountpoint)")
+                let thread = Thread { [self] in
+                    shutdown(timeout: 10)
+                    stopped.signal()
+                }
+                thread.name = "lttfs-shutdown"
+                thread.start()
+            } else {
+                logger.warning("signal \(signal) again: not waiting for the consumers any longer")
+                drainCut.store(true, ordering: .releasing)
+            }
         }
         let rc = run(maxThreads: maxThreads)
         signals.stop()
+        // The shutdown thread returns once `run` has finished: bounded.
+        if state.withLock({ $0.signalled }) { _ = stopped.wait(timeout: .now() + 15) }
         return rc
     }
 
@@ -221,17 +246,19 @@ public final class FileSystemServer: @unchecked Sendable {
         thread.start()
     }
 
-    /// Ends the session and waits, at most `timeout` seconds, until `run`
-    /// has unmounted. In this order: every request that waits (write_event
-    /// waiting for room) is answered; the workers are told to stop and woken
-    /// out of their reads (`SessionLoop.stop`), each finishing the request
-    /// it serves; then `run` unmounts. Nothing here touches the mount point:
-    /// a request to our own mount from this process could wait for a worker
-    /// that is gone.
+    /// Ends the session and waits until `run` has unmounted. In this order:
+    /// every request that waits (write_event waiting for room) is answered,
+    /// and control writes are refused from then on; the consumers reading
+    /// traces drain them (`drainReaders`, at most `drainLimit` seconds);
+    /// the workers are told to stop and woken out of their reads
+    /// (`SessionLoop.stop`), each finishing the request it serves; then
+    /// `run` unmounts, which this waits for at most `timeout` seconds.
+    /// Nothing here touches the mount point: a request to our own mount
+    /// from this process could wait for a worker that is gone.
     @discardableResult
-    public func shutdown(timeout: TimeInterval = 10) -> Bool {
+    public func shutdown(timeout: TimeInterval = 10, drainLimit: TimeInterval = 30) -> Bool {
         fs.endRequestWaits()
-        drainReaders()
+        drainReaders(limitNanoseconds: UInt64(max(0, drainLimit) * 1e9))
         let loop = state.withLock { s -> SessionLoop? in
             s.stopping = true
             return s.loop
@@ -251,38 +278,48 @@ public final class FileSystemServer: @unchecked Sendable {
     /// destroy_trace does (stopped, its partial sub-buffers delivered, its
     /// buffers finalized, its losses logged), and shutdown waits while the
     /// readers keep taking sub-buffers, until every reader has closed its
-    /// buffers: lttd closes each at POLLHUP, which it must still be able to
-    /// poll after its last PUT (a session ended then answers POLLERR).
-    /// Readers that neither take nor close anything for `stallNanoseconds`
-    /// are given up on, and all of them after `limitNanoseconds`; what they
-    /// left is logged. Traces nobody reads are left as they are (their
-    /// losses are logged at unmount).
-    func drainReaders(stallNanoseconds: UInt64 = 1_000_000_000, limitNanoseconds: UInt64 = 30_000_000_000) {
-        var buffers: [(name: String, buffer: RelayBuffer)] = []
-        for trace in tracer.traces where trace.bufferFiles.contains(where: { $0.buffer.hasReader }) {
-            guard let destroyed = try? tracer.destroyTrace(trace.name) else { continue }
-            buffers += destroyed.bufferFiles.filter { $0.buffer.hasReader }.map { ("\(trace.name)/\($0.name)", $0.buffer) }
-        }
-        guard !buffers.isEmpty else { return }
-        logger.info("shutdown: \(buffers.count) buffer(s) read by a consumer: letting the consumers drain them first")
+    /// buffers, those of traces destroyed earlier included: lttd closes each
+    /// at POLLHUP, which it must still be able to poll after its last PUT
+    /// (a session ended then answers POLLERR). When no reader took or
+    /// closed anything for `stallNanoseconds`, they are given up on, and
+    /// after `limitNanoseconds` from the start (the destroys included), or
+    /// at a second signal; what they left is logged. Traces nobody reads
+    /// are left as they are (their losses are logged at unmount).
+    func drainReaders(stallNanoseconds: UInt64 = 2_000_000_000, limitNanoseconds: UInt64 = 30_000_000_000) {
         let start = MonotonicClock.now()
-        var (progressAt, progress) = (start, UInt64.max)
+        let read = fs.openBufferFiles()
+        guard !read.isEmpty, limitNanoseconds > 0 else { return }
+        let readBuffers = Set(read.map { ObjectIdentifier($0.buffer) })
+        for trace in tracer.traces where trace.bufferFiles.contains(where: { readBuffers.contains(ObjectIdentifier($0.buffer)) }) {
+            // The very trace seen (not a new one of the same name).
+            guard tracer.trace(trace.name)?.serial == trace.serial else { continue }
+            _ = try? tracer.destroyTrace(trace.name)
+        }
+        // A buffer given up (its lock jammed) says nothing more, nor waits.
+        let buffers = read.filter { !$0.buffer.isAbandoned }
+        logger.info("shutdown: \(buffers.count) buffer(s) read by a consumer: letting the consumers drain them first")
+        var (progressAt, progress) = (MonotonicClock.now(), UInt64.max)
         while true {
-            let pending = buffers.filter { $0.buffer.hasReader }
+            let pending = buffers.filter { $0.buffer.hasReader && !$0.buffer.isAbandoned }
             if pending.isEmpty {
-                logger.info("shutdown: every consumer drained its buffers and closed them")
+                logger.info("shutdown: the consumers drained their buffers and closed them")
                 return
             }
-            let now = MonotonicClock.now()
             // Sub-buffers taken, and buffers closed: both say the readers go on.
-            let done = buffers.reduce(UInt64(0)) { $0 &+ $1.buffer.counters.subbuffersConsumed } &+ UInt64(buffers.count - pending.count)
+            let taken = pending.reduce(UInt64(0)) { $0 &+ $1.buffer.counters.subbuffersConsumed }
+            let done = taken &+ UInt64(buffers.count - pending.count)
+            let now = MonotonicClock.now()
             if done != progress { (progressAt, progress) = (now, done) }
-            if now &- progressAt >= stallNanoseconds || now &- start >= limitNanoseconds {
+            let why: String? = drainCut.load(ordering: .acquiring) ? "a second signal"
+                : now &- start >= limitNanoseconds ? "\(limitNanoseconds / 1_000_000_000) s passed"
+                : now &- progressAt >= stallNanoseconds ? "they took and closed nothing for \(stallNanoseconds / 1_000_000) ms"
+                : nil
+            if let why {
                 let left = pending.map { b -> String in
                     let c = b.buffer.counters
                     return "\(b.name) (\(c.subbuffersDelivered &- c.subbuffersConsumed) sub-buffer(s) not taken)"
                 }
-                logger.warning("shutdown: the consumers took and closed nothing for \(stallNanoseconds / 1_000_000) ms, or ran out of time; still open: \(left.joined(separator: ", "))")
+                logger.warning("shutdown: not waiting for the consumers any longer (\(why)); still open: \(left.joined(separator: ", "))")
                 return
             }
             MonotonicClock.sleep(nanoseconds: 2_000_000)

@@ -115,6 +115,17 @@ final class HandleTable: Sendable {
         state.withLock { $0.byBuffer[buffer] }
     }
 
+    /// Every buffer a reader has open, with its file's inode (destroyed
+    /// traces' too: their handles keep them).
+    func openBuffers() -> [(buffer: RelayBuffer, inode: UInt64)] {
+        state.withLock { s in
+            s.byBuffer.values.compactMap { h in
+                if case .buffer(let b, let i) = h.kind { return (b, i) }
+                return nil
+            }
+        }
+    }
+
     /// An open handle on the buffer file `inode`, if any.
     func bufferHandle(inode: UInt64) -> Handle? {
         state.withLock { s in

@@ -137,7 +137,7 @@ public final class Producer: @unchecked Sendable {
         thread.start()
     }
 
-    /// The server died without a word (killed): nobody will drain its
+    /// The server hung up (stopped, or killed without a word): nobody will drain its
     /// buffers, end their waits or change its traces. Every wait for room
     /// ends now and nothing records any more (no trace), instead of each
     /// event waiting its `blocking_timeout` into buffers nobody reads.
@@ -150,9 +150,9 @@ public final class Producer: @unchecked Sendable {
         FileHandle.standardError.write(Data("lttfs producer: the server of \(mountpoint) is gone; recording nothing\n".utf8))
     }
 
-    /// Whether the server died without a word (its socket hung up): nothing
-    /// this producer records goes anywhere any more. A program that records
-    /// until told to stop can end here.
+    /// Whether the server is gone, stopped or killed (its socket hung up):
+    /// nothing this producer records goes anywhere any more. A program that
+    /// records until told to stop can end here.
     public var serverHasGone: Bool { watching.serverGone.load(ordering: .acquiring) }
 
     deinit {

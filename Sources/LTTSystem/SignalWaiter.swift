@@ -6,19 +6,22 @@ import Synchronization
 
 /// One thread that takes termination signals with sigwait(2) and runs a
 /// handler in ordinary thread context (so the handler may lock, log, and
-/// unmount). The signals must be blocked in every thread, which `init`
-/// does for the calling thread and so for every thread it starts later.
+/// unmount), for every signal until `stop()`: a second Ctrl-C reaches the
+/// handler too, which must therefore return promptly (start long work on a
+/// thread of its own). The signals must be blocked in every thread, which
+/// `init` does for the calling thread and so for every thread it starts
+/// later.
 ///
-/// `stop()` releases the thread when no signal came: it is told with
-/// SIGUSR2 only while it is known to be still waiting, never after it
-/// returned (signalling a finished thread is undefined behaviour).
+/// `stop()` releases the thread with SIGUSR2, which it takes like the
+/// others: it is alive until it took that one, so the signal always has a
+/// thread to go to (signalling a finished thread is undefined behaviour).
 public final class SignalWaiter: @unchecked Sendable {
     public static let terminationSignals: [Int32] = [SIGINT, SIGTERM, SIGHUP, SIGQUIT]
     private static let release = SIGUSR2
 
     private struct State {
         var thread: pthread_t?
-        var waiting = true
+        var released = false
     }
     private let state = Locked(State())
     private let finished = DispatchSemaphore(value: 0)
@@ -42,9 +45,9 @@ public final class SignalWaiter: @unchecked Sendable {
             ready.signal()
             var wanted = set
             var signal: Int32 = 0
-            sigwait(&wanted, &signal)
-            state.withLock { $0.waiting = false }
-            if signal != Self.release { handler(signal) }
+            while sigwait(&wanted, &signal) == 0 && signal != Self.release {
+                handler(signal)
+            }
             finished.signal()
         }
         thread.name = name
@@ -52,13 +55,23 @@ public final class SignalWaiter: @unchecked Sendable {
         ready.wait()
     }
 
-    /// Releases the thread if no signal came, and waits for it to end.
-    public func stop() {
+    /// Sends `signal` to the waiting thread alone (tests: a process-wide
+    /// signal would reach threads that do not block it).
+    func send(_ signal: Int32) {
         state.withLock { s in
-            // Under the lock: while `waiting` is true the thread has not
-            // returned from sigwait, so it is alive to receive this.
-            if s.waiting, let t = s.thread { pthread_kill(t, Self.release) }
+            if !s.released, let t = s.thread { pthread_kill(t, signal) }
         }
-        finished.wait()
+    }
+
+    /// Releases the thread (after the handler it may be running) and waits
+    /// for it to end. Any number of times.
+    public func stop() {
+        let first = state.withLock { s -> Bool in
+            guard !s.released, let t = s.thread else { return false }
+            s.released = true
+            pthread_kill(t, Self.release)
+            return true
+        }
+        if first { finished.wait() }
     }
 }

@@ -24,9 +24,9 @@ struct RecordCommand: ParsableCommand {
             used). Integer fields take decimal or 0x numbers, %s fields the text as given.
             With --count N the event is recorded N times, its first integer field
             counting up from the value given; with --count 0, until SIGINT or SIGTERM
-            (the event in hand is finished). Recording ends early if the server dies.
+            (the event in hand is finished). Recording ends early if the server stops or dies.
             The last line says how many events were recorded. Exit status 1 if an
-            event was lost or the server died.
+            event was lost or the server went away.
             """)
 
     @Option(name: .shortAndLong, help: "The mount point (default: $LTTFS_MOUNT, else /mnt/ltt).")

@@ -26,10 +26,10 @@ struct UnmountCommand: ParsableCommand {
         let path = resolvedPath(mountpoint) ?? mountpoint
         if let entry = MountTable.current().entries.last(where: { $0.mountpoint == path && $0.type == "fuse.lttfs" }),
            let pid = FileSystemServer.serverProcess(source: entry.source), Self.isLttfsServer(pid, serving: path) {
-            try? ProcessControl.send(SIGTERM, to: pid)
             // Its consumers may drain what is left first (up to 30 s), then
-            // it stops (up to 10 s).
-            let deadline = MonotonicClock.now() + 45_000_000_000
+            // it stops (up to 10 s). Not ours to stop (EPERM): detach below.
+            let signalled = (try? ProcessControl.send(SIGTERM, to: pid)) != nil
+            let deadline = MonotonicClock.now() + (signalled ? 45_000_000_000 : 0)
             while MountTable.current().isMounted(path) && MonotonicClock.now() < deadline {
                 MonotonicClock.sleep(nanoseconds: 10_000_000)
             }

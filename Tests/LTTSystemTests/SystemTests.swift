@@ -3,7 +3,7 @@ import Glibc
 #endif
 import CLinuxSupport
 import Foundation
-import LTTSystem
+@testable import LTTSystem
 import Synchronization
 import SystemPackage
 import Testing
@@ -145,6 +145,27 @@ struct SystemTests {
     @Test("SignalWaiter.stop ends its thread when no signal came")
     func signalWaiterStops() {
         let waiter = SignalWaiter(signals: [SIGUSR1], name: "test-idle") { _ in Issue.record("no signal was sent") }
+        waiter.stop()
+        waiter.stop()   // any number of times
+    }
+
+    @Test("SignalWaiter hands every signal to its handler until stop, a second one too")
+    func signalWaiterTakesEverySignal() {
+        let taken = Locked<[Int32]>([])
+        let second = DispatchSemaphore(value: 0)
+        let waiter = SignalWaiter(signals: [SIGUSR1], name: "test-twice") { signal in
+            if taken.withLock({ $0.append(signal); return $0.count }) == 2 { second.signal() }
+        }
+        waiter.send(SIGUSR1)
+        waiter.send(SIGUSR1)
+        // Two sends may merge into one pending signal: send until the
+        // handler has run twice (bounded).
+        var sent = 2
+        while second.wait(timeout: .now() + 0.2) == .timedOut && sent < 50 {
+            waiter.send(SIGUSR1)
+            sent += 1
+        }
+        #expect(taken.withLock { $0.count } >= 2 && taken.withLock { $0.allSatisfy { $0 == SIGUSR1 } })
         waiter.stop()
     }
 
