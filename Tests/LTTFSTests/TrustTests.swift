@@ -233,6 +233,48 @@ struct TrustTests {
         _ = reader
     }
 
+    @Test("shutdown waits for a reader still draining a trace destroyed before it, serves it meanwhile (GET, splice, PUT, POLLHUP), and refuses control writes (EBUSY)")
+    func shutdownWaitsForEarlierDestroyedTrace() throws {
+        let m = try TestMount(cpuCount: 1)
+        defer { m.close() }
+        startSmallUserspaceTrace(m.ltt, "x")
+        var reader: BufferFD? = try BufferFD(m.ltt + "/x/userspace_0")
+        for i in 0..<3 { #expect(writeControl(m.ltt + "/write_event", "last \(i)\n") == 0) }
+        #expect(writeControl(m.ltt + "/destroy_trace", "x\n") == 0)
+        let done = Flag()
+        Thread {
+            m.server.shutdown(timeout: 10)
+            done.set()
+        }.start()
+        #expect(waitUntil { writeControl(m.ltt + "/setup_trace", "late\n") == EBUSY }, "control writes are refused once shutdown began")
+        #expect(!done.isSet, "shutdown waits for the reader")
+        #expect(reader!.poll(timeoutMs: 5000) == Int16(POLLIN))
+        let cookie = try #require(reader!.get())
+        let bytes = try reader!.spliceSubbuffer(length: 4096)
+        let text = String(decoding: bytes, as: UTF8.self)
+        #expect((0..<3).allSatisfy { text.contains("last \($0)") })
+        #expect(reader!.put(cookie) == 0)
+        #expect(reader!.poll(timeoutMs: 5000) == Int16(POLLHUP))
+        reader = nil   // lttd closes at POLLHUP
+        // Before the 2 s without progress after that PUT would end it.
+        #expect(done.wait(seconds: 1.5), "shutdown ends once the reader closed")
+    }
+
+    @Test("a second SIGTERM ends the wait for a reader that takes nothing at once")
+    func secondSignalEndsTheDrain() throws {
+        let server = try ServerProcess()
+        defer { server.stop() }
+        startSmallUserspaceTrace(server.ltt, "n")
+        let reader = try BufferFD(server.ltt + "/n/userspace_0")
+        kill(server.process.processIdentifier, SIGTERM)
+        #expect(waitUntil { writeControl(server.ltt + "/setup_trace", "late\n") == EBUSY }, "the shutdown began")
+        kill(server.process.processIdentifier, SIGTERM)
+        #expect(waitExit(server.process, seconds: 10) && server.process.terminationStatus == 0)
+        let log = String(decoding: server.log.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        #expect(log.contains("not waiting for the consumers any longer (a second signal)"), "\(log)")
+        _ = reader
+    }
+
     @Test("SIGTERM with a writer blocked in write_event: the server answers it, gives up on the reader that takes nothing, unmounts and exits within 6 s; nothing stays in D state")
     func sigtermWithBlockedWriter() throws {
         let (server, reader, writer) = try serverWithBlockedWriter("s")
