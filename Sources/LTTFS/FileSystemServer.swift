@@ -283,33 +283,45 @@ public final class FileSystemServer: @unchecked Sendable {
     /// (a session ended then answers POLLERR). When no reader took or
     /// closed anything for `stallNanoseconds`, they are given up on, and
     /// after `limitNanoseconds` from the start (the destroys included), or
-    /// at a second signal; what they left is logged. Traces nobody reads
-    /// are left as they are (their losses are logged at unmount).
+    /// at a second signal; what they left is logged. A consumer that opens
+    /// a trace during the drain is taken in the same way. Traces nobody
+    /// reads are left as they are (their losses are logged at unmount).
     func drainReaders(stallNanoseconds: UInt64 = 2_000_000_000, limitNanoseconds: UInt64 = 30_000_000_000) {
         let start = MonotonicClock.now()
-        let read = fs.openBufferFiles()
-        guard !read.isEmpty, limitNanoseconds > 0 else { return }
-        let readBuffers = Set(read.map { ObjectIdentifier($0.buffer) })
-        for trace in tracer.traces where trace.bufferFiles.contains(where: { readBuffers.contains(ObjectIdentifier($0.buffer)) }) {
-            // The very trace seen (not a new one of the same name).
-            guard tracer.trace(trace.name)?.serial == trace.serial else { continue }
-            _ = try? tracer.destroyTrace(trace.name)
+        guard limitNanoseconds > 0 else { return }
+        var watched: [ObjectIdentifier: (name: String, buffer: RelayBuffer)] = [:]
+        // The buffers readers have open that are not watched yet: their
+        // traces are destroyed, and they are watched from now on. Asked at
+        // every pass, so a consumer that opened a trace after the signal
+        // drains it too (within the same bounds).
+        func watchNewReaders() -> Bool {
+            let new = fs.openBufferFiles().filter { watched[ObjectIdentifier($0.buffer)] == nil }
+            guard !new.isEmpty else { return false }
+            let ids = Set(new.map { ObjectIdentifier($0.buffer) })
+            for trace in tracer.traces where trace.bufferFiles.contains(where: { ids.contains(ObjectIdentifier($0.buffer)) }) {
+                // The very trace seen (not a new one of the same name).
+                guard tracer.trace(trace.name)?.serial == trace.serial else { continue }
+                _ = try? tracer.destroyTrace(trace.name)
+            }
+            for file in new { watched[ObjectIdentifier(file.buffer)] = file }
+            return true
         }
-        // A buffer given up (its lock jammed) says nothing more, nor waits.
-        let buffers = read.filter { !$0.buffer.isAbandoned }
-        logger.info("shutdown: \(buffers.count) buffer(s) read by a consumer: letting the consumers drain them first")
+        guard watchNewReaders() else { return }
+        logger.info("shutdown: \(watched.count) buffer(s) read by a consumer: letting the consumers drain them first")
         var (progressAt, progress) = (MonotonicClock.now(), UInt64.max)
         while true {
-            let pending = buffers.filter { $0.buffer.hasReader && !$0.buffer.isAbandoned }
+            let joined = watchNewReaders()
+            // A buffer given up (its lock jammed) says nothing more, nor waits.
+            let pending = watched.values.filter { $0.buffer.hasReader && !$0.buffer.isAbandoned }
             if pending.isEmpty {
                 logger.info("shutdown: the consumers drained their buffers and closed them")
                 return
             }
-            // Sub-buffers taken, and buffers closed: both say the readers go on.
+            // Sub-buffers taken, buffers closed, readers come: the consumers go on.
             let taken = pending.reduce(UInt64(0)) { $0 &+ $1.buffer.counters.subbuffersConsumed }
-            let done = taken &+ UInt64(buffers.count - pending.count)
+            let done = taken &+ UInt64(watched.count - pending.count)
             let now = MonotonicClock.now()
-            if done != progress { (progressAt, progress) = (now, done) }
+            if done != progress || joined { (progressAt, progress) = (now, done) }
             let why: String? = drainCut.load(ordering: .acquiring) ? "a second signal"
                 : now &- start >= limitNanoseconds ? "\(limitNanoseconds / 1_000_000_000) s passed"
                 : now &- progressAt >= stallNanoseconds ? "they took and closed nothing for \(stallNanoseconds / 1_000_000) ms"
@@ -318,7 +330,7 @@ public final class FileSystemServer: @unchecked Sendable {
                 let left = pending.map { b -> String in
                     let c = b.buffer.counters
                     return "\(b.name) (\(c.subbuffersDelivered &- c.subbuffersConsumed) sub-buffer(s) not taken)"
-                }
+                }.sorted()
                 logger.warning("shutdown: not waiting for the consumers any longer (\(why)); still open: \(left.joined(separator: ", "))")
                 return
             }

@@ -233,11 +233,12 @@ struct TrustTests {
         _ = reader
     }
 
-    @Test("shutdown waits for a reader still draining a trace destroyed before it, serves it meanwhile (GET, splice, PUT, POLLHUP), and refuses control writes (EBUSY)")
+    @Test("shutdown waits for a reader still draining a trace destroyed before it and for one that comes during the drain, serves them meanwhile (GET, splice, PUT, POLLHUP), and refuses control writes (EBUSY)")
     func shutdownWaitsForEarlierDestroyedTrace() throws {
         let m = try TestMount(cpuCount: 1)
         defer { m.close() }
         startSmallUserspaceTrace(m.ltt, "x")
+        startSmallUserspaceTrace(m.ltt, "y")   // nobody reads it yet
         var reader: BufferFD? = try BufferFD(m.ltt + "/x/userspace_0")
         for i in 0..<3 { #expect(writeControl(m.ltt + "/write_event", "last \(i)\n") == 0) }
         #expect(writeControl(m.ltt + "/destroy_trace", "x\n") == 0)
@@ -248,6 +249,17 @@ struct TrustTests {
         }.start()
         #expect(waitUntil { writeControl(m.ltt + "/setup_trace", "late\n") == EBUSY }, "control writes are refused once shutdown began")
         #expect(!done.isSet, "shutdown waits for the reader")
+        // A consumer that comes during the drain is drained too: its trace
+        // is destroyed (finalized), and it reads it to POLLHUP.
+        do {
+            let late = try BufferFD(m.ltt + "/y/userspace_0")   // closed at the end of this scope
+            #expect(late.poll(timeoutMs: 5000) == Int16(POLLIN))
+            let lateCookie = try #require(late.get())
+            #expect(String(decoding: try late.spliceSubbuffer(length: 4096), as: UTF8.self).contains("last 0"))
+            #expect(late.put(lateCookie) == 0)
+            #expect(late.poll(timeoutMs: 5000) == Int16(POLLHUP))
+        }
+        #expect(!done.isSet, "shutdown waits for the first reader still")
         #expect(reader!.poll(timeoutMs: 5000) == Int16(POLLIN))
         let cookie = try #require(reader!.get())
         let bytes = try reader!.spliceSubbuffer(length: 4096)
