@@ -251,29 +251,10 @@ struct FileSystemLogicTests {
 
     @Test("one write_event request waits at most the server's bound for all its lines, however long the channel's blocking_timeout; what did not fit is counted lost")
     func writeEventWaitIsBounded() throws {
-        // A bound of its own (the server's is 10 s), and a channel that
-        // would let the writer wait a minute.
-        let fs = FileSystem(tracer: tracer, logger: .init(label: "test"), longestWriteEventWait: 300_000_000)
-        @Sendable func write(_ path: String, _ text: String) throws(Errno) -> Int {
-            var inode: UInt64 = 1
-            for name in path.split(separator: "/") { inode = try fs.lookup(parent: inode, name: String(name)).inode }
-            let fh = try fs.open(inode: inode, flags: O_WRONLY)
-            defer { fs.release(fh: fh) }
-            return try withBytes(Array(text.utf8)) { (b) throws(Errno) -> Int in
-                try fs.write(fh: fh, bytes: b, cancellation: WaitCancellation())
-            }
-        }
-        _ = try write("ltt/setup_trace", "w\n")
-        _ = try write("ltt/control/w/channel/userspace/subbuf_size", "4096\n")
-        _ = try write("ltt/control/w/channel/userspace/subbuf_num", "2\n")
-        _ = try write("ltt/control/w/channel/userspace/blocking_timeout", "60000\n")
-        _ = try write("ltt/control/w/alloc", "1\n")
-        _ = try write("ltt/control/w/enabled", "1\n")
-        var inode: UInt64 = 1
-        for name in ["ltt", "w", "userspace_0"] { inode = try fs.lookup(parent: inode, name: name).inode }
-        let reader = try fs.open(inode: inode, flags: O_RDONLY)
-        defer { fs.release(fh: reader) }
-        let buffer = try #require(tracer.trace("w")?.bufferFiles.first { $0.0 == "userspace_0" }?.1)
+        // A bound of its own (the server's is 10 s).
+        let w = try BoundedWriteEvent(tracer: tracer, trace: "w", bound: 300_000_000)
+        defer { w.close() }
+        let buffer = w.buffer
         let noWait = WaitCancellation()
         noWait.cancel()
         let line = Array(String(repeating: "f", count: 500).utf8)
@@ -286,7 +267,7 @@ struct FileSystemLogicTests {
         let done = Flag()
         let began = Date()
         Thread {
-            answer.set(try? write("ltt/write_event", request))
+            answer.set(try? w.write("ltt/write_event", request))
             done.set()
         }.start()
         #expect(done.wait(seconds: 20), "the request outlived its bound")
@@ -299,27 +280,9 @@ struct FileSystemLogicTests {
 
     @Test("the bound is for all the lines of a request together: a reader that frees room slowly, each time a writer waits, does not stretch it; the lines past it are counted lost")
     func writeEventBoundCoversTheRequest() throws {
-        let fs = FileSystem(tracer: tracer, logger: .init(label: "test"), longestWriteEventWait: 500_000_000)
-        @Sendable func write(_ path: String, _ text: String) throws(Errno) -> Int {
-            var inode: UInt64 = 1
-            for name in path.split(separator: "/") { inode = try fs.lookup(parent: inode, name: String(name)).inode }
-            let fh = try fs.open(inode: inode, flags: O_WRONLY)
-            defer { fs.release(fh: fh) }
-            return try withBytes(Array(text.utf8)) { (b) throws(Errno) -> Int in
-                try fs.write(fh: fh, bytes: b, cancellation: WaitCancellation())
-            }
-        }
-        _ = try write("ltt/setup_trace", "s\n")
-        _ = try write("ltt/control/s/channel/userspace/subbuf_size", "4096\n")
-        _ = try write("ltt/control/s/channel/userspace/subbuf_num", "2\n")
-        _ = try write("ltt/control/s/channel/userspace/blocking_timeout", "60000\n")
-        _ = try write("ltt/control/s/alloc", "1\n")
-        _ = try write("ltt/control/s/enabled", "1\n")
-        var inode: UInt64 = 1
-        for name in ["ltt", "s", "userspace_0"] { inode = try fs.lookup(parent: inode, name: name).inode }
-        let reader = try fs.open(inode: inode, flags: O_RDONLY)
-        defer { fs.release(fh: reader) }
-        let buffer = try #require(tracer.trace("s")?.bufferFiles.first { $0.0 == "userspace_0" }?.1)
+        let w = try BoundedWriteEvent(tracer: tracer, trace: "s", bound: 500_000_000)
+        defer { w.close() }
+        let buffer = w.buffer
         // A slow reader: each time a writer waits, it frees one sub-buffer
         // (about 8 lines) 200 ms later.
         let finished = Flag()
@@ -338,7 +301,7 @@ struct FileSystemLogicTests {
         // 80 lines of 500 bytes: ten sub-buffers, ten of the reader's 200 ms
         // (2 s) if each line could wait its channel's minute.
         let request = String(repeating: String(repeating: "s", count: 500) + "\n", count: 80)
-        #expect(try write("ltt/write_event", request) == request.utf8.count, "every line is answered")
+        #expect(try w.write("ltt/write_event", request) == request.utf8.count, "every line is answered")
         let c = buffer.counters
         #expect(c.eventsWritten + c.eventsLost == 80)
         #expect(c.eventsLost > 0, "the lines past the request's bound are lost, counted (the reader freed \(freed.load) sub-buffers)")
@@ -444,5 +407,49 @@ struct FileSystemLogicTests {
         let control = try fs.open(inode: try inode("ltt/control/n/stats"), flags: O_RDONLY)
         defer { fs.release(fh: control) }
         #expect(fs.poll(fh: control, waiter: nil) == Int16(POLLIN | POLLOUT))
+    }
+}
+
+/// A filesystem of its own over `tracer`, whose write_event requests wait
+/// at most `bound` ns in all, with trace `name` set up: two 4 KiB
+/// sub-buffers, a channel that would let a writer wait a minute
+/// (blocking_timeout 60000), and its userspace_0 open by a reader that
+/// `close()` releases.
+struct BoundedWriteEvent: Sendable {
+    let fs: FileSystem
+    let reader: UInt64
+    let buffer: RelayBuffer
+
+    init(tracer: Tracer, trace name: String, bound: UInt64) throws {
+        fs = FileSystem(tracer: tracer, logger: .init(label: "test"), longestWriteEventWait: bound)
+        for (file, value) in [("setup_trace", name), ("control/\(name)/channel/userspace/subbuf_size", "4096"),
+                              ("control/\(name)/channel/userspace/subbuf_num", "2"),
+                              ("control/\(name)/channel/userspace/blocking_timeout", "60000"),
+                              ("control/\(name)/alloc", "1"), ("control/\(name)/enabled", "1")] {
+            _ = try Self.write(fs, "ltt/" + file, value + "\n")
+        }
+        reader = try fs.open(inode: try Self.inode(fs, "ltt/\(name)/userspace_0"), flags: O_RDONLY)
+        buffer = try #require(tracer.trace(name)?.bufferFiles.first { $0.0 == "userspace_0" }?.1)
+    }
+
+    /// `echo text > path` through this filesystem.
+    @Sendable func write(_ path: String, _ text: String) throws(Errno) -> Int {
+        try Self.write(fs, path, text)
+    }
+
+    func close() { fs.release(fh: reader) }
+
+    private static func inode(_ fs: FileSystem, _ path: String) throws(Errno) -> UInt64 {
+        var inode: UInt64 = 1
+        for name in path.split(separator: "/") { inode = try fs.lookup(parent: inode, name: String(name)).inode }
+        return inode
+    }
+
+    private static func write(_ fs: FileSystem, _ path: String, _ text: String) throws(Errno) -> Int {
+        let fh = try fs.open(inode: try inode(fs, path), flags: O_WRONLY)
+        defer { fs.release(fh: fh) }
+        return try withBytes(Array(text.utf8)) { (b) throws(Errno) -> Int in
+            try fs.write(fh: fh, bytes: b, cancellation: WaitCancellation())
+        }
     }
 }
