@@ -137,10 +137,10 @@ public final class Producer: @unchecked Sendable {
         thread.start()
     }
 
-    /// The server hung up (stopped, or killed without a word): nobody will drain its
-    /// buffers, end their waits or change its traces. Every wait for room
-    /// ends now and nothing records any more (no trace), instead of each
-    /// event waiting its `blocking_timeout` into buffers nobody reads.
+    /// The server hung up (stopped, or killed without a word): nobody will
+    /// drain its buffers, end their waits or change its traces. Every wait
+    /// for room ends now and nothing records any more (no trace), instead of
+    /// each event waiting its `blocking_timeout` into buffers nobody reads.
     private func serverIsGone() {
         watching.serverGone.store(true, ordering: .releasing)
         for channels in attached.withLock({ $0 }).values {
@@ -413,7 +413,7 @@ final class DeliveryBell: Sendable {
 /// The watcher thread's stop flag and end.
 final class WatchState: Sendable {
     let stopping = Atomic<Bool>(false)
-    /// Set once the server hung up its socket without a word.
+    /// Set once the server hung up its socket (stopped, or killed).
     let serverGone = Atomic<Bool>(false)
     let done = DispatchSemaphore(value: 0)
 }

@@ -48,6 +48,9 @@ public final class SignalWaiter: @unchecked Sendable {
             while sigwait(&wanted, &signal) == 0 && signal != Self.release {
                 handler(signal)
             }
+            // Gone from here on: nothing may signal this thread any more
+            // (stop() already said so when it released it).
+            state.withLock { $0.released = true }
             finished.signal()
         }
         thread.name = name

@@ -580,7 +580,8 @@ public final class Tracer: @unchecked Sendable {
     // MARK: Internals (control lock held)
 
     /// How long one registration (or alloc) may wait for metadata readers
-    /// to free room, all its traces together: it holds the control lock.
+    /// to free room, all its traces together (each still gets 0.1 s,
+    /// `Metadata.declare`): it holds the control lock.
     static let declarationWaitNanoseconds: UInt64 = 2_000_000_000
     private let declarationLossLog = LogRateLimit(perSecond: 20)
 
