@@ -61,18 +61,12 @@ struct FileSystemLogicTests {
 
     /// The inode of `path` (relative to the mount root), looked up name by name.
     func inode(_ path: String) throws(Errno) -> UInt64 {
-        var inode: UInt64 = 1
-        for name in path.split(separator: "/") { inode = try fs.lookup(parent: inode, name: String(name)).inode }
-        return inode
+        try FileSystemCalls.inode(fs, path)
     }
 
     /// `echo text > path`: open for writing, write, release.
     func write(_ path: String, _ text: String) throws(Errno) -> Int {
-        let fh = try fs.open(inode: try inode(path), flags: O_WRONLY)
-        defer { fs.release(fh: fh) }
-        return try withBytes(Array(text.utf8)) { (b) throws(Errno) -> Int in
-            try fs.write(fh: fh, bytes: b, cancellation: WaitCancellation())
-        }
+        try FileSystemCalls.write(fs, path, text)
     }
 
     /// `cat path`.
@@ -426,26 +420,32 @@ struct BoundedWriteEvent: Sendable {
                               ("control/\(name)/channel/userspace/subbuf_num", "2"),
                               ("control/\(name)/channel/userspace/blocking_timeout", "60000"),
                               ("control/\(name)/alloc", "1"), ("control/\(name)/enabled", "1")] {
-            _ = try Self.write(fs, "ltt/" + file, value + "\n")
+            _ = try FileSystemCalls.write(fs, "ltt/" + file, value + "\n")
         }
-        reader = try fs.open(inode: try Self.inode(fs, "ltt/\(name)/userspace_0"), flags: O_RDONLY)
+        reader = try fs.open(inode: try FileSystemCalls.inode(fs, "ltt/\(name)/userspace_0"), flags: O_RDONLY)
         buffer = try #require(tracer.trace(name)?.bufferFiles.first { $0.0 == "userspace_0" }?.1)
     }
 
     /// `echo text > path` through this filesystem.
     @Sendable func write(_ path: String, _ text: String) throws(Errno) -> Int {
-        try Self.write(fs, path, text)
+        try FileSystemCalls.write(fs, path, text)
     }
 
     func close() { fs.release(fh: reader) }
+}
 
-    private static func inode(_ fs: FileSystem, _ path: String) throws(Errno) -> UInt64 {
+/// What the kernel would do for a path, done on a `FileSystem` directly.
+enum FileSystemCalls {
+    /// The inode of `path` in `fs` (relative to the mount root), looked up
+    /// name by name.
+    static func inode(_ fs: FileSystem, _ path: String) throws(Errno) -> UInt64 {
         var inode: UInt64 = 1
         for name in path.split(separator: "/") { inode = try fs.lookup(parent: inode, name: String(name)).inode }
         return inode
     }
 
-    private static func write(_ fs: FileSystem, _ path: String, _ text: String) throws(Errno) -> Int {
+    /// `echo text > path` in `fs`: open for writing, write, release.
+    static func write(_ fs: FileSystem, _ path: String, _ text: String) throws(Errno) -> Int {
         let fh = try fs.open(inode: try inode(fs, path), flags: O_WRONLY)
         defer { fs.release(fh: fh) }
         return try withBytes(Array(text.utf8)) { (b) throws(Errno) -> Int in
