@@ -86,6 +86,9 @@ static inline unsigned long long lttfs_rdtsc(void) {
 #endif
 }
 
+// CLOCK_MONOTONIC from the TSC, for the `monotonic` trace clock.
+#include "MonotonicFromTSC.h"
+
 // The spin-wait hint (x86 pause, arm64 yield): a spinning thread lets its
 // sibling hyperthread run and leaves the memory pipeline alone.
 static inline void lttfs_cpu_relax(void) {
