@@ -3,6 +3,7 @@
 #define _GNU_SOURCE
 #include <pthread.h>
 #include <sched.h>
+#include <stdbool.h>
 #include <time.h>
 #include "MonotonicFromTSC.h"
 
@@ -24,21 +25,21 @@ static uint64_t read_tsc(void)
 #endif
 }
 
-struct true_pair { uint64_t tsc, ns; };
+struct true_pair { uint64_t tsc, ns, window; };
 
 // A CLOCK_MONOTONIC reading and the TSC at its middle: the closest of three
-// tries (a preemption inside one widens only that one).
+// tries (a preemption inside one widens only that one). `window`: the TSC
+// ticks around the reading, twice its uncertainty.
 static struct true_pair read_true_pair(void)
 {
-    struct true_pair best = { 0, 0 };
-    uint64_t window = UINT64_MAX;
+    struct true_pair best = { 0, 0, UINT64_MAX };
     for (int i = 0; i < 3; i++) {
         uint64_t before = read_tsc();
         uint64_t ns = monotonic_ns();
         uint64_t after = read_tsc();
-        if (after - before < window) {
-            window = after - before;
-            best.tsc = before + window / 2;
+        if (after - before < best.window) {
+            best.window = after - before;
+            best.tsc = before + best.window / 2;
             best.ns = ns;
         }
     }
@@ -50,6 +51,9 @@ static uint64_t ticks_in(uint64_t ns, uint64_t mult)
 {
     return (uint64_t)(((unsigned __int128)ns << 32) / mult);
 }
+
+// The widest (tsc, CLOCK_MONOTONIC) pair that may re-anchor the line.
+#define LTTFS_MONO_PAIR_LIMIT_NS 2000ull
 
 // Writes the inactive slot and makes it the active one (seqlock write:
 // readers that raced with two flips see `seq` move and read again).
@@ -75,10 +79,15 @@ static void publish(uint64_t anchor_tsc, uint64_t anchor_ns, uint64_t mult, uint
 static uint64_t reanchor(uint64_t at, uint64_t an, uint64_t m, uint64_t due, uint64_t tsc)
 {
     struct true_pair now = read_true_pair();
+    uint64_t anchor_tsc = now.tsc > due ? now.tsc : due;
+    uint64_t old_end = lttfs_mono_line(an, due - at, m);
     // The rate over the time since the last true pair, once that is long
     // enough to measure (a tenth of a period, the first one's length: the
-    // pair's error is tens of ns).
-    if (now.ns > lttfs_mono.last_ns + LTTFS_MONO_PERIOD_NS / 10 && now.tsc > lttfs_mono.last_tsc) {
+    // pair's error is tens of ns). Not from a loose pair (each try was
+    // interrupted: preempted, a VM's pause), which would bend the slope;
+    // such a pair still anchors, its error mended by the next period.
+    bool tight = lttfs_mono_line(0, now.window, lttfs_mono.rate) <= LTTFS_MONO_PAIR_LIMIT_NS;
+    if (tight && now.ns > lttfs_mono.last_ns + LTTFS_MONO_PERIOD_NS / 10 && now.tsc > lttfs_mono.last_tsc) {
         uint64_t rate = (uint64_t)(((unsigned __int128)(now.ns - lttfs_mono.last_ns) << 32)
                                    / (now.tsc - lttfs_mono.last_tsc));
         if (rate != 0)
@@ -92,8 +101,6 @@ static uint64_t reanchor(uint64_t at, uint64_t an, uint64_t m, uint64_t due, uin
     // or above it, no earlier than `due`. Past that, the old line says
     // nothing: after a long idle time the new one starts at the truth, not
     // at the old slope's extrapolation.
-    uint64_t anchor_tsc = now.tsc > due ? now.tsc : due;
-    uint64_t old_end = lttfs_mono_line(an, due - at, m);
     uint64_t truth = now.ns + (uint64_t)(((unsigned __int128)(anchor_tsc - now.tsc) * rate) >> 32);
     // Behind the truth: jump to it (forward). Ahead (the old line ran fast):
     // start at its end and run slower this period, so as to meet the truth
