@@ -25,35 +25,45 @@ static uint64_t read_tsc(void)
 #endif
 }
 
-struct true_pair { uint64_t tsc, ns, window; };
-
-// A CLOCK_MONOTONIC reading and the TSC at its middle: the closest of three
-// tries (a preemption inside one widens only that one). `window`: the TSC
-// ticks around the reading, twice its uncertainty.
-static struct true_pair read_true_pair(void)
-{
-    struct true_pair best = { 0, 0, UINT64_MAX };
-    for (int i = 0; i < 3; i++) {
-        uint64_t before = read_tsc();
-        uint64_t ns = monotonic_ns();
-        uint64_t after = read_tsc();
-        if (after - before < best.window) {
-            best.window = after - before;
-            best.tsc = before + best.window / 2;
-            best.ns = ns;
-        }
-    }
-    return best;
-}
-
 // TSC ticks in `ns` nanoseconds at `mult` (ns per tick, 32.32).
 static uint64_t ticks_in(uint64_t ns, uint64_t mult)
 {
     return (uint64_t)(((unsigned __int128)ns << 32) / mult);
 }
 
-// The widest (tsc, CLOCK_MONOTONIC) pair that may re-anchor the line.
-#define LTTFS_MONO_PAIR_LIMIT_NS 2000ull
+// How far a measured rate may be from the rate so far (1/32: 3%) and still
+// replace it.
+#define LTTFS_MONO_RATE_SPREAD 32
+
+// The widest (tsc, CLOCK_MONOTONIC) pair that sets the slope: its error is
+// half of it (here the best of three tries is under 0.3 us).
+#define LTTFS_MONO_PAIR_LIMIT_NS 1000ull
+
+struct true_pair { uint64_t tsc, ns; bool tight; };
+
+// A CLOCK_MONOTONIC reading and the TSC at its middle: the closest of three
+// tries (a preemption inside one widens only that one), up to four rounds
+// while none is within LTTFS_MONO_PAIR_LIMIT_NS at `rate`. `tight`: one was.
+static struct true_pair read_true_pair(uint64_t rate)
+{
+    struct true_pair best = { 0, 0, false };
+    uint64_t window = UINT64_MAX;
+    for (int i = 0; i < 12; i++) {
+        uint64_t before = read_tsc();
+        uint64_t ns = monotonic_ns();
+        uint64_t after = read_tsc();
+        if (after - before < window) {
+            window = after - before;
+            best.tsc = before + window / 2;
+            best.ns = ns;
+        }
+        if (i % 3 == 2 && lttfs_mono_line(0, window, rate) <= LTTFS_MONO_PAIR_LIMIT_NS) {
+            best.tight = true;
+            break;
+        }
+    }
+    return best;
+}
 
 // Writes the inactive slot and makes it the active one (seqlock write:
 // readers that raced with two flips see `seq` move and read again).
@@ -74,34 +84,50 @@ static void publish(uint64_t anchor_tsc, uint64_t anchor_ns, uint64_t mult, uint
 }
 
 // A new line from the end of the current one (anchor `at`/`an`, slope `m`,
-// period end `due`), for a reading at `tsc` past `due`. Called under
+// period end `due`), for a reading at `tsc` past `due`, or far before `at`
+// (`went_back`: the TSC restarted, as after some suspends). Called under
 // `writing`. Returns the reading's value on the new line.
-static uint64_t reanchor(uint64_t at, uint64_t an, uint64_t m, uint64_t due, uint64_t tsc)
+static uint64_t reanchor(uint64_t at, uint64_t an, uint64_t m, uint64_t due, uint64_t tsc, bool went_back)
 {
-    struct true_pair now = read_true_pair();
-    uint64_t anchor_tsc = now.tsc > due ? now.tsc : due;
-    uint64_t old_end = lttfs_mono_line(an, due - at, m);
+    struct true_pair now = read_true_pair(lttfs_mono.rate);
     // The rate over the time since the last true pair, once that is long
-    // enough to measure (a tenth of a period, the first one's length: the
-    // pair's error is tens of ns). Not from a loose pair (each try was
-    // interrupted: preempted, a VM's pause), which would bend the slope;
-    // such a pair still anchors, its error mended by the next period.
-    bool tight = lttfs_mono_line(0, now.window, lttfs_mono.rate) <= LTTFS_MONO_PAIR_LIMIT_NS;
-    if (tight && now.ns > lttfs_mono.last_ns + LTTFS_MONO_PERIOD_NS / 10 && now.tsc > lttfs_mono.last_tsc) {
+    // enough to measure (a tenth of a period, the first one's length), from
+    // a tight pair only, and only near the rate so far: CLOCK_MONOTONIC
+    // runs at the TSC's rate give or take NTP's slewing (at most 500 ppm),
+    // so a measure far from it spans a suspend (the TSC counted on, the
+    // clock did not) or a TSC that restarted, and would bend the slope for
+    // as long as it lasted. The measure then starts again from here.
+    if (now.tight && now.ns > lttfs_mono.last_ns + LTTFS_MONO_PERIOD_NS / 10 && now.tsc > lttfs_mono.last_tsc) {
         uint64_t rate = (uint64_t)(((unsigned __int128)(now.ns - lttfs_mono.last_ns) << 32)
                                    / (now.tsc - lttfs_mono.last_tsc));
-        if (rate != 0)
+        uint64_t old = lttfs_mono.rate;
+        if (rate > old - old / LTTFS_MONO_RATE_SPREAD && rate < old + old / LTTFS_MONO_RATE_SPREAD)
             lttfs_mono.rate = rate;
+        lttfs_mono.last_tsc = now.tsc;
+        lttfs_mono.last_ns = now.ns;
+    } else if (now.tight && (now.tsc < lttfs_mono.last_tsc || now.ns < lttfs_mono.last_ns)) {
         lttfs_mono.last_tsc = now.tsc;
         lttfs_mono.last_ns = now.ns;
     }
     uint64_t rate = lttfs_mono.rate;
     // Every value the old line gave is at most its value at `due` (a reading
     // past `due` re-anchors or gets that value), so the new line starts at
-    // or above it, no earlier than `due`. Past that, the old line says
-    // nothing: after a long idle time the new one starts at the truth, not
-    // at the old slope's extrapolation.
+    // or above it, no earlier than `due` (unless the TSC went back: then at
+    // the pair, above every value given so far). Past `due` the old line
+    // says nothing: after a long idle time the new one starts at the
+    // truth, not at the old slope's extrapolation.
+    uint64_t anchor_tsc = went_back || now.tsc > due ? now.tsc : due;
+    uint64_t old_end = lttfs_mono_line(an, due - at, m);
     uint64_t truth = now.ns + (uint64_t)(((unsigned __int128)(anchor_tsc - now.tsc) * rate) >> 32);
+    // Long past the period's end (more than a period: an idle time, or a
+    // suspend, which CLOCK_MONOTONIC does not count), or the TSC went back:
+    // the last readings came before then, from a line at most its error
+    // ahead of the truth, and the truth has not gone back since. The line's
+    // end, which nobody may have reached, does not hold the new one above
+    // the truth (after a suspend it would run ahead of clock_gettime for a
+    // period).
+    if ((went_back || anchor_tsc - due > due - at) && old_end > truth + LTTFS_MONO_PAIR_LIMIT_NS)
+        old_end = truth + LTTFS_MONO_PAIR_LIMIT_NS;
     // Behind the truth: jump to it (forward). Ahead (the old line ran fast):
     // start at its end and run slower this period, so as to meet the truth
     // at the period's end (at half speed at most).
@@ -118,11 +144,16 @@ uint64_t lttfs_mono_slow(uint64_t tsc, uint64_t anchor_tsc, uint64_t anchor_ns, 
 {
     if (mult == 0)      // not enabled (or read before it was)
         return monotonic_ns();
-    if ((int64_t)(tsc - anchor_tsc) < 0)
+    // Before the anchor: a CPU a few cycles behind, or a thread preempted
+    // between its loads and its rdtsc, gets the anchor's time. Far before
+    // it (more than a period), the TSC restarted: re-anchor.
+    bool went_back = (int64_t)(tsc - anchor_tsc) < 0;
+    if (went_back && anchor_tsc - tsc <= due_tsc - anchor_tsc)
         return anchor_ns;
-    // Past the period's end, while another thread re-anchors (which may be
-    // descheduled in the middle): clock_gettime, never below the line's
-    // value at its end (this thread may have had values up to that).
+    // Past the period's end (or the TSC went back), while another thread
+    // re-anchors (which may be descheduled in the middle): clock_gettime,
+    // never below the line's value at its end (this thread may have had
+    // values up to that).
     if (__atomic_exchange_n(&lttfs_mono.writing, 1, __ATOMIC_ACQUIRE)) {
         uint64_t end = lttfs_mono_line(anchor_ns, due_tsc - anchor_tsc, mult);
         uint64_t ns = monotonic_ns();
@@ -137,42 +168,65 @@ uint64_t lttfs_mono_slow(uint64_t tsc, uint64_t anchor_tsc, uint64_t anchor_ns, 
     uint64_t value;
     if (tsc - at < due - at)
         value = lttfs_mono_line(an, tsc - at, m);
-    else if ((int64_t)(tsc - at) < 0)
+    else if ((int64_t)(tsc - at) < 0 && at - tsc <= due - at)
         value = an;
     else
-        value = reanchor(at, an, m, due, tsc);
+        value = reanchor(at, an, m, due, tsc, (int64_t)(tsc - at) < 0);
     __atomic_store_n(&lttfs_mono.writing, 0, __ATOMIC_RELEASE);
     return value;
 }
 
-// In a child of fork: the thread that re-anchored at the fork is not there.
+// In a child of fork, whose only thread is the one that forked: a thread
+// that was re-anchoring is not there. It held `writing`, and may have left
+// the inactive slot's `seq` odd (readers would wait on it for ever once it
+// became active: publish only adds to it) and the last pair half updated.
 static void after_fork_child(void)
 {
+    for (int i = 0; i < 2; i++) {
+        uint32_t seq = __atomic_load_n(&lttfs_mono.slot[i].seq, __ATOMIC_RELAXED);
+        __atomic_store_n(&lttfs_mono.slot[i].seq, (seq + 1) & ~1u, __ATOMIC_RELAXED);
+    }
+    if (__atomic_load_n(&lttfs_mono.enabled, __ATOMIC_RELAXED)) {
+        struct true_pair now = read_true_pair(lttfs_mono.rate);
+        lttfs_mono.last_tsc = now.tsc;
+        lttfs_mono.last_ns = now.ns;
+    }
     __atomic_store_n(&lttfs_mono.writing, 0, __ATOMIC_RELAXED);
+}
+
+static void register_fork_handler(void)
+{
+    pthread_atfork(NULL, NULL, after_fork_child);
 }
 
 int lttfs_mono_enable(uint64_t ticks_per_second)
 {
+#if !defined(__x86_64__)
+    (void)ticks_per_second;
+    return 0;       // no TSC to read
+#else
+    static pthread_once_t fork_handler = PTHREAD_ONCE_INIT;
     if (__atomic_load_n(&lttfs_mono.enabled, __ATOMIC_ACQUIRE))
         return 1;
-    if (ticks_per_second == 0)
+    uint64_t rate = ticks_per_second == 0 ? 0 : (uint64_t)((1000000000ull << 32) / ticks_per_second);
+    if (rate == 0)
         return 0;
+    // Before `writing` is first taken: a child forked from here on is
+    // mended (see after_fork_child).
+    pthread_once(&fork_handler, register_fork_handler);
     while (__atomic_exchange_n(&lttfs_mono.writing, 1, __ATOMIC_ACQUIRE))
         sched_yield();
     if (!__atomic_load_n(&lttfs_mono.enabled, __ATOMIC_RELAXED)) {
-        uint64_t rate = (uint64_t)((1000000000ull << 32) / ticks_per_second);
-        if (rate != 0) {
-            struct true_pair now = read_true_pair();
-            lttfs_mono.rate = rate;
-            lttfs_mono.last_tsc = now.tsc;
-            lttfs_mono.last_ns = now.ns;
-            // A short first period: the rate it measures replaces the
-            // estimate (a few ppm off, or more) before the error can grow.
-            publish(now.tsc, now.ns, rate, now.tsc + ticks_in(LTTFS_MONO_PERIOD_NS / 10, rate));
-            pthread_atfork(NULL, NULL, after_fork_child);
-            __atomic_store_n(&lttfs_mono.enabled, 1, __ATOMIC_RELEASE);
-        }
+        lttfs_mono.rate = rate;
+        struct true_pair now = read_true_pair(rate);
+        lttfs_mono.last_tsc = now.tsc;
+        lttfs_mono.last_ns = now.ns;
+        // A short first period: the rate it measures replaces the estimate
+        // (a few ppm off, or more) before the error can grow.
+        publish(now.tsc, now.ns, rate, now.tsc + ticks_in(LTTFS_MONO_PERIOD_NS / 10, rate));
+        __atomic_store_n(&lttfs_mono.enabled, 1, __ATOMIC_RELEASE);
     }
     __atomic_store_n(&lttfs_mono.writing, 0, __ATOMIC_RELEASE);
-    return (int)__atomic_load_n(&lttfs_mono.enabled, __ATOMIC_RELAXED);
+    return 1;
+#endif
 }

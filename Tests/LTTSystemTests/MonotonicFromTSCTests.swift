@@ -69,6 +69,35 @@ struct MonotonicFromTSCTests {
         }
     }
 
+    /// Builds Tests/LTTClockCheck/clock-check.c with the library's C source
+    /// and runs it in `mode`: what a test process cannot do to itself (a
+    /// fork while it re-anchors, a suspend). Its exit status: 0 held, 2 the
+    /// TSC cannot serve here, 3 hung, 4 went back, 5 too far off.
+    static func clockCheck(_ mode: String) throws -> Int32 {
+        let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().path
+        let program = NSTemporaryDirectory() + "lttfs-clock-check-\(getpid())-\(mode)"
+        defer { unlink(program) }
+        let built = try ProcessControl.run(["cc", "-O2", "-Wall", "-Wextra", "-Werror",
+                                            "-I", repository + "/Sources/CLinuxSupport/include",
+                                            "-o", program, repository + "/Tests/LTTClockCheck/clock-check.c",
+                                            repository + "/Sources/CLinuxSupport/MonotonicFromTSC.c", "-ldl", "-lpthread"])
+        try #require(built == 0, "cc failed")
+        return try ProcessControl.run([program, mode])
+    }
+
+    @Test("a child forked while a thread re-anchored (its lock held, a slot's seq odd, its pair half set) reads a clock that goes on, in order, close to clock_gettime")
+    func forkDuringReanchoring() throws {
+        let status = try Self.clockCheck("fork")
+        #expect(status == (MonotonicClock.tracksWithTSC ? 0 : 2))
+    }
+
+    @Test("after a suspend (the TSC ran on, CLOCK_MONOTONIC did not), the clock is at clock_gettime's at once, not crawling nor ahead")
+    func suspend() throws {
+        let status = try Self.clockCheck("suspend")
+        #expect(status == (MonotonicClock.tracksWithTSC ? 0 : 2))
+    }
+
     @Test("after an idle time of many periods, the first reading is clock_gettime's, not the old slope's")
     func idleTime() {
         guard MonotonicClock.tracksWithTSC else { return }

@@ -19,12 +19,20 @@
 // - A slot serves readings in [anchor_tsc, due_tsc). A reading past
 //   `due_tsc` re-anchors (one thread, a try-lock; the others read
 //   clock_gettime meanwhile, raised to the line's value at `due_tsc`). A
-//   reading before `anchor_tsc` (a CPU a few cycles behind, or a thread
-//   preempted between its loads and its rdtsc) gets `anchor_ns`.
+//   reading a little before `anchor_tsc` (a CPU a few cycles behind) gets
+//   `anchor_ns`; one more than a period before it (the TSC restarted)
+//   re-anchors.
+// - The slope is the rate measured between two tight (tsc, clock_gettime)
+//   pairs, only when within 3% of the rate so far: one that spans a
+//   suspend (the TSC counts on, CLOCK_MONOTONIC does not) is dropped, and
+//   the line jumps to the truth at the next anchor instead of crawling.
+// - fork: the child's handler clears `writing` and evens both slots'
+//   `seq` (a re-anchoring thread does not follow the fork).
 // - Invariant: the next slot's anchor_ns >= the previous line's value at
 //   its due_tsc, so a thread's readings from the lines never go back; one
 //   taken from clock_gettime during a re-anchoring may be ahead of the new
-//   line by the line's error (tens of ns). Each buffer's ring keeps its
+//   line by the line's error (tens of ns here; up to half a microsecond
+//   when every try at the anchor's pair was interrupted). Each buffer's ring keeps its
 //   event times in order whatever the clock does (RelayBuffer.timestamp).
 // - Disabled (the default; lttfs_mono_enable turns it on): every slot is
 //   zero, so each reading takes the slow path, which is clock_gettime.

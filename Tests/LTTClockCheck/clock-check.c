@@ -1,0 +1,143 @@
+// clock-check: CLOCK_MONOTONIC from the TSC (MonotonicFromTSC.c) where a
+// test process cannot safely go: a fork in the middle of a re-anchoring,
+// and a suspend. Built with MonotonicFromTSC.c by MonotonicFromTSCTests.
+//
+//   clock-check fork      the parent leaves what a re-anchoring thread
+//                         leaves at a fork (`writing` held, the inactive
+//                         slot's seq odd, the last pair half updated) and
+//                         forks; the child's clock must go on: in order,
+//                         within 2 us of clock_gettime, for 30 periods.
+//   clock-check suspend   CLOCK_MONOTONIC stops for 1 s while the TSC runs
+//                         on (this program's clock_gettime, which the
+//                         library calls, subtracts the time "suspended"),
+//                         3 ms into a period; afterwards the clock must be
+//                         within 2 us of clock_gettime at once, in order.
+// Exit 0: all held; 2: the TSC cannot serve here (nothing checked); 3: a
+// reading hung; 4: a reading went back; 5: a reading was too far off.
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#include "MonotonicFromTSC.h"
+
+static int (*real_clock_gettime)(clockid_t, struct timespec *);
+static uint64_t suspended_ns;
+
+// Every clock_gettime of this process, the library's included.
+int clock_gettime(clockid_t clock, struct timespec *ts)
+{
+    if (!real_clock_gettime)
+        real_clock_gettime = (int (*)(clockid_t, struct timespec *))dlsym(RTLD_NEXT, "clock_gettime");
+    int r = real_clock_gettime(clock, ts);
+    uint64_t off = __atomic_load_n(&suspended_ns, __ATOMIC_RELAXED);
+    if (r == 0 && clock == CLOCK_MONOTONIC && off) {
+        uint64_t ns = (uint64_t)ts->tv_sec * 1000000000ull + (uint64_t)ts->tv_nsec - off;
+        ts->tv_sec = (time_t)(ns / 1000000000ull);
+        ts->tv_nsec = (long)(ns % 1000000000ull);
+    }
+    return r;
+}
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+// The TSC's rate over 2 ms, from the closest (tsc, ns) pairs of a few tries.
+static uint64_t measure_rate(void)
+{
+    uint64_t tsc[2], ns[2];
+    for (int end = 0; end < 2; end++) {
+        uint64_t window = UINT64_MAX;
+        for (int i = 0; i < 16; i++) {
+            uint64_t before = __builtin_ia32_rdtsc(), n = now_ns(), after = __builtin_ia32_rdtsc();
+            if (after - before < window) { window = after - before; tsc[end] = before + window / 2; ns[end] = n; }
+        }
+        if (end == 0)
+            usleep(2000);
+    }
+    return (uint64_t)((double)(tsc[1] - tsc[0]) * 1e9 / (double)(ns[1] - ns[0]) + 0.5);
+}
+
+static void hung(int sig)
+{
+    (void)sig;
+    static const char m[] = "clock-check: a reading hung\n";
+    write(2, m, sizeof m - 1);
+    _exit(3);
+}
+
+// Reads for `ns`: each reading after the previous one and within 2 us of
+// the clock_gettime readings around it. Returns the exit status.
+static int read_for(uint64_t ns, const char *who)
+{
+    uint64_t prev = 0, end = now_ns() + ns;
+    for (;;) {
+        uint64_t before = now_ns(), reading = lttfs_mono_now(), after = now_ns();
+        if (reading < prev) {
+            fprintf(stderr, "clock-check %s: went back %llu ns\n", who, (unsigned long long)(prev - reading));
+            return 4;
+        }
+        if (reading + 2000 < before || reading > after + 2000) {
+            fprintf(stderr, "clock-check %s: %lld ns off clock_gettime\n", who,
+                    (long long)(reading < before ? -(long long)(before - reading) : (long long)(reading - after)));
+            return 5;
+        }
+        prev = reading;
+        if (after > end)
+            return 0;
+    }
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2 || !lttfs_mono_enable(measure_rate()))
+        return 2;
+    signal(SIGALRM, hung);
+    alarm(20);
+    int status = read_for(30000000, "warm-up");
+    if (status)
+        return status;
+    if (strcmp(argv[1], "fork") == 0) {
+        while (__atomic_exchange_n(&lttfs_mono.writing, 1, __ATOMIC_ACQUIRE))
+            ;
+        struct lttfs_mono_slot *inactive = &lttfs_mono.slot[(lttfs_mono.active ^ 1) & 1];
+        uint32_t seq = inactive->seq;
+        uint64_t last_tsc = lttfs_mono.last_tsc;
+        __atomic_store_n(&inactive->seq, seq | 1, __ATOMIC_RELAXED);
+        lttfs_mono.last_tsc += lttfs_mono.last_tsc / 1000;   // last_ns not updated yet
+        pid_t child = fork();
+        if (child == 0) {
+            alarm(5);
+            _exit(read_for(300000000, "child"));
+        }
+        __atomic_store_n(&inactive->seq, seq, __ATOMIC_RELAXED);
+        lttfs_mono.last_tsc = last_tsc;
+        __atomic_store_n(&lttfs_mono.writing, 0, __ATOMIC_RELEASE);
+        int child_status = 0;
+        if (child < 0 || waitpid(child, &child_status, 0) != child)
+            return 1;
+        if (!WIFEXITED(child_status))
+            return 3;
+        return WEXITSTATUS(child_status) ? WEXITSTATUS(child_status) : read_for(30000000, "parent");
+    }
+    if (strcmp(argv[1], "suspend") == 0) {
+        uint64_t anchors = lttfs_mono_anchors();
+        while (lttfs_mono_anchors() == anchors)
+            lttfs_mono_now();
+        uint64_t end = now_ns() + 3000000;
+        while (now_ns() < end)
+            lttfs_mono_now();
+        uint64_t before = now_ns();
+        usleep(1000000);
+        __atomic_store_n(&suspended_ns, now_ns() - before, __ATOMIC_RELAXED);
+        return read_for(100000000, "after the suspend");
+    }
+    return 1;
+}
