@@ -14,11 +14,12 @@ import CLinuxSupport
 ///   The default wherever the kernel itself keeps time with the TSC.
 /// - `monotonic`: CLOCK_MONOTONIC in nanoseconds. Where the TSC is
 ///   trustworthy, computed from it in the process
-///   (`MonotonicClock.fastNow`: a plain `rdtsc` and a multiply, about 11
-///   ns, within a few hundred nanoseconds of `clock_gettime`, re-anchored
-///   on it every 10 ms); elsewhere `clock_gettime` itself (about 24 ns
-///   here: the vDSO orders its TSC read behind everything before it and
-///   walks the kernel's sequence lock).
+///   (`MonotonicClock.fastNow`: a plain `rdtsc`, a sequence word and a
+///   multiply, about 2 ns more than `tsc` per event, within tens of
+///   nanoseconds of `clock_gettime`, re-anchored on it every 10 ms);
+///   elsewhere `clock_gettime` itself (about 24 ns here: the vDSO orders
+///   its TSC read behind everything before it and walks the kernel's
+///   sequence lock).
 /// - `custom`: any function (tests drive time by hand).
 ///
 /// Producers read the clock on every event (just before they take the

@@ -14,8 +14,8 @@ public enum MonotonicClock {
     }
 
     /// CLOCK_MONOTONIC in nanoseconds as producers read it on every event:
-    /// computed from the TSC in this process (MonotonicFromTSC.h: within a
-    /// few hundred nanoseconds of `now()`, for less than half its cost)
+    /// computed from the TSC in this process (MonotonicFromTSC.h: within
+    /// tens of nanoseconds of `now()`, for a fraction of its cost)
     /// once `tracksWithTSC` turned that on, else `now()` itself.
     @inlinable @inline(__always)
     public static func fastNow() -> UInt64 { lttfs_mono_now() }
