@@ -111,7 +111,8 @@ static uint64_t reanchor(uint64_t at, uint64_t an, uint64_t m, uint64_t due, uin
     }
     uint64_t rate = lttfs_mono.rate;
     // Every value the old line gave is at most its value at `due` (a reading
-    // past `due` re-anchors or gets that value), so the new line starts at
+    // past `due` re-anchors, or reads clock_gettime raised to that value,
+    // which the truth below covers), so the new line starts at
     // or above it, no earlier than `due` (unless the TSC went back: then at
     // the pair, above every value given so far). Past `due` the old line
     // says nothing: after a long idle time the new one starts at the
