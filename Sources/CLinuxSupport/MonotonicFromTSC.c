@@ -16,15 +16,6 @@ static uint64_t monotonic_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-static uint64_t read_tsc(void)
-{
-#if defined(__x86_64__)
-    return __builtin_ia32_rdtsc();
-#else
-    return 0;
-#endif
-}
-
 // TSC ticks in `ns` nanoseconds at `mult` (ns per tick, 32.32).
 static uint64_t ticks_in(uint64_t ns, uint64_t mult)
 {
@@ -49,9 +40,9 @@ static struct true_pair read_true_pair(uint64_t rate)
     struct true_pair best = { 0, 0, false };
     uint64_t window = UINT64_MAX;
     for (int i = 0; i < 12; i++) {
-        uint64_t before = read_tsc();
+        uint64_t before = lttfs_rdtsc();
         uint64_t ns = monotonic_ns();
-        uint64_t after = read_tsc();
+        uint64_t after = lttfs_rdtsc();
         if (after - before < window) {
             window = after - before;
             best.tsc = before + window / 2;
@@ -145,11 +136,9 @@ uint64_t lttfs_mono_slow(uint64_t tsc, uint64_t anchor_tsc, uint64_t anchor_ns, 
 {
     if (mult == 0)      // not enabled (or read before it was)
         return monotonic_ns();
-    // Before the anchor: a CPU a few cycles behind, or a thread preempted
-    // between its loads and its rdtsc, gets the anchor's time. Far before
-    // it (more than a period), the TSC restarted: re-anchor.
-    bool went_back = (int64_t)(tsc - anchor_tsc) < 0;
-    if (went_back && anchor_tsc - tsc <= due_tsc - anchor_tsc)
+    // A little before the anchor: the anchor's time. Further before it,
+    // the TSC restarted: re-anchor (below).
+    if (lttfs_mono_just_before(tsc, anchor_tsc, due_tsc))
         return anchor_ns;
     // Past the period's end (or the TSC went back), while another thread
     // re-anchors (which may be descheduled in the middle): clock_gettime,
@@ -169,7 +158,7 @@ uint64_t lttfs_mono_slow(uint64_t tsc, uint64_t anchor_tsc, uint64_t anchor_ns, 
     uint64_t value;
     if (tsc - at < due - at)
         value = lttfs_mono_line(an, tsc - at, m);
-    else if ((int64_t)(tsc - at) < 0 && at - tsc <= due - at)
+    else if (lttfs_mono_just_before(tsc, at, due))
         value = an;
     else
         value = reanchor(at, an, m, due, tsc, (int64_t)(tsc - at) < 0);

@@ -164,6 +164,9 @@ public final class RelayBuffer: @unchecked Sendable {
         self.overwrite = overwrite
         self.cpu = cpu
         self.clock = clock
+        // Whoever records here on CLOCK_MONOTONIC reads it from the TSC
+        // where it can (once per process; a reader records nothing).
+        if role != .reader, case .monotonic = clock.source { _ = MonotonicClock.tracksWithTSC }
         memory = mapping.data
         recoversDeadHolders = role == .server
         checksState = role != .producer

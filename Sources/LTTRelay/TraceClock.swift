@@ -65,8 +65,8 @@ public struct TraceClock: Sendable {
         UInt64((Double(milliseconds) * Double(frequency) / 1000).rounded())
     }
 
-    public static let monotonic: TraceClock = {
-        _ = MonotonicClock.tracksWithTSC
-        return TraceClock(name: "monotonic", frequency: 1_000_000_000, source: .monotonic)
-    }()
+    /// CLOCK_MONOTONIC. A buffer that records with it turns on the TSC's
+    /// line in its process (`RelayBuffer`), not every use of the value (a
+    /// reader's view of a buffer reads no clock).
+    public static let monotonic = TraceClock(name: "monotonic", frequency: 1_000_000_000, source: .monotonic)
 }

@@ -56,7 +56,7 @@ static uint64_t measure_rate(void)
     for (int end = 0; end < 2; end++) {
         uint64_t window = UINT64_MAX;
         for (int i = 0; i < 16; i++) {
-            uint64_t before = __builtin_ia32_rdtsc(), n = now_ns(), after = __builtin_ia32_rdtsc();
+            uint64_t before = lttfs_rdtsc(), n = now_ns(), after = lttfs_rdtsc();
             if (after - before < window) { window = after - before; tsc[end] = before + window / 2; ns[end] = n; }
         }
         if (end == 0)

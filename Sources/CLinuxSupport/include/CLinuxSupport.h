@@ -75,16 +75,8 @@ void lttfs_tsan_release(void *address);
 // SPLICE_F_MOVE.
 #define LTTFS_SPLICE_F_MOVE 1u
 
-// The CPU's time-stamp counter (x86_64 rdtsc), 0 elsewhere: the `tsc`
-// trace clock that producers read on every event (TraceClock), calibrated
-// against CLOCK_MONOTONIC once per process (TSCCalibration).
-static inline unsigned long long lttfs_rdtsc(void) {
-#if defined(__x86_64__)
-    return __builtin_ia32_rdtsc();
-#else
-    return 0;
-#endif
-}
+// lttfs_rdtsc: the time-stamp counter, the `tsc` trace clock.
+#include "TimeStampCounter.h"
 
 // CLOCK_MONOTONIC from the TSC, for the `monotonic` trace clock.
 #include "MonotonicFromTSC.h"

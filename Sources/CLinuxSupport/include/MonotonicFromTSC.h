@@ -7,7 +7,7 @@
 // sequence lock: about 24 ns a read here, against 10 for a plain rdtsc, on
 // every event. Here the line (anchor, slope) lives in this process and is
 // re-anchored on CLOCK_MONOTONIC every `LTTFS_MONO_PERIOD_NS`, so a reading
-// stays within a few hundred nanoseconds of clock_gettime's (NTP's slewing
+// stays within tens of nanoseconds of clock_gettime's (NTP's slewing
 // included: the slope is re-measured each period), for a plain rdtsc, two
 // loads of a sequence word and a multiply.
 //
@@ -40,6 +40,7 @@
 #define LTTFS_MONOTONIC_FROM_TSC_H
 
 #include <stdint.h>
+#include "TimeStampCounter.h"
 
 #define LTTFS_MONO_PERIOD_NS 10000000ull
 
@@ -80,6 +81,13 @@ static inline uint64_t lttfs_mono_line(uint64_t anchor_ns, uint64_t ticks, uint6
     return anchor_ns + (uint64_t)(((unsigned __int128)ticks * mult) >> 32);
 }
 
+// Whether `tsc` is before `anchor_tsc` by at most the slot's period: a
+// CPU a few cycles behind the one that anchored, which reads the anchor's
+// time. Further back, the TSC restarted.
+static inline int lttfs_mono_just_before(uint64_t tsc, uint64_t anchor_tsc, uint64_t due_tsc) {
+    return (int64_t)(tsc - anchor_tsc) < 0 && anchor_tsc - tsc <= due_tsc - anchor_tsc;
+}
+
 // CLOCK_MONOTONIC in nanoseconds.
 static inline uint64_t lttfs_mono_now(void) {
     for (;;) {
@@ -92,11 +100,7 @@ static inline uint64_t lttfs_mono_now(void) {
         __atomic_thread_fence(__ATOMIC_ACQUIRE);
         if (__builtin_expect(__atomic_load_n(&s->seq, __ATOMIC_RELAXED) != seq || (seq & 1), 0))
             continue;
-#if defined(__x86_64__)
-        uint64_t tsc = __builtin_ia32_rdtsc();
-#else
-        uint64_t tsc = 0;
-#endif
+        uint64_t tsc = lttfs_rdtsc();
         // anchor_tsc <= tsc < due_tsc, in one comparison (false when disabled).
         if (__builtin_expect(tsc - anchor_tsc < due_tsc - anchor_tsc, 1))
             return lttfs_mono_line(anchor_ns, tsc - anchor_tsc, mult);
