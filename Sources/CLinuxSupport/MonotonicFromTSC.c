@@ -1,13 +1,18 @@
 // The writer's side of MonotonicFromTSC.h: enabling, and re-anchoring the
 // line on CLOCK_MONOTONIC once a period.
 #define _GNU_SOURCE
+#include <fcntl.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdbool.h>
+#include <string.h>
 #include <time.h>
+#include <unistd.h>
 #include "MonotonicFromTSC.h"
 
 struct lttfs_mono_state lttfs_mono;
+
+const char *lttfs_mono_clocksource = "/sys/devices/system/clocksource/clocksource0/current_clocksource";
 
 static uint64_t monotonic_ns(void)
 {
@@ -74,12 +79,42 @@ static void publish(uint64_t anchor_tsc, uint64_t anchor_ns, uint64_t mult, uint
     __atomic_store_n(&lttfs_mono.anchors, lttfs_mono.anchors + 1, __ATOMIC_RELAXED);
 }
 
+// The kernel's clocksource is readable and is not the TSC. A file that
+// cannot be read now (a process out of descriptors, a signal) says nothing:
+// the line goes on, and the next check reads again.
+static bool kernel_left_tsc(void)
+{
+    int fd = open(lttfs_mono_clocksource, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return false;
+    char name[32];
+    ssize_t n = read(fd, name, sizeof name);
+    close(fd);
+    if (n <= 0)
+        return false;
+    return !((n == 3 || (n > 3 && name[3] == '\n')) && memcmp(name, "tsc", 3) == 0);
+}
+
+// The kernel left the TSC: the line stops for good. Readings from then on
+// are clock_gettime's, raised to the last line's end (`end`), which readings
+// of that line may have reached. Called under `writing`.
+static uint64_t retire(uint64_t end)
+{
+    __atomic_store_n(&lttfs_mono.retired_end, end, __ATOMIC_RELAXED);
+    __atomic_store_n(&lttfs_mono.retired, 1, __ATOMIC_RELEASE);
+    publish(0, 0, 0, 0);
+    uint64_t ns = monotonic_ns();
+    return ns > end ? ns : end;
+}
+
 // A new line from the end of the current one (anchor `at`/`an`, slope `m`,
 // period end `due`), for a reading at `tsc` past `due`, or far before `at`
 // (`went_back`: the TSC restarted, as after some suspends). Called under
 // `writing`. Returns the reading's value on the new line.
 static uint64_t reanchor(uint64_t at, uint64_t an, uint64_t m, uint64_t due, uint64_t tsc, bool went_back)
 {
+    if (lttfs_mono.anchors % LTTFS_MONO_SOURCE_CHECK == 0 && kernel_left_tsc())
+        return retire(lttfs_mono_line(an, due - at, m));
     struct true_pair now = read_true_pair(lttfs_mono.rate);
     // The rate over the time since the last true pair, once that is long
     // enough to measure (a tenth of a period, the first one's length), from
@@ -134,8 +169,11 @@ static uint64_t reanchor(uint64_t at, uint64_t an, uint64_t m, uint64_t due, uin
 
 uint64_t lttfs_mono_slow(uint64_t tsc, uint64_t anchor_tsc, uint64_t anchor_ns, uint64_t mult, uint64_t due_tsc)
 {
-    if (mult == 0)      // not enabled (or read before it was)
-        return monotonic_ns();
+    if (mult == 0) {    // not enabled (or read before it was), or retired
+        uint64_t ns = monotonic_ns();
+        uint64_t end = __atomic_load_n(&lttfs_mono.retired_end, __ATOMIC_RELAXED);
+        return ns > end ? ns : end;
+    }
     // A little before the anchor: the anchor's time. Further before it,
     // the TSC restarted: re-anchor (below).
     if (lttfs_mono_just_before(tsc, anchor_tsc, due_tsc))

@@ -12,10 +12,20 @@
 //                         library calls, subtracts the time "suspended"),
 //                         3 ms into a period; afterwards the clock must be
 //                         within 2 us of clock_gettime at once, in order.
+//   clock-check leave     the kernel's clocksource (a file of this
+//                         program's: PATH, the second argument) reads
+//                         "tsc", then cannot be read, then says "hpet": the
+//                         line must go on through the first two and retire
+//                         within two seconds of the third, in order (even
+//                         with CLOCK_MONOTONIC put 0.5 ms behind the line
+//                         just before) and close to clock_gettime
+//                         throughout, and be re-anchored no more.
 // Exit 0: all held; 2: the TSC cannot serve here (nothing checked); 3: a
-// reading hung; 4: a reading went back; 5: a reading was too far off.
+// reading hung; 4: a reading went back; 5: a reading was too far off; 6:
+// the line retired when it should not have, or did not when it should.
 #define _GNU_SOURCE
 #include <dlfcn.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -73,18 +83,26 @@ static void hung(int sig)
     _exit(3);
 }
 
-// Reads for `ns`: each reading after the previous one and within 2 us of
-// the clock_gettime readings around it. Returns the exit status.
+// The last reading of read_for: readings stay in order from one call to
+// the next.
+static uint64_t prev;
+
+// How far a reading may be from the clock_gettime readings around it.
+static uint64_t tolerance = 2000;
+
+// Reads for `ns`: each reading after the previous one and within
+// `tolerance` of the clock_gettime readings around it. Returns the exit
+// status.
 static int read_for(uint64_t ns, const char *who)
 {
-    uint64_t prev = 0, end = now_ns() + ns;
+    uint64_t end = now_ns() + ns;
     for (;;) {
         uint64_t before = now_ns(), reading = lttfs_mono_now(), after = now_ns();
         if (reading < prev) {
             fprintf(stderr, "clock-check %s: went back %llu ns\n", who, (unsigned long long)(prev - reading));
             return 4;
         }
-        if (reading + 2000 < before || reading > after + 2000) {
+        if (reading + tolerance < before || reading > after + tolerance) {
             fprintf(stderr, "clock-check %s: %lld ns off clock_gettime\n", who,
                     (long long)(reading < before ? -(long long)(before - reading) : (long long)(reading - after)));
             return 5;
@@ -95,9 +113,81 @@ static int read_for(uint64_t ns, const char *who)
     }
 }
 
+// Writes `text` as the whole of the file at `path`.
+static int write_file(const char *path, const char *text)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    if (fd < 0)
+        return -1;
+    ssize_t n = write(fd, text, strlen(text));
+    close(fd);
+    return n == (ssize_t)strlen(text) ? 0 : -1;
+}
+
+// Reads for 1.5 s, past the next read of the clocksource (at most a second
+// away); the line must still run (`retired` clear, re-anchored meanwhile).
+static int still_tracks(const char *who)
+{
+    uint64_t anchors = lttfs_mono_anchors();
+    int status = read_for(1500000000, who);
+    if (status)
+        return status;
+    if (__atomic_load_n(&lttfs_mono.retired, __ATOMIC_ACQUIRE) || lttfs_mono_anchors() < anchors + 50) {
+        fprintf(stderr, "clock-check %s: the line stopped\n", who);
+        return 6;
+    }
+    return 0;
+}
+
+static int leave(const char *path)
+{
+    int status = still_tracks("on the TSC");
+    if (status)
+        return status;
+    unlink(path);
+    if ((status = still_tracks("clocksource unreadable")))
+        return status;
+    if (write_file(path, "hpet\n") != 0)
+        return 1;
+    // The next re-anchoring reads the clocksource (the count is a multiple
+    // of LTTFS_MONO_SOURCE_CHECK): CLOCK_MONOTONIC now falls 0.5 ms behind
+    // the line, more than that read takes. Readings after the retirement
+    // must not go back below the line's last ones.
+    while (lttfs_mono_anchors() % LTTFS_MONO_SOURCE_CHECK != 0)
+        prev = lttfs_mono_now();
+    tolerance = 600000;
+    __atomic_store_n(&suspended_ns, 500000, __ATOMIC_RELAXED);
+    // Retired within two seconds (a check is at most a second away), every
+    // reading in order and within 2 us of clock_gettime on the way.
+    uint64_t deadline = now_ns() + 2000000000;
+    while (!__atomic_load_n(&lttfs_mono.retired, __ATOMIC_ACQUIRE)) {
+        if ((status = read_for(10000000, "leaving the TSC")))
+            return status;
+        if (now_ns() > deadline) {
+            fprintf(stderr, "clock-check: the line did not retire\n");
+            return 6;
+        }
+    }
+    uint64_t anchors = lttfs_mono_anchors();
+    if ((status = read_for(50000000, "retired")))
+        return status;
+    if (lttfs_mono_anchors() != anchors) {
+        fprintf(stderr, "clock-check: a retired line was re-anchored\n");
+        return 6;
+    }
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
-    if (argc < 2 || !lttfs_mono_enable(measure_rate()))
+    if (argc < 2)
+        return 2;
+    if (strcmp(argv[1], "leave") == 0) {
+        if (argc < 3 || write_file(argv[2], "tsc\n") != 0)
+            return 1;
+        lttfs_mono_clocksource = argv[2];
+    }
+    if (!lttfs_mono_enable(measure_rate()))
         return 2;
     signal(SIGALRM, hung);
     alarm(20);
@@ -138,6 +228,12 @@ int main(int argc, char **argv)
         usleep(1000000);
         __atomic_store_n(&suspended_ns, now_ns() - before, __ATOMIC_RELAXED);
         return read_for(100000000, "after the suspend");
+    }
+    if (strcmp(argv[1], "leave") == 0) {
+        alarm(20);
+        status = leave(argv[2]);
+        unlink(argv[2]);
+        return status;
     }
     return 1;
 }

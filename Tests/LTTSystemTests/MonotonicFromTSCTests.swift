@@ -71,9 +71,10 @@ struct MonotonicFromTSCTests {
 
     /// Builds Tests/LTTClockCheck/clock-check.c with the library's C source
     /// and runs it in `mode`: what a test process cannot do to itself (a
-    /// fork while it re-anchors, a suspend). Its exit status: 0 held, 2 the
-    /// TSC cannot serve here, 3 hung, 4 went back, 5 too far off.
-    static func clockCheck(_ mode: String) throws -> Int32 {
+    /// fork while it re-anchors, a suspend, the kernel leaving the TSC). Its
+    /// exit status: 0 held, 2 the TSC cannot serve here, 3 hung, 4 went
+    /// back, 5 too far off, 6 retired wrongly.
+    static func clockCheck(_ mode: String, _ arguments: String...) throws -> Int32 {
         let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
             .deletingLastPathComponent().path
         let program = NSTemporaryDirectory() + "lttfs-clock-check-\(getpid())-\(mode)"
@@ -83,7 +84,7 @@ struct MonotonicFromTSCTests {
                                             "-o", program, repository + "/Tests/LTTClockCheck/clock-check.c",
                                             repository + "/Sources/CLinuxSupport/MonotonicFromTSC.c", "-ldl", "-lpthread"])
         try #require(built == 0, "cc failed")
-        return try ProcessControl.run([program, mode])
+        return try ProcessControl.run([program, mode] + arguments)
     }
 
     @Test("a child forked while a thread re-anchored (its lock held, a slot's seq odd, its pair half set) reads a clock that goes on, in order, close to clock_gettime")
@@ -95,6 +96,14 @@ struct MonotonicFromTSCTests {
     @Test("after a suspend (the TSC ran on, CLOCK_MONOTONIC did not), the clock is at clock_gettime's at once, not crawling nor ahead")
     func suspend() throws {
         let status = try Self.clockCheck("suspend")
+        #expect(status == (MonotonicClock.tracksWithTSC ? 0 : 2))
+    }
+
+    @Test("when the kernel leaves the TSC for another clocksource, the line retires within two seconds and the clock goes on from clock_gettime, in order; a clocksource file it cannot read stops nothing")
+    func kernelLeavesTSC() throws {
+        let source = NSTemporaryDirectory() + "lttfs-clocksource-\(getpid())"
+        defer { unlink(source) }
+        let status = try Self.clockCheck("leave", source)
         #expect(status == (MonotonicClock.tracksWithTSC ? 0 : 2))
     }
 

@@ -34,8 +34,14 @@
 //   line by the line's error (tens of ns here; up to half a microsecond
 //   when every try at the anchor's pair was interrupted). Each buffer's ring keeps its
 //   event times in order whatever the clock does (RelayBuffer.timestamp).
-// - Disabled (the default; lttfs_mono_enable turns it on): every slot is
-//   zero, so each reading takes the slow path, which is clock_gettime.
+// - The kernel may leave the TSC after the line started (its watchdog found
+//   the TSC unstable, or an administrator chose another clocksource); the
+//   line is then wrong. Once a second (every LTTFS_MONO_SOURCE_CHECK
+//   re-anchorings) the re-anchoring thread reads the kernel's clocksource;
+//   if it is not the TSC, the line retires: every slot becomes zero, and
+//   readings are clock_gettime's, never below the last line's end.
+// - Disabled (the default; lttfs_mono_enable turns it on) or retired: every
+//   slot is zero, so each reading takes the slow path, clock_gettime.
 #ifndef LTTFS_MONOTONIC_FROM_TSC_H
 #define LTTFS_MONOTONIC_FROM_TSC_H
 
@@ -43,6 +49,8 @@
 #include "TimeStampCounter.h"
 
 #define LTTFS_MONO_PERIOD_NS 10000000ull
+// Re-anchorings between two reads of the kernel's clocksource.
+#define LTTFS_MONO_SOURCE_CHECK 100
 
 struct lttfs_mono_slot {
     uint32_t seq;           // odd while the slot is written
@@ -61,9 +69,15 @@ struct lttfs_mono_state {
     uint64_t rate;          // the last period's measured ns per tick, 32.32
     uint64_t last_tsc, last_ns;   // the last true (tsc, CLOCK_MONOTONIC) pair
     uint64_t anchors;       // re-anchorings so far (tests watch it)
+    uint32_t retired;       // 1 once the kernel left the TSC (never undone)
+    uint64_t retired_end;   // the last line's value at its period's end
 } __attribute__((aligned(64)));
 
 extern struct lttfs_mono_state lttfs_mono;
+
+// The file in which the kernel names its clocksource (sysfs; tests point it
+// at a file of their own).
+extern const char *lttfs_mono_clocksource;
 
 // Turns the conversion on, with `ticks_per_second` as the first estimate
 // of the TSC's rate (the first period measures it). Idempotent; returns 1
