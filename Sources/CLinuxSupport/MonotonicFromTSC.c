@@ -1,11 +1,13 @@
 // The writer's side of MonotonicFromTSC.h: enabling, and re-anchoring the
 // line on CLOCK_MONOTONIC once a period.
 #define _GNU_SOURCE
+#include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdbool.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 #include "MonotonicFromTSC.h"
@@ -80,19 +82,36 @@ static void publish(uint64_t anchor_tsc, uint64_t anchor_ns, uint64_t mult, uint
 }
 
 // The kernel's clocksource is readable and is not the TSC. A file that
-// cannot be read now (a process out of descriptors, a signal) says nothing:
-// the line goes on, and the next check reads again.
+// cannot be read now (a process out of descriptors, no /sys in its
+// sandbox, a signal) says nothing: the line goes on, and the next check
+// reads again. This runs inside whichever clock read re-anchors (in a
+// signal handler, say), so it leaves errno as it found it and makes raw
+// system calls: async-signal-safe, and not cancellation points (libc's
+// open and read are: a cancel there would leave `writing` held for ever).
 static bool kernel_left_tsc(void)
 {
-    int fd = open(lttfs_mono_clocksource, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return false;
-    char name[32];
-    ssize_t n = read(fd, name, sizeof name);
-    close(fd);
-    if (n <= 0)
-        return false;
-    return !((n == 3 || (n > 3 && name[3] == '\n')) && memcmp(name, "tsc", 3) == 0);
+    int saved_errno = errno;
+    bool left = false;
+    long fd = syscall(SYS_openat, AT_FDCWD, lttfs_mono_clocksource, O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) {
+        char name[32];
+        long n = syscall(SYS_read, fd, name, sizeof name);
+        syscall(SYS_close, fd);
+        left = n > 0 && !((n == 3 || (n > 3 && name[3] == '\n')) && memcmp(name, "tsc", 3) == 0);
+    }
+    errno = saved_errno;
+    return left;
+}
+
+// A reading at `tsc`, outside its line's period [at, due) and not just
+// before it, is long past the line: more than a period after its end (an
+// idle time, or a suspend, which CLOCK_MONOTONIC does not count), or before
+// its anchor (the TSC restarted). The line's end then bounds nothing: every
+// reading of it came before the clock's value now, give or take its error,
+// and after a suspend that end may lead the clock by up to a period.
+static bool long_past(uint64_t tsc, uint64_t at, uint64_t due)
+{
+    return (int64_t)(tsc - at) < 0 || tsc - due > due - at;
 }
 
 // The kernel left the TSC: the line stops for good. Readings from then on
@@ -113,8 +132,7 @@ static uint64_t retire(uint64_t end)
 // `writing`. Returns the reading's value on the new line.
 static uint64_t reanchor(uint64_t at, uint64_t an, uint64_t m, uint64_t due, uint64_t tsc, bool went_back)
 {
-    if (lttfs_mono.anchors % LTTFS_MONO_SOURCE_CHECK == 0 && kernel_left_tsc())
-        return retire(lttfs_mono_line(an, due - at, m));
+    bool left = lttfs_mono.anchors % LTTFS_MONO_SOURCE_CHECK == 0 && kernel_left_tsc();
     struct true_pair now = read_true_pair(lttfs_mono.rate);
     // The rate over the time since the last true pair, once that is long
     // enough to measure (a tenth of a period, the first one's length), from
@@ -155,6 +173,8 @@ static uint64_t reanchor(uint64_t at, uint64_t an, uint64_t m, uint64_t due, uin
     // period).
     if ((went_back || anchor_tsc - due > due - at) && old_end > truth + LTTFS_MONO_PAIR_LIMIT_NS)
         old_end = truth + LTTFS_MONO_PAIR_LIMIT_NS;
+    if (left)
+        return retire(old_end);
     // Behind the truth: jump to it (forward). Ahead (the old line ran fast):
     // start at its end and run slower this period, so as to meet the truth
     // at the period's end (at half speed at most).
@@ -183,8 +203,10 @@ uint64_t lttfs_mono_slow(uint64_t tsc, uint64_t anchor_tsc, uint64_t anchor_ns, 
     // never below the line's value at its end (this thread may have had
     // values up to that).
     if (__atomic_exchange_n(&lttfs_mono.writing, 1, __ATOMIC_ACQUIRE)) {
-        uint64_t end = lttfs_mono_line(anchor_ns, due_tsc - anchor_tsc, mult);
         uint64_t ns = monotonic_ns();
+        if (long_past(tsc, anchor_tsc, due_tsc))
+            return ns;
+        uint64_t end = lttfs_mono_line(anchor_ns, due_tsc - anchor_tsc, mult);
         return ns > end ? ns : end;
     }
     // The active slot may have moved since the caller read it.
@@ -194,6 +216,16 @@ uint64_t lttfs_mono_slow(uint64_t tsc, uint64_t anchor_tsc, uint64_t anchor_ns, 
     uint64_t m = __atomic_load_n(&s->mult, __ATOMIC_RELAXED);
     uint64_t due = __atomic_load_n(&s->due_tsc, __ATOMIC_RELAXED);
     uint64_t value;
+    if (m == 0) {
+        // Retired since the caller read its slot (between that read and
+        // this lock, or by a signal handler on this thread): a zero slot is
+        // never re-anchored, and retired_end (stored before the slot, which
+        // `writing`'s acquire made visible) is the floor.
+        __atomic_store_n(&lttfs_mono.writing, 0, __ATOMIC_RELEASE);
+        uint64_t ns = monotonic_ns();
+        uint64_t end = __atomic_load_n(&lttfs_mono.retired_end, __ATOMIC_RELAXED);
+        return ns > end ? ns : end;
+    }
     if (tsc - at < due - at)
         value = lttfs_mono_line(an, tsc - at, m);
     else if (lttfs_mono_just_before(tsc, at, due))

@@ -11,20 +11,25 @@
 //                         on (this program's clock_gettime, which the
 //                         library calls, subtracts the time "suspended"),
 //                         3 ms into a period; afterwards the clock must be
-//                         within 2 us of clock_gettime at once, in order.
+//                         within 2 us of clock_gettime at once, in order,
+//                         its first reading taken while another thread
+//                         re-anchors.
 //   clock-check leave     the kernel's clocksource (a file of this
 //                         program's: PATH, the second argument) reads
 //                         "tsc", then cannot be read, then says "hpet": the
 //                         line must go on through the first two and retire
 //                         within two seconds of the third, in order (even
-//                         with CLOCK_MONOTONIC put 0.5 ms behind the line
+//                         with CLOCK_MONOTONIC put 50 ms behind the line
 //                         just before) and close to clock_gettime
-//                         throughout, and be re-anchored no more.
+//                         throughout, and be re-anchored no more, even by
+//                         a reader that still had the last line's slot.
 // Exit 0: all held; 2: the TSC cannot serve here (nothing checked); 3: a
 // reading hung; 4: a reading went back; 5: a reading was too far off; 6:
-// the line retired when it should not have, or did not when it should.
+// the line retired when it should not have, or did not when it should; 7:
+// a reading changed errno.
 #define _GNU_SOURCE
 #include <dlfcn.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
@@ -97,7 +102,12 @@ static int read_for(uint64_t ns, const char *who)
 {
     uint64_t end = now_ns() + ns;
     for (;;) {
+        errno = EXDEV;
         uint64_t before = now_ns(), reading = lttfs_mono_now(), after = now_ns();
+        if (errno != EXDEV) {
+            fprintf(stderr, "clock-check %s: a reading changed errno to %d\n", who, errno);
+            return 7;
+        }
         if (reading < prev) {
             fprintf(stderr, "clock-check %s: went back %llu ns\n", who, (unsigned long long)(prev - reading));
             return 4;
@@ -150,13 +160,16 @@ static int leave(const char *path)
     if (write_file(path, "hpet\n") != 0)
         return 1;
     // The next re-anchoring reads the clocksource (the count is a multiple
-    // of LTTFS_MONO_SOURCE_CHECK): CLOCK_MONOTONIC now falls 0.5 ms behind
-    // the line, more than that read takes. Readings after the retirement
+    // of LTTFS_MONO_SOURCE_CHECK): CLOCK_MONOTONIC now falls 50 ms behind
+    // the line, far more than that read takes. Readings after the retirement
     // must not go back below the line's last ones.
     while (lttfs_mono_anchors() % LTTFS_MONO_SOURCE_CHECK != 0)
         prev = lttfs_mono_now();
-    tolerance = 600000;
-    __atomic_store_n(&suspended_ns, 500000, __ATOMIC_RELAXED);
+    // The line the retirement ends, as a reader that read it just before
+    // and was held up past the retirement has it.
+    struct lttfs_mono_slot last = lttfs_mono.slot[__atomic_load_n(&lttfs_mono.active, __ATOMIC_ACQUIRE) & 1];
+    tolerance = 60000000;
+    __atomic_store_n(&suspended_ns, 50000000, __ATOMIC_RELAXED);
     // Retired within two seconds (a check is at most a second away), every
     // reading in order and within 2 us of clock_gettime on the way.
     uint64_t deadline = now_ns() + 2000000000;
@@ -169,6 +182,15 @@ static int leave(const char *path)
         }
     }
     uint64_t anchors = lttfs_mono_anchors();
+    // That held-up reader: the old line's period is over, and it finds the
+    // zero slot once it has the re-anchoring lock. It must not re-anchor it.
+    uint64_t late = lttfs_mono_slow(lttfs_rdtsc(), last.anchor_tsc, last.anchor_ns, last.mult, last.due_tsc);
+    if (late < prev) {
+        fprintf(stderr, "clock-check: a reader of the retired line went back %llu ns\n",
+                (unsigned long long)(prev - late));
+        return 4;
+    }
+    prev = late;
     if ((status = read_for(50000000, "retired")))
         return status;
     if (lttfs_mono_anchors() != anchors) {
@@ -178,9 +200,22 @@ static int leave(const char *path)
     return 0;
 }
 
+// The kernel keeps its time with the TSC (as TSCCalibration requires
+// before the library is turned on).
+static int kernel_on_tsc(void)
+{
+    char name[32] = { 0 };
+    int fd = open("/sys/devices/system/clocksource/clocksource0/current_clocksource", O_RDONLY);
+    if (fd < 0)
+        return 0;
+    ssize_t n = read(fd, name, sizeof name - 1);
+    close(fd);
+    return n >= 3 && strncmp(name, "tsc", 3) == 0 && (n == 3 || name[3] == '\n');
+}
+
 int main(int argc, char **argv)
 {
-    if (argc < 2)
+    if (argc < 2 || !kernel_on_tsc())
         return 2;
     if (strcmp(argv[1], "leave") == 0) {
         if (argc < 3 || write_file(argv[2], "tsc\n") != 0)
@@ -227,7 +262,14 @@ int main(int argc, char **argv)
         uint64_t before = now_ns();
         usleep(1000000);
         __atomic_store_n(&suspended_ns, now_ns() - before, __ATOMIC_RELAXED);
-        return read_for(100000000, "after the suspend");
+        // The first reading after it, while another thread re-anchors (the
+        // lock held): the old line's end leads the clock by most of a
+        // period now, and must not be that reading's floor.
+        while (__atomic_exchange_n(&lttfs_mono.writing, 1, __ATOMIC_ACQUIRE))
+            ;
+        status = read_for(0, "while another thread re-anchors after the suspend");
+        __atomic_store_n(&lttfs_mono.writing, 0, __ATOMIC_RELEASE);
+        return status ? status : read_for(100000000, "after the suspend");
     }
     if (strcmp(argv[1], "leave") == 0) {
         alarm(20);

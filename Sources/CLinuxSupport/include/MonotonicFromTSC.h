@@ -18,7 +18,9 @@
 //   flips (its slot's `seq` moved) reads again.
 // - A slot serves readings in [anchor_tsc, due_tsc). A reading past
 //   `due_tsc` re-anchors (one thread, a try-lock; the others read
-//   clock_gettime meanwhile, raised to the line's value at `due_tsc`). A
+//   clock_gettime meanwhile, raised to the line's value at `due_tsc`
+//   unless the reading is more than a period past it: after a suspend that
+//   value may lead the clock by most of a period). A
 //   reading a little before `anchor_tsc` (a CPU a few cycles behind) gets
 //   `anchor_ns`; one more than a period before it (the TSC restarted)
 //   re-anchors.
@@ -39,7 +41,13 @@
 //   line is then wrong. Once a second (every LTTFS_MONO_SOURCE_CHECK
 //   re-anchorings) the re-anchoring thread reads the kernel's clocksource;
 //   if it is not the TSC, the line retires: every slot becomes zero, and
-//   readings are clock_gettime's, never below the last line's end.
+//   readings are clock_gettime's, never below the last line's end (capped
+//   at the truth when long past it, as a re-anchoring caps it). A zero slot
+//   is never re-anchored, even by a reader that still had the old one. The
+//   read leaves errno alone and makes raw system calls (no cancellation
+//   point; async-signal-safe): it runs inside some producer's clock read.
+//   A process whose sandbox kills it for openat after it started recording
+//   must allow this path.
 // - Disabled (the default; lttfs_mono_enable turns it on) or retired: every
 //   slot is zero, so each reading takes the slow path, clock_gettime.
 #ifndef LTTFS_MONOTONIC_FROM_TSC_H
