@@ -483,8 +483,11 @@ public final class RelayBuffer: @unchecked Sendable {
     /// buffer lock. `payload` must only store bytes.
     public func recordWaiting(eventID: UInt16, dataSize: UInt64, largestAlign: UInt64, sizedHeader: Bool = false,
                               policy: WaitPolicy, payload: (UnsafeMutableRawPointer) -> Void) -> WaitingRecord {
-        writerWait.register()
-        defer { writerWait.unregister() }
+        // Counted in `waitingWriters` from the first decision to sleep, not
+        // from entry: a writer counted there is one whose wait any later
+        // reason to end it (endWaits, finalize, closeReader) ends as a loss.
+        var registered = false
+        defer { if registered { writerWait.unregister() } }
         var waited = false
         while true {
             if policy.cancellation?.isCancelled == true { return .cancelled }
@@ -530,6 +533,7 @@ public final class RelayBuffer: @unchecked Sendable {
                 countLost(1)
                 return .lost
             }
+            if !registered { writerWait.register(); registered = true }
             writerWait.wait(past: generation, cancellation: policy.cancellation, deadline: policy.deadline)
             waited = true
         }
@@ -590,7 +594,8 @@ public final class RelayBuffer: @unchecked Sendable {
         sharedWaitsEnded.store(0, ordering: .releasing)
     }
 
-    /// Producers between `recordWaiting`'s start and end.
+    /// Producers in `recordWaiting` that found no room and sleep (or are
+    /// about to) until a reader frees some or their wait ends.
     public var waitingWriters: Int { writerWait.waiters }
 
     // MARK: Switch and finalize

@@ -47,7 +47,10 @@ struct WriterWaitQueue: @unchecked Sendable {
     var generation: UInt32 { generationCounter.load(ordering: .acquiring) }
     var waiters: Int { Int(waiterCount.load(ordering: .relaxed)) }
 
-    /// Called by a writer before it checks for space under the buffer lock.
+    /// Called by a writer once it found no room, before its first `wait`:
+    /// `wakeAll` bumps the generation before it reads the count, and the
+    /// writer counts itself before the futex compares the generation, so
+    /// one of the two always sees the other (both sequentially consistent).
     func register() { waiterCount.wrappingIncrement(ordering: .sequentiallyConsistent) }
     func unregister() { waiterCount.wrappingDecrement(ordering: .sequentiallyConsistent) }
 
@@ -55,7 +58,7 @@ struct WriterWaitQueue: @unchecked Sendable {
     /// or `deadline` (CLOCK_MONOTONIC ns) passes. The caller looks again
     /// at why it waited: a return says only that something may have changed.
     func wait(past seen: UInt32, cancellation: WaitCancellation?, deadline: UInt64? = nil) {
-        while generationCounter.load(ordering: .acquiring) == seen {
+        while generationCounter.load(ordering: .sequentiallyConsistent) == seen {
             if cancellation?.isCancelled == true { return }
             let now = MonotonicClock.now()
             if let deadline, now >= deadline { return }
