@@ -200,6 +200,10 @@ final class FileSystem: Sendable {
 
     // MARK: Open and release
 
+    /// How long an open of a buffer file waits for the RELEASE of a reader
+    /// that closed it a moment before (RelayBuffer.openReader(waitingForRelease:)).
+    static let releasePatience: UInt64 = 200_000_000
+
     /// Opens `inode` with open(2)'s `flags`; returns the file handle.
     func open(inode: UInt64, flags: Int32) throws(Errno) -> UInt64 {
         guard let node = inodes.node(for: inode), resolver.exists(node), !node.isDirectory else {
@@ -217,7 +221,7 @@ final class FileSystem: Sendable {
                 throw .permissionDenied
             }
             guard let buffer = resolver.buffer(node) else { throw .noSuchFileOrDirectory }
-            guard buffer.openReader() else {
+            guard buffer.openReader(waitingForRelease: Self.releasePatience) else {
                 refusals.log(.info, "open \(describe(node)): already open by a reader (EBUSY)")
                 throw .resourceBusy
             }

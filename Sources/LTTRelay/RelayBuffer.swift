@@ -74,6 +74,9 @@ public final class RelayBuffer: @unchecked Sendable {
     /// wakes the readers (none: nobody is told; tests poll the state).
     @usableFromInline let doorbell: ReaderDoorbell?
     private let readers = Atomic<Int>(0)
+    /// Advanced by each `closeReader`: an open that found the reader's
+    /// place taken waits on it (`openReader(waitingForRelease:)`).
+    private let readerLeft = EventCount()
     let writerWait: WriterWaitQueue
     /// Set while the trace is not recording: `recordWaiting` gives up at
     /// once. The server's word; the shared `waits_ended` mirrors it for
@@ -645,12 +648,34 @@ public final class RelayBuffer: @unchecked Sendable {
         return true
     }
 
+    /// `openReader`, for an open that may come a moment after the last
+    /// reader closed the file: FUSE answers close(2) at once and sends the
+    /// RELEASE after it, so the server may see a script's next open (its
+    /// next `cat`, the PUT of a GET made by another command) first. The
+    /// seed's release is synchronous; here an open that finds the place
+    /// taken waits up to `patience` ns for a release (woken by
+    /// `closeReader`, no polling), and is refused only if none comes: a
+    /// second reader at the same time still gets EBUSY.
+    public func openReader(waitingForRelease patience: UInt64) -> Bool {
+        let deadline = MonotonicClock.now() &+ patience
+        while true {
+            let seen = readerLeft.value
+            if openReader() { return true }
+            if MonotonicClock.now() >= deadline { return false }
+            readerLeft.wait(past: seen, deadline: deadline)
+        }
+    }
+
+    /// Opens waiting for a release (`openReader(waitingForRelease:)`).
+    public var openersWaiting: Int { readerLeft.waiting }
+
     /// `_ltt_release`. Producers waiting for this reader to free room stop
     /// waiting: nobody else will.
     public func closeReader() {
         readers.store(0, ordering: .releasing)
         sharedReaders.store(0, ordering: .releasing)
         writerWait.wakeAll()
+        readerLeft.advance()
     }
 
     /// A reader has the buffer open (the server's count in the server, the

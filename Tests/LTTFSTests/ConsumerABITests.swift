@@ -52,7 +52,15 @@ struct ConsumerABITests {
                 var byte: UInt8 = 0
                 #expect(read(b.fd, &byte, 1) == 0)
             }
-            // Closed: the next reader gets in.
+            // Closed: the next reader gets in, even when the kernel sends
+            // the RELEASE after close(2) returned and the server sees the
+            // next open first (a script's commands one after another).
+            var refused = 0
+            for _ in 0..<200 {
+                let fd = open(file, O_RDONLY)
+                if fd < 0 { refused += 1 } else { close(fd) }
+            }
+            #expect(refused == 0, "\(refused) of 200 opens right after a close were refused")
             let again = try BufferFD(file)
             #expect(again.ioctl(.getSubbufferSize).0 == 0)
             // Control files have no ioctls.

@@ -339,6 +339,34 @@ struct FileSystemLogicTests {
                                          input: .init(start: nil, count: 0), outputSize: 4) } == .inappropriateIOCTLForDevice)
     }
 
+    @Test("an open that comes before the last reader's RELEASE waits for it, woken by the release; a reader that stays still means EBUSY")
+    func openWaitsForRelease() throws {
+        try startSmallTrace("r")
+        let inode = try inode("ltt/r/userspace_0")
+        let buffer = try #require(tracer.trace("r")?.bufferFiles.first { $0.0 == "userspace_0" }?.1)
+        let first = try fs.open(inode: inode, flags: O_RDONLY)
+        // FUSE answered the first reader's close(2), its RELEASE is still on
+        // the way, and the next open (a script's next command) comes first.
+        let opened = Shared<UInt64?>(nil)
+        let done = Flag()
+        Thread { [fs] in
+            opened.set(try? fs.open(inode: inode, flags: O_RDONLY))
+            done.set()
+        }.start()
+        #expect(waitUntil { buffer.openersWaiting == 1 }, "the open waits for a release")
+        #expect(!done.isSet)
+        fs.release(fh: first)
+        #expect(done.wait(seconds: 10))
+        let second = try #require(opened.load, "the release let the waiting open in")
+        #expect(buffer.openersWaiting == 0)
+        // A reader that does not go away: refused once the patience is spent.
+        let start = MonotonicClock.now()
+        #expect(errno { _ = try fs.open(inode: inode, flags: O_RDONLY) } == .resourceBusy)
+        #expect(MonotonicClock.now() - start >= FileSystem.releasePatience)
+        fs.release(fh: second)
+        fs.release(fh: try fs.open(inode: inode, flags: O_RDONLY))
+    }
+
     @Test("the page-cache policy: first GET drops and stores, splice-only GETs store, a READ since the last GET drops")
     func pageCachePolicy() throws {
         try startSmallTrace("p")
