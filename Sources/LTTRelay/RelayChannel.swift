@@ -74,11 +74,25 @@ public final class RelayChannel: @unchecked Sendable {
     @inlinable @inline(__always)
     public var currentBufferUnretained: Unmanaged<RelayBuffer> { unretained[currentIndex] }
 
-    /// The index of this thread's CPU among the buffers (sched_getcpu may
-    /// fail, or name a CPU beyond the buffers configured).
+    /// The buffer of `cpu` (a `lttfs_current_cpu()` reading): an event
+    /// recorded into several traces reads its CPU once, and is on the same
+    /// CPU in each, as the kernel's (preemption off) was.
     @inlinable @inline(__always)
-    var currentIndex: Int {
-        let cpu = Int(lttfs_current_cpu())
+    public func bufferUnretained(cpu: Int32) -> Unmanaged<RelayBuffer> { unretained[index(ofCPU: cpu)] }
+
+    /// This thread's CPU now, for `bufferUnretained(cpu:)`.
+    @inlinable @inline(__always)
+    public static func currentCPU() -> Int32 { lttfs_current_cpu() }
+
+    /// The index of this thread's CPU among the buffers.
+    @inlinable @inline(__always)
+    var currentIndex: Int { index(ofCPU: lttfs_current_cpu()) }
+
+    /// The index of `cpu` among the buffers (sched_getcpu may fail, or name
+    /// a CPU beyond the buffers configured).
+    @inlinable @inline(__always)
+    func index(ofCPU reading: Int32) -> Int {
+        let cpu = Int(reading)
         let count = unretained.count
         return cpu >= 0 && cpu < count ? cpu : (cpu < 0 ? 0 : cpu % count)
     }

@@ -272,6 +272,8 @@ struct EventEmitter {
             return EmitResult()
         }
         let sinks = MarkerSinks.sinks(of: block)
+        // One CPU for the event in every trace that records it.
+        let cpu = RelayChannel.currentCPU()
         var result = EmitResult()
         var waiting: [WaitingSink]? = nil
         var i = 0
@@ -279,7 +281,7 @@ struct EventEmitter {
             let sink = sinks[i]
             i &+= 1
             let channel = sink.channel
-            let buffer = channel._withUnsafeGuaranteedRef { $0.currentBufferUnretained }
+            let buffer = channel._withUnsafeGuaranteedRef { $0.bufferUnretained(cpu: cpu) }
             // The event's time, read first: the read overlaps the sizing
             // and the lock (RelayBuffer.beginEvent(clockReading:)).
             let now = buffer._withUnsafeGuaranteedRef { $0.clock.now() }
@@ -322,7 +324,7 @@ struct EventEmitter {
             }
         }
         lttfs_rcu_read_unlock()
-        if let waiting { emitWaiting(waiting, payload, writer: writer, result: &result) }
+        if let waiting { emitWaiting(waiting, payload, writer: writer, cpu: cpu, result: &result) }
         return result
     }
 
@@ -335,12 +337,12 @@ struct EventEmitter {
     /// retry can never duplicate it.
     @usableFromInline @inline(never)
     func emitWaiting<Payload: EventPayload>(_ waiting: [WaitingSink], _ payload: Payload, writer: BlockingWriter?,
-                                            result: inout EmitResult) {
+                                            cpu: Int32, result: inout EmitResult) {
         for entry in waiting {
             defer { entry.channel.producersOutside.subtract(1, ordering: .acquiringAndReleasing) }
             let alignment = entry.sink.alignment
             let dataSize = UInt64(payload.size(alignment: alignment))
-            let buffer = entry.channel.currentBuffer
+            let buffer = entry.channel.bufferUnretained(cpu: cpu).takeUnretainedValue()
             let largest = UInt64(PayloadLayout.largestAlign(maxIntegerSize: maxIntegerSize, alignment: alignment))
             var policy = writer.map {
                 RelayBuffer.WaitPolicy(reserveCritical: RelayBuffer.reserveCritical,
