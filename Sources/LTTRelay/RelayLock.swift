@@ -19,8 +19,9 @@ import Synchronization
 /// descheduled, stopped or killed inside it, so no wait is unbounded:
 /// - a waiter spins briefly, then yields its CPU, until `patience` runs
 ///   out; it then gives up (a producer loses its event, counted) and
-///   remembers the holder as jammed for a second, so that attempts on the
-///   same holder in that second give up at once instead of each waiting
+///   remembers the holder as jammed for a second or two (the rest of
+///   that whole second of CLOCK_MONOTONIC and the next), so that attempts
+///   on the same holder then give up at once instead of each waiting
 ///   its patience (after it, a holder is given its patience again: one
 ///   slow moment does not mark a process for good);
 /// - a holder that died is found by its token: the server, the only one
@@ -85,11 +86,12 @@ public struct RelayLock: @unchecked Sendable {
     func lockContended(_ me: UInt32, patience: UInt64, jammed: borrowing Atomic<UInt64>, recoverDead: Bool) -> Bool {
         let jam = jammed.load(ordering: .relaxed)
         if jam != 0 {
-            // The holder that jammed the buffer less than a second ago
-            // still has it: give up at once.
+            // The holder that jammed the buffer in this whole second or
+            // the one before still has it: give up at once (never less
+            // than a second, whatever boundary falls between the two).
             let (stuck, since) = (UInt32(jam >> 32), UInt32(truncatingIfNeeded: jam))
             let second = UInt32(truncatingIfNeeded: MonotonicClock.now() / 1_000_000_000)
-            if word.load(ordering: .relaxed) == stuck && second &- since < 1 && !(recoverDead && Self.isDead(stuck)) {
+            if word.load(ordering: .relaxed) == stuck && second &- since <= 1 && !(recoverDead && Self.isDead(stuck)) {
                 return false
             }
             jammed.store(0, ordering: .relaxed)

@@ -360,9 +360,15 @@ public final class Tracer: @unchecked Sendable {
     /// destroyed or `preparing` says no more (shutdown); the pages left are
     /// faulted in by their first events instead.
     private func prefault(_ channels: [RelayChannel], ofTrace name: String, serial: UInt64, while preparing: () -> Bool) {
+        var told = false
         for channel in channels {
-            guard channel.prefault(while: { preparing() && published.withLock { $0.traces[name]?.serial == serial } })
-            else { return }
+            guard channel.prefault(while: {
+                told = !preparing()
+                return !told && published.withLock { $0.traces[name]?.serial == serial }
+            }) else {
+                if told { log(.info, "trace \(name): alloc stopped mapping its buffers' pages (the server is stopping)") }
+                return
+            }
         }
     }
 

@@ -200,7 +200,7 @@ struct EndToEndTests {
         let server = try ServerProcess()
         defer { server.stop() }
         let ltt = server.ltt
-        startSmallUserspaceTrace(ltt, "w")
+        startSmallUserspaceTrace(ltt, "w", blockingTimeoutMillis: 10_000)
         // A multi-line write: every line, in one request.
         let fd = open(ltt + "/write_event", O_WRONLY)
         #expect(fd >= 0)
@@ -245,7 +245,7 @@ struct EndToEndTests {
         let server = try ServerProcess()
         defer { server.stop() }
         let ltt = server.ltt
-        startSmallUserspaceTrace(ltt, "i")
+        startSmallUserspaceTrace(ltt, "i", blockingTimeoutMillis: 10_000)
         let reader = try BufferFD(ltt + "/i/userspace_0")   // a consumer that never frees room
         defer { _ = reader }
         installInterruptingHandler(SIGUSR1)
@@ -491,10 +491,17 @@ struct EndToEndTests {
 
 /// A started trace whose userspace channel is 2 x 4096 bytes: full after
 /// a few lines, so writers must wait for a reader.
-func startSmallUserspaceTrace(_ ltt: String, _ name: String) {
+/// `blockingTimeoutMillis`: the channel's blocking_timeout, which is also
+/// how long a write_event line may wait for room (at least 1 s): tests
+/// that act on a waiting writer give it 10 s, so that a loaded machine's
+/// slowness between "it waits" and their action never ends the wait first.
+func startSmallUserspaceTrace(_ ltt: String, _ name: String, blockingTimeoutMillis: Int? = nil) {
     #expect(writeControl(ltt + "/setup_trace", name + "\n") == 0)
     #expect(writeControl(ltt + "/control/\(name)/channel/userspace/subbuf_size", "4096\n") == 0)
     #expect(writeControl(ltt + "/control/\(name)/channel/userspace/subbuf_num", "2\n") == 0)
+    if let ms = blockingTimeoutMillis {
+        #expect(writeControl(ltt + "/control/\(name)/channel/userspace/blocking_timeout", "\(ms)\n") == 0)
+    }
     #expect(writeControl(ltt + "/control/\(name)/alloc", "1\n") == 0)
     #expect(writeControl(ltt + "/control/\(name)/enabled", "1\n") == 0)
 }
