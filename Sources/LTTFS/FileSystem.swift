@@ -8,6 +8,7 @@ import LTTSystem
 import LTTTrace
 import Logging
 import SystemPackage
+import Synchronization
 
 /// The filesystem's logic: the tree of filesystem.md and, for buffer
 /// files, the consumer ABI of consumer-abi.md. Every handler returns a value
@@ -52,11 +53,23 @@ final class FileSystem: Sendable {
     nonisolated(unsafe) static let zeros = UnsafeRawBufferPointer(UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 4096)
         .initializeMemory(as: UInt8.self, repeating: 0))
 
+    /// How long an open of a buffer file waits for the RELEASE of a reader
+    /// that closed it a moment before (`openBufferReader`).
+    let releasePatience: UInt64
+    static let defaultReleasePatience: UInt64 = 200_000_000
+    /// Opens waiting for a release now, and how many may: each holds a
+    /// FUSE worker thread (16 at most), and the PUTs, interrupts and the
+    /// very RELEASEs they wait for need the others.
+    private let opensWaitingForRelease = Atomic<Int>(0)
+    static let mostOpensWaitingForRelease = 2
+
     init(tracer: Tracer, logger: Logger, accessGroup: gid_t? = nil,
-         longestWriteEventWait: UInt64 = FileSystem.defaultLongestWriteEventWait) {
+         longestWriteEventWait: UInt64 = FileSystem.defaultLongestWriteEventWait,
+         releasePatience: UInt64 = FileSystem.defaultReleasePatience) {
         self.tracer = tracer
         self.logger = logger
         self.longestWriteEventWait = longestWriteEventWait
+        self.releasePatience = releasePatience
         uid = getuid()
         gid = accessGroup ?? getgid()
         refusals = RefusalLog(logger: logger)
@@ -200,9 +213,22 @@ final class FileSystem: Sendable {
 
     // MARK: Open and release
 
-    /// How long an open of a buffer file waits for the RELEASE of a reader
-    /// that closed it a moment before (RelayBuffer.openReader(waitingForRelease:)).
-    static let releasePatience: UInt64 = 200_000_000
+    /// `_ltt_open`, where FUSE answers a reader's close(2) before the server
+    /// hears of it: an open that finds the place taken waits up to
+    /// `releasePatience` for that RELEASE (RelayBuffer.openReader(waitingForRelease:)),
+    /// unless `mostOpensWaitingForRelease` opens wait already (a crowd of
+    /// openers of a file somebody keeps open would hold every worker
+    /// thread): then a taken place is EBUSY at once. O_NONBLOCK waits too:
+    /// lttd opens every buffer so (for its reads), and a new lttd started
+    /// as the last one exits is the case this is for.
+    private func openBufferReader(_ buffer: RelayBuffer) -> Bool {
+        if buffer.openReader() { return true }
+        defer { opensWaitingForRelease.subtract(1, ordering: .relaxed) }
+        guard opensWaitingForRelease.add(1, ordering: .relaxed).newValue <= Self.mostOpensWaitingForRelease else {
+            return buffer.openReader()
+        }
+        return buffer.openReader(waitingForRelease: releasePatience)
+    }
 
     /// Opens `inode` with open(2)'s `flags`; returns the file handle.
     func open(inode: UInt64, flags: Int32) throws(Errno) -> UInt64 {
@@ -221,7 +247,7 @@ final class FileSystem: Sendable {
                 throw .permissionDenied
             }
             guard let buffer = resolver.buffer(node) else { throw .noSuchFileOrDirectory }
-            guard buffer.openReader(waitingForRelease: Self.releasePatience) else {
+            guard openBufferReader(buffer) else {
                 refusals.log(.info, "open \(describe(node)): already open by a reader (EBUSY)")
                 throw .resourceBusy
             }

@@ -48,10 +48,13 @@ func startShellWriter(_ ltt: String, line: String = String(repeating: "w", count
 
 /// A server whose trace `name` has a full userspace buffer that a reader
 /// holds open and never frees, and a shell writer blocked on it (the stats
-/// say it waits).
-func serverWithBlockedWriter(_ name: String) throws -> (server: ServerProcess, reader: BufferFD, writer: Process) {
+/// say it waits), for `blockingTimeoutMillis` (nil: write_event's 1 s):
+/// by default longer than any test takes, so that what ends the wait is
+/// what the test does, never the wait's bound.
+func serverWithBlockedWriter(_ name: String, blockingTimeoutMillis: Int? = 10_000) throws
+    -> (server: ServerProcess, reader: BufferFD, writer: Process) {
     let server = try ServerProcess()
-    startSmallUserspaceTrace(server.ltt, name)
+    startSmallUserspaceTrace(server.ltt, name, blockingTimeoutMillis: blockingTimeoutMillis)
     let reader = try BufferFD(server.ltt + "/\(name)/userspace_0")
     let writer = try startShellWriter(server.ltt)
     #expect(waitForStat(server.ltt, name, "userspace_0", "waiting", 1))
@@ -324,7 +327,7 @@ struct TrustTests {
 
     @Test("a second writer queued behind a waiting one (the kernel holds write_event's lock) is answered within the wait's bound, then nobody waits until the reader frees room")
     func queuedWritersAreBounded() throws {
-        let (server, reader, first) = try serverWithBlockedWriter("q")
+        let (server, reader, first) = try serverWithBlockedWriter("q", blockingTimeoutMillis: nil)   // the 1 s bound is what it tests
         defer { server.stop() }
         defer { if first.isRunning { kill(first.processIdentifier, SIGKILL) } }
         let began = Date()

@@ -171,8 +171,9 @@ struct RelayStressTests {
         #expect(consumed == UInt64(o.subbuffers) && consumed <= delivered)
     }
 
-    /// Waits (bounded) until `buffer` has `count` producers inside
-    /// `recordWaiting`: the observable state a waiting test needs.
+    /// Waits (bounded) until `buffer` has `count` producers in
+    /// `recordWaiting` that found no room and sleep: the observable state a
+    /// waiting test needs.
     func waitForWriters(_ buffer: RelayBuffer, _ count: Int) -> Bool {
         let deadline = MonotonicClock.now() + 5_000_000_000
         while buffer.waitingWriters != count {

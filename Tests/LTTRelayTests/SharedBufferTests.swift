@@ -152,7 +152,7 @@ struct SharedBufferTests {
         #expect(server.pollState == .full || server.pollState == .readable)
     }
 
-    @Test("a jammed holder is remembered for a second only: after it, a writer waits its patience again")
+    @Test("a jammed holder is remembered for a second or two only: after it, a writer waits its patience again")
     func jamExpires() throws {
         let server = makeBuffer(subbufferSize: 4096, count: 4)
         server.lock.word.store(1, ordering: .relaxed)   // PID 1: alive
