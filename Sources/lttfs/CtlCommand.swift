@@ -78,7 +78,10 @@ struct CtlCommand: ParsableCommand {
             try MountDiscovery.write(control + "/alloc", "1")
         }
         if start || createStart {
-            if let writeOut { try startConsumer(trace: ltt + "/" + name, out: writeOut) }
+            if let writeOut {
+                let pid = try startConsumer(trace: ltt + "/" + name, out: writeOut)
+                try waitForConsumer(pid, stats: control + "/stats")
+            }
             try MountDiscovery.write(control + "/enabled", "1")
         }
         if pause || pauseDestroy { try MountDiscovery.write(control + "/enabled", "0") }
@@ -97,7 +100,7 @@ struct CtlCommand: ParsableCommand {
     }
 
     /// Starts `lttfs consume` in the background, in its own session.
-    func startConsumer(trace: String, out: String) throws {
+    func startConsumer(trace: String, out: String) throws -> pid_t {
         var arguments = [CommandLine.arguments[0], "consume", "-q", "-c", trace, "-t", out, "-n", String(threads)]
         if append { arguments.append("-a") }
         let pid: pid_t
@@ -107,5 +110,37 @@ struct CtlCommand: ParsableCommand {
             throw Failure("cannot start the consumer: \(error.explained)")
         }
         print("consumer \(pid) writing \(trace) to \(out)")
+        return pid
+    }
+
+    /// Waits until the consumer reads every buffer of the trace (the
+    /// `reader` column of its stats), so that what is recorded once this
+    /// command returns reaches it, even if the trace is destroyed at once
+    /// (a trace destroyed before its consumer opened the files is gone
+    /// for it). Fails if the consumer exits first; after 10 s, goes on
+    /// with a warning (a very slow machine: the consumer may still come).
+    func waitForConsumer(_ pid: pid_t, stats: String) throws {
+        let deadline = MonotonicClock.now() &+ 10_000_000_000
+        while true {
+            if let status = ProcessControl.exitStatus(of: pid, wait: false) {
+                throw Failure("the consumer (\(pid)) exited with status \(status) before it opened the trace's buffers")
+            }
+            if let text = try? String(contentsOfFile: stats, encoding: .utf8), Self.everyBufferHasReader(text) { return }
+            if MonotonicClock.now() >= deadline {
+                StandardError.write("lttfs ctl: warning: the consumer (\(pid)) has not opened every buffer after 10 s\n")
+                return
+            }
+            MonotonicClock.sleep(nanoseconds: 5_000_000)
+        }
+    }
+
+    /// Whether a trace's stats text shows at least one buffer, each with a
+    /// reader (its `reader` column not 0).
+    static func everyBufferHasReader(_ stats: String) -> Bool {
+        let rows = stats.split(separator: "\n").map { $0.split(separator: " ") }
+        guard let header = rows.firstIndex(where: { $0.first == "buffer" }),
+              let column = rows[header].firstIndex(of: "reader") else { return false }
+        let buffers = rows[(header + 1)...]
+        return !buffers.isEmpty && buffers.allSatisfy { $0.count > column && $0[column] != "0" }
     }
 }

@@ -204,6 +204,13 @@ struct ToolTests {
         #expect(readControl(server.ltt + "/control/t/channel/userspace/subbuf_size") == "8192\n")
         #expect(readControl(server.ltt + "/control/t/channel/metadata/subbuf_num") == "4\n")
         #expect(readControl(server.ltt + "/control/t/enabled") == "1\n")
+        // ctl returns once its consumer reads every buffer: a destroy right
+        // after cannot take the trace from under it.
+        let readers = readControl(server.ltt + "/control/t/stats") ?? ""
+        for buffer in ["metadata_0", "userspace_0", "metadata_1", "userspace_1"] where readers.contains(buffer) {
+            #expect((statsRow(readers, buffer)?["reader"] ?? 0) != 0, "\(buffer) has no reader when ctl returns: \(readers)")
+        }
+        #expect(statsRow(readers, "userspace_0") != nil)
         for i in 0..<100 { #expect(writeControl(server.ltt + "/write_event", "ctl \(i)\n") == 0) }
         let stat = run([lttfsBinary, "stat", "--mount", server.path, "t"])
         #expect(stat.status == 0 && stat.output.contains("userspace_0") && stat.output.contains("100"))
