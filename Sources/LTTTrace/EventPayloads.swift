@@ -25,9 +25,9 @@ protocol EventPayload {
 protocol PayloadFields {
     func integer(_ i: Int) -> UInt64
     func textCount(_ i: Int) -> Int
-    /// Copies field i's text (no NUL) to `destination`; returns its length,
-    /// which must be `textCount(i)`.
-    func copyText(_ i: Int, to destination: UnsafeMutableRawPointer) -> Int
+    /// Stores field i's text at `destination` (`PayloadLayout.storeText`,
+    /// its NUL included); returns the bytes used, `textCount(i) + 1`.
+    func storeText(_ i: Int, at destination: UnsafeMutableRawPointer) -> Int
 }
 
 /// `count` fields laid out by `slots` (ltt-serialize.c's rules, in
@@ -59,7 +59,7 @@ struct FieldsPayload<Fields: PayloadFields>: EventPayload {
         var offset = 0
         for i in 0..<count {
             PayloadLayout.store(&offset, into: slots[i], base: base, alignment: alignment,
-                                integer: fields.integer(i)) { fields.copyText(i, to: $0) }
+                                integer: fields.integer(i)) { fields.storeText(i, at: $0) }
         }
     }
 }
@@ -78,9 +78,8 @@ struct TupleFields: PayloadFields {
 
     @inlinable @inline(__always) func integer(_ i: Int) -> UInt64 { layout[i].load(from: tuple) }
     @inlinable @inline(__always) func textCount(_ i: Int) -> Int { layout[i].textCount(in: tuple) }
-    @inlinable @inline(__always) func copyText(_ i: Int, to destination: UnsafeMutableRawPointer) -> Int {
-        layout[i].copyText(in: tuple, to: destination)
-        return layout[i].textCount(in: tuple)
+    @inlinable @inline(__always) func storeText(_ i: Int, at destination: UnsafeMutableRawPointer) -> Int {
+        layout[i].storeText(in: tuple, at: destination)
     }
 }
 
@@ -151,10 +150,9 @@ struct ValueFields: PayloadFields {
         let length = values.loadUnaligned(fromByteOffset: Self.stride &* i &+ 8, as: UInt64.self)
         return length < UInt64(Self.maximumTextCount) ? Int(length) : Self.maximumTextCount
     }
-    @inlinable @inline(__always) func copyText(_ i: Int, to destination: UnsafeMutableRawPointer) -> Int {
-        let count = textCount(i)
-        destination.copyMemory(from: text(i) ?? UnsafeRawPointer(MarkerCore.nullText.utf8Start), byteCount: count)
-        return count
+    @inlinable @inline(__always) func storeText(_ i: Int, at destination: UnsafeMutableRawPointer) -> Int {
+        PayloadLayout.storeText(at: destination, from: text(i) ?? UnsafeRawPointer(MarkerCore.nullText.utf8Start),
+                                count: textCount(i))
     }
 }
 
@@ -191,9 +189,6 @@ struct TextLinePayload: EventPayload {
 
     @usableFromInline func store(at base: UnsafeMutableRawPointer, alignment: Int) {
         // The filesystem cuts lines at NULs; the Swift API may not.
-        _ = PayloadLayout.storeText(at: base) { text in
-            if let source = line.baseAddress, line.count > 0 { text.copyMemory(from: source, byteCount: line.count) }
-            return line.count
-        }
+        _ = PayloadLayout.storeText(at: base, from: line.baseAddress, count: line.count)
     }
 }

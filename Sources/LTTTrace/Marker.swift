@@ -410,6 +410,11 @@ public struct Marker<each Value: TraceValue>: @unchecked Sendable {
     @usableFromInline let emitter: EventEmitter
     @usableFromInline let fields: UnsafePointer<TupleLayout.Field>?
     @usableFromInline let fieldCount: Int
+    /// Every field's slot is its value's type as it is: an integer field
+    /// stored in the type's size, in host order, a text as a text. Then
+    /// `#record` stores with code specialized for the types
+    /// (TypedPayload.swift) instead of reading each slot.
+    @usableFromInline let typedSlots: Bool
 
     init(core: MarkerCore) {
         self.core = core
@@ -417,6 +422,13 @@ public struct Marker<each Value: TraceValue>: @unchecked Sendable {
         emitter = core.emitter
         fields = layout.map { UnsafePointer($0.fields.baseAddress!) }
         fieldCount = core.fieldCount
+        let (slots, count) = (core.emitter.slots, core.fieldCount)
+        typedSlots = layout.map { layout in
+            layout.fields.count == count && (0..<count).allSatisfy { i in
+                let (field, slot) = (layout.fields[i], slots[i])
+                return field.size == 0 ? slot.size == 0 : slot.size == field.size && !slot.networkOrder
+            }
+        } ?? false
     }
 
     /// Whether any trace records this marker now: one load. In a hot loop,

@@ -30,42 +30,42 @@ public macro record<each Value: TraceValue>(_ marker: Marker<repeat each Value>,
 public enum MarkerRecording {
     @inlinable @inline(__always)
     public static func record<A: TraceValue>(_ marker: Marker<A>, _ a: A) {
-        marker.record(bitwise: A.self, { $0.append(a) }, otherwise: { marker.recordWalkingPack(a) })
+        marker.record(bitwise: A.self, { TypedList($0.append(a), TypedEnd()) }, otherwise: { marker.recordWalkingPack(a) })
     }
 
     @inlinable @inline(__always)
     public static func record<A: TraceValue, B: TraceValue>(_ marker: Marker<A, B>, _ a: A, _ b: B) {
-        marker.record(bitwise: (A, B).self, { $0.append(a); $0.append(b) }, otherwise: { marker.recordWalkingPack(a, b) })
+        marker.record(bitwise: (A, B).self, { TypedList($0.append(a), TypedList($0.append(b), TypedEnd())) }, otherwise: { marker.recordWalkingPack(a, b) })
     }
 
     @inlinable @inline(__always)
     public static func record<A: TraceValue, B: TraceValue, C: TraceValue>(_ marker: Marker<A, B, C>, _ a: A, _ b: B, _ c: C) {
-        marker.record(bitwise: (A, B, C).self, { $0.append(a); $0.append(b); $0.append(c) }, otherwise: { marker.recordWalkingPack(a, b, c) })
+        marker.record(bitwise: (A, B, C).self, { TypedList($0.append(a), TypedList($0.append(b), TypedList($0.append(c), TypedEnd()))) }, otherwise: { marker.recordWalkingPack(a, b, c) })
     }
 
     @inlinable @inline(__always)
     public static func record<A: TraceValue, B: TraceValue, C: TraceValue, D: TraceValue>(_ marker: Marker<A, B, C, D>, _ a: A, _ b: B, _ c: C, _ d: D) {
-        marker.record(bitwise: (A, B, C, D).self, { $0.append(a); $0.append(b); $0.append(c); $0.append(d) }, otherwise: { marker.recordWalkingPack(a, b, c, d) })
+        marker.record(bitwise: (A, B, C, D).self, { TypedList($0.append(a), TypedList($0.append(b), TypedList($0.append(c), TypedList($0.append(d), TypedEnd())))) }, otherwise: { marker.recordWalkingPack(a, b, c, d) })
     }
 
     @inlinable @inline(__always)
     public static func record<A: TraceValue, B: TraceValue, C: TraceValue, D: TraceValue, E: TraceValue>(_ marker: Marker<A, B, C, D, E>, _ a: A, _ b: B, _ c: C, _ d: D, _ e: E) {
-        marker.record(bitwise: (A, B, C, D, E).self, { $0.append(a); $0.append(b); $0.append(c); $0.append(d); $0.append(e) }, otherwise: { marker.recordWalkingPack(a, b, c, d, e) })
+        marker.record(bitwise: (A, B, C, D, E).self, { TypedList($0.append(a), TypedList($0.append(b), TypedList($0.append(c), TypedList($0.append(d), TypedList($0.append(e), TypedEnd()))))) }, otherwise: { marker.recordWalkingPack(a, b, c, d, e) })
     }
 
     @inlinable @inline(__always)
     public static func record<A: TraceValue, B: TraceValue, C: TraceValue, D: TraceValue, E: TraceValue, F: TraceValue>(_ marker: Marker<A, B, C, D, E, F>, _ a: A, _ b: B, _ c: C, _ d: D, _ e: E, _ f: F) {
-        marker.record(bitwise: (A, B, C, D, E, F).self, { $0.append(a); $0.append(b); $0.append(c); $0.append(d); $0.append(e); $0.append(f) }, otherwise: { marker.recordWalkingPack(a, b, c, d, e, f) })
+        marker.record(bitwise: (A, B, C, D, E, F).self, { TypedList($0.append(a), TypedList($0.append(b), TypedList($0.append(c), TypedList($0.append(d), TypedList($0.append(e), TypedList($0.append(f), TypedEnd())))))) }, otherwise: { marker.recordWalkingPack(a, b, c, d, e, f) })
     }
 
     @inlinable @inline(__always)
     public static func record<A: TraceValue, B: TraceValue, C: TraceValue, D: TraceValue, E: TraceValue, F: TraceValue, G: TraceValue>(_ marker: Marker<A, B, C, D, E, F, G>, _ a: A, _ b: B, _ c: C, _ d: D, _ e: E, _ f: F, _ g: G) {
-        marker.record(bitwise: (A, B, C, D, E, F, G).self, { $0.append(a); $0.append(b); $0.append(c); $0.append(d); $0.append(e); $0.append(f); $0.append(g) }, otherwise: { marker.recordWalkingPack(a, b, c, d, e, f, g) })
+        marker.record(bitwise: (A, B, C, D, E, F, G).self, { TypedList($0.append(a), TypedList($0.append(b), TypedList($0.append(c), TypedList($0.append(d), TypedList($0.append(e), TypedList($0.append(f), TypedList($0.append(g), TypedEnd()))))))) }, otherwise: { marker.recordWalkingPack(a, b, c, d, e, f, g) })
     }
 
     @inlinable @inline(__always)
     public static func record<A: TraceValue, B: TraceValue, C: TraceValue, D: TraceValue, E: TraceValue, F: TraceValue, G: TraceValue, H: TraceValue>(_ marker: Marker<A, B, C, D, E, F, G, H>, _ a: A, _ b: B, _ c: C, _ d: D, _ e: E, _ f: F, _ g: G, _ h: H) {
-        marker.record(bitwise: (A, B, C, D, E, F, G, H).self, { $0.append(a); $0.append(b); $0.append(c); $0.append(d); $0.append(e); $0.append(f); $0.append(g); $0.append(h) }, otherwise: { marker.recordWalkingPack(a, b, c, d, e, f, g, h) })
+        marker.record(bitwise: (A, B, C, D, E, F, G, H).self, { TypedList($0.append(a), TypedList($0.append(b), TypedList($0.append(c), TypedList($0.append(d), TypedList($0.append(e), TypedList($0.append(f), TypedList($0.append(g), TypedList($0.append(h), TypedEnd())))))))) }, otherwise: { marker.recordWalkingPack(a, b, c, d, e, f, g, h) })
     }
 }
 
@@ -82,28 +82,37 @@ struct BitwiseTuple {
     @inlinable @inline(__always)
     init(base: UnsafeMutableRawPointer) { self.base = base }
 
+    /// Copies `value`'s bytes to the next offset; returns where they are.
     @inlinable @inline(__always)
-    mutating func append<T>(_ value: T) {
+    mutating func append<T: TraceValue>(_ value: T) -> TypedValue<T> {
         let offset = (end &+ MemoryLayout<T>.alignment &- 1) & ~(MemoryLayout<T>.alignment &- 1)
         withUnsafePointer(to: value) {
             (base + offset).copyMemory(from: UnsafeRawPointer($0), byteCount: MemoryLayout<T>.size)
         }
         end = offset &+ MemoryLayout<T>.size
+        return TypedValue(bits: base + offset)
     }
 }
 
 extension Marker {
     /// Records the values that `fill` copies, bytes only, into a stack
-    /// tuple of type `Tuple` (`(repeat each Value)`), or runs `walk` when
-    /// the marker has opaque types (no `TupleLayout`).
+    /// tuple of type `Tuple` (`(repeat each Value)`), returning them as a
+    /// `TypedPart` list: recorded through it when the marker's slots are
+    /// the types' own (`typedSlots`), else through `TupleLayout`. Runs
+    /// `walk` when the marker has opaque types (no `TupleLayout`).
     @inlinable @inline(__always)
-    func record<Tuple>(bitwise _: Tuple.Type, _ fill: (inout BitwiseTuple) -> Void, otherwise walk: () -> Void) {
+    func record<Tuple, Parts: TypedPart>(bitwise _: Tuple.Type, _ fill: (inout BitwiseTuple) -> Parts,
+                                         otherwise walk: () -> Void) {
         guard let fields else { return walk() }
-        let (emitter, count) = (emitter, fieldCount)
+        let (emitter, count, typed) = (emitter, fieldCount, typedSlots)
         withUnsafeTemporaryAllocation(of: Tuple.self, capacity: 1) { storage in
             var tuple = BitwiseTuple(base: UnsafeMutableRawPointer(storage.baseAddress!))
-            fill(&tuple)
-            emitter.record(tuple: UnsafeRawPointer(tuple.base), fields: fields, count: count)
+            let parts = fill(&tuple)
+            if typed {
+                emitter.record(typed: parts)
+            } else {
+                emitter.record(tuple: UnsafeRawPointer(tuple.base), fields: fields, count: count)
+            }
         }
     }
 }

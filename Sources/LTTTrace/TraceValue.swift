@@ -18,6 +18,9 @@ public protocol TraceValue {
     var traceUTF8Count: Int { get }
     /// Copies the UTF-8 bytes of a string value (no NUL) to `destination`.
     func traceCopyUTF8(to destination: UnsafeMutableRawPointer)
+    /// Stores a string value as a `%s` field at `destination`, its NUL
+    /// included (`PayloadLayout.storeText`); returns the bytes used.
+    func traceStoreText(at destination: UnsafeMutableRawPointer) -> Int
     /// Moves `offset` past this value stored in `slot`.
     func traceAdvance(_ offset: inout Int, slot: PayloadLayout.Slot, alignment: Int)
     /// Stores this value in `slot` at `base + offset` and moves `offset` past it.
@@ -39,10 +42,18 @@ public enum TraceValueRepresentation: Sendable, Equatable {
 }
 
 extension TraceValue {
-    public static var isTraceString: Bool { false }
+    @inlinable public static var isTraceString: Bool { false }
     public static var traceRepresentation: TraceValueRepresentation { .opaque }
     @inlinable public var traceUTF8Count: Int { 0 }
     @inlinable public func traceCopyUTF8(to destination: UnsafeMutableRawPointer) {}
+
+    @inlinable @inline(__always)
+    public func traceStoreText(at destination: UnsafeMutableRawPointer) -> Int {
+        PayloadLayout.storeText(at: destination) {
+            traceCopyUTF8(to: $0)
+            return traceUTF8Count
+        }
+    }
 
     @inlinable @inline(__always)
     public func traceAdvance(_ offset: inout Int, slot: PayloadLayout.Slot, alignment: Int) {
@@ -52,8 +63,7 @@ extension TraceValue {
     @inlinable @inline(__always)
     public func traceStore(_ offset: inout Int, slot: PayloadLayout.Slot, base: UnsafeMutableRawPointer, alignment: Int) {
         PayloadLayout.store(&offset, into: slot, base: base, alignment: alignment, integer: traceInteger) {
-            traceCopyUTF8(to: $0)
-            return traceUTF8Count
+            traceStoreText(at: $0)
         }
     }
 }
@@ -94,7 +104,7 @@ extension UnsafeRawPointer: TraceValue {
 }
 
 extension String: TraceValue {
-    public static var isTraceString: Bool { true }
+    @inlinable public static var isTraceString: Bool { true }
     public static var traceRepresentation: TraceValueRepresentation { .string }
     @inlinable public var traceInteger: UInt64 { 0 }
     @inlinable public var traceUTF8Count: Int { utf8.count }
@@ -111,10 +121,20 @@ extension String: TraceValue {
             }
         }
     }
+    @inlinable public func traceStoreText(at destination: UnsafeMutableRawPointer) -> Int {
+        // Native strings are contiguous: stored from their own bytes.
+        if let used = utf8.withContiguousStorageIfAvailable({ bytes in
+            PayloadLayout.storeText(at: destination, from: UnsafeRawPointer(bytes.baseAddress), count: bytes.count)
+        }) {
+            return used
+        }
+        var copy = self
+        return copy.withUTF8 { PayloadLayout.storeText(at: destination, from: UnsafeRawPointer($0.baseAddress), count: $0.count) }
+    }
 }
 
 extension StaticString: TraceValue {
-    public static var isTraceString: Bool { true }
+    @inlinable public static var isTraceString: Bool { true }
     public static var traceRepresentation: TraceValueRepresentation { .staticString }
     @inlinable public var traceInteger: UInt64 { 0 }
     /// (utf8CodeUnitCount is unspecified for a one-scalar literal.)
@@ -126,6 +146,9 @@ extension StaticString: TraceValue {
         withUTF8Buffer { bytes in
             if let base = bytes.baseAddress { destination.copyMemory(from: base, byteCount: bytes.count) }
         }
+    }
+    @inlinable public func traceStoreText(at destination: UnsafeMutableRawPointer) -> Int {
+        withUTF8Buffer { PayloadLayout.storeText(at: destination, from: UnsafeRawPointer($0.baseAddress), count: $0.count) }
     }
 }
 

@@ -31,14 +31,13 @@ final class TupleLayout: @unchecked Sendable {
                 : (tuple + offset).assumingMemoryBound(to: String.self).pointee.utf8.count
         }
 
-        /// Copies the text at this field (no NUL) to `destination`.
+        /// Stores the text at this field at `destination`, its NUL
+        /// included; returns the bytes used.
         @inlinable @inline(__always)
-        func copyText(in tuple: UnsafeRawPointer, to destination: UnsafeMutableRawPointer) {
-            if isStaticString {
-                (tuple + offset).assumingMemoryBound(to: StaticString.self).pointee.traceCopyUTF8(to: destination)
-            } else {
-                (tuple + offset).assumingMemoryBound(to: String.self).pointee.traceCopyUTF8(to: destination)
-            }
+        func storeText(in tuple: UnsafeRawPointer, at destination: UnsafeMutableRawPointer) -> Int {
+            isStaticString
+                ? (tuple + offset).assumingMemoryBound(to: StaticString.self).pointee.traceStoreText(at: destination)
+                : (tuple + offset).assumingMemoryBound(to: String.self).pointee.traceStoreText(at: destination)
         }
 
         /// The integer at this field, as `TraceValue.traceInteger` gives it

@@ -80,6 +80,48 @@ import Testing
         }
     }
 
+    /// What `storeText(at:from:count:)` must store, done the slow way: the
+    /// bytes, from the first NUL on '#', then a NUL.
+    static func expectedText(_ source: [UInt8]) -> [UInt8] {
+        let cut = source.firstIndex(of: 0) ?? source.count
+        return Array(source[..<cut]) + [UInt8](repeating: UInt8(ascii: "#"), count: source.count - cut) + [0]
+    }
+
+    @Test("a text is stored whole, cut at a NUL inside it with '#' to its end, and nothing past its NUL is touched, at every length the word copy takes and around it")
+    func storeTextEveryLengthAndNUL() {
+        for count in 0...(PayloadLayout.wordCopyLimit + 9) {
+            // No NUL, then one at each position, then two.
+            var sources: [[UInt8]] = [(0..<count).map { UInt8(truncatingIfNeeded: 0x21 + $0 * 7) | 0x80 }]
+            for nul in 0..<count {
+                var s = sources[0]
+                s[nul] = 0
+                sources.append(s)
+                if nul + 3 < count { s[nul + 3] = 0; sources.append(s) }
+            }
+            // Bytes that a zero-byte test with carries could take for a NUL.
+            sources.append((0..<count).map { $0 % 2 == 0 ? 0x01 : 0x80 })
+            for source in sources {
+                // The source sits at an odd address, with bytes after it
+                // that must not be read into the text.
+                var from = [UInt8](repeating: 0, count: count + 16)
+                from.replaceSubrange(1..<(1 + count), with: source)
+                var to = [UInt8](repeating: 0xEE, count: count + 24)
+                let used = from.withUnsafeBytes { src in
+                    to.withUnsafeMutableBytes { dst in
+                        PayloadLayout.storeText(at: dst.baseAddress! + 3, from: src.baseAddress! + 1, count: count)
+                    }
+                }
+                #expect(used == count + 1)
+                #expect(Array(to[3..<(4 + count)]) == Self.expectedText(source), "count \(count): \(source)")
+                #expect(to[..<3].allSatisfy { $0 == 0xEE } && to[(4 + count)...].allSatisfy { $0 == 0xEE })
+            }
+        }
+        // No text at all (a C caller's NULL with no "(null)" to stand for it): a NUL.
+        var to = [UInt8](repeating: 0xEE, count: 4)
+        #expect(to.withUnsafeMutableBytes { PayloadLayout.storeText(at: $0.baseAddress!, from: nil, count: 3) } == 1)
+        #expect(to == [0, 0xEE, 0xEE, 0xEE])
+    }
+
     @Test func payloadRoundTrips() throws {
         let format = try MarkerFormat("a %c b %hd text %s n #n4u%lu big %lld")
         for alignment in [0, 8] {
@@ -94,8 +136,10 @@ import Testing
             bytes.withUnsafeMutableBytes { p in
                 for (slot, value) in zip(slots, values) {
                     PayloadLayout.store(&o, into: slot, base: p.baseAddress! + start, alignment: alignment, integer: value) { d in
-                        d.copyMemory(from: "héllo", byteCount: 6)
-                        return 6
+                        PayloadLayout.storeText(at: d) {
+                            $0.copyMemory(from: "héllo", byteCount: 6)
+                            return 6
+                        }
                     }
                 }
             }

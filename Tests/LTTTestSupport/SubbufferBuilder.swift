@@ -50,8 +50,7 @@ public struct SubbufferBuilder {
                 let text = Array(((value as? String) ?? "").utf8)
                 PayloadLayout.store(&o, into: slot, base: p.baseAddress! + start, alignment: alignment,
                                     integer: (value as? UInt64) ?? UInt64(bitPattern: Int64((value as? Int) ?? 0))) { d in
-                    d.copyMemory(from: text, byteCount: text.count)
-                    return text.count
+                    text.withUnsafeBytes { PayloadLayout.storeText(at: d, from: $0.baseAddress, count: $0.count) }
                 }
             }
         }

@@ -32,6 +32,10 @@ struct RecordMacroRecordingTests {
                                    as: (UInt8, Int64, String, Int16, UInt32, StaticString, Int32, UInt64, String).self)
         let walked = try tracer.marker("m", "walked", "a %c c %hd s %s", as: (UInt8, Celsius, String).self)
         #expect(m8.fields != nil && walked.fields == nil)
+        // #record stores these with code specialized for their types; the
+        // bare record(...) reads the same tuple through TupleLayout.
+        #expect([m1.typedSlots, m2.typedSlots, m3.typedSlots, m4.typedSlots, m5.typedSlots, m6.typedSlots,
+                 m7.typedSlots, m8.typedSlots].allSatisfy { $0 })
         try tracer.setupTrace("t")
         try tracer.allocTrace("t")
         try tracer.startTrace("t")
@@ -67,6 +71,35 @@ struct RecordMacroRecordingTests {
                                       .unsigned(39 &* 0x0101_0101), .string("static"), .signed(-39),
                                       .unsigned(39 << 40), .string(long + "!")]
         #expect(last.fields.map(\.value) == expected)
+    }
+
+    @Test("#record of a marker whose slots are not its values' types as they are (a narrower or wider integer, network order) stores what the format says",
+          arguments: [UInt8(0), 8])
+    func slotsOtherThanTheTypes(alignment: UInt8) throws {
+        let tracer = Tracer(cpuCount: 1, alignment: alignment)
+        let narrow = try tracer.marker("m", "narrow", "n %d s %s", as: (Int, String).self)
+        let wide = try tracer.marker("m", "wide", "c %c n %lld s %s", as: (UInt8, Int16, String).self)
+        let network = try tracer.marker("m", "network", "n #n4u%u s %s", as: (UInt32, String).self)
+        let natural = try tracer.marker("m", "natural", "n %d s %s", as: (Int32, String).self)
+        #expect(!narrow.typedSlots && !wide.typedSlots && !network.typedSlots && natural.typedSlots)
+        try tracer.setupTrace("t")
+        try tracer.allocTrace("t")
+        try tracer.startTrace("t")
+        let text = "twenty-seven bytes of text."
+        #record(narrow, -5, text)
+        #record(wide, 200, -3, "")
+        #record(network, 0x0102_0304, text)
+        #record(natural, -5, text)
+        try tracer.stopTrace("t")
+        let result = drainAndRead(try tracer.destroyTrace("t"))
+        #expect(result.problems.isEmpty, "\(result.problems.prefix(3))")
+        let fields = result.events.filter { $0.channel == "m" }.map { $0.fields.map(\.value) }
+        #expect(fields == [
+            [.signed(-5), .string(text)],
+            [.unsigned(200), .signed(-3), .string("")],
+            [.unsigned(0x0102_0304), .string(text)],
+            [.signed(-5), .string(text)],
+        ])
     }
 
     /// Counts the evaluations of what is handed to `#record`.
