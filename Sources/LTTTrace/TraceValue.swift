@@ -121,7 +121,7 @@ extension String: TraceValue {
             }
         }
     }
-    @inlinable public func traceStoreText(at destination: UnsafeMutableRawPointer) -> Int {
+    @inlinable @inline(__always) public func traceStoreText(at destination: UnsafeMutableRawPointer) -> Int {
         // Native strings are contiguous: stored from their own bytes.
         if let used = utf8.withContiguousStorageIfAvailable({ bytes in
             PayloadLayout.storeText(at: destination, from: UnsafeRawPointer(bytes.baseAddress), count: bytes.count)
@@ -147,7 +147,7 @@ extension StaticString: TraceValue {
             if let base = bytes.baseAddress { destination.copyMemory(from: base, byteCount: bytes.count) }
         }
     }
-    @inlinable public func traceStoreText(at destination: UnsafeMutableRawPointer) -> Int {
+    @inlinable @inline(__always) public func traceStoreText(at destination: UnsafeMutableRawPointer) -> Int {
         withUTF8Buffer { PayloadLayout.storeText(at: destination, from: UnsafeRawPointer($0.baseAddress), count: $0.count) }
     }
 }
