@@ -99,8 +99,9 @@ extension PayloadLayout {
         return count &+ 1
     }
 
-    /// `storeText` of the `count` bytes at `source` (nil: none): the text,
-    /// its inner NULs made '#', then its NUL. Returns the bytes used.
+    /// `storeText` of the `count` bytes at `source`: the text, its inner
+    /// NULs made '#', then its NUL. Returns the bytes used, `count + 1`
+    /// (with no source, `count` '#': the size reserved is always kept).
     ///
     /// A text of 4 to `wordCopyLimit` bytes, the common case, is copied a
     /// word at a time, each word tested for a zero byte as it is stored, so
@@ -115,8 +116,10 @@ extension PayloadLayout {
     @inlinable @inline(__always)
     public static func storeText(at text: UnsafeMutableRawPointer, from source: UnsafeRawPointer?, count: Int) -> Int {
         guard let source, count > 0 else {
-            text.storeBytes(of: 0, as: UInt8.self)
-            return 1
+            let count = max(0, count)
+            text.initializeMemory(as: UInt8.self, repeating: UInt8(ascii: "#"), count: count)
+            (text + count).storeBytes(of: 0, as: UInt8.self)
+            return count &+ 1
         }
         if count >= 4 && count <= wordCopyLimit && copyWords(from: source, to: text, count: count) {
             (text + count).storeBytes(of: 0, as: UInt8.self)

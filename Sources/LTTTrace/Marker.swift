@@ -424,7 +424,7 @@ public struct Marker<each Value: TraceValue>: @unchecked Sendable {
         fieldCount = core.fieldCount
         let (slots, count) = (core.emitter.slots, core.fieldCount)
         typedSlots = layout.map { layout in
-            layout.fields.count == count && (0..<count).allSatisfy { i in
+            layout.count == count && (0..<count).allSatisfy { i in
                 let (field, slot) = (layout.fields[i], slots[i])
                 return field.size == 0 ? slot.size == 0 : slot.size == field.size && !slot.networkOrder
             }

@@ -18,9 +18,6 @@ public protocol TraceValue {
     var traceUTF8Count: Int { get }
     /// Copies the UTF-8 bytes of a string value (no NUL) to `destination`.
     func traceCopyUTF8(to destination: UnsafeMutableRawPointer)
-    /// Stores a string value as a `%s` field at `destination`, its NUL
-    /// included (`PayloadLayout.storeText`); returns the bytes used.
-    func traceStoreText(at destination: UnsafeMutableRawPointer) -> Int
     /// Moves `offset` past this value stored in `slot`.
     func traceAdvance(_ offset: inout Int, slot: PayloadLayout.Slot, alignment: Int)
     /// Stores this value in `slot` at `base + offset` and moves `offset` past it.
@@ -48,14 +45,6 @@ extension TraceValue {
     @inlinable public func traceCopyUTF8(to destination: UnsafeMutableRawPointer) {}
 
     @inlinable @inline(__always)
-    public func traceStoreText(at destination: UnsafeMutableRawPointer) -> Int {
-        PayloadLayout.storeText(at: destination) {
-            traceCopyUTF8(to: $0)
-            return traceUTF8Count
-        }
-    }
-
-    @inlinable @inline(__always)
     public func traceAdvance(_ offset: inout Int, slot: PayloadLayout.Slot, alignment: Int) {
         PayloadLayout.advance(&offset, over: slot, textCount: traceUTF8Count, alignment: alignment)
     }
@@ -63,7 +52,10 @@ extension TraceValue {
     @inlinable @inline(__always)
     public func traceStore(_ offset: inout Int, slot: PayloadLayout.Slot, base: UnsafeMutableRawPointer, alignment: Int) {
         PayloadLayout.store(&offset, into: slot, base: base, alignment: alignment, integer: traceInteger) {
-            traceStoreText(at: $0)
+            PayloadLayout.storeText(at: $0) {
+                traceCopyUTF8(to: $0)
+                return traceUTF8Count
+            }
         }
     }
 }
@@ -121,7 +113,11 @@ extension String: TraceValue {
             }
         }
     }
-    @inlinable @inline(__always) public func traceStoreText(at destination: UnsafeMutableRawPointer) -> Int {
+    /// Stores the text as a `%s` field at `destination`, its NUL included
+    /// (`PayloadLayout.storeText`): `traceUTF8Count + 1` bytes, returned.
+    /// Not a `TraceValue` requirement: the typed paths call it on `String`
+    /// and `StaticString` only, whose counts they trust.
+    @inlinable @inline(__always) func traceStoreText(at destination: UnsafeMutableRawPointer) -> Int {
         // Native strings are contiguous: stored from their own bytes.
         if let used = utf8.withContiguousStorageIfAvailable({ bytes in
             PayloadLayout.storeText(at: destination, from: UnsafeRawPointer(bytes.baseAddress), count: bytes.count)
@@ -147,7 +143,8 @@ extension StaticString: TraceValue {
             if let base = bytes.baseAddress { destination.copyMemory(from: base, byteCount: bytes.count) }
         }
     }
-    @inlinable @inline(__always) public func traceStoreText(at destination: UnsafeMutableRawPointer) -> Int {
+    /// `String.traceStoreText`'s, for a literal.
+    @inlinable @inline(__always) func traceStoreText(at destination: UnsafeMutableRawPointer) -> Int {
         withUTF8Buffer { PayloadLayout.storeText(at: destination, from: UnsafeRawPointer($0.baseAddress), count: $0.count) }
     }
 }

@@ -58,6 +58,8 @@ final class TupleLayout: @unchecked Sendable {
     }
 
     let fields: UnsafeMutableBufferPointer<Field>
+    /// The values' count (`fields` holds at least one entry).
+    let count: Int
 
     /// The layout of `(repeat each Value)`, or nil when some type's bytes are
     /// not a plain integer, a String or a StaticString (those record
@@ -73,9 +75,11 @@ final class TupleLayout: @unchecked Sendable {
             switch type.traceRepresentation {
             case .integer(let signed) where [1, 2, 4, 8].contains(fieldSize):
                 found.append(Field(offset: offset, size: fieldSize, signed: signed))
-            case .string:
+            // Read as a String's or a StaticString's bytes: only those types,
+            // whatever another type says its representation is.
+            case .string where type == String.self:
                 found.append(Field(offset: offset, size: 0))
-            case .staticString:
+            case .staticString where type == StaticString.self:
                 found.append(Field(offset: offset, size: 0, isStaticString: true))
             default:
                 plain = false
@@ -84,6 +88,7 @@ final class TupleLayout: @unchecked Sendable {
         guard plain, end == MemoryLayout<(repeat each Value)>.size else { return nil }
         fields = .allocate(capacity: max(1, found.count))
         _ = fields.initialize(from: found)
+        count = found.count
     }
 
     deinit { fields.deallocate() }

@@ -51,7 +51,17 @@ struct TypedValue<Value: TraceValue>: TypedPart {
     @inlinable @inline(__always)
     func store(_ offset: inout Int, at base: UnsafeMutableRawPointer, alignment: Int) {
         if Value.isTraceString {
-            offset &+= value.traceStoreText(at: base + offset)
+            // Only String and StaticString reach here (`TupleLayout`).
+            if Value.self == String.self {
+                offset &+= bits.assumingMemoryBound(to: String.self).pointee.traceStoreText(at: base + offset)
+            } else if Value.self == StaticString.self {
+                offset &+= bits.assumingMemoryBound(to: StaticString.self).pointee.traceStoreText(at: base + offset)
+            } else {
+                offset &+= PayloadLayout.storeText(at: base + offset) {
+                    value.traceCopyUTF8(to: $0)
+                    return value.traceUTF8Count
+                }
+            }
         } else {
             let size = MemoryLayout<Value>.size
             let o = offset &+ PayloadLayout.padding(at: offset, size: size, alignment: alignment)

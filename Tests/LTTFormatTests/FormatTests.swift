@@ -1,4 +1,4 @@
-import LTTFormat
+@testable import LTTFormat
 import Testing
 
 /// Every encoder of the format against its decoder, and the decoders
@@ -101,25 +101,34 @@ import Testing
             // Bytes that a zero-byte test with carries could take for a NUL.
             sources.append((0..<count).map { $0 % 2 == 0 ? 0x01 : 0x80 })
             for source in sources {
-                // The source sits at an odd address, with bytes after it
-                // that must not be read into the text.
-                var from = [UInt8](repeating: 0, count: count + 16)
-                from.replaceSubrange(1..<(1 + count), with: source)
+                // The source is an allocation of exactly its bytes, at an
+                // odd address (nothing past it belongs to the text).
+                let from = UnsafeMutableRawPointer.allocate(byteCount: count + 1, alignment: 8)
+                defer { from.deallocate() }
+                from.copyMemory(from: [UInt8(0x5A)] + source, byteCount: count + 1)
                 var to = [UInt8](repeating: 0xEE, count: count + 24)
-                let used = from.withUnsafeBytes { src in
-                    to.withUnsafeMutableBytes { dst in
-                        PayloadLayout.storeText(at: dst.baseAddress! + 3, from: src.baseAddress! + 1, count: count)
-                    }
+                let used = to.withUnsafeMutableBytes { dst in
+                    PayloadLayout.storeText(at: dst.baseAddress! + 3, from: from + 1, count: count)
                 }
                 #expect(used == count + 1)
+                // The word copy takes every text of 4 to 64 bytes, and lets
+                // none with a NUL through.
+                if (4...PayloadLayout.wordCopyLimit).contains(count) {
+                    var scratch = [UInt8](repeating: 0, count: count)
+                    let clean = scratch.withUnsafeMutableBytes {
+                        PayloadLayout.copyWords(from: from + 1, to: $0.baseAddress!, count: count)
+                    }
+                    #expect(clean == !source.contains(0), "count \(count): \(source)")
+                    #expect(scratch == source)
+                }
                 #expect(Array(to[3..<(4 + count)]) == Self.expectedText(source), "count \(count): \(source)")
                 #expect(to[..<3].allSatisfy { $0 == 0xEE } && to[(4 + count)...].allSatisfy { $0 == 0xEE })
             }
         }
-        // No text at all (a C caller's NULL with no "(null)" to stand for it): a NUL.
-        var to = [UInt8](repeating: 0xEE, count: 4)
-        #expect(to.withUnsafeMutableBytes { PayloadLayout.storeText(at: $0.baseAddress!, from: nil, count: 3) } == 1)
-        #expect(to == [0, 0xEE, 0xEE, 0xEE])
+        // No text at all: what was reserved for it is '#', then the NUL.
+        var to = [UInt8](repeating: 0xEE, count: 6)
+        #expect(to.withUnsafeMutableBytes { PayloadLayout.storeText(at: $0.baseAddress!, from: nil, count: 3) } == 4)
+        #expect(to == Array("###".utf8) + [0, 0xEE, 0xEE])
     }
 
     @Test func payloadRoundTrips() throws {

@@ -40,8 +40,9 @@ struct RecordMacroRecordingTests {
         try tracer.allocTrace("t")
         try tracer.startTrace("t")
         for i in 0..<40 {
-            // Short texts live in the String itself, long ones on the heap.
-            let s = String(repeating: "é", count: i)
+            // Short texts live in the String itself, long ones on the heap;
+            // lengths from 0 to 78 bytes, odd ones too.
+            let s = String(repeating: "é", count: i) + (i % 3 == 1 ? "x" : "")
             let (a, b, c, d, e, f) = (UInt8(i), Int64(-i) * 1_000_000_007, Int16(i - 20), UInt32(i) &* 0x0101_0101,
                                       Int32(-i), UInt64(i) << 40)
             #record(m0); m0.record()
@@ -100,6 +101,36 @@ struct RecordMacroRecordingTests {
             [.unsigned(0x0102_0304), .string(text)],
             [.signed(-5), .string(text)],
         ])
+    }
+
+    @Test("#record's typed path stores what the general loop does for every kind of value it takes: a NUL inside a String, a one-scalar StaticString, Bool, a pointer, Int",
+          arguments: [UInt8(0), 8])
+    func typedPathValues(alignment: UInt8) throws {
+        let tracer = Tracer(cpuCount: 1, alignment: alignment)
+        let mixed = try tracer.marker("m", "mixed", "b %c p %p n %ld s %s t %s",
+                                      as: (Bool, UnsafeRawPointer, Int, String, StaticString).self)
+        #expect(mixed.typedSlots)
+        try tracer.setupTrace("t")
+        try tracer.allocTrace("t")
+        try tracer.startTrace("t")
+        let pointer = UnsafeRawPointer(bitPattern: 0x1234_5678)!
+        for text in ["ab\0cd", "\0", "twenty-seven bytes of\0text.", String(repeating: "é", count: 40) + "\0!", "no nul"] {
+            #record(mixed, true, pointer, -7, text, "😀"); mixed.record(true, pointer, -7, text, "😀")
+            #record(mixed, false, pointer, .max, text, "é"); mixed.record(false, pointer, .max, text, "é")
+        }
+        try tracer.stopTrace("t")
+        let result = drainAndRead(try tracer.destroyTrace("t"))
+        #expect(result.problems.isEmpty, "\(result.problems.prefix(3))")
+        let events = result.events.filter { $0.channel == "m" }.map { $0.fields.map(\.value) }
+        #expect(events.count == 20)
+        for pair in stride(from: 0, to: events.count - 1, by: 2) {
+            #expect(events[pair] == events[pair + 1])
+        }
+        #expect(events.first == [.unsigned(1), .unsigned(0x1234_5678), .signed(-7), .string("ab###"), .string("😀")])
+        #expect(events[2] == [.unsigned(0), .unsigned(0x1234_5678), .signed(Int64.max), .string("ab###"), .string("é")])
+        #expect(events[4] == [.unsigned(1), .unsigned(0x1234_5678), .signed(-7), .string("#"), .string("😀")])
+        #expect(events[8][3] == .string("twenty-seven bytes of######"))
+        #expect(events[12][3] == .string(String(repeating: "é", count: 40) + "##"))
     }
 
     /// Counts the evaluations of what is handed to `#record`.
