@@ -15,7 +15,8 @@ import LTTFormat
 // `TupleLayout` records the same tuple. Measured with
 // `PayloadLayout.storeText`'s word copy (ProducerBench, one thread, no
 // consumer, 30 interleaved runs, an Int32 and a 27-byte String): 127 -> 111
-// ns per event, median.
+// ns per event, median, and 89 once `String.traceStoreText` was inlined
+// here too (as a call, with its closure, it was 122 of 449 instructions).
 
 /// A list of values that sizes and stores itself field after field.
 @usableFromInline
