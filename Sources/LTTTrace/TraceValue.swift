@@ -101,16 +101,8 @@ extension String: TraceValue {
     @inlinable public var traceInteger: UInt64 { 0 }
     @inlinable public var traceUTF8Count: Int { utf8.count }
     @inlinable public func traceCopyUTF8(to destination: UnsafeMutableRawPointer) {
-        // Native strings are contiguous: no copy. Others are made so.
-        let done: Bool? = utf8.withContiguousStorageIfAvailable { bytes in
+        withTraceUTF8 { bytes in
             if let base = bytes.baseAddress { destination.copyMemory(from: base, byteCount: bytes.count) }
-            return true
-        }
-        if done == nil {
-            var copy = self
-            copy.withUTF8 { bytes in
-                if let base = bytes.baseAddress { destination.copyMemory(from: base, byteCount: bytes.count) }
-            }
         }
     }
     /// Stores the text as a `%s` field at `destination`, its NUL included
@@ -118,14 +110,14 @@ extension String: TraceValue {
     /// Not a `TraceValue` requirement: the typed paths call it on `String`
     /// and `StaticString` only, whose counts they trust.
     @inlinable @inline(__always) func traceStoreText(at destination: UnsafeMutableRawPointer) -> Int {
-        // Native strings are contiguous: stored from their own bytes.
-        if let used = utf8.withContiguousStorageIfAvailable({ bytes in
-            PayloadLayout.storeText(at: destination, from: UnsafeRawPointer(bytes.baseAddress), count: bytes.count)
-        }) {
-            return used
-        }
+        withTraceUTF8 { PayloadLayout.storeText(at: destination, from: UnsafeRawPointer($0.baseAddress), count: $0.count) }
+    }
+    /// Runs `body` on the UTF-8 bytes: a native string's own, contiguous
+    /// (no copy); any other's, made contiguous first.
+    @inlinable @inline(__always) func withTraceUTF8<R>(_ body: (UnsafeBufferPointer<UInt8>) -> R) -> R {
+        if let result = utf8.withContiguousStorageIfAvailable(body) { return result }
         var copy = self
-        return copy.withUTF8 { PayloadLayout.storeText(at: destination, from: UnsafeRawPointer($0.baseAddress), count: $0.count) }
+        return copy.withUTF8(body)
     }
 }
 
