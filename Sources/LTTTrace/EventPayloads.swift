@@ -139,20 +139,27 @@ struct ValueFields: PayloadFields {
     @usableFromInline static let stride = 16
     @usableFromInline static let maximumTextCount = Int(Int32.max)
 
-    @inlinable @inline(__always) func integer(_ i: Int) -> UInt64 {
-        values.loadUnaligned(fromByteOffset: Self.stride &* i, as: UInt64.self)
-    }
-    @inlinable @inline(__always) func text(_ i: Int) -> UnsafeRawPointer? {
-        UnsafeRawPointer(bitPattern: UInt(truncatingIfNeeded: integer(i)))
-    }
-    @inlinable @inline(__always) func textCount(_ i: Int) -> Int {
-        guard text(i) != nil else { return MarkerCore.nullText.utf8CodeUnitCount }
-        let length = values.loadUnaligned(fromByteOffset: Self.stride &* i &+ 8, as: UInt64.self)
-        return length < UInt64(Self.maximumTextCount) ? Int(length) : Self.maximumTextCount
-    }
+    @inlinable @inline(__always) func integer(_ i: Int) -> UInt64 { Self.integer(at: values + Self.stride &* i) }
+    @inlinable @inline(__always) func textCount(_ i: Int) -> Int { Self.text(at: values + Self.stride &* i).count }
     @inlinable @inline(__always) func storeText(_ i: Int, at destination: UnsafeMutableRawPointer) -> Int {
-        PayloadLayout.storeText(at: destination, from: text(i) ?? UnsafeRawPointer(MarkerCore.nullText.utf8Start),
-                                count: textCount(i))
+        let (start, count) = Self.text(at: values + Self.stride &* i)
+        return PayloadLayout.storeText(at: destination, from: start, count: count)
+    }
+
+    /// An entry's integer: its 64-bit word.
+    @inlinable @inline(__always)
+    static func integer(at entry: UnsafeRawPointer) -> UInt64 { entry.loadUnaligned(as: UInt64.self) }
+
+    /// An entry's text: where it starts and its length, clamped to
+    /// `maximumTextCount`; a NULL text is `MarkerCore.nullText`. (Every C
+    /// path reads a text through this: `ValueText` too.)
+    @inlinable @inline(__always)
+    static func text(at entry: UnsafeRawPointer) -> (start: UnsafeRawPointer, count: Int) {
+        guard let start = UnsafeRawPointer(bitPattern: UInt(truncatingIfNeeded: integer(at: entry))) else {
+            return (UnsafeRawPointer(MarkerCore.nullText.utf8Start), MarkerCore.nullText.utf8CodeUnitCount)
+        }
+        let length = entry.loadUnaligned(fromByteOffset: 8, as: UInt64.self)
+        return (start, length < UInt64(maximumTextCount) ? Int(length) : maximumTextCount)
     }
 }
 

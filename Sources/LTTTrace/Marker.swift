@@ -91,6 +91,7 @@ public final class MarkerCore: @unchecked Sendable, CustomStringConvertible {
         fieldCount = format.fields.count
         slots = .allocate(capacity: max(1, format.fields.count))
         for (i, field) in format.fields.enumerated() { (slots.baseAddress! + i).initialize(to: .init(field)) }
+        valueShape = ValueShape(UnsafeBufferPointer(rebasing: slots[..<fieldCount]))
         sinksSlot = .allocate(capacity: 1)
         sinksSlot.initialize(to: nil)
     }
@@ -153,9 +154,21 @@ public final class MarkerCore: @unchecked Sendable, CustomStringConvertible {
     /// would otherwise have the store copy more than was reserved, over the
     /// next event in a buffer other processes share. (Its texts' bytes may
     /// still change under the copy: torn, never longer.)
-    @inlinable
+    ///
+    /// A marker of a common shape (`valueShape`: one to three fields, each
+    /// a 32- or 64-bit integer or a text) records through code made for
+    /// that shape, which reads each value once; the others through the loop
+    /// over the format's slots. (Not inlined into the caller: the copies of
+    /// the recording loop for the shapes are made once, in this module.)
     public func emit(fieldCount: Int, values: UnsafeRawPointer) -> EmitResult? {
         guard fieldCount == self.fieldCount else { return nil }
+        if let valueShape { return valueShape.withParts(of: values, RecordingParts(emitter: emitter)) }
+        return emitThroughSlots(values: values)
+    }
+
+    /// `emit(fieldCount:values:)` through the loop over the format's slots.
+    @inline(never)
+    func emitThroughSlots(values: UnsafeRawPointer) -> EmitResult {
         let (emitter, slots) = (emitter, UnsafePointer(slots.baseAddress!))
         return withUnsafeTemporaryAllocation(byteCount: max(1, fieldCount &* ValueFields.stride), alignment: 16) { copy in
             copy.baseAddress!.copyMemory(from: values, byteCount: fieldCount &* ValueFields.stride)
@@ -163,6 +176,9 @@ public final class MarkerCore: @unchecked Sendable, CustomStringConvertible {
                                               count: fieldCount))
         }
     }
+
+    /// The fields' shape, if `ValueShape` has code made for it.
+    let valueShape: ValueShape?
 
     /// What a NULL text records.
     @usableFromInline static let nullText: StaticString = "(null)"

@@ -36,6 +36,8 @@ do {
     let marker = try tracer.marker("alloc", "typed", "n %d text %s", as: (Int32, String).self)
     let walked = try tracer.marker("alloc", "walked", "n %d c %hd", as: (Int32, Celsius).self)
     let dynamic = try tracer.marker("alloc", "dynamic", "n %d text %s", as: (Int32, String).self).core
+    // A shape the C path has no code made for (a short): the loop over the slots.
+    let slotted = try tracer.register(channel: "alloc", name: "slotted", format: "n %d text %s c %hd")
     try tracer.setupTrace("t")
     // A flight recorder: the buffer never fills, no event is refused.
     try tracer.updateChannel(trace: "t", channel: "alloc") { $0.overwrite = true }
@@ -46,9 +48,9 @@ do {
     let text = String(repeating: "heap text ", count: 3)
     let arguments: [TraceArgument] = [.integer(7), .string(text)]
     let line = Array("a write_event line".utf8)
-    // The C library's arguments: an integer and a char pointer.
+    // The C library's arguments: an integer, a char pointer (and a short).
     let cText = strdup(text)!
-    let values = UnsafeMutablePointer<lttfs_value>.allocate(capacity: 2)
+    let values = UnsafeMutablePointer<lttfs_value>.allocate(capacity: 3)
     defer { free(cText); values.deallocate() }
     var counts: [(String, UInt64)] = []
     counts.append(("#record", allocations(events) { #record(marker, Int32(truncatingIfNeeded: $0), text) }))
@@ -64,6 +66,13 @@ do {
         values[1].string = UnsafePointer(cText)
         values[1].length = UInt64(strlen(cText))
         _ = lttfsRecordValues(OpaquePointer(Unmanaged.passUnretained(dynamic).toOpaque()), values, 2)
+    }))
+    counts.append(("c-library-slots", allocations(events) { i in
+        values[0].integer = UInt64(i)
+        values[1].string = UnsafePointer(cText)
+        values[1].length = UInt64(strlen(cText))
+        values[2].integer = 3
+        _ = lttfsRecordValues(OpaquePointer(Unmanaged.passUnretained(slotted).toOpaque()), values, 3)
     }))
     try tracer.stopTrace("t")
     let trace = try tracer.destroyTrace("t")
