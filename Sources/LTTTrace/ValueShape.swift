@@ -114,45 +114,35 @@ extension ValueShape {
     /// switch per field on its kind, inlined into the caller.
     @inline(__always)
     func withParts<User: ValuePartsUser>(of values: UnsafeRawPointer, _ user: User) -> User.Result {
+        // The last field's part goes before TypedEnd, then each field's
+        // before the list of those after it.
+        let first = KindBefore(shape: self, field: 0, next: user)
         switch count {
-        case 1: return withFirst1(self, TypedEnd.self, values, user)
-        case 2: return withFirst2(self, TypedEnd.self, values, user)
-        default: return withFirst3(self, TypedEnd.self, values, user)
+        case 1: return first.use(TypedEnd.self, values: values)
+        case 2: return KindBefore(shape: self, field: 1, next: first).use(TypedEnd.self, values: values)
+        default:
+            return KindBefore(shape: self, field: 2, next: KindBefore(shape: self, field: 1, next: first))
+                .use(TypedEnd.self, values: values)
         }
     }
 }
 
-// `withFirstN`: the list type of fields 0 ..< N, then `Tail`. Each kind is
-// a type, so each branch goes on with a different `Tail` (a switch cannot
-// pick a type otherwise).
+/// Puts field `field`'s part before the list type it is handed, then hands
+/// the longer list on to `next`: each kind is a type, so each branch of the
+/// switch goes on with a different type (a switch cannot pick a type
+/// otherwise).
+private struct KindBefore<Next: ValuePartsUser>: ValuePartsUser {
+    let shape: ValueShape
+    let field: Int
+    let next: Next
 
-@inline(__always)
-private func withFirst1<Tail: ValueParts, User: ValuePartsUser>(
-    _ shape: ValueShape, _ tail: Tail.Type, _ values: UnsafeRawPointer, _ user: User) -> User.Result {
-    switch shape.kind(0) {
-    case .integer32: return user.use(TypedList<ValueInteger<UInt32>, Tail>.self, values: values)
-    case .integer64: return user.use(TypedList<ValueInteger<UInt64>, Tail>.self, values: values)
-    case .text: return user.use(TypedList<ValueText, Tail>.self, values: values)
-    }
-}
-
-@inline(__always)
-private func withFirst2<Tail: ValueParts, User: ValuePartsUser>(
-    _ shape: ValueShape, _ tail: Tail.Type, _ values: UnsafeRawPointer, _ user: User) -> User.Result {
-    switch shape.kind(1) {
-    case .integer32: return withFirst1(shape, TypedList<ValueInteger<UInt32>, Tail>.self, values, user)
-    case .integer64: return withFirst1(shape, TypedList<ValueInteger<UInt64>, Tail>.self, values, user)
-    case .text: return withFirst1(shape, TypedList<ValueText, Tail>.self, values, user)
-    }
-}
-
-@inline(__always)
-private func withFirst3<Tail: ValueParts, User: ValuePartsUser>(
-    _ shape: ValueShape, _ tail: Tail.Type, _ values: UnsafeRawPointer, _ user: User) -> User.Result {
-    switch shape.kind(2) {
-    case .integer32: return withFirst2(shape, TypedList<ValueInteger<UInt32>, Tail>.self, values, user)
-    case .integer64: return withFirst2(shape, TypedList<ValueInteger<UInt64>, Tail>.self, values, user)
-    case .text: return withFirst2(shape, TypedList<ValueText, Tail>.self, values, user)
+    @inline(__always)
+    func use<Tail: ValueParts>(_ tail: Tail.Type, values: UnsafeRawPointer) -> Next.Result {
+        switch shape.kind(field) {
+        case .integer32: return next.use(TypedList<ValueInteger<UInt32>, Tail>.self, values: values)
+        case .integer64: return next.use(TypedList<ValueInteger<UInt64>, Tail>.self, values: values)
+        case .text: return next.use(TypedList<ValueText, Tail>.self, values: values)
+        }
     }
 }
 
