@@ -123,8 +123,8 @@ func postIncrement(_ i: inout Int) -> Int {
 /// field, a 64-bit word (an integer's bit pattern, or a text's `const char
 /// *`) then a text's length in bytes, which `LTTFS_STR` measured at the
 /// call. The size reserved and the bytes stored both come from that length,
-/// read twice from the same memory: `MarkerCore.emit` hands over its own
-/// copy of the caller's array, which nothing else writes. So they agree
+/// read twice from the same memory: `MarkerCore.emitThroughSlots` hands
+/// over its own copy of the caller's array, which nothing else writes. So they agree
 /// even if the caller's text changes meanwhile (at worst the copy is torn,
 /// never longer; a NUL that appears within it ends the text,
 /// `PayloadLayout.store`). A NULL text records "(null)"; a length

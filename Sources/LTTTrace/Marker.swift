@@ -148,17 +148,16 @@ public final class MarkerCore: @unchecked Sendable, CustomStringConvertible {
     /// char *` and its length. `fieldCount` must be the format's. Measures
     /// nothing: each text's length came with it. nil: the count is wrong.
     ///
-    /// The values are copied to the stack first, and read from there only:
-    /// the event is sized from them, then stored from them, and a caller
-    /// that changed its array meanwhile (another thread of a buggy program)
-    /// would otherwise have the store copy more than was reserved, over the
-    /// next event in a buffer other processes share. (Its texts' bytes may
-    /// still change under the copy: torn, never longer.)
-    ///
-    /// A marker of a common shape (`valueShape`: one to three fields, each
-    /// a 32- or 64-bit integer or a text) records through code made for
-    /// that shape, which reads each value once; the others through the loop
-    /// over the format's slots. (Not inlined into the caller: the copies of
+    /// Each value is read once, and the event sized and stored from what
+    /// was read: a caller that changed its array meanwhile (another thread
+    /// of a buggy program) would otherwise have the store copy more than was
+    /// reserved, over the next event in a buffer other processes share.
+    /// (Its texts' bytes may still change under the copy: torn, never
+    /// longer.) A marker of a common shape (`valueShape`: one to three
+    /// fields, each stored in 4 or 8 bytes in host order, or a text)
+    /// records through code made for that shape, which reads each value
+    /// into the part that sizes and stores it; the others copy the array to
+    /// the stack, then loop over the format's slots (`emitThroughSlots`). (Not inlined into the caller: the copies of
     /// the recording loop for the shapes are made once, in this module.)
     public func emit(fieldCount: Int, values: UnsafeRawPointer) -> EmitResult? {
         guard fieldCount == self.fieldCount else { return nil }

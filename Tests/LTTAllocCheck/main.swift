@@ -53,6 +53,9 @@ do {
     let values = UnsafeMutablePointer<lttfs_value>.allocate(capacity: 3)
     defer { free(cText); values.deallocate() }
     var counts: [(String, UInt64)] = []
+    // C calls that did not record (a path that records nothing allocates
+    // nothing either: it must not pass for one that records).
+    var cFailures = 0
     counts.append(("#record", allocations(events) { #record(marker, Int32(truncatingIfNeeded: $0), text) }))
     counts.append(("record(values)", allocations(events) { marker.record(Int32(truncatingIfNeeded: $0), text) }))
     counts.append(("record{closure}", allocations(events) { i in marker.record { (Int32(truncatingIfNeeded: i), text) } }))
@@ -65,20 +68,28 @@ do {
         values[0].integer = UInt64(i)
         values[1].string = UnsafePointer(cText)
         values[1].length = UInt64(strlen(cText))
-        _ = lttfsRecordValues(OpaquePointer(Unmanaged.passUnretained(dynamic).toOpaque()), values, 2)
+        if lttfsRecordValues(OpaquePointer(Unmanaged.passUnretained(dynamic).toOpaque()), values, 2) != 0 {
+            cFailures += 1
+        }
     }))
     counts.append(("c-library-slots", allocations(events) { i in
         values[0].integer = UInt64(i)
         values[1].string = UnsafePointer(cText)
         values[1].length = UInt64(strlen(cText))
         values[2].integer = 3
-        _ = lttfsRecordValues(OpaquePointer(Unmanaged.passUnretained(slotted).toOpaque()), values, 3)
+        if lttfsRecordValues(OpaquePointer(Unmanaged.passUnretained(slotted).toOpaque()), values, 3) != 0 {
+            cFailures += 1
+        }
     }))
     try tracer.stopTrace("t")
     let trace = try tracer.destroyTrace("t")
     let written = trace.channels.values.flatMap(\.buffers).reduce(0) { $0 + $1.counters.eventsWritten }
     for (path, count) in counts { print("\(path) allocations=\(count) events=\(events)") }
     print("written=\(written) available=\(alloc_counter_available())")
+    if cFailures > 0 {
+        print("lttfs-alloc-check: \(cFailures) C calls did not record their event")
+        exit(1)
+    }
 } catch {
     print("lttfs-alloc-check: \(error)")
     exit(1)

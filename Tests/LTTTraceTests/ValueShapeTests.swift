@@ -85,10 +85,10 @@ struct ValueShapeTests {
         }
         /// A text, with `length` as the caller measured it (its bytes up to
         /// a NUL inside it, or past it).
-        func text(_ i: Int, _ bytes: [UInt8]?, length: Int? = nil) {
+        func text(_ i: Int, _ bytes: [UInt8]?, length: UInt64? = nil) {
             guard let bytes else {
                 integer(i, 0)
-                entries.storeBytes(of: UInt64(length ?? 0), toByteOffset: i * ValueFields.stride + 8, as: UInt64.self)
+                entries.storeBytes(of: length ?? 0, toByteOffset: i * ValueFields.stride + 8, as: UInt64.self)
                 return
             }
             // An allocation of exactly the text and its NUL: a read past
@@ -98,7 +98,7 @@ struct ValueShapeTests {
             copy[bytes.count] = 0
             texts.append(copy)
             integer(i, UInt64(UInt(bitPattern: copy)))
-            entries.storeBytes(of: UInt64(length ?? bytes.count), toByteOffset: i * ValueFields.stride + 8,
+            entries.storeBytes(of: length ?? UInt64(bytes.count), toByteOffset: i * ValueFields.stride + 8,
                                as: UInt64.self)
         }
     }
@@ -135,8 +135,10 @@ struct ValueShapeTests {
                     case .text:
                         let text = Self.texts[pick % Self.texts.count]
                         // A length one past the NUL, as a caller that
-                        // measured the wrong string would pass.
-                        values.text(i, text, length: text.map { $0.count + (round % 4 == 3 ? 1 : 0) })
+                        // measured the wrong string would pass; a NULL
+                        // text with a length, which must not count.
+                        values.text(i, text, length: text.map { UInt64($0.count + (round % 4 == 3 ? 1 : 0)) }
+                                        ?? [0, 100, .max][round % 3])
                     }
                 }
                 let general = FieldsPayload(ValueFields(values: values.entries), slots: slots, count: kinds.count)
@@ -149,11 +151,8 @@ struct ValueShapeTests {
         #expect(compared == 39 * 9)
     }
 
-    @Test("a text no buffer holds is sized as the general loop sizes it, and the event is counted lost, not stored")
+    @Test("a text no buffer holds is sized as the general loop sizes it, clamped to 2^31 - 1 bytes, and the event is counted lost, not stored")
     func textTooLong() throws {
-        let values = Values(count: 2)
-        values.integer(0, 7)
-        values.text(1, Array("abc".utf8), length: Int(UInt32.max))
         let tracer = Tracer(cpuCount: 1)
         let core = try tracer.register(channel: "shape", name: "long", format: "n %d s %s")
         let shape = try #require(core.valueShape)
@@ -162,13 +161,24 @@ struct ValueShapeTests {
                 TypedPayload(Parts(values: values, field: 0)).size(alignment: 8)
             }
         }
-        let general = FieldsPayload(ValueFields(values: values.entries), slots: UnsafePointer(core.slots.baseAddress!),
-                                    count: 2).size(alignment: 8)
-        #expect(shape.withParts(of: values.entries, Size()) == general)
-        #expect(general == 4 + ValueFields.maximumTextCount + 1)
+        // (length passed, bytes the text is sized as): 4 for the integer,
+        // then the text and its NUL.
+        let lengths: [(UInt64, Int)] = [(0x7FFF_FFFE, 0x7FFF_FFFE), (0x7FFF_FFFF, 0x7FFF_FFFF),
+                                        (0x8000_0000, 0x7FFF_FFFF), (UInt64(UInt32.max), 0x7FFF_FFFF),
+                                        (.max, 0x7FFF_FFFF)]
+        let values = Values(count: 2)
+        values.integer(0, 7)
+        for (length, sized) in lengths {
+            values.text(1, Array("abc".utf8), length: length)
+            let general = FieldsPayload(ValueFields(values: values.entries),
+                                        slots: UnsafePointer(core.slots.baseAddress!), count: 2).size(alignment: 8)
+            #expect(shape.withParts(of: values.entries, Size()) == 4 + sized + 1, "\(length)")
+            #expect(general == 4 + sized + 1, "\(length)")
+        }
         try tracer.setupTrace("t")
         try tracer.allocTrace("t")
         try tracer.startTrace("t")
+        values.text(1, Array("abc".utf8), length: UInt64(UInt32.max))
         #expect(core.emit(fieldCount: 2, values: values.entries) == { var r = EmitResult(); r.lost = 1; return r }())
         values.text(1, Array("abc".utf8))
         #expect(core.emit(fieldCount: 2, values: values.entries)?.recorded == 1)
@@ -177,6 +187,52 @@ struct ValueShapeTests {
         #expect(result.problems.isEmpty)
         #expect(result.events.filter { $0.channel == "shape" }.map { $0.fields.map(\.value) }
                     == [[.signed(7), .string("abc")]])
+    }
+
+    /// Sizes the payload, lets `change` rewrite the caller's array, then
+    /// stores: what a second thread of a buggy caller can do.
+    struct ChangedBetween: ValuePartsUser {
+        let alignment: Int
+        let change: () -> Void
+        func use<Parts: ValueParts>(_ parts: Parts.Type, values: UnsafeRawPointer) -> [UInt8] {
+            let payload = TypedPayload(Parts(values: values, field: 0))
+            let size = payload.size(alignment: alignment)
+            change()
+            // Room for a wrong store of the changed values, so that a
+            // failing test overruns nothing but its own guard bytes.
+            var bytes = [UInt8](repeating: 0xAA, count: size + 4096)
+            bytes.withUnsafeMutableBytes { payload.store(at: $0.baseAddress!, alignment: alignment) }
+            let overrun = bytes[(size + 16)...].contains { $0 != 0xAA }
+            return withUnsafeBytes(of: UInt64(size)) { Array($0) } + bytes[..<(size + 16)] + (overrun ? [0] : [])
+        }
+    }
+
+    @Test("each value is read once: an array rewritten between the sizing and the stores changes nothing stored, and nothing is stored past the size",
+          arguments: [0, 8])
+    func valuesReadOnce(alignment: Int) throws {
+        let tracer = Tracer(cpuCount: 1)
+        let longer = Array(String(repeating: "a longer text ", count: 20).utf8)
+        for (m, kinds) in Self.everyShape.enumerated() {
+            let core = try tracer.register(channel: "shape", name: "once\(m)", format: Self.format(kinds))
+            let shape = try #require(core.valueShape)
+            let values = Values(count: kinds.count)
+            for (i, kind) in kinds.enumerated() {
+                switch kind {
+                case .integer32, .integer64: values.integer(i, 0x0102_0304_0506_0708 &* UInt64(i + 1))
+                case .text: values.text(i, Array("text \(i)".utf8))
+                }
+            }
+            let expected = shape.withParts(of: values.entries, PayloadBytes(alignment: alignment))
+            let changed = shape.withParts(of: values.entries, ChangedBetween(alignment: alignment) {
+                for (i, kind) in kinds.enumerated() {
+                    switch kind {
+                    case .integer32, .integer64: values.integer(i, .max)
+                    case .text: values.text(i, longer)
+                    }
+                }
+            })
+            #expect(changed == expected, "\(kinds)")
+        }
     }
 
     @Test("events of every shape, recorded into a trace and read back, hold the values the caller passed",
