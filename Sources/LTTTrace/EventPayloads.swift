@@ -124,9 +124,9 @@ func postIncrement(_ i: inout Int) -> Int {
 /// *`) then a text's length in bytes, which `LTTFS_STR` measured at the
 /// call. The size reserved and the bytes stored both come from that length,
 /// read twice from the same memory: `MarkerCore.emitThroughSlots` hands
-/// over its own copy of the caller's array, which nothing else writes. So they agree
-/// even if the caller's text changes meanwhile (at worst the copy is torn,
-/// never longer; a NUL that appears within it ends the text,
+/// over its own copy of the caller's array, which nothing else writes. So
+/// they agree even if the caller's text changes meanwhile (at worst the
+/// copy is torn, never longer; a NUL that appears within it ends the text,
 /// `PayloadLayout.store`). A NULL text records "(null)"; a length
 /// past `maximumTextCount` (no sub-buffer holds it) is sized as that, and
 /// the event, too large for any buffer, is counted lost.

@@ -157,8 +157,9 @@ public final class MarkerCore: @unchecked Sendable, CustomStringConvertible {
     /// fields, each stored in 4 or 8 bytes in host order, or a text)
     /// records through code made for that shape, which reads each value
     /// into the part that sizes and stores it; the others copy the array to
-    /// the stack, then loop over the format's slots (`emitThroughSlots`). (Not inlined into the caller: the copies of
-    /// the recording loop for the shapes are made once, in this module.)
+    /// the stack, then loop over the format's slots (`emitThroughSlots`).
+    /// Not inlined into the caller: the copies of the recording loop for
+    /// the shapes are made once, in this module.
     public func emit(fieldCount: Int, values: UnsafeRawPointer) -> EmitResult? {
         guard fieldCount == self.fieldCount else { return nil }
         if let valueShape { return valueShape.withParts(of: values, RecordingParts(emitter: emitter)) }
