@@ -60,8 +60,24 @@ public enum PayloadLayout {
         if slot.size == 0 {
             offset &+= textCount() &+ 1
         } else {
-            offset &+= padding(at: offset, size: slot.size, alignment: alignment) &+ slot.size
+            advance(&offset, overInteger: slot.size, alignment: alignment)
         }
+    }
+
+    /// Moves `offset` past an integer of `size` bytes, after its padding.
+    @inlinable @inline(__always)
+    public static func advance(_ offset: inout Int, overInteger size: Int, alignment: Int) {
+        offset &+= padding(at: offset, size: size, alignment: alignment) &+ size
+    }
+
+    /// Stores an integer of `size` bytes at `base + offset` after its
+    /// padding, and moves `offset` past it.
+    @inlinable @inline(__always)
+    public static func store(_ offset: inout Int, integer bits: UInt64, size: Int, networkOrder: Bool,
+                             base: UnsafeMutableRawPointer, alignment: Int) {
+        let o = offset &+ padding(at: offset, size: size, alignment: alignment)
+        storeInteger(bits, size: size, networkOrder: networkOrder, at: base + o)
+        offset = o &+ size
     }
 
     /// Stores one field at `base + offset` and moves `offset` past it: the
@@ -74,9 +90,8 @@ public enum PayloadLayout {
         if slot.size == 0 {
             offset &+= storeText(base + offset)
         } else {
-            let o = offset &+ padding(at: offset, size: slot.size, alignment: alignment)
-            storeInteger(integer(), size: slot.size, networkOrder: slot.networkOrder, at: base + o)
-            offset = o &+ slot.size
+            store(&offset, integer: integer(), size: slot.size, networkOrder: slot.networkOrder, base: base,
+                  alignment: alignment)
         }
     }
 }

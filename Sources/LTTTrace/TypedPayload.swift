@@ -44,8 +44,7 @@ struct TypedValue<Value: TraceValue>: TypedPart {
         if Value.isTraceString {
             offset &+= value.traceUTF8Count &+ 1
         } else {
-            let size = MemoryLayout<Value>.size
-            offset &+= PayloadLayout.padding(at: offset, size: size, alignment: alignment) &+ size
+            PayloadLayout.advance(&offset, overInteger: MemoryLayout<Value>.size, alignment: alignment)
         }
     }
 
@@ -64,10 +63,8 @@ struct TypedValue<Value: TraceValue>: TypedPart {
                 }
             }
         } else {
-            let size = MemoryLayout<Value>.size
-            let o = offset &+ PayloadLayout.padding(at: offset, size: size, alignment: alignment)
-            PayloadLayout.storeInteger(value.traceInteger, size: size, networkOrder: false, at: base + o)
-            offset = o &+ size
+            PayloadLayout.store(&offset, integer: value.traceInteger, size: MemoryLayout<Value>.size, networkOrder: false,
+                                base: base, alignment: alignment)
         }
     }
 }

@@ -160,16 +160,13 @@ struct ValueInteger<Stored: FixedWidthInteger & UnsignedInteger>: ValueParts {
 
     @inline(__always)
     func advance(_ offset: inout Int, alignment: Int) {
-        let size = MemoryLayout<Stored>.size
-        offset &+= PayloadLayout.padding(at: offset, size: size, alignment: alignment) &+ size
+        PayloadLayout.advance(&offset, overInteger: MemoryLayout<Stored>.size, alignment: alignment)
     }
 
     @inline(__always)
     func store(_ offset: inout Int, at base: UnsafeMutableRawPointer, alignment: Int) {
-        let size = MemoryLayout<Stored>.size
-        let o = offset &+ PayloadLayout.padding(at: offset, size: size, alignment: alignment)
-        PayloadLayout.storeInteger(bits, size: size, networkOrder: false, at: base + o)
-        offset = o &+ size
+        PayloadLayout.store(&offset, integer: bits, size: MemoryLayout<Stored>.size, networkOrder: false, base: base,
+                            alignment: alignment)
     }
 }
 
